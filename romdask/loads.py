@@ -1,0 +1,152 @@
+"""Load patterns x amplitude tables: what a high-fidelity run and a reduced scenario are made of.
+
+A load pattern is a fixed spatial distribution (prescribed displacement on nodes, nodal forces,
+pressure on a surface) scaled in time by an :class:`Amplitude`. A reduced model keeps one reduced
+vector per pattern; a new scenario changes only the amplitudes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Amplitude", "Dirichlet", "NodalForce", "Pressure", "cyclic", "ramp"]
+
+
+@dataclass(frozen=True, eq=False)
+class Amplitude:
+    """A piecewise-linear amplitude table a(t) (CalculiX ``*AMPLITUDE``).
+
+    Constant extrapolation outside the table (as CalculiX does).
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        t = np.array(self.times, np.float64)
+        v = np.array(self.values, np.float64)
+        if t.ndim != 1 or t.shape != v.shape or len(t) < 1:
+            raise ValueError(f"amplitude needs 1-D times and values of equal length; got {t.shape}, {v.shape}")
+        if np.any(np.diff(t) < 0):
+            raise ValueError("amplitude times must be non-decreasing")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(v))):
+            raise ValueError("amplitude times and values must be finite")
+        t.setflags(write=False)
+        v.setflags(write=False)
+        object.__setattr__(self, "times", t)
+        object.__setattr__(self, "values", v)
+
+    def __call__(self, t):
+        return np.interp(t, self.times, self.values)
+
+    def breakpoints(self, t_end: float | None = None) -> np.ndarray:
+        """Times of the table up to ``t_end``: where the load may change direction."""
+        t = self.times if t_end is None else self.times[self.times <= t_end]
+        return np.unique(t)
+
+
+def ramp(t_end: float = 1.0) -> Amplitude:
+    """0 at t=0 to 1 at ``t_end``."""
+    return Amplitude([0.0, t_end], [0.0, 1.0])
+
+
+def cyclic(period: float = 1.0, n_cycles: float = 1, *, r_ratio: float = -1.0) -> Amplitude:
+    """Triangular cycles 0 -> 1 -> r_ratio -> ... -> 0 (fully reversed for ``r_ratio=-1``).
+
+    Each cycle goes up to 1 at period/4, down to ``r_ratio`` at 3 period/4 and back to 0 at the
+    end of the period (for r_ratio = 0: up at period/2, down at period).
+    """
+    if period <= 0 or n_cycles <= 0:
+        raise ValueError(f"cyclic needs period > 0 and n_cycles > 0; got {period}, {n_cycles}")
+    if r_ratio == 0.0:
+        one = [(0.5, 1.0), (1.0, 0.0)]
+    else:
+        one = [(0.25, 1.0), (0.75, r_ratio), (1.0, 0.0)]
+    times, values = [0.0], [0.0]
+    n_full = int(np.ceil(n_cycles))
+    for c in range(n_full):
+        for frac, val in one:
+            if c + frac <= n_cycles + 1e-12:
+                times.append((c + frac) * period)
+                values.append(val)
+    return Amplitude(times, values)
+
+
+def _check_nodes(nodes, what: str) -> np.ndarray:
+    a = np.unique(np.asarray(nodes, np.int64).ravel())
+    if a.size == 0:
+        raise ValueError(f"{what} on an empty node set")
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Dirichlet:
+    """u[nodes, component] = value * amplitude(t) (homogeneous when value == 0).
+
+    ``amplitude=None`` means the value is applied in full at all times (CalculiX default for
+    *BOUNDARY without AMPLITUDE in a step ramps it; romdask keeps it explicit: pass ramp()).
+    """
+
+    nodes: np.ndarray
+    components: tuple[int, ...]
+    value: float = 0.0
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _check_nodes(self.nodes, "Dirichlet condition"))
+        comps = tuple(int(c) for c in np.atleast_1d(self.components))
+        if not comps or any(c not in (0, 1, 2) for c in comps):
+            raise ValueError(f"Dirichlet components must be among 0, 1, 2; got {self.components}")
+        object.__setattr__(self, "components", comps)
+
+    @property
+    def dofs(self) -> np.ndarray:
+        return (3 * self.nodes[:, None] + np.asarray(self.components)[None, :]).ravel()
+
+    def scale(self, t) -> float:
+        return self.value * (1.0 if self.amplitude is None else float(self.amplitude(t)))
+
+
+@dataclass(frozen=True, eq=False)
+class NodalForce:
+    """Force ``value * amplitude(t)`` on each node of ``nodes`` along ``component`` (*CLOAD)."""
+
+    nodes: np.ndarray
+    component: int
+    value: float
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _check_nodes(self.nodes, "nodal force"))
+        if self.component not in (0, 1, 2):
+            raise ValueError(f"nodal force component must be 0, 1 or 2; got {self.component}")
+
+    def scale(self, t) -> float:
+        return 1.0 if self.amplitude is None else float(self.amplitude(t))
+
+
+@dataclass(frozen=True, eq=False)
+class Pressure:
+    """Pressure ``value * amplitude(t)`` on faces (*DLOAD Pn); positive pushes into the body.
+
+    ``faces``: int array (n_faces, 2) of (global element index, 0-based CalculiX face number),
+    e.g. ``mesh.surfaces[name]``.
+    """
+
+    faces: np.ndarray
+    value: float
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        f = np.array(self.faces, np.int64).reshape(-1, 2)
+        if f.size == 0:
+            raise ValueError("pressure on an empty surface")
+        object.__setattr__(self, "faces", f)
+
+    def scale(self, t) -> float:
+        return 1.0 if self.amplitude is None else float(self.amplitude(t))
