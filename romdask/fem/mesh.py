@@ -170,7 +170,8 @@ class Mesh:
 
     def to_meshio(self):
         """A :class:`meshio.Mesh` with the same cells (meshio's node order equals CalculiX's
-        for these types); ids and element sets as cell data, node sets as point data."""
+        for these types); ids, element sets and surfaces (a face bit mask per element) as cell
+        data, node sets as point data."""
         import meshio
 
         cells = [(ELEMENT_TYPES[b.type][0], np.asarray(b.connectivity)) for b in self.blocks]
@@ -180,6 +181,11 @@ class Mesh:
             flag = np.zeros(self.n_elements, np.int8)
             flag[s] = 1
             cell_data[f"elset:{name}"] = [flag[offsets[i] : offsets[i + 1]] for i in range(len(self.blocks))]
+        for name, s in self.surfaces.items():
+            # one bit per face (CalculiX face k -> bit k); face order inside a surface is not kept
+            bits = np.zeros(self.n_elements, np.int32)
+            np.bitwise_or.at(bits, s[:, 0], np.left_shift(1, s[:, 1]).astype(np.int32))
+            cell_data[f"surface:{name}"] = [bits[offsets[i] : offsets[i + 1]] for i in range(len(self.blocks))]
         point_data = {"node_id": np.asarray(self.node_ids)}
         for name, s in self.node_sets.items():
             flag = np.zeros(self.n_nodes, np.int8)
@@ -217,13 +223,19 @@ class Mesh:
             idx = [np.asarray(per_block[i], np.int64) + offsets[k] for k, i in enumerate(kept)
                    if i < len(per_block) and per_block[i] is not None and len(per_block[i])]
             element_sets.setdefault(name, np.concatenate(idx) if idx else np.zeros(0, np.int64))
+        surfaces: dict[str, np.ndarray] = {}
+        for key, data in mesh.cell_data.items():
+            if key.startswith("surface:"):
+                bits = np.concatenate([np.asarray(data[i], np.int64) for i in kept])
+                el, face = np.nonzero((bits[:, None] >> np.arange(6)) & 1)
+                surfaces[key[len("surface:") :]] = np.column_stack([el, face]).astype(np.int64)
         node_sets = {k[len("nset:") :]: np.flatnonzero(v) for k, v in mesh.point_data.items() if k.startswith("nset:")}
         for name, s in getattr(mesh, "point_sets", {}).items():
             node_sets.setdefault(name, np.asarray(s, np.int64))
         nodes = np.asarray(mesh.points, np.float64)
         if nodes.shape[1] == 2:
             nodes = np.column_stack([nodes, np.zeros(len(nodes))])
-        return cls(nodes, tuple(blocks), mesh.point_data.get("node_id"), node_sets, element_sets)
+        return cls(nodes, tuple(blocks), mesh.point_data.get("node_id"), node_sets, element_sets, surfaces)
 
     def renumbered(self, node_order: np.ndarray, element_order: np.ndarray | None = None) -> "Mesh":
         """The same mesh with nodes (and elements inside each block) in a new order.
