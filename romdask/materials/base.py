@@ -1,0 +1,111 @@
+"""The constitutive-law interface shared by every material of :mod:`romdask.materials`.
+
+A law is a frozen dataclass deriving from :class:`Material`. It owns its parameters (validated in
+``__post_init__``), packs them into a 1-D float64 array (:attr:`Material.params`) and exposes a
+numba kernel that integrates many integration points at once::
+
+    n_failed = kernel(strain, state_old, dt, time, params, stress, tangent, state_new)
+
+with ``strain (n, 6)`` the total strain at t_{n+1} (Voigt ``xx yy zz xy xz yz``, engineering
+shear), ``state_old (n, n_state)`` at t_n, ``dt`` the increment length and ``time`` = t_{n+1}.
+Outputs are written into ``stress (n, 6)`` (tensor components), ``tangent (n, 6, 6)`` with
+``tangent[i, j] = d stress_i / d strain_j`` (engineering-shear columns) and
+``state_new (n, n_state)``. The return value counts the points whose local integration failed
+(the caller cuts the increment); a failed point gets the elastic trial stress, the elastic
+tangent and ``state_new = state_old``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Material"]
+
+
+class Material:
+    """Base class of constitutive laws (subclasses are frozen dataclasses).
+
+    Subclasses define ``state_names`` (class attribute), :attr:`params` and :attr:`kernel`.
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def n_state(self) -> int:
+        """Number of internal state variables per integration point."""
+        return len(self.state_names)
+
+    @property
+    def params(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def kernel(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def initial_state(self, n_points: int) -> np.ndarray:
+        """Virgin state of ``n_points`` integration points, shape ``(n_points, n_state)``."""
+        if n_points < 0:
+            raise ValueError(f"n_points must be >= 0; got {n_points}.")
+        return np.zeros((int(n_points), self.n_state), np.float64)
+
+    def integrate(
+        self,
+        strain: np.ndarray,
+        state_old: np.ndarray,
+        dt: float,
+        time: float,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Integrate the law over one increment at every point.
+
+        Parameters
+        ----------
+        strain : (n, 6) total strain at the end of the increment (engineering shear).
+        state_old : (n, n_state) state at the start of the increment.
+        dt : increment length.
+        time : time at the end of the increment.
+        out : optional preallocated ``(stress (n, 6), tangent (n, 6, 6), state_new (n, n_state))``
+            float64 C-contiguous arrays.
+
+        Returns
+        -------
+        stress, tangent, state_new, n_failed
+
+        Notes
+        -----
+        Runs the parallel numba kernel; no allocation when ``out`` is given (inputs that are not
+        C-contiguous float64 are copied once).
+        """
+        strain = np.ascontiguousarray(strain, dtype=np.float64)
+        state_old = np.ascontiguousarray(state_old, dtype=np.float64)
+        if strain.ndim != 2 or strain.shape[1] != 6:
+            raise ValueError(f"strain must have shape (n, 6); got {strain.shape}.")
+        n = strain.shape[0]
+        if state_old.shape != (n, self.n_state):
+            raise ValueError(
+                f"state_old must have shape ({n}, {self.n_state}) for {type(self).__name__}; "
+                f"got {state_old.shape}. Use initial_state(n) for a virgin state."
+            )
+        if out is None:
+            stress = np.empty((n, 6))
+            tangent = np.empty((n, 6, 6))
+            state_new = np.empty((n, self.n_state))
+        else:
+            stress, tangent, state_new = out
+            for name, arr, shape in (
+                ("stress", stress, (n, 6)),
+                ("tangent", tangent, (n, 6, 6)),
+                ("state_new", state_new, (n, self.n_state)),
+            ):
+                if arr.shape != shape or arr.dtype != np.float64 or not arr.flags.c_contiguous:
+                    raise ValueError(
+                        f"out {name} must be a C-contiguous float64 array of shape {shape}; "
+                        f"got {arr.dtype} {arr.shape}."
+                    )
+        n_failed = self.kernel(
+            strain, state_old, float(dt), float(time), self.params, stress, tangent, state_new
+        )
+        return stress, tangent, state_new, int(n_failed)
