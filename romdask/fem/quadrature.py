@@ -236,7 +236,7 @@ def _force_kernel(conn, dNdx, w, stress, offset, out):  # pragma: no cover - com
                 out[d + 2] += sxz * gx + syz * gy + szz * gz
 
 
-def strain(quad: Quadrature, u: np.ndarray) -> np.ndarray:
+def strain(quad: Quadrature, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Small strain at every integration point.
 
     Parameters
@@ -244,6 +244,8 @@ def strain(quad: Quadrature, u: np.ndarray) -> np.ndarray:
     quad : Quadrature
     u : ndarray, shape (n_dofs,)
         Displacement, dof ``3 * node + component``.
+    out : ndarray, shape (n_points, 6), optional
+        Overwritten with the result.
 
     Returns
     -------
@@ -258,7 +260,10 @@ def strain(quad: Quadrature, u: np.ndarray) -> np.ndarray:
     if u.size != quad.n_dofs or u.ndim not in (1, 2):
         raise ValueError(f"u must have {quad.n_dofs} dofs (shape ({quad.n_dofs},)); got shape {u.shape}")
     u3 = np.ascontiguousarray(u.reshape(-1, 3))
-    out = np.empty((quad.n_points, 6))
+    if out is None:
+        out = np.empty((quad.n_points, 6))
+    elif out.shape != (quad.n_points, 6) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float64 array of shape ({quad.n_points}, 6)")
     for b in quad.blocks:
         if b.n_points:
             _strain_kernel(b.connectivity, b.dNdx, u3, b.ip_offset, out)
