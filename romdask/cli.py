@@ -16,8 +16,11 @@ log = logging.getLogger("romdask")
 def _progress_bar(label: str):
     """A one-line text progress bar on stderr (a callback for the built-in solver)."""
     start = time.perf_counter()
+    live = sys.stderr.isatty()
 
     def progress(step: int, n_steps: int, info: dict) -> None:
+        if not live and step != n_steps:
+            return
         width = 30
         done = int(width * step / max(n_steps, 1))
         elapsed = time.perf_counter() - start
@@ -34,28 +37,54 @@ def _progress_bar(label: str):
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from romdask.fem.quadrature import quadrature
     from romdask.hifi import solve
     from romdask.io.vtu import write_vtu_series
-    from romdask.problems.plate import plate_mesh_for_nodes, plate_problem
+    from romdask.materials import von_mises
+    from romdask.problems.plate import plate_n_for_nodes, plate_problem
 
-    mesh = plate_mesh_for_nodes(args.nodes)
-    problem = plate_problem(mesh=mesh, amplitude=args.amplitude, n_cycles=args.cycles)
+    problem = plate_problem(amplitude=args.amplitude, n_cycles=args.cycles, n=plate_n_for_nodes(args.nodes))
+    mesh = problem.mesh
     print(
-        f"romdask demo: quarter plate with a hole, {mesh.n_nodes} nodes, {mesh.n_elements} "
+        f"romdask demo: quarter plate with a hole, {mesh.n_nodes:,} nodes, {mesh.n_elements:,} "
         f"{'/'.join(b.type for b in mesh.blocks)} elements, {len(problem.times) - 1} increments, "
-        f"{args.cycles} cycle(s) of prescribed displacement (built-in solver)"
+        f"{args.cycles:g} cycle(s) of prescribed displacement {problem.metadata['amplitude']:g} mm "
+        "(built-in solver)"
     )
-    t0 = time.perf_counter()
     result = solve(problem, fields=("displacement", "stress", "state"), progress=_progress_bar("solve"))
-    wall = time.perf_counter() - t0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pvd = write_vtu_series(out / "plate", problem, result)
-    table = result.summary()
+    stress, state = result.fields["stress"], result.fields["state"]
+    mises = von_mises(stress)
+    top = result.reaction_names.index(problem.metadata["load_pattern"])
+    quad = quadrature(mesh)
+    counts = np.bincount(quad.element_of_point, minlength=mesh.n_elements)
+
+    def cell_mean(field):  # (n_steps, n_points, ...) -> (n_steps, n_elements, ...)
+        out = np.zeros((field.shape[0], mesh.n_elements) + field.shape[2:])
+        np.add.at(out, (slice(None), quad.element_of_point), field)
+        return out / counts.reshape((1, -1) + (1,) * (field.ndim - 2))
+
+    pvd = write_vtu_series(
+        Path(args.out) / "plate",
+        mesh,
+        result.times,
+        {"displacement": result.displacement.reshape(len(result.times), -1, 3)},
+        {"von_mises": cell_mean(mises), "p": cell_mean(state[..., 0]), "stress": cell_mean(stress)},
+    )
+    table = {
+        "nodes / dofs": f"{mesh.n_nodes:,} / {mesh.n_dofs:,}",
+        "increments / Newton iterations": f"{len(result.times) - 1} / {int(result.newton_iterations.sum())}",
+        "max |u| [mm]": f"{np.abs(result.displacement).max():.4g}",
+        "max von Mises [MPa]": f"{mises.max():.1f}",
+        "max cumulated plastic strain": f"{np.nanmax(state[..., 0]):.3e}",
+        "plastic integration points [%]": f"{100 * np.mean(state[-1, :, 0] > 0):.1f}",
+        "peak reaction on top [N]": f"{np.abs(result.reactions[:, top, 1]).max():.1f}",
+        "wall time [s]": f"{result.wall_time:.2f}",
+    }
     width = max(len(k) for k in table)
     for key, value in table.items():
         print(f"  {key:<{width}}  {value}")
-    print(f"  {'wall time [s]':<{width}}  {wall:.2f}")
     print(f"fields written to {pvd} (open in ParaView)")
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Material"]
+__all__ = ["Material", "von_mises"]
 
 
 class Material:
@@ -109,3 +109,15 @@ class Material:
             strain, state_old, float(dt), float(time), self.params, stress, tangent, state_new
         )
         return stress, tangent, state_new, int(n_failed)
+
+
+def von_mises(stress: np.ndarray) -> np.ndarray:
+    """Von Mises equivalent stress of stresses ``(..., 6)`` (Voigt xx yy zz xy xz yz, tensor
+    components): ``sqrt(3/2 s:s)`` with ``s`` the deviator."""
+    stress = np.asarray(stress, np.float64)
+    if stress.shape[-1] != 6:
+        raise ValueError(f"stress must have 6 components in its last axis; got shape {stress.shape}")
+    sxx, syy, szz, sxy, sxz, syz = np.moveaxis(stress, -1, 0)
+    return np.sqrt(
+        0.5 * ((sxx - syy) ** 2 + (syy - szz) ** 2 + (szz - sxx) ** 2) + 3.0 * (sxy**2 + sxz**2 + syz**2)
+    )

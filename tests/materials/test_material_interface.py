@@ -154,3 +154,14 @@ def test_isotropy_rotating_strain_rotates_stress(q, e):
         s0 = law.integrate(eps[None], law.initial_state(1), 0.1, 0.1)[0][0]
         s1 = law.integrate(rot(eps, True)[None], law.initial_state(1), 0.1, 0.1)[0][0]
         np.testing.assert_allclose(s1, rot(s0, False), rtol=0, atol=1e-9 * max(1.0, abs(s0).max()))
+
+
+def test_von_mises_reference_values():
+    from romdask.materials import von_mises
+
+    # uniaxial 100 -> 100; pure shear tau -> sqrt(3) tau; hydrostatic -> 0; shape kept
+    s = np.array([[100.0, 0, 0, 0, 0, 0], [0, 0, 0, 50.0, 0, 0], [7.0, 7.0, 7.0, 0, 0, 0]])
+    np.testing.assert_allclose(von_mises(s), [100.0, 50.0 * np.sqrt(3.0), 0.0], atol=1e-12)
+    assert von_mises(np.zeros((2, 3, 6))).shape == (2, 3)
+    with pytest.raises(ValueError, match="6 components"):
+        von_mises(np.zeros(5))
