@@ -56,7 +56,8 @@ def cyclic(period: float = 1.0, n_cycles: float = 1, *, r_ratio: float = -1.0) -
     """Triangular cycles 0 -> 1 -> r_ratio -> ... -> 0 (fully reversed for ``r_ratio=-1``).
 
     Each cycle goes up to 1 at period/4, down to ``r_ratio`` at 3 period/4 and back to 0 at the
-    end of the period (for r_ratio = 0: up at period/2, down at period).
+    end of the period (for r_ratio = 0: up at period/2, down at period). A fractional
+    ``n_cycles`` cuts the last cycle at ``n_cycles * period`` (0.5: up to 1 and back to 0).
     """
     if period <= 0 or n_cycles <= 0:
         raise ValueError(f"cyclic needs period > 0 and n_cycles > 0; got {period}, {n_cycles}")
@@ -65,12 +66,15 @@ def cyclic(period: float = 1.0, n_cycles: float = 1, *, r_ratio: float = -1.0) -
     else:
         one = [(0.25, 1.0), (0.75, r_ratio), (1.0, 0.0)]
     times, values = [0.0], [0.0]
-    n_full = int(np.ceil(n_cycles))
-    for c in range(n_full):
+    for c in range(int(np.ceil(n_cycles))):
         for frac, val in one:
-            if c + frac <= n_cycles + 1e-12:
-                times.append((c + frac) * period)
-                values.append(val)
+            times.append((c + frac) * period)
+            values.append(val)
+    # a fractional last cycle ends where the triangle is at t_end (half a cycle: back at 0)
+    t_end = n_cycles * period
+    keep = np.asarray(times) < t_end * (1 - 1e-12)
+    values = list(np.asarray(values)[keep]) + [float(np.interp(t_end, times, values))]
+    times = list(np.asarray(times)[keep]) + [t_end]
     return Amplitude(times, values)
 
 

@@ -28,7 +28,10 @@ def test_cyclic_fully_reversed_hits_peaks_at_quarter_periods():
 
 
 def test_cyclic_half_cycle_and_pulsating():
-    np.testing.assert_allclose(cyclic(1.0, 0.5).times, [0, 0.25])  # up only: reversal at 0.75 excluded
+    half = cyclic(1.0, 0.5)  # up and back to zero; the reversal at 0.75 is beyond the end
+    np.testing.assert_allclose(half.times, [0, 0.25, 0.5])
+    np.testing.assert_allclose(half.values, [0, 1, 0])
+    np.testing.assert_allclose(cyclic(1.0, 1.25).values, [0, 1, -1, 0, 1])
     pulsating = cyclic(2.0, 1, r_ratio=0.0)
     np.testing.assert_allclose(pulsating.values, [0, 1, 0])
     np.testing.assert_allclose(ramp(2.0)(1.0), 0.5)

@@ -17,6 +17,8 @@ tangent and ``state_new = state_old``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +26,7 @@ import numpy as np
 __all__ = ["Material", "von_mises"]
 
 
-class Material:
+class Material(ABC):
     """Base class of constitutive laws (subclasses are frozen dataclasses).
 
     Subclasses define ``state_names`` (class attribute), :attr:`params` and :attr:`kernel`.
@@ -38,12 +40,15 @@ class Material:
         return len(self.state_names)
 
     @property
-    def params(self) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def params(self) -> np.ndarray:
+        """Packed parameters passed to :attr:`kernel` (1-D float64)."""
 
     @property
-    def kernel(self) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def kernel(self) -> Any:
+        """The numba kernel ``kernel(strain, state_old, dt, time, params, stress, tangent,
+        state_new) -> n_failed`` (see the module docstring)."""
 
     def initial_state(self, n_points: int) -> np.ndarray:
         """Virgin state of ``n_points`` integration points, shape ``(n_points, n_state)``."""

@@ -32,18 +32,6 @@ element_volumes, face_areas, face_keys = _helpers.element_volumes, _helpers.face
 W, R, T = 10.0, 2.0, 1.0
 
 
-def _materials_importable():
-    try:
-        from romdask.materials import CalculixViscoplastic, Chaboche  # noqa: F401
-    except ImportError as err:  # written concurrently by another engineer
-        return str(err)
-    return ""
-
-
-MATERIALS_MISSING = _materials_importable()
-needs_materials = pytest.mark.skipif(bool(MATERIALS_MISSING), reason=f"romdask.materials not importable yet: {MATERIALS_MISSING}")
-
-
 @pytest.mark.parametrize("n, n_z", [(2, 1), (4, 2), (8, None), (5, 3)])
 def test_plate_counts(n, n_z):
     mesh = plate_mesh(n, n_z)
@@ -180,7 +168,6 @@ def test_symmetry_sets_of_problems():
     assert cube_mesh(3).n_nodes == 64
 
 
-@needs_materials
 def test_problems_build_with_default_materials():
     from romdask.materials import CalculixViscoplastic, Chaboche
 
@@ -191,7 +178,6 @@ def test_problems_build_with_default_materials():
     assert isinstance(cube_problem().material, Chaboche)
 
 
-@needs_materials
 def test_default_plate_material_rate_effect():
     """Norton overstress of a few tens of MPa at 1e-3 /s (q = (rate / A)^(1/n))."""
     law = plate_problem(n=1, n_z=1).material
