@@ -1,0 +1,500 @@
+"""Reader of Z-set (Zebulon) results: ``.geof`` mesh, ``.ut`` header, binary ``.node`` / ``.integ``.
+
+Format facts (established from public sources, see the hand-back notes in the module tests):
+
+- ``.geof`` (ASCII, ``%`` comments): ``***geometry``, ``**node`` then ``n_nodes dim`` and lines
+  ``id x y z``; ``**element`` then ``n_elements`` and lines ``id type n1 n2 ...`` (node ids);
+  ``***group`` with ``**nset name`` / ``**elset name`` followed by ids, ``**faset`` / ``**bset`` /
+  ``**liset`` (faces, skipped here); ``***return`` ends the file.
+- ``.ut`` (ASCII): ``**meshfile <file>.geof``, ``**node <nodal field names>``, ``**integ <ip field
+  names>``, ``**element <element field names>``, then one line per output time
+  ``map card increment cycle time``; the time is the last column.
+- ``.node``: big-endian float32, for each output time, for each nodal field, all nodes in the
+  ``.geof`` order. ``.integ``: big-endian float32, for each output time, for each element (file
+  order), for each ip field, the element's integration points.
+- Domain decomposition: ``<name>-001.ut``, ``<name>-002.ut``... each with its own ``.node`` /
+  ``.integ`` and ``**meshfile <name>-pmeshes/<name>-001.geof``; the subdomain meshes keep the
+  GLOBAL node and element ids. ``<name>.cut`` names the global mesh (``**global_mesh``).
+- Output tensors are plain tensor components in the order ``11 22 33 12 23 31`` (strain ``eto``
+  with TENSOR shear, no sqrt(2) factor): checked against the strains recomputed from ``U`` on
+  a real Z-set result (BasicTools ``TestData/UtExample/cube``).
+
+Node orders (Z-set -> CalculiX): c3d8 identical (checked on the same result: strains at the
+points agree to 1e-10); c3d20 ``[0 2 4 6 12 14 16 18 1 3 5 7 13 15 17 19 8 9 10 11]`` (checked on
+the geometry of BasicTools ``TestData/cube.geof``: corners and midsides alternate around the
+bottom face, then the four vertical midsides, then the top face). Tetrahedra: NOT established
+from a Z-set result; the reader detects the c3d10 midside layout and the orientation from the
+geometry (see :func:`_tet_permutation`) and records the choice in ``Run.metadata``.
+
+Integration points: c3d8 uses CalculiX's 2x2x2 order (checked). c3d20 (27) / c3d20r (8) /
+c3d10_4 (4) are assumed to share CalculiX's order (not checked; noted in the metadata). c3d4
+(4 points in Z-set, 1 in CalculiX) and c3d10 (5 vs 4) use other rules: the run then carries no
+integration-point fields and the metadata says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from romdask.fem.elements import get_element
+from romdask.fem.mesh import CellBlock, Mesh
+from romdask.io.run import FieldSpec, Frame, ReaderError, Run
+
+__all__ = ["read_zset", "read_geof", "ZSET_ELEMENTS"]
+
+logger = logging.getLogger(__name__)
+
+_HEX20 = (0, 2, 4, 6, 12, 14, 16, 18, 1, 3, 5, 7, 13, 15, 17, 19, 8, 9, 10, 11)
+#: Z-set type -> (romdask type, Z-set points per element, ip status)
+ZSET_ELEMENTS = {
+    "c3d8": ("C3D8", 8, "checked"),
+    "c3d20": ("C3D20", 27, "assumed"),
+    "c3d20r": ("C3D20R", 8, "assumed"),
+    "c3d4": ("C3D4", 4, "incompatible"),
+    "c3d4r": ("C3D4", 1, "checked"),
+    "c3d10": ("C3D10", 5, "incompatible"),
+    "c3d10_4": ("C3D10", 4, "assumed"),
+}
+_PERM = {"c3d20": _HEX20, "c3d20r": _HEX20}
+# c3d10 candidates: ccx[i] = zset[perm[i]]
+_TET10_CANDIDATES = {
+    "basictools": (2, 0, 1, 9, 5, 3, 4, 8, 6, 7),  # BasicTools ZsetTools.PermutationZSetToBasicTools
+    "ring": (0, 2, 4, 9, 1, 3, 5, 6, 7, 8),  # base ring corner/midside alternating, like c3d20
+}
+_TET10_EDGES = ((0, 1), (1, 2), (2, 0), (0, 3), (1, 3), (2, 3))
+_FLIP = {4: (0, 2, 1, 3), 10: (0, 2, 1, 3, 6, 5, 4, 7, 9, 8)}
+_VOIGT = ("11", "22", "33", "12", "31", "23")  # romdask xx yy zz xy xz yz
+
+
+# ---- .geof -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Geof:
+    node_ids: np.ndarray
+    nodes: np.ndarray
+    el_ids: np.ndarray
+    el_types: list[str]
+    el_conn: list[list[int]]  # node ids, Z-set order
+    nsets: dict[str, np.ndarray]
+    elsets: dict[str, np.ndarray]
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        raise ReaderError(path, f"cannot read: {err}") from None
+    out = []
+    for line in text.splitlines():
+        line = line.split("%", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+def _parse_geof(path: Path) -> _Geof:
+    if not path.is_file():
+        raise ReaderError(path, "mesh file not found")
+    lines = _lines(path)
+    g = _Geof(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, np.int64), [], [], {}, {})
+    i = 0
+    try:
+        while i < len(lines):
+            head = lines[i].split()
+            key = head[0].lower()
+            if key == "***return":
+                break
+            if key == "**node":
+                n, dim = map(int, lines[i + 1].split()[:2])
+                if dim != 3:
+                    raise ReaderError(path, f"{dim}-D mesh; only 3-D solids are supported")
+                rows = [lines[i + 2 + k].split() for k in range(n)]
+                if any(len(r) != 4 for r in rows):
+                    raise ReaderError(path, "a **node line does not have 'id x y z'")
+                a = np.array(rows, dtype=np.float64)
+                g.node_ids, g.nodes = a[:, 0].astype(np.int64), a[:, 1:]
+                i += 2 + n
+                continue
+            if key == "**element":
+                n = int(lines[i + 1].split()[0])
+                ids = []
+                for k in range(n):
+                    s = lines[i + 2 + k].split()
+                    t = s[1].lower()
+                    if t not in ZSET_ELEMENTS:
+                        raise ReaderError(path, f"element {s[0]}: unsupported element type {s[1]!r}; "
+                                                f"supported: {', '.join(ZSET_ELEMENTS)}")
+                    ids.append(int(s[0]))
+                    g.el_types.append(t)
+                    g.el_conn.append([int(x) for x in s[2:]])
+                g.el_ids = np.array(ids, np.int64)
+                i += 2 + n
+                continue
+            if key in ("**nset", "**elset"):
+                ids = []
+                i += 1
+                while i < len(lines) and not lines[i].startswith("*"):
+                    ids.extend(int(x) for x in lines[i].split())
+                    i += 1
+                (g.nsets if key == "**nset" else g.elsets)[head[1]] = np.array(ids, np.int64)
+                continue
+            i += 1
+    except ReaderError:
+        raise
+    except (ValueError, IndexError) as err:
+        raise ReaderError(path, f"malformed geof near line {i + 1} of the content: {err}") from None
+    if len(g.node_ids) == 0 or len(g.el_ids) == 0:
+        raise ReaderError(path, "no **node or no **element section")
+    return g
+
+
+def _tet_permutation(path: Path, ztype: str, x: np.ndarray) -> tuple[tuple[int, ...], dict]:
+    """CalculiX order of Z-set tetrahedra, from the geometry ``x`` (n_el, n_nodes, 3).
+
+    c3d10: the candidate whose midside nodes lie closest to the midpoints of their edges;
+    then both types: swap nodes so that CalculiX's volume (x2-x1)x(x3-x1).(x4-x1) is positive.
+    """
+    note = {}
+    perm = tuple(range(x.shape[1]))
+    if ztype.startswith("c3d10"):
+        errs = {}
+        for name, p in _TET10_CANDIDATES.items():
+            y = x[:, p]
+            scale = np.linalg.norm(y[:, 1] - y[:, 0], axis=1).mean() or 1.0
+            errs[name] = max(np.abs(y[:, 4 + k] - (y[:, i] + y[:, j]) / 2).max()
+                             for k, (i, j) in enumerate(_TET10_EDGES)) / scale
+        best = min(errs, key=errs.get)
+        if errs[best] > 0.25:
+            raise ReaderError(path, f"{ztype}: no known node order puts the midside nodes on the edges "
+                                    f"(relative offsets {errs})")
+        perm = _TET10_CANDIDATES[best]
+        note["c3d10_node_order"] = best
+    y = x[:, perm]
+    vol = np.einsum("ij,ij->i", np.cross(y[:, 1] - y[:, 0], y[:, 2] - y[:, 0]), y[:, 3] - y[:, 0])
+    if np.all(vol < 0):
+        perm = tuple(perm[k] for k in _FLIP[len(perm)])
+        note[f"{ztype}_orientation"] = "reversed vs CalculiX (nodes 2 and 3 swapped)"
+    elif np.any(vol <= 0):
+        raise ReaderError(path, f"{ztype}: elements of both orientations (or flat); cannot map to CalculiX")
+    else:
+        note[f"{ztype}_orientation"] = "same as CalculiX"
+    return perm, note
+
+
+def read_geof(path: str | Path) -> tuple[Mesh, np.ndarray, dict]:
+    """Read a ``.geof`` mesh.
+
+    Returns
+    -------
+    mesh : Mesh in CalculiX node order, elements grouped by type (first appearance order)
+    file_element : (n_elements,) index in the ``.geof`` element list of each global element
+    notes : node-order decisions taken from the geometry (JSON-serializable)
+    """
+    path = Path(path)
+    g = _parse_geof(path)
+    index = {int(k): i for i, k in enumerate(g.node_ids)}
+    if len(index) != len(g.node_ids):
+        raise ReaderError(path, "repeated node ids")
+    types = np.array(g.el_types)
+    order, blocks, notes = [], [], {}
+    for rtype in dict.fromkeys(ZSET_ELEMENTS[t][0] for t in g.el_types):
+        conn_rows, els = [], []
+        for zt in dict.fromkeys(t for t in g.el_types if ZSET_ELEMENTS[t][0] == rtype):
+            sel = np.flatnonzero(types == zt)
+            try:
+                conn = np.array([[index[n] for n in g.el_conn[e]] for e in sel], np.int64)
+            except KeyError as err:
+                raise ReaderError(path, f"{zt} element refers to unknown node id {err}") from None
+            n_nodes = get_element(rtype).n_nodes
+            if conn.ndim != 2 or conn.shape[1] != n_nodes:
+                raise ReaderError(path, f"{zt} elements need {n_nodes} nodes")
+            if rtype in ("C3D4", "C3D10"):
+                perm, note = _tet_permutation(path, zt, g.nodes[conn])
+                notes.update(note)
+            else:
+                perm = _PERM.get(zt, tuple(range(n_nodes)))
+            conn = conn[:, perm]
+            if rtype.startswith("C3D8") or rtype.startswith("C3D20"):
+                dn = get_element(rtype).shape_derivatives(np.zeros((1, 3)))[0]
+                det = np.linalg.det(np.einsum("ena,nb->eab", g.nodes[conn], dn))
+                if np.any(det <= 0):
+                    raise ReaderError(path, f"{zt} element {g.el_ids[sel[np.argmax(det <= 0)]]} is inverted")
+            conn_rows.append(conn)
+            els.append(sel)
+        sel = np.concatenate(els)
+        blocks.append(CellBlock(rtype, np.concatenate(conn_rows), g.el_ids[sel]))
+        order.append(sel)
+    file_element = np.concatenate(order)
+    el_index = {int(k): i for i, k in enumerate(g.el_ids[file_element])}
+    try:
+        nsets = {k: np.array([index[int(n)] for n in v], np.int64) for k, v in g.nsets.items()}
+        elsets = {k: np.array([el_index[int(e)] for e in v], np.int64) for k, v in g.elsets.items()}
+    except KeyError as err:
+        raise ReaderError(path, f"a set refers to unknown id {err}") from None
+    mesh = Mesh(g.nodes, tuple(blocks), g.node_ids, nsets, elsets)
+    return mesh, file_element, notes
+
+
+# ---- .ut ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ut:
+    path: Path
+    meshfile: Path
+    node: list[str]
+    integ: list[str]
+    times: np.ndarray
+
+
+def _parse_ut(path: Path) -> _Ut:
+    if not path.is_file():
+        raise ReaderError(path, "file not found")
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    meshfile, node, integ, times = None, [], [], []
+    it = iter(lines)
+    for line in it:
+        s = line.split()
+        key = s[0].lower()
+        if key == "**meshfile":
+            meshfile = s[1] if len(s) > 1 else next(it, None)
+        elif key == "**node":
+            node = s[1:]
+        elif key == "**integ":
+            integ = s[1:]
+        elif key == "**element":
+            pass
+        elif line.startswith("*"):
+            continue
+        else:
+            try:
+                times.append(float(s[-1]))
+            except ValueError:
+                raise ReaderError(path, f"bad time line {line!r}") from None
+            if len(s) != 5:
+                raise ReaderError(path, f"time line {line!r} needs 5 columns (map card increment cycle time)")
+    if meshfile is None:
+        raise ReaderError(path, "no **meshfile")
+    mf = Path(meshfile)
+    return _Ut(path, mf if mf.is_absolute() else path.parent / mf, node, integ, np.array(times))
+
+
+@dataclass
+class _Part:
+    ut: _Ut
+    nodes: np.ndarray  # global node index of each part node
+    elements: np.ndarray  # global element index of each part element (file order)
+    float_start: np.ndarray  # offset (in floats) of each part element inside one time of .integ
+    n_ip: np.ndarray  # Z-set points of each part element
+    node_file: Path
+    integ_file: Path
+
+
+def _check_size(path: Path, need: int) -> None:
+    if not path.is_file():
+        raise ReaderError(path, "result file not found")
+    have = path.stat().st_size
+    if have < need:
+        raise ReaderError(path, f"truncated: {have} bytes, the .ut header implies {need}")
+
+
+def _part(ut: _Ut, geof_mesh: Mesh, file_element, zset_types, global_mesh: Mesh, n_steps, need_integ) -> _Part:
+    try:
+        nodes = global_mesh.node_index(geof_mesh.node_ids)
+        elements = global_mesh.element_index(geof_mesh.element_ids[np.argsort(file_element)])
+    except KeyError as err:
+        raise ReaderError(ut.meshfile, f"inconsistent pmeshes: {err} not in the global mesh") from None
+    if not np.allclose(global_mesh.nodes[nodes], geof_mesh.nodes, rtol=1e-9, atol=1e-12):
+        raise ReaderError(ut.meshfile, "inconsistent pmeshes: node coordinates differ from the global mesh")
+    n_ip = np.array([ZSET_ELEMENTS[t][1] for t in zset_types], np.int64)
+    start = np.concatenate([[0], np.cumsum(n_ip * len(ut.integ))[:-1]])
+    stem = ut.path.with_suffix("")
+    p = _Part(ut, nodes, elements, start, n_ip, stem.with_suffix(".node"), stem.with_suffix(".integ"))
+    _check_size(p.node_file, 4 * n_steps * len(ut.node) * len(nodes))
+    if need_integ:
+        _check_size(p.integ_file, 4 * n_steps * len(ut.integ) * int(n_ip.sum()))
+    return p
+
+
+def _zset_types(path: Path) -> list[str]:
+    return _parse_geof(path).el_types
+
+
+def read_zset(path: str | Path, *, name: str | None = None) -> Run:
+    """Read a Z-set result given its ``.ut`` file (monolithic or domain-decomposed).
+
+    Parameters
+    ----------
+    path : ``<name>.ut``. When it does not exist but ``<name>-001.ut``, ``<name>-002.ut``... do
+        (a domain-decomposed run), the subdomain results are gathered and ``Run.partition`` is the
+        solver's partition (a node shared by several subdomains goes to the lowest one, 0-based).
+    name : run name (default: the file stem)
+
+    Returns
+    -------
+    Run with "displacement" (from U1 U2 U3) and, when the element rules match CalculiX's,
+    "stress" (sig..), "strain" (eto.., engineering shear) and "p" (epcum / evcum) at the
+    integration points in romdask's order.
+
+    Raises
+    ------
+    ReaderError
+        Missing .geof/.node/.integ, truncated binaries, unknown element types, NaN/Inf values,
+        non-increasing times, inconsistent pmeshes.
+
+    Notes
+    -----
+    Each frame reads one output time (a contiguous slice of each binary file); memory: one
+    time of the run.
+
+    References
+    ----------
+    Casenave, Akkari, Bordeu, Rey, Ryckelynck, "A nonintrusive distributed reduced order
+    modeling framework for nonlinear structural mechanics", arXiv:1812.07228 (Z-set runs).
+    """
+    path = Path(path)
+    stem = path.with_suffix("")
+    if path.is_file():
+        uts = [_parse_ut(path)]
+        decomposed = False
+    else:
+        subs = sorted(path.parent.glob(f"{stem.name}-[0-9][0-9][0-9].ut"))
+        if not subs:
+            raise ReaderError(path, "file not found (nor subdomain files <name>-001.ut ...)")
+        numbers = [int(re.search(r"-(\d{3})\.ut$", s.name).group(1)) for s in subs]
+        if numbers != list(range(1, len(subs) + 1)):
+            raise ReaderError(path, f"inconsistent pmeshes: subdomain numbers {numbers} are not 1..{len(subs)}")
+        uts = [_parse_ut(s) for s in subs]
+        decomposed = True
+    times = uts[0].times
+    for u in uts[1:]:
+        if u.node != uts[0].node or u.integ != uts[0].integ or not np.array_equal(u.times, times):
+            raise ReaderError(u.path, f"inconsistent pmeshes: fields or times differ from {uts[0].path.name}")
+    node_names, integ_names = uts[0].node, uts[0].integ
+    missing = [c for c in ("U1", "U2", "U3") if c not in node_names]
+    if missing:
+        raise ReaderError(uts[0].path, f"no displacement: missing nodal fields {missing}; present {node_names}")
+
+    notes: dict = {}
+    if decomposed:
+        global_geof = None
+        cut = stem.with_suffix(".cut")
+        if cut.is_file():
+            m = re.search(r"\*\*global_mesh\s+(\S+)", cut.read_text(errors="replace"))
+            if m:
+                global_geof = cut.parent / m.group(1)
+        if global_geof is None:
+            global_geof = stem.with_suffix(".geof")
+        global_mesh, _, notes = read_geof(global_geof)
+    parts_geo = []
+    for u in uts:
+        mesh_u, fe_u, n_u = read_geof(u.meshfile)
+        notes.update(n_u)
+        parts_geo.append((u, mesh_u, fe_u, _zset_types(u.meshfile)))
+    if not decomposed:
+        global_mesh = parts_geo[0][1]
+
+    statuses = {ZSET_ELEMENTS[t][2] for *_, types in parts_geo for t in set(types)}
+    zset_types_all = sorted({t for *_, types in parts_geo for t in types})
+    fields = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
+    ip_map: dict[str, tuple[list[int], np.ndarray]] = {}
+    if integ_names and "incompatible" in statuses:
+        notes["ip_fields_omitted"] = (f"Z-set element types {zset_types_all} use integration rules other "
+                                      "than CalculiX's (c3d4: 4 points vs 1, c3d10: 5 vs 4)")
+    elif integ_names:
+        comp = ("xx", "yy", "zz", "xy", "xz", "yz")
+        for field, prefix, scale in (("stress", "sig", (1, 1, 1, 1, 1, 1)), ("strain", "eto", (1, 1, 1, 2, 2, 2))):
+            names = [prefix + v for v in _VOIGT]
+            if all(n in integ_names for n in names):
+                ip_map[field] = ([integ_names.index(n) for n in names], np.array(scale, np.float64))
+                fields[field] = FieldSpec("ip", comp)
+        for pname in ("epcum", "evcum"):
+            if pname in integ_names:
+                ip_map["p"] = ([integ_names.index(pname)], np.ones(1))
+                fields["p"] = FieldSpec("ip", ("p",))
+                break
+        if ip_map and "assumed" in statuses:
+            notes["ip_order"] = (f"Z-set point order of {zset_types_all} assumed equal to CalculiX's "
+                                 "(established for c3d8 only)")
+    need_integ = bool(ip_map)
+    parts = [_part(u, m, fe, types, global_mesh, len(times), need_integ) for u, m, fe, types in parts_geo]
+
+    covered = np.zeros(global_mesh.n_nodes, np.int64)
+    el_covered = np.zeros(global_mesh.n_elements, np.int64)
+    for p in parts:
+        covered[p.nodes] += 1
+        el_covered[p.elements] += 1
+    if np.any(covered == 0) or np.any(el_covered != 1):
+        raise ReaderError(uts[0].meshfile if not decomposed else global_geof,
+                          f"inconsistent pmeshes: {int(np.sum(covered == 0))} nodes without results, "
+                          f"{int(np.sum(el_covered != 1))} elements not in exactly one subdomain")
+    partition = None
+    if decomposed:
+        partition = np.full(global_mesh.n_nodes, -1, np.int64)
+        for k in reversed(range(len(parts))):
+            partition[parts[k].nodes] = k
+
+    # romdask integration-point offsets of each global element
+    n_pts = np.concatenate([np.full(len(b), get_element(b.type).n_points) for b in global_mesh.blocks])
+    ip_start = np.concatenate([[0], np.cumsum(n_pts)])
+    n_points = int(ip_start[-1])
+    u_cols = [node_names.index(c) for c in ("U1", "U2", "U3")]
+    n_node_f, n_integ_f = len(node_names), len(integ_names)
+
+    def frames() -> Iterator[Frame]:
+        for k, t in enumerate(times):
+            u = np.full((global_mesh.n_nodes, 3), np.nan)
+            ip = {f: np.empty((n_points, len(c))) for f, (c, _) in ip_map.items()}
+            for p in parts:
+                n = len(p.nodes)
+                raw = np.fromfile(p.node_file, ">f4", count=n_node_f * n, offset=4 * k * n_node_f * n)
+                if raw.size != n_node_f * n:
+                    raise ReaderError(p.node_file, f"truncated at time {k}")
+                val = raw.reshape(n_node_f, n)[u_cols].T.astype(np.float64)
+                seen = ~np.isnan(u[p.nodes, 0])
+                if np.any(seen) and not np.allclose(u[p.nodes[seen]], val[seen], rtol=1e-5,
+                                                    atol=1e-6 * max(np.abs(val).max(), 1e-30)):
+                    raise ReaderError(p.node_file, f"time {k}: interface displacements differ between subdomains")
+                if not np.all(np.isfinite(val)):
+                    raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite displacement")
+                u[p.nodes] = val
+                if ip_map:
+                    per_time = n_integ_f * int(p.n_ip.sum())
+                    raw = np.fromfile(p.integ_file, ">f4", count=per_time, offset=4 * k * per_time)
+                    if raw.size != per_time:
+                        raise ReaderError(p.integ_file, f"truncated at time {k}")
+                    for nip in np.unique(p.n_ip):
+                        sel = np.flatnonzero(p.n_ip == nip)
+                        idx = (p.float_start[sel][:, None, None] + np.arange(n_integ_f)[None, :, None] * nip
+                               + np.arange(nip)[None, None, :])
+                        vals = raw[idx].astype(np.float64)  # (n_el, n_integ, nip)
+                        rows = (ip_start[p.elements[sel]][:, None] + np.arange(nip)[None, :]).ravel()
+                        for f, (cols, scale) in ip_map.items():
+                            ip[f][rows] = vals[:, cols, :].transpose(0, 2, 1).reshape(-1, len(cols)) * scale
+            data = {"displacement": u}
+            for f, a in ip.items():
+                if not np.all(np.isfinite(a)):
+                    raise ReaderError(parts[0].integ_file, f"time {k} (t={t:g}): non-finite {f}")
+                data[f] = a
+            yield Frame(k, float(t), data)
+
+    sources = [x for p in parts for x in (p.ut.path, p.ut.meshfile, p.node_file)
+               + ((p.integ_file,) if need_integ else ())]
+    if decomposed:
+        sources.insert(0, global_geof)
+    notes.update({"format": "zset", "decomposed": decomposed, "zset_element_types": zset_types_all,
+                  "zset_node_fields": node_names, "zset_integ_fields": integ_names,
+                  "tensor_convention": "Z-set files: tensor components 11 22 33 12 23 31 (no sqrt2); "
+                                       "converted to xx yy zz xy xz yz, strain shear x2"})
+    if decomposed:
+        notes["partition"] = "Z-set subdomains (0-based); interface nodes in the lowest subdomain"
+    return Run(name=name or stem.name, mesh=global_mesh, times=times, fields=fields, frames=frames,
+               solver="zset", sources=tuple(sources), partition=partition, metadata=notes)
