@@ -12,6 +12,16 @@ from romdask.problem import Problem
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # imported on first use: the store pulls in zarr, xarray and dask (~0.6 s)
+    if name == "open_snapshots":
+        from romdask.store import open_snapshots
+
+        return open_snapshots
+    raise AttributeError(f"module 'romdask' has no attribute {name!r}")
+
+
 __all__ = [
     "Amplitude",
     "CellBlock",
@@ -21,6 +31,7 @@ __all__ = [
     "Pressure",
     "Problem",
     "cyclic",
+    "open_snapshots",
     "ramp",
     "__version__",
 ]

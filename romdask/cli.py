@@ -89,6 +89,88 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from romdask.store import ingest
+
+    try:
+        status = ingest(
+            args.sources,
+            args.store,
+            n_subdomains=args.subdomains,
+            compression=None if args.no_compression else "lz4",
+            overwrite=args.overwrite,
+            progress=True,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as exc:
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
+        print(f"romdask ingest: error: {exc}{notes}", file=sys.stderr)
+        return 1
+    for state in ("written", "skipped"):
+        names = [n for n, s in status.items() if s == state]
+        if names:
+            print(f"{state}: {len(names)} run(s): {', '.join(names)}")
+    print(f"store: {args.store}")
+    return 0
+
+
+def _disk_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _info(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    import numpy as np
+
+    from romdask.store import SnapshotStore
+
+    path = Path(args.store)
+    try:
+        store = SnapshotStore.open(path, mode="r")
+    except ValueError as exc:
+        print(f"romdask info: error: {exc}", file=sys.stderr)
+        return 1
+    attrs = dict(store.root.attrs)
+    lay = store.layout
+    mesh = lay.mesh
+    types = Counter()
+    for b in mesh.blocks:
+        types[b.type] += len(b)
+    print(f"{path}: {attrs['format']} v{attrs['version']}, created by {attrs.get('created_by', '?')}, "
+          f"compression {attrs.get('compression') or 'none'}, {_bytes(_disk_size(path))} on disk")
+    print(f"mesh: {mesh.n_nodes:,} nodes, {mesh.n_elements:,} elements "
+          f"({', '.join(f'{n:,} {t}' for t, n in types.items())}), {mesh.n_dofs:,} dofs, "
+          f"{lay.n_points:,} integration points; {len(mesh.node_sets)} node sets, "
+          f"{len(mesh.element_sets)} element sets, {len(mesh.surfaces)} surfaces")
+    if attrs.get("units"):
+        print(f"units: {attrs['units']}")
+    dofs = np.diff(lay.dof_offsets)
+    points = np.diff(lay.ip_offsets)
+    print(f"subdomains: {lay.n_subdomains} (dofs min/max {dofs.min():,}/{dofs.max():,})")
+    for k in range(lay.n_subdomains):
+        print(f"  s{k:04d}: {dofs[k]:,} dofs, {points[k]:,} integration points")
+    runs = store.runs()
+    n_complete = sum(r.get("status") == "complete" for r in runs.values())
+    print(f"runs: {len(runs)} ({n_complete} complete, {len(runs) - n_complete} incomplete)")
+    for name, r in runs.items():
+        times = r.get("times") or []
+        span = f"t={times[0]:g}..{times[-1]:g}" if times else "t=?"
+        steps = r.get("n_steps", "?")
+        fields = ", ".join(r.get("fields", {}))
+        size = _bytes(_disk_size(path / "runs" / name))
+        print(f"  {name}: {r.get('status')}, {steps} steps, {span}, fields {fields}, {size}, "
+              f"solver {r.get('solver', '?')} {r.get('solver_version', '')}".rstrip())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="romdask", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -103,6 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--amplitude", type=float, default=None, help="displacement amplitude [mm]")
     demo.add_argument("--out", default="romdask-demo", help="output folder (default ./romdask-demo)")
     demo.set_defaults(func=_demo)
+
+    ing = sub.add_parser(
+        "ingest",
+        help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
+    )
+    ing.add_argument("sources", nargs="+", help="result files; CalculiX files of one stem form one run")
+    ing.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
+    ing.add_argument("--subdomains", type=int, default=None,
+                     help="number of subdomains K of a new store (METIS); omit for an existing store")
+    ing.add_argument("--no-compression", action="store_true", help="store uncompressed (default: Blosc lz4)")
+    ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
+    ing.set_defaults(func=_ingest)
+
+    info = sub.add_parser("info", help="summarize a snapshot store: mesh, subdomains, runs")
+    info.add_argument("store", help="snapshot store folder")
+    info.set_defaults(func=_info)
 
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

@@ -1,0 +1,242 @@
+"""Ingest runs (files or Run objects) into a snapshot store, in parallel, resumably."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import dask
+
+from romdask.io.run import Run
+
+from .layout import is_store
+from .writer import SnapshotStore, create_store
+
+__all__ = ["group_sources", "ingest"]
+
+log = logging.getLogger(__name__)
+
+#: suffixes of CalculiX files: files of one stem in one folder form one run
+_CALCULIX = (".frd", ".inp", ".dat")
+
+
+def group_sources(sources: Iterable[str | Path | Run]) -> list[tuple[str, Run | list[Path]]]:
+    """(run name, Run or the files of the run) for each run in ``sources``.
+
+    CalculiX files (.frd, .inp, .dat) of the same folder and stem form one run, as do the
+    subdomain results ``run-001.ut``, ``run-002.ut``... of a domain-decomposed Z-set run (read as
+    ``run.ut``); any other file is a run of its own, named by its stem. Raises ValueError for two runs of the same name.
+    """
+    items: list[tuple[str, Run | list[Path]]] = []
+    groups: dict[tuple[Path, str, bool], list[Path]] = {}
+    for s in sources:
+        if isinstance(s, Run):
+            items.append((s.name, s))
+            continue
+        p = Path(s)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such source file")
+        base = _zset_base(p)
+        if p.suffix.lower() in _CALCULIX or base is not None:
+            stem = base or p.stem
+            key = (p.resolve().parent, stem, base is not None)
+            if key not in groups:
+                groups[key] = []
+                items.append((stem, groups[key]))
+            groups[key].append(p)
+        else:
+            items.append((p.stem, [p]))
+    seen: dict[str, int] = {}
+    for name, _ in items:
+        seen[name] = seen.get(name, 0) + 1
+    dup = sorted(n for n, c in seen.items() if c > 1)
+    if dup:
+        raise ValueError(f"several sources give the run name(s) {dup}; rename the files or pass Run objects with unique names")
+    return items
+
+
+def _zset_base(path: Path) -> str | None:
+    """``run`` for a subdomain result ``run-001.ut`` of a domain-decomposed Z-set run (when
+    there is no ``run.ut``), else None."""
+    m = re.fullmatch(r"(.+)-\d{3}", path.stem) if path.suffix.lower() == ".ut" else None
+    if m is None or (path.parent / f"{m[1]}.ut").exists():
+        return None
+    return m[1]
+
+
+def _primary(paths: list[Path]) -> Path:
+    """The file handed to the reader for a group (.frd first: it holds the results;
+    ``run.ut`` for the subdomain files ``run-001.ut``... of a decomposed Z-set run)."""
+    base = _zset_base(paths[0])
+    if base is not None:
+        return paths[0].parent / f"{base}.ut"
+    for suffix in (".frd", ".dat", ".inp"):
+        for p in paths:
+            if p.suffix.lower() == suffix:
+                return p
+    return paths[0]
+
+
+def _load(item: Run | list[Path], reader_options: Mapping) -> Run:
+    if isinstance(item, Run):
+        return item
+    from romdask.io import read_run
+
+    options = dict(reader_options)
+    if all(p.suffix.lower() in _CALCULIX for p in item):
+        # the named files exactly (the reader would otherwise look for siblings by stem)
+        for p in item:
+            options.setdefault(p.suffix.lower()[1:], p)
+    return read_run(_primary(item), **options)
+
+
+def _ingest_one(store_path: str, item, overwrite: bool, reader_options: Mapping) -> tuple[str, str, BaseException | None]:
+    """A task: read one run and write it; returns (name, status, error)."""
+    name = item.name if isinstance(item, Run) else item[0].stem
+    try:
+        run = _load(item, reader_options)
+        name = run.name
+        store = SnapshotStore.open(store_path)
+        return name, store.ingest_run(run, overwrite=overwrite), None
+    except Exception as exc:  # noqa: BLE001 - reported per run after all runs ran
+        return name, "failed", exc
+
+
+def _interrupted_creation(path: Path) -> bool:
+    """True for a store whose creation was killed before its mesh group was complete."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    mesh_done = "mesh" in root and bool(root["mesh"].attrs.get("complete", False))
+    has_runs = (path / "runs").is_dir() and any(p.is_dir() for p in (path / "runs").iterdir())
+    return not mesh_done and not has_runs
+
+
+def _active_client():
+    if "distributed" not in sys.modules:  # no Client can exist; importing it costs ~0.25 s
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def ingest(
+    sources: Iterable[str | Path | Run],
+    store_path: str | Path,
+    *,
+    n_subdomains: int | None = None,
+    partition=None,
+    compression: str | None = "lz4",
+    overwrite: bool = False,
+    progress: bool = False,
+    reader_options: Mapping | None = None,
+) -> dict[str, str]:
+    """Ingest runs into a snapshot store, creating it from the first run if needed.
+
+    Parameters
+    ----------
+    sources : file paths (grouped into runs: CalculiX .inp/.frd/.dat of one stem = one run;
+        read with :func:`romdask.io.read_run`) and/or :class:`~romdask.io.run.Run` objects
+    store_path : the store (created when absent)
+    n_subdomains : K for a new store (METIS on the first run's mesh); for an existing store,
+        must be None or its K
+    partition : solver-given node partition for a new store (default: the first run's
+        ``Run.partition`` when it has one, else METIS)
+    compression : "lz4" (default), "zstd" or None, for a new store
+    overwrite : replace complete runs whose sources changed (default: error)
+    progress : show a progress bar (dask's, or distributed's under a Client)
+    reader_options : keyword arguments for the readers
+
+    Returns
+    -------
+    dict
+        run name -> "written" or "skipped" (complete with the same source checksums).
+
+    Raises
+    ------
+    ValueError
+        After all other runs were written: the runs that failed (mesh differing from the
+        store's -> nothing written for that run; NaN/Inf in a frame -> run left incomplete;
+        changed sources of a complete run without ``overwrite``). One failure re-raises its
+        own exception.
+
+    Notes
+    -----
+    One dask task per run on the active scheduler (a distributed Client when one exists, else
+    the local threaded scheduler); each task re-reads its sources (tasks carry file names, not
+    data) and writes only its own ``runs/<name>`` group. Memory per task: the reader's mesh plus
+    ``step_chunk`` frames. Resuming: complete runs with unchanged sources are skipped,
+    incomplete ones (an interrupted ingest) rewritten, so a killed ingest followed by a rerun
+    gives the same store as an uninterrupted one.
+    """
+    store_path = Path(store_path)
+    items = group_sources(sources)
+    if not items:
+        raise ValueError("no sources to ingest")
+    reader_options = dict(reader_options or {})
+    if store_path.exists() and any(store_path.iterdir()):
+        if not is_store(store_path):
+            raise ValueError(f"{store_path} exists and is not a romdask snapshot store; choose another path")
+        if _interrupted_creation(store_path):
+            # runs are only written once the mesh group is complete: nothing else is lost
+            log.warning("%s: incomplete store (interrupted creation): recreating it", store_path)
+            shutil.rmtree(store_path)
+            store = None
+        else:
+            store = SnapshotStore.open(store_path)
+        if store is not None and n_subdomains is not None and int(n_subdomains) != store.n_subdomains:
+            raise ValueError(
+                f"{store_path} has {store.n_subdomains} subdomains, not {n_subdomains}; omit n_subdomains "
+                "to add runs, or ingest into a new store"
+            )
+    else:
+        store = None
+    if store is None:
+        first = _load(items[0][1], reader_options)
+        part = partition if partition is not None else first.partition
+        if part is None and n_subdomains is None:
+            raise ValueError("a new store needs n_subdomains (or a partition); e.g. --subdomains 4")
+        store = create_store(store_path, first.mesh, n_subdomains=n_subdomains, partition=part,
+                             compression=compression, units=first.metadata.get("units"))
+        log.info("created %s with %d subdomains from run %s", store_path, store.n_subdomains, first.name)
+    tasks = [
+        dask.delayed(_ingest_one, pure=False)(str(store_path), item, overwrite, reader_options,
+                                              dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")
+        for name, item in items
+    ]
+    client = _active_client()
+    if client is not None:
+        futures = client.compute(tasks)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+        results = client.gather(futures)
+    else:
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            ctx = ProgressBar()
+        else:
+            ctx = contextlib.nullcontext()
+        with ctx:
+            results = dask.compute(*tasks)
+    status = {name: s for name, s, _ in results}
+    errors = [(name, e) for name, _, e in results if e is not None]
+    if len(errors) == 1:
+        exc = errors[0][1]
+        if len(results) > 1:
+            exc.add_note(f"the other {len(results) - 1} run(s) were ingested")
+        raise exc
+    if errors:
+        lines = "\n".join(f"- {name}: {e}" for name, e in errors)
+        raise ValueError(f"{len(errors)} of {len(results)} runs failed (the others were ingested):\n{lines}")
+    return status

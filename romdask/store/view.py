@@ -1,0 +1,195 @@
+"""Lazy xarray views of a snapshot store (dask-backed; building them computes nothing)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from dask.base import tokenize
+
+from .layout import FORMAT, StoreLayout, is_store, read_layout, subdomain_key
+
+__all__ = ["open_run", "open_snapshots"]
+
+
+def _open(path) -> tuple[zarr.Group, StoreLayout]:
+    path = Path(path)
+    if not is_store(path):
+        raise ValueError(
+            f"{path} is not a romdask snapshot store (no zarr group with format={FORMAT!r}); "
+            "create one with `romdask ingest` or romdask.store.create_store"
+        )
+    root = zarr.open_group(str(path), mode="r")
+    if "mesh" not in root or not root["mesh"].attrs.get("complete", False):
+        raise ValueError(f"{path}: the mesh group is incomplete (interrupted creation); delete the store and ingest again")
+    return root, read_layout(root)
+
+
+def _complete_runs(root: zarr.Group) -> dict[str, dict]:
+    runs = root["runs"]
+    out = {}
+    with warnings.catch_warnings():  # temporary files of a killed ingest
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        names = sorted(runs.group_keys())
+    for name in names:
+        try:
+            attrs = dict(runs[name].attrs)
+        except KeyError:  # killed before its metadata was written: incomplete
+            continue
+        if attrs.get("status") == "complete":
+            out[name] = attrs
+    return out
+
+
+def _field_array(root: zarr.Group, path: Path, run: str, field: str, n_sub: int) -> da.Array:
+    """One run's field, subdomains concatenated along axis 1: one dask block per subdomain."""
+    blocks = []
+    for k in range(n_sub):
+        arr = root[f"runs/{run}/{field}/{subdomain_key(k)}"]
+        name = "romdask-store-" + tokenize(str(path.resolve()), run, field, k, arr.shape, arr.metadata.to_dict())
+        blocks.append(da.from_zarr(arr, chunks=arr.shape, name=name))
+    return da.concatenate(blocks, axis=1)
+
+
+def _dof_coords(layout: StoreLayout) -> dict:
+    mesh = layout.mesh
+    return {
+        "node_id": ("dof", np.repeat(np.asarray(mesh.node_ids), 3)),
+        "component": ("dof", np.tile(np.array(["x", "y", "z"]), mesh.n_nodes)),
+        "subdomain": ("dof", np.repeat(layout.node_subdomain, 3)),
+    }
+
+
+def _ip_coords(layout: StoreLayout, ip_dim: str = "ip") -> dict:
+    points = layout.ip_points
+    elements = layout.ip_element[points]
+    return {
+        "ip_index": (ip_dim, points),
+        "element_id": (ip_dim, np.asarray(layout.mesh.element_ids)[elements]),
+        "local_point": (ip_dim, layout.ip_local[points]),
+        "ip_subdomain": (ip_dim, layout.element_subdomain[elements]),
+    }
+
+
+def _node_coords(layout: StoreLayout) -> dict:
+    return {"node": ("node", np.asarray(layout.mesh.node_ids)), "node_subdomain": ("node", layout.node_subdomain)}
+
+
+def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
+    a = dict(root.attrs)
+    a["dof_offsets"] = layout.dof_offsets.tolist()
+    a["ip_offsets"] = layout.ip_offsets.tolist()
+    return a
+
+
+def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Dataset:
+    """All complete runs of a store as one lazy :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    path : the store
+    runs : names of the runs to include (default: every complete run; incomplete runs, e.g.
+        an interrupted ingest, are never shown)
+
+    Returns
+    -------
+    xarray.Dataset
+        ``displacement`` (snapshot, dof) with coords ``run``, ``step``, ``time`` (snapshot) and
+        ``node_id``, ``component``, ``subdomain`` (dof) in the store's dof order; integration-
+        point fields (snapshot, ip, component_<field>) with coords ``ip_index``, ``element_id``,
+        ``local_point``, ``ip_subdomain`` (ip), and other node fields (snapshot, node,
+        component_<field>), for the fields that all the runs have (the others are listed with
+        the reason in ``ds.attrs["omitted_fields"]``).
+
+    Notes
+    -----
+    Builds the graph only: reads the mesh group (mesh-sized) and metadata, no snapshot data.
+    One dask block per (run, subdomain): the chunks along ``dof`` are exactly the subdomains'
+    dof counts (``ds.attrs["dof_offsets"]``), along ``snapshot`` the runs' step counts.
+    The snapshot axis concatenates the runs' steps (runs have different step counts, so a
+    padded (run, step) array would hold NaN holes); select a run with ``ds.sel(snapshot=ds.run == name)``.
+    """
+    path = Path(path)
+    root, layout = _open(path)
+    complete = _complete_runs(root)
+    if runs is not None:
+        unknown = [r for r in runs if r not in complete]
+        if unknown:
+            raise ValueError(f"{path}: no complete run(s) {unknown}; complete runs: {sorted(complete)}")
+        complete = {r: complete[r] for r in runs}
+    if not complete:
+        raise ValueError(f"{path}: the store has no complete run; ingest runs first (`romdask ingest`)")
+    names = list(complete)
+    n_sub = layout.n_subdomains
+    # fields present, with the same spec, in all runs
+    specs = [a["fields"] for a in complete.values()]
+    all_fields = sorted({f for s in specs for f in s})
+    kept, omitted = [], {}
+    for f in all_fields:
+        lacking = [n for n, s in zip(names, specs) if f not in s]
+        if lacking:
+            omitted[f] = f"missing in run(s) {lacking}"
+        elif any(s[f] != specs[0][f] for s in specs):
+            omitted[f] = "location or components differ between runs"
+        else:
+            kept.append(f)
+    n_steps = [int(a["n_steps"]) for a in complete.values()]
+    coords = {
+        "run": ("snapshot", np.repeat(np.array(names), n_steps)),
+        "step": ("snapshot", np.concatenate([root[f"runs/{n}/step"][...] for n in names])),
+        "time": ("snapshot", np.concatenate([root[f"runs/{n}/time"][...] for n in names])),
+    }
+    coords.update(_dof_coords(layout))
+    data_vars = {}
+    for f in kept:
+        spec = specs[0][f]
+        x = da.concatenate([_field_array(root, path, n, f, n_sub) for n in names], axis=0)
+        if f == "displacement":
+            data_vars[f] = (("snapshot", "dof"), x)
+        elif spec["location"] == "ip":
+            data_vars[f] = (("snapshot", "ip", f"component_{f}"), x)
+            coords.update(_ip_coords(layout))
+            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+        else:
+            data_vars[f] = (("snapshot", "node", f"component_{f}"), x)
+            coords.update(_node_coords(layout))
+            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+    attrs = _store_attrs(root, layout)
+    attrs["runs"] = names
+    attrs["omitted_fields"] = "; ".join(f"{k}: {v}" for k, v in omitted.items())
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def open_run(path: str | Path, run: str) -> xr.Dataset:
+    """One complete run as a lazy :class:`xarray.Dataset` with dims (step, dof) for the
+    displacement, (step, ip, component_<field>) for integration-point fields (coords as in
+    :func:`open_snapshots`) and the run's attributes (solver, sources, metadata, ...)."""
+    path = Path(path)
+    root, layout = _open(path)
+    complete = _complete_runs(root)
+    if run not in complete:
+        state = "incomplete (interrupted or failed ingest; ingest it again)" if run in root["runs"] else "absent"
+        raise ValueError(f"{path}: run {run!r} is {state}; complete runs: {sorted(complete)}")
+    attrs = complete[run]
+    coords = {"step": ("step", root[f"runs/{run}/step"][...]), "time": ("step", root[f"runs/{run}/time"][...])}
+    coords.update(_dof_coords(layout))
+    data_vars = {}
+    for f, spec in attrs["fields"].items():
+        x = _field_array(root, path, run, f, layout.n_subdomains)
+        if f == "displacement":
+            data_vars[f] = (("step", "dof"), x)
+        elif spec["location"] == "ip":
+            data_vars[f] = (("step", "ip", f"component_{f}"), x)
+            coords.update(_ip_coords(layout))
+            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+        else:
+            data_vars[f] = (("step", "node", f"component_{f}"), x)
+            coords.update(_node_coords(layout))
+            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+    out_attrs = {k: v for k, v in attrs.items() if k != "times"}
+    out_attrs["store"] = _store_attrs(root, layout)
+    return xr.Dataset(data_vars, coords=coords, attrs=out_attrs)
