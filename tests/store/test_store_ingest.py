@@ -19,7 +19,8 @@ from romdask.store import SnapshotStore, group_sources, ingest, open_snapshots
 from romdask.store.layout import ip_layout
 from test_store import reference_fields, shuffled, store_digest, synthetic_run, two_block_mesh
 
-TESTS = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
 
 
 def _runs(mesh, n=3, n_steps=12):
@@ -62,7 +63,7 @@ def test_killed_ingest_then_rerun_gives_the_same_store(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {str(TESTS)!r})
+        sys.path.insert(0, {str(HERE)!r})
         from test_store_ingest import _runs
         from test_store import two_block_mesh
         from romdask.store import ingest
