@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/run.py builtin_solver [--nodes 1000 10000 50000] [--cycles 1]
     python benchmarks/run.py ingest [--nodes 10000] [--runs 2]
+    python benchmarks/run.py calculix_ingest [--plate-n 8 18] [--repeats 2]   (needs ccx)
 
 Each case runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
 No wall-clock threshold is asserted anywhere: the figures are recorded, compared by ratio and
@@ -168,6 +169,187 @@ def run_ingest(args) -> list[dict]:
     return rows
 
 
+def _ccx_plate_deck(path: Path, problem, encoding: str, solver: str = "ITERATIVE CHOLESKY") -> None:
+    """The plate problem as a CalculiX deck: one *STEP per monotonic segment of the prescribed uy,
+    *VISCO,DIRECT with the problem's fixed increments and a huge CETOL (/work/shared/notes/calculix.md),
+    *AMPLITUDE in total time, U written to the .frd as ASCII (*NODE FILE) or float64
+    (*NODE OUTPUT,DOUBLE). Same approach as tests/hifi/test_calculix_agreement.py; numbers go
+    through float() (numpy 2 reprs would break the deck) and stay within 20 characters."""
+
+    import numpy as np
+
+    def num(x) -> str:
+        return repr(float(x))
+
+    def ids(values):
+        v = [str(int(i)) for i in values]
+        return [", ".join(v[i:i + 10]) for i in range(0, len(v), 10)]
+
+    mesh, law = problem.mesh, problem.material
+    lines = ["*HEADING", f"romdask benchmark: {problem.name}, {mesh.n_nodes} nodes, {encoding} .frd", "*NODE"]
+    lines += [f"{i}, {x:.12e}, {y:.12e}, {z:.12e}" for i, (x, y, z) in zip(mesh.node_ids, mesh.nodes)]
+    for b in mesh.blocks:
+        lines.append(f"*ELEMENT, TYPE={b.type}, ELSET=EALL")
+        lines += [", ".join([str(e)] + [str(mesh.node_ids[n]) for n in c]) for e, c in zip(b.ids, b.connectivity)]
+    for k, bc in enumerate(problem.dirichlet):
+        lines += [f"*NSET, NSET=N{k}"] + ids(mesh.node_ids[bc.nodes])
+    lines += ["*MATERIAL, NAME=M", "*ELASTIC", f"{num(law.young)}, {num(law.poisson)}",
+              "*PLASTIC, HARDENING=ISOTROPIC"] + [f"{num(s)}, {num(e)}" for s, e in law.plastic]
+    lines += ["*CREEP, LAW=NORTON", ", ".join(num(v) for v in law.norton), "*SOLID SECTION, ELSET=EALL, MATERIAL=M"]
+    *fixed, loaded = problem.dirichlet
+    amp = loaded.amplitude
+    lines += ["*AMPLITUDE, NAME=A, TIME=TOTAL TIME"] + [f"{num(t)}, {num(a)}" for t, a in zip(amp.times, amp.values)]
+    lines += ["*BOUNDARY"] + [f"N{k}, {c + 1}, {c + 1}, 0." for k, bc in enumerate(fixed) for c in bc.components]
+    times = np.asarray(problem.times, float)
+    dt = float(times[1] - times[0])
+    cuts = sorted({float(t) for t in amp.breakpoints() if times[0] < t < times[-1]} | {float(times[0]), float(times[-1])})
+    output = {"ascii": "*NODE FILE", "float64": "*NODE OUTPUT, DOUBLE"}[encoding]
+    c = loaded.components[0] + 1
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        lines += ["*STEP, INC=1000", f"*VISCO, DIRECT, CETOL=1e6, SOLVER={solver}", f"{num(dt)}, {num(t1 - t0)}",
+                  "*BOUNDARY, AMPLITUDE=A", f"N{len(fixed)}, {c}, {c}, {num(loaded.value)}",
+                  output, "U", "*END STEP"]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _run_ccx(directory: Path, stem: str, threads: int = 2) -> float:
+    import os
+    import shutil
+
+    env = {"OMP_NUM_THREADS": str(threads), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    t0 = time.perf_counter()
+    proc = subprocess.run([shutil.which("ccx") or "ccx", "-i", stem], cwd=directory, capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or "*ERROR" in proc.stdout:
+        raise RuntimeError(f"ccx failed in {directory}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def _calculix_ingest_case(n: int, repeats: int) -> list[dict]:
+    """Run in the child process: ingest real CalculiX results (.inp + .frd) into snapshot stores.
+
+    The quarter plate with a hole (``plate_problem(n=n, n_cycles=1)``, 40 increments, default
+    viscoplastic material, cyclic prescribed uy) is solved twice by ccx (2 threads, SOLVER=ITERATIVE
+    CHOLESKY): U written as an ASCII .frd and as a float64 binary .frd. For each encoding (one row),
+    the sources are ``plate.inp`` + ``plate.frd`` (the nearly empty .dat is removed) and, best of
+    ``repeats``, in this process:
+
+    * raw read: ``open(f, "rb").read()`` of the source bytes (page-cache floor; the files were just
+      written, so they are cached);
+    * plain read: ``read_inp`` + ``read_frd`` (index) + ``FrdResults.read`` of every DISP frame,
+      and ``read_calculix(...).frames()`` (the reader path used by the ingest);
+    * ingest into a new store, lz4 and uncompressed, 2 and 4 subdomains; store size (whole folder,
+      and the run's arrays only) vs the source size.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from romdask.io.calculix import read_calculix, read_frd, read_inp
+    from romdask.problems.plate import plate_problem
+    from romdask.store import ingest
+
+    problem = plate_problem(n=n, n_cycles=1)
+    mesh = problem.mesh
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-ccx-"))
+
+    def folder_bytes(p: Path) -> int:
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    rows = []
+    try:
+        for encoding in ("ascii", "float64"):
+            d = work / encoding
+            d.mkdir()
+            _ccx_plate_deck(d / "plate.inp", problem, encoding)
+            ccx_s = _run_ccx(d, "plate")
+            (d / "plate.dat").unlink(missing_ok=True)
+            inp, frd = d / "plate.inp", d / "plate.frd"
+            sources = [inp, frd]
+            inp_b, frd_b = inp.stat().st_size, frd.stat().st_size
+            src_mb = (inp_b + frd_b) / 1e6
+            res = read_frd(frd)
+            disp = res.select("DISP")
+            n_steps = len(disp)
+            payload_mb = n_steps * mesh.n_dofs * 8 / 1e6  # the displacements as raw float64
+
+            def raw():
+                for f in sources:
+                    with open(f, "rb") as fh:
+                        fh.read()
+
+            def frames():
+                r = read_frd(frd)
+                for b in r.select("DISP"):
+                    r.read(b)
+
+            def reader():
+                for _ in read_calculix(inp=inp, frd=frd).frames():
+                    pass
+
+            raw_s = best(raw)
+            inp_s = best(lambda: read_inp(inp))
+            index_s = best(lambda: read_frd(frd))
+            frd_s = best(frames)
+            reader_s = best(reader)
+            plain_s = inp_s + frd_s
+            row = {
+                "nodes": mesh.n_nodes, "elements": mesh.n_elements, "dofs": mesh.n_dofs, "plate_n": n,
+                "encoding": encoding, "frames": n_steps, "ccx_s": ccx_s, "ccx_threads": 2,
+                "ccx_solver": "ITERATIVE CHOLESKY", "inp_mb": inp_b / 1e6, "frd_mb": frd_b / 1e6,
+                "source_mb": src_mb, "payload_mb": payload_mb,
+                "raw_read_s": raw_s, "raw_read_mb_s": src_mb / raw_s,
+                "read_inp_s": inp_s, "frd_index_s": index_s, "frd_read_s": frd_s,
+                "frd_read_mb_s": frd_b / 1e6 / frd_s,
+                "plain_read_s": plain_s, "plain_read_mb_s": src_mb / plain_s,
+                "reader_s": reader_s, "reader_mb_s": src_mb / reader_s,
+            }
+            for label, compression in (("lz4", "lz4"), ("none", None)):
+                for k in (2, 4):
+                    path = work / f"{encoding}-{label}-{k}.zarr"
+
+                    def one():
+                        shutil.rmtree(path, ignore_errors=True)
+                        ingest(sources, path, n_subdomains=k, compression=compression)
+
+                    wall = best(one)
+                    store_b = folder_bytes(path)
+                    run_b = folder_bytes(path / "runs")
+                    key = f"{label}_k{k}"
+                    row.update({f"ingest_{key}_s": wall, f"ingest_{key}_mb_s": src_mb / wall,
+                                f"store_{key}_mb": store_b / 1e6, f"store_runs_{key}_mb": run_b / 1e6,
+                                f"ratio_{key}": src_mb * 1e6 / store_b})
+                    shutil.rmtree(path, ignore_errors=True)
+            row["repeats"] = repeats
+            row["cores"] = len(os.sched_getaffinity(0))
+            row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_calculix_ingest(args) -> list[dict]:
+    rows = []
+    for n in args.plate_n:
+        cmd = [sys.executable, __file__, "_child", "calculix_ingest", str(n), str(args.repeats)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        for row in json.loads(out.stdout.strip().splitlines()[-1]):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def _record(name: str, rows: list[dict]) -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[name] = {
@@ -185,19 +367,26 @@ def main(argv=None) -> None:
         _, name, nodes, extra = argv
         if name == "ingest":
             print(json.dumps(_ingest_case(int(nodes), int(extra))))
+        elif name == "calculix_ingest":
+            print(json.dumps(_calculix_ingest_case(int(nodes), int(extra))))
         else:
             print(json.dumps({"builtin_solver": _builtin_solver_case}[name](int(nodes), float(extra))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("benchmark", choices=["builtin_solver", "ingest"])
+    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
     parser.add_argument("--runs", type=int, default=2, help="ingest: number of runs (default 2)")
+    parser.add_argument("--plate-n", type=int, nargs="+", default=[8, 18],
+                        help="calculix_ingest: plate_problem n (default 8 18: 1,105 and 10,360 nodes)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="calculix_ingest: timings are the best of this many (default 2)")
     args = parser.parse_args(argv)
     if args.nodes is None:
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
-    rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest}[args.benchmark](args)
+    rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest,
+            "calculix_ingest": run_calculix_ingest}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 

@@ -27,6 +27,60 @@ def builtin_solver_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def ingest_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Ingest of solver-made .npy sources (plate, one cycle) ({entry['date']}, {entry['machine']})",
+        "",
+        "Sources: displacement, stress and state of built-in solver runs saved as .npy (`python benchmarks/run.py",
+        "ingest`); plain read = frame-by-frame read of the .npy files; ratio = source bytes / store bytes (runs",
+        "only); store read = one full read of every variable through `open_snapshots` (threads).",
+        "",
+        "| nodes | dofs | runs x steps | source [MB] | plain read [MB/s] | ingest lz4 [MB/s] | ingest none [MB/s] "
+        "| store lz4 [MB] (ratio) | store none [MB] (ratio) | lz4 ratio displacement / stress / state "
+        "| store read lz4 / none [MB/s] | subdomains | peak RSS [MB] |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        lines.append(
+            f"| {r['nodes']:,} | {r['dofs']:,} | {r['runs']} x {r['steps']} | {r['source_mb']:.0f} | "
+            f"{r['plain_read_mb_s']:,.0f} | {r['ingest_lz4_mb_s']:.0f} | {r['ingest_none_mb_s']:.0f} | "
+            f"{r['store_lz4_mb']:.0f} ({r['ratio_lz4']:.2f}) | {r['store_none_mb']:.0f} ({r['ratio_none']:.2f}) | "
+            f"{r['ratio_lz4_displacement']:.2f} / {r['ratio_lz4_stress']:.2f} / {r['ratio_lz4_state']:.1f} | "
+            f"{r['read_lz4_mb_s']:.0f} / {r['read_none_mb_s']:.0f} | {r['subdomains']} | {r['peak_rss_mb']:.0f} |"
+        )
+    return lines + [""]
+
+
+def calculix_ingest_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Ingest of CalculiX results (.inp + .frd), plate, one cycle ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py calculix_ingest`: the plate (`plate_problem(n, n_cycles=1)`, 40 increments) run by",
+        "ccx 2.20 (`*VISCO,DIRECT`, `SOLVER=ITERATIVE CHOLESKY`, 2 threads), U written as an ASCII .frd",
+        "(`*NODE FILE`) or a float64 one (`*NODE OUTPUT,DOUBLE`). Throughputs are MB of source (.inp + .frd) per",
+        "second, best of the run's repeats, files in the page cache. Raw = `open().read()` of the bytes; plain",
+        "read = `read_inp` + `read_frd` + every DISP frame; reader = `read_calculix(...).frames()`; ingest =",
+        "`romdask.store.ingest` into a new store with K subdomains (store creation and METIS included). Ratio =",
+        "source bytes / bytes of the whole store folder (mesh included; K = 4).",
+        "",
+        "| nodes | .frd | ccx wall [s] | source [MB] (.frd) | raw read [MB/s] | plain read [MB/s] | reader [MB/s] "
+        "| ingest lz4 K=2 / K=4 [MB/s] | ingest none K=2 / K=4 [MB/s] | store lz4 [MB] (ratio) "
+        "| store none [MB] (ratio) | peak RSS [MB] |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        src = r["source_mb"]
+        lines.append(
+            f"| {r['nodes']:,} | {r['encoding']} | {r['ccx_s']:.1f} | {src:.1f} ({r['frd_mb']:.1f}) | "
+            f"{r['raw_read_mb_s']:,.0f} | {r['plain_read_mb_s']:.0f} | {r['reader_mb_s']:.0f} | "
+            f"{r['ingest_lz4_k2_mb_s']:.0f} / {r['ingest_lz4_k4_mb_s']:.0f} | "
+            f"{r['ingest_none_k2_mb_s']:.0f} / {r['ingest_none_k4_mb_s']:.0f} | "
+            f"{r['store_lz4_k4_mb']:.1f} ({r['ratio_lz4_k4']:.2f}) | "
+            f"{r['store_none_k4_mb']:.1f} ({r['ratio_none_k4']:.2f}) | {r['peak_rss_mb']:.0f} |"
+        )
+    return lines + [""]
+
+
 def main() -> None:
     data = json.loads((HERE / "results.json").read_text())
     lines = [
@@ -38,6 +92,10 @@ def main() -> None:
     ]
     if "builtin_solver" in data:
         lines += builtin_solver_table(data["builtin_solver"])
+    if "ingest" in data:
+        lines += ingest_table(data["ingest"])
+    if "calculix_ingest" in data:
+        lines += calculix_ingest_table(data["calculix_ingest"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 

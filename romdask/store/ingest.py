@@ -171,8 +171,9 @@ def ingest(
     Notes
     -----
     One dask task per run on the active scheduler (a distributed Client when one exists, else
-    the local threaded scheduler); each task re-reads its sources (tasks carry file names, not
-    data) and writes only its own ``runs/<name>`` group. Memory per task: the reader's mesh plus
+    the local threaded scheduler); each task reads its sources (tasks carry file names, not
+    data; only the first run of a new store, already read to create it, is handed over as is
+    when no Client is active) and writes only its own ``runs/<name>`` group. Memory per task: the reader's mesh plus
     ``step_chunk`` frames. Resuming: complete runs with unchanged sources are skipped,
     incomplete ones (an interrupted ingest) rewritten, so a killed ingest followed by a rerun
     gives the same store as an uninterrupted one.
@@ -199,8 +200,11 @@ def ingest(
             )
     else:
         store = None
+    client = _active_client()
     if store is None:
         first = _load(items[0][1], reader_options)
+        if client is None:  # same process: hand the run already read to its task
+            items[0] = (items[0][0], first)
         part = partition if partition is not None else first.partition
         if part is None and n_subdomains is None:
             raise ValueError("a new store needs n_subdomains (or a partition); e.g. --subdomains 4")
@@ -212,7 +216,6 @@ def ingest(
                                               dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")
         for name, item in items
     ]
-    client = _active_client()
     if client is not None:
         futures = client.compute(tasks)
         if progress:

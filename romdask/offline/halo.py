@@ -1,0 +1,181 @@
+"""Subdomain coupling: the halo of each subdomain and local (owned + halo) snapshot arrays.
+
+An element belongs to one subdomain (``layout.element_subdomain``) but may use nodes owned by
+another one (``layout.node_subdomain``). Everything computed element by element on subdomain
+``k`` (strains, subdomain mass matrices, ...) therefore needs the displacement at k's *local*
+nodes: the nodes of k's elements, owned by k or by a neighbor (the *halo*).
+
+:func:`subdomain_halos` computes, from the store layout, per subdomain: its elements, its local
+nodes and dofs, and for each neighbor ``l`` the positions, inside l's dof block, of the halo dofs
+k needs. :func:`local_snapshots` turns a snapshot array ``U`` (snapshot, dof) with one Dask block
+per subdomain into a Dask array whose block ``k`` along axis 1 is k's local array
+``(n_snap, n_local_dofs_k)``: one task per (snapshot chunk, subdomain), with edges to k's block
+and its neighbors' blocks only; the graph holds only the (small) halo index arrays.
+
+Local dof order: sorted global dofs (nodes are subdomain-contiguous in the store order, so this
+is neighbor block by neighbor block, in increasing subdomain number, k's own block included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from romdask.fem.mesh import CellBlock, Mesh
+from romdask.store.layout import StoreLayout
+
+__all__ = ["SubdomainHalo", "subdomain_halos", "local_snapshots", "submesh", "check_subdomain_chunks"]
+
+
+@dataclass(frozen=True, eq=False)
+class SubdomainHalo:
+    """What subdomain ``k`` needs from its neighbors.
+
+    Attributes
+    ----------
+    subdomain : int
+    elements : (n_el_k,) global element indices of k's elements, increasing
+    nodes : (n_local_nodes,) global node indices touched by k's elements (owned + halo), increasing
+    dofs : (3 n_local_nodes,) their dofs ``3 node + c``, increasing (the local dof order)
+    sources : tuple of (l, positions) for each subdomain l that k reads from (k itself
+        included), increasing l; ``positions`` are indices inside l's dof block, or None for
+        "the whole block" (k's own block when every owned node is used); concatenating
+        ``U_l[:, positions]`` over ``sources`` gives the local array in local dof order
+    """
+
+    subdomain: int
+    elements: np.ndarray
+    nodes: np.ndarray
+    dofs: np.ndarray
+    sources: tuple[tuple[int, np.ndarray | None], ...]
+
+    @property
+    def n_local_dofs(self) -> int:
+        return len(self.dofs)
+
+    @property
+    def neighbors(self) -> tuple[int, ...]:
+        """The other subdomains k reads halo dofs from."""
+        return tuple(l for l, _ in self.sources if l != self.subdomain)
+
+
+def subdomain_halos(layout: StoreLayout) -> tuple[SubdomainHalo, ...]:
+    """Per subdomain: elements, local (owned + halo) nodes and dofs, and where to read them.
+
+    Parameters
+    ----------
+    layout : the store layout (``SnapshotStore.open(path).layout``)
+
+    Returns
+    -------
+    tuple of SubdomainHalo, one per subdomain
+
+    Notes
+    -----
+    Mesh-sized work, done once in the driver (vectorized over elements). A subdomain owning a
+    node that none of its elements uses (possible with solver-given partitions) still reads
+    only the dofs its elements touch.
+    """
+    mesh = layout.mesh
+    K = layout.n_subdomains
+    dof_offsets = np.asarray(layout.dof_offsets, np.int64)
+    elem_sub = np.asarray(layout.element_subdomain, np.int64)
+    node_sub = np.asarray(layout.node_subdomain, np.int64)
+    offsets = mesh.block_offsets
+    halos = []
+    for k in range(K):
+        elements = np.flatnonzero(elem_sub == k).astype(np.int64)
+        parts = []
+        for bi, b in enumerate(mesh.blocks):
+            sel = elements[(elements >= offsets[bi]) & (elements < offsets[bi + 1])] - offsets[bi]
+            if len(sel):
+                parts.append(np.asarray(b.connectivity)[sel].ravel())
+        nodes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        dofs = (3 * nodes[:, None] + np.arange(3)).ravel()
+        sources = []
+        owners = node_sub[nodes]
+        for l in np.unique(owners):
+            l = int(l)
+            d = (3 * nodes[owners == l][:, None] + np.arange(3)).ravel() - dof_offsets[l]
+            n_l = int(dof_offsets[l + 1] - dof_offsets[l])
+            whole = len(d) == n_l  # sorted and unique: then d == arange(n_l)
+            sources.append((l, None if whole else d.astype(np.int64)))
+        halos.append(SubdomainHalo(k, elements, nodes.astype(np.int64), dofs.astype(np.int64), tuple(sources)))
+    return tuple(halos)
+
+
+def submesh(layout: StoreLayout, halo: SubdomainHalo) -> Mesh:
+    """The mesh of subdomain ``k``'s elements on its local nodes (local node i = ``halo.nodes[i]``).
+
+    Blocks keep the store's block order and elements their increasing store order, so the
+    integration points of the submesh come in the order of ``layout.points_of(k)``.
+    """
+    mesh = layout.mesh
+    local = np.full(mesh.n_nodes, -1, np.int64)
+    local[halo.nodes] = np.arange(len(halo.nodes))
+    offsets = mesh.block_offsets
+    blocks = []
+    for bi, b in enumerate(mesh.blocks):
+        sel = halo.elements[(halo.elements >= offsets[bi]) & (halo.elements < offsets[bi + 1])] - offsets[bi]
+        if len(sel):
+            blocks.append(CellBlock(b.type, local[np.asarray(b.connectivity)[sel]], np.asarray(b.ids)[sel]))
+    return Mesh(np.asarray(mesh.nodes)[halo.nodes], tuple(blocks), np.asarray(mesh.node_ids)[halo.nodes])
+
+
+def check_subdomain_chunks(U: da.Array, dof_offsets, what: str = "U") -> None:
+    """Raise ValueError unless ``U`` has one block per subdomain along axis 1."""
+    expected = tuple(int(b - a) for a, b in zip(dof_offsets[:-1], dof_offsets[1:]))
+    if not isinstance(U, da.Array):
+        raise TypeError(f"{what} must be a dask array (snapshot, dof); got {type(U).__name__}. "
+                        "Use open_snapshots(path).displacement.data")
+    if U.ndim < 2 or tuple(U.chunks[1]) != expected:
+        raise ValueError(
+            f"{what} needs one chunk per subdomain along 'dof' (sizes {expected}); got chunks "
+            f"{U.chunks[1] if U.ndim >= 2 else U.shape}. Use open_snapshots(path).displacement.data "
+            f"or U.rechunk({{1: {expected}}})"
+        )
+
+
+def _gather(blocks, positions):
+    """Concatenate ``block[:, p]`` over the sources (p None: the whole block)."""
+    parts = [b if p is None else np.take(b, p, axis=1) for b, p in zip(blocks, positions)]
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else np.ascontiguousarray(parts[0])
+
+
+def local_snapshots(U: da.Array, halos: tuple[SubdomainHalo, ...]) -> da.Array:
+    """Local (owned + halo) snapshot arrays of every subdomain, lazily.
+
+    Parameters
+    ----------
+    U : dask array (n_snap, n_dof), one block per subdomain along axis 1 (the store's
+        ``displacement``); any chunking along axis 0
+    halos : from :func:`subdomain_halos`
+
+    Returns
+    -------
+    dask array (n_snap, sum_k n_local_dofs_k)
+        Block ``(i, k)`` is subdomain k's local array for snapshot chunk i, columns in local dof
+        order (``halos[k].dofs``). Only meaningful block by block (halo dofs are repeated).
+
+    Notes
+    -----
+    One task per (snapshot chunk, subdomain), depending on the blocks of k and its neighbors
+    only; the graph holds the halo index arrays (``O(halo size)``), never snapshot data.
+    Memory per task: the neighbor blocks it reads plus the local array.
+    """
+    sizes = tuple(len(h.dofs) for h in halos)
+    if U.ndim != 2 or U.numblocks[1] != len(halos):
+        raise ValueError(f"U needs one chunk per subdomain along 'dof' ({len(halos)} subdomains); got {U.numblocks[1]} chunks")
+    token = tokenize(U, [(h.subdomain, [(l, p) for l, p in h.sources]) for h in halos])
+    name = "romdask-local-" + token
+    dsk = {}
+    for i in range(U.numblocks[0]):
+        for k, h in enumerate(halos):
+            keys = [(U.name, i, l) for l, _ in h.sources]
+            dsk[(name, i, k)] = (_gather, keys, [p for _, p in h.sources])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[U])
+    return da.Array(graph, name, chunks=(U.chunks[0], sizes), dtype=U.dtype)
