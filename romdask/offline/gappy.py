@@ -52,7 +52,7 @@ def qdeim(basis: np.ndarray) -> np.ndarray:
     A631-A648.
     """
     basis = _check_basis(basis)
-    _, _, piv = scipy.linalg.qr(basis.T, mode="r", pivoting=True, check_finite=False)
+    _, piv = scipy.linalg.qr(basis.T, mode="r", pivoting=True, check_finite=False)
     return np.sort(piv[: basis.shape[1]].astype(np.int64))
 
 

@@ -207,3 +207,16 @@ def test_subdomain_input_errors(smooth_3d):
         ecm_subdomains_graph(J_blocks, w_blocks[:1])
     with pytest.raises(ValueError, match="weight block 1"):
         ecm_subdomains_graph(J_blocks, [w_blocks[0], w_blocks[1][:-1]])
+
+
+def test_gram_svd_path_for_large_problems(smooth_3d, monkeypatch):
+    """Large J go through the Gram matrix (faster SVD): same guarantees."""
+    import romdask.offline.ecm as ecm_module
+
+    J, w = smooth_3d
+    exact = ecm(J, w, tol=1e-6)
+    monkeypatch.setattr(ecm_module, "_EXACT_SVD_MAX_FLOPS", 0)
+    for tol in (1e-3, 1e-6):
+        r = ecm(J, w, tol=tol)
+        check(r, J, w, tol)
+    assert abs(r.n_points - exact.n_points) <= 3
