@@ -140,8 +140,12 @@ def check_subdomain_chunks(U: da.Array, dof_offsets, what: str = "U") -> None:
         )
 
 
+def _take_columns(block, positions):
+    return np.take(block, positions, axis=1)
+
+
 def _gather(blocks, positions):
-    """Concatenate ``block[:, p]`` over the sources (p None: the whole block)."""
+    """Concatenate ``block[:, p]`` over the sources (p None: the block itself)."""
     parts = [b if p is None else np.take(b, p, axis=1) for b, p in zip(blocks, positions)]
     return np.concatenate(parts, axis=1) if len(parts) > 1 else np.ascontiguousarray(parts[0])
 
@@ -163,9 +167,10 @@ def local_snapshots(U: da.Array, halos: tuple[SubdomainHalo, ...]) -> da.Array:
 
     Notes
     -----
-    One task per (snapshot chunk, subdomain), depending on the blocks of k and its neighbors
-    only; the graph holds the halo index arrays (``O(halo size)``), never snapshot data.
-    Memory per task: the neighbor blocks it reads plus the local array.
+    One task per (snapshot chunk, subdomain), depending on k's block and on one small task per
+    neighbor l that slices the halo columns out of l's block (so that only halo columns move
+    between workers, not whole blocks); the graph holds the halo index arrays
+    (``O(halo size)``), never snapshot data. Memory per task: k's block plus the local array.
     """
     sizes = tuple(len(h.dofs) for h in halos)
     if U.ndim != 2 or U.numblocks[1] != len(halos):
@@ -175,7 +180,15 @@ def local_snapshots(U: da.Array, halos: tuple[SubdomainHalo, ...]) -> da.Array:
     dsk = {}
     for i in range(U.numblocks[0]):
         for k, h in enumerate(halos):
-            keys = [(U.name, i, l) for l, _ in h.sources]
-            dsk[(name, i, k)] = (_gather, keys, [p for _, p in h.sources])
+            keys, positions = [], []
+            for l, p in h.sources:
+                if l == k or p is None:
+                    keys.append((U.name, i, l))
+                    positions.append(p)
+                else:  # sliced where the neighbor block lives: only the halo columns move
+                    dsk[(name + "-halo", i, k, l)] = (_take_columns, (U.name, i, l), p)
+                    keys.append((name + "-halo", i, k, l))
+                    positions.append(None)
+            dsk[(name, i, k)] = (_gather, keys, positions)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[U])
     return da.Array(graph, name, chunks=(U.chunks[0], sizes), dtype=U.dtype)

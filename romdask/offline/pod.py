@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import dask
 import dask.array as da
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
@@ -65,23 +64,42 @@ class ProductOperator:
     Attributes
     ----------
     halos : one SubdomainHalo per subdomain
-    matrices : one scipy.sparse CSR matrix (n_local_dofs_k, n_local_dofs_k) per subdomain
+    matrices : one scipy.sparse CSR matrix (n_local_dofs_k, n_local_dofs_k) per subdomain, or
+        None for the mass product (each task assembles its matrix from its sub-mesh: see
+        :meth:`matrix`)
     dof_offsets : (K + 1,) the layout's dof offsets
     name : e.g. "l2"
+    meshes, densities : for the mass product, k's sub-mesh and element densities (used by the
+        M-weighted TSQR, which factors the element mass matrices)
     """
 
     halos: tuple[SubdomainHalo, ...]
-    matrices: tuple[sp.csr_matrix, ...]
+    matrices: tuple[sp.csr_matrix, ...] | None
     dof_offsets: np.ndarray
     name: str = "l2"
+    meshes: tuple | None = field(default=None, repr=False)
+    densities: tuple | None = field(default=None, repr=False)
 
     @property
     def n_subdomains(self) -> int:
         return len(self.halos)
 
+    def matrix(self, k: int) -> sp.csr_matrix:
+        """M_k (assembled from the sub-mesh for the mass product)."""
+        if self.matrices is not None:
+            return self.matrices[k]
+        return _subdomain_mass(self.meshes[k], self.densities[k])
+
     def __dask_tokenize__(self):
+        if self.matrices is None:
+            return ("romdask-product", self.name, self.dof_offsets.tolist(),
+                    [tokenize(m.nodes, [b.connectivity for b in m.blocks], d) for m, d in zip(self.meshes, self.densities)])
         return ("romdask-product", self.name, self.dof_offsets.tolist(),
                 [tokenize(m.data, m.indices, m.indptr, m.shape) for m in self.matrices])
+
+
+def _subdomain_mass(mesh, density) -> sp.csr_matrix:
+    return mass_matrix(mesh, density).tocsr()
 
 
 def mass_product(layout: StoreLayout, density: float | np.ndarray = 1.0) -> ProductOperator:
@@ -99,19 +117,28 @@ def mass_product(layout: StoreLayout, density: float | np.ndarray = 1.0) -> Prod
 
     Notes
     -----
-    Mesh-sized work in the driver (one element loop in total). The matrices enter graphs once
-    per subdomain (about ``3 * 24^2`` doubles per C3D8 element), never per task.
+    The driver only cuts the mesh into sub-meshes (mesh-sized, no assembly); each task that
+    needs ``M_k`` assembles it from k's sub-mesh (one delayed object per subdomain in the
+    graph: nodes + connectivity, about 10x smaller than the assembled matrices, which made a
+    98 MB graph for 100k nodes).
     """
     halos = subdomain_halos(layout)
     rho = np.broadcast_to(np.asarray(density, np.float64), (layout.mesh.n_elements,))
-    mats = []
+    meshes, dens = [], []
     for h in halos:
         m = submesh(layout, h)
+        meshes.append(m)
         # submesh elements come block by block in increasing store order = halo.elements sorted by block
         order = np.concatenate([h.elements[(h.elements >= a) & (h.elements < b)]
                                 for a, b in zip(layout.mesh.block_offsets[:-1], layout.mesh.block_offsets[1:])])
-        mats.append(mass_matrix(m, rho[order]).tocsr())
-    return ProductOperator(halos, tuple(mats), np.asarray(layout.dof_offsets, np.int64), "l2")
+        dens.append(np.ascontiguousarray(rho[order]))
+    return ProductOperator(halos, None, np.asarray(layout.dof_offsets, np.int64), "l2", tuple(meshes), tuple(dens))
+
+
+def _product_mesh(product: ProductOperator, k: int, token: str):
+    """Delayed sub-mesh and densities of subdomain k (deterministic keys)."""
+    return (dask.delayed(product.meshes[k], pure=True, name=f"romdask-product-mesh-{token}-{k}"),
+            dask.delayed(product.densities[k], pure=True, name=f"romdask-product-density-{token}-{k}"))
 
 
 def _resolve_product(product, layout: StoreLayout | None) -> ProductOperator | None:
@@ -147,6 +174,10 @@ def _euclidean_block(a, b):
 def _product_block(a_loc, b_loc, matrix):
     with threadpool_limits(1):
         return a_loc @ (matrix @ b_loc.T)
+
+
+def _mass_product_block(a_loc, b_loc, mesh, density):
+    return _product_block(a_loc, b_loc, _subdomain_mass(mesh, density))
 
 
 def _sum(parts):
@@ -213,11 +244,17 @@ def inner(A, B, product: ProductOperator | str | None = None, *, layout: StoreLa
         LA = local_snapshots(A, product.halos)
         LB = LA if B.name == A.name else local_snapshots(B, product.halos)
         deps = [LA, LB]
-        for k, matrix in enumerate(product.matrices):
-            mkey = ("romdask-product-matrix-" + tokenize(product), k)
-            dsk[mkey] = matrix
+        ptoken = tokenize(product)
+        for k in range(product.n_subdomains):
             key = (name + "-part", k)
-            dsk[key] = (_product_block, (LA.name, 0, k), (LB.name, 0, k), mkey)
+            if product.matrices is not None:
+                mkey = ("romdask-product-matrix-" + ptoken, k)
+                dsk[mkey] = product.matrices[k]
+                dsk[key] = (_product_block, (LA.name, 0, k), (LB.name, 0, k), mkey)
+            else:
+                m, d = _product_mesh(product, k, ptoken)
+                deps += [m, d]
+                dsk[key] = (_mass_product_block, (LA.name, 0, k), (LB.name, 0, k), m.key, d.key)
             partial.append(key)
     root = _tree(dsk, name + "-sum", partial, _sum)
     dsk[(name, 0, 0)] = root
@@ -314,9 +351,9 @@ def _truncate(s: np.ndarray, tol: float | None, energy: float | None, n_modes: i
 def _check_args(method: str, product, tol, energy, n_modes) -> None:
     if method not in ("snapshots", "tsqr", "randomized"):
         raise ValueError(f"method must be 'snapshots', 'tsqr' or 'randomized'; got {method!r}")
-    if method == "tsqr" and product is not None:
-        raise ValueError("method='tsqr' supports the Euclidean product only (M-weighted TSQR is not implemented); "
-                         "use method='snapshots' for the L2 product")
+    if method == "tsqr" and product is not None and product.meshes is None:
+        raise ValueError("method='tsqr' needs the Euclidean product or a mass product from mass_product() "
+                         "(it factors the element mass matrices); use method='snapshots' for other products")
 
 
 def _eig_pod(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,25 +397,81 @@ def _qr_r_stack(parts):
         return np.linalg.qr(np.concatenate(parts, axis=0), mode="r")
 
 
-def tsqr_r(U: da.Array) -> da.Array:
+def tsqr_r(U: da.Array, product: ProductOperator | None = None) -> da.Array:
     """R of the QR factorization ``U^T = Q R`` (n_snap, n_snap) lazily, Q never formed.
 
     Per subdomain ``np.linalg.qr(U_k^T, mode="r")``, then the stacked R factors re-QR'd in a
     tree of fan-in 8. Householder QR costs ``2 n_k n_snap^2`` flops per block (10-25x slower per
     byte than the Gram product here) but is accurate to eps * s_0 for every singular value.
+
+    With a mass product (from :func:`mass_product`): ``U M U^T = T^T T`` with T stacking, per
+    element e and component c, ``(U_loc[:, conn_e, c] C_e)^T`` where ``M_e = C_e C_e^T`` is the
+    Cholesky factor of the scalar element mass matrix (exact: M is the sum of the element
+    matrices). T has ``3 n_en`` rows per element (8x the dofs for C3D8), so this costs about
+    8x the Euclidean TSQR; it is done by incremental QR over chunks of 4096 elements.
     """
     U = _one_row_chunk(_as_dask(U))
-    name = "romdask-tsqr-" + tokenize(U)
+    name = "romdask-tsqr-" + tokenize(U, product)
     dsk: dict = {}
     parts = []
-    for k in range(U.numblocks[1]):
-        key = (name + "-block", k)
-        dsk[key] = (_qr_r_block, (U.name, 0, k))
-        parts.append(key)
+    deps = [U]
+    if product is None:
+        for k in range(U.numblocks[1]):
+            key = (name + "-block", k)
+            dsk[key] = (_qr_r_block, (U.name, 0, k))
+            parts.append(key)
+    else:
+        check_subdomain_chunks(U, product.dof_offsets)
+        L = local_snapshots(U, product.halos)
+        deps = [L]
+        ptoken = tokenize(product)
+        for k in range(product.n_subdomains):
+            m, d = _product_mesh(product, k, ptoken)
+            deps += [m, d]
+            key = (name + "-block", k)
+            dsk[key] = (_qr_r_weighted_block, (L.name, 0, k), m.key, d.key)
+            parts.append(key)
     root = _tree(dsk, name + "-stack", parts, _qr_r_stack)
     dsk[(name + "-pad", 0, 0)] = (_pad_square, root, U.shape[0])
-    graph = HighLevelGraph.from_collections(name + "-pad", dsk, dependencies=[U])
+    graph = HighLevelGraph.from_collections(name + "-pad", dsk, dependencies=deps)
     return da.Array(graph, name + "-pad", chunks=((U.shape[0],), (U.shape[0],)), dtype=np.float64)
+
+
+_ELEMENT_CHUNK = 4096  # elements per incremental QR in the M-weighted TSQR
+
+
+def _element_mass_factors(mesh, connectivity, element_type, density):
+    """Lower Cholesky factors (n_el, n_en, n_en) of the scalar element mass matrices of some
+    elements of one type, integrated as :func:`romdask.fem.quadrature.mass_matrix` ("exact")."""
+    from romdask.fem.elements import get_element
+    from romdask.fem.quadrature import _jacobians
+
+    el = get_element(element_type)
+    X = mesh.nodes[connectivity]
+    _, det = _jacobians(X, el.shape_derivatives(el.mass_points))
+    N = el.shape(el.mass_points)
+    w = det * el.mass_weights * density[:, None]
+    me = np.einsum("eq,qa,qb->eab", w, N, N, optimize=True)
+    return np.linalg.cholesky(me)
+
+
+def _qr_r_weighted_block(u_local, mesh, density):
+    """R of the QR of the tall matrix T with T^T T = U_loc M_k U_loc^T: rows
+    ``(X[:, conn_e, c] C_e)^T`` for every element e of k and component c, M_e = C_e C_e^T."""
+    with threadpool_limits(1):
+        n_snap = u_local.shape[0]
+        X = u_local.reshape(n_snap, -1, 3)
+        R = np.zeros((0, n_snap))
+        start = 0
+        for block in mesh.blocks:
+            dens = density[start : start + len(block)]
+            start += len(block)
+            for a in range(0, len(block), _ELEMENT_CHUNK):
+                conn = np.asarray(block.connectivity[a : a + _ELEMENT_CHUNK])
+                C = _element_mass_factors(mesh, conn, block.type, dens[a : a + _ELEMENT_CHUNK])
+                Z = np.einsum("seac,eab->ebcs", X[:, conn, :], C, optimize=True).reshape(-1, n_snap)
+                R = np.linalg.qr(np.concatenate([R, Z], axis=0), mode="r")
+        return R
 
 
 def _pad_square(r, n):
@@ -446,7 +539,8 @@ def pod(
     energy : instead, keep the fewest modes with captured energy fraction ``>= 1 - energy``
     n_modes : instead, keep exactly this many (fewer if the rank is smaller)
     method : "snapshots" (Gram + eigh; default, one read pass; accurate to s_i/s_0 ~ 1e-6),
-        "tsqr" (R-only TSQR + SVD of R, Euclidean only; accurate to eps), "randomized"
+        "tsqr" (R-only TSQR + SVD of R; accurate to eps; with the mass product through the
+        element mass Cholesky factors, see :func:`tsqr_r`), "randomized"
         (range finder on a sketch of ``rank + oversampling`` rows with ``power_iterations``)
     rank : randomized only: target rank (default ``n_modes``, else min(n_snap, 50))
     power_iterations, oversampling, seed : randomized only
@@ -497,9 +591,9 @@ def pod(
         return POD(s_all, n, combine(W2[:n], U), V_all, method, tol, energy, result.truncation_error,
                    product, G, U)
     if method == "tsqr":
-        R = tsqr_r(U).compute()
+        R = tsqr_r(U, product).compute()
         _, s, Vt = np.linalg.svd(R)
-        return _finish(U, s, Vt.T, method, tol, energy, n_modes, None)
+        return _finish(U, s, Vt.T, method, tol, energy, n_modes, product)
     target = int(rank if rank is not None else (n_modes if n_modes is not None else min(U.shape[0], 50)))
     s, V, W_all = _randomized(U, product, target, int(oversampling), int(power_iterations), seed)
     n = _truncate(s, tol, energy, n_modes)
