@@ -78,6 +78,17 @@ def _ip_coords(layout: StoreLayout, ip_dim: str = "ip") -> dict:
 def _node_coords(layout: StoreLayout) -> dict:
     return {"node": ("node", np.asarray(layout.mesh.node_ids)), "node_subdomain": ("node", layout.node_subdomain)}
 
+def _add_field(data_vars: dict, coords: dict, first_dim: str, name: str, spec, x, layout: StoreLayout) -> None:
+    """Add field ``name`` (dask array ``x``, first axis ``first_dim``) and its coordinates."""
+    if name == "displacement":
+        data_vars[name] = ((first_dim, "dof"), x)
+        return
+    location = "ip" if spec["location"] == "ip" else "node"
+    data_vars[name] = ((first_dim, location, f"component_{name}"), x)
+    coords.update(_ip_coords(layout) if location == "ip" else _node_coords(layout))
+    coords[f"component_{name}"] = (f"component_{name}", np.array(spec["components"]))
+
+
 
 def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
     a = dict(root.attrs)
@@ -148,16 +159,7 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Datase
     for f in kept:
         spec = specs[0][f]
         x = da.concatenate([_field_array(root, path, n, f, n_sub) for n in names], axis=0)
-        if f == "displacement":
-            data_vars[f] = (("snapshot", "dof"), x)
-        elif spec["location"] == "ip":
-            data_vars[f] = (("snapshot", "ip", f"component_{f}"), x)
-            coords.update(_ip_coords(layout))
-            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
-        else:
-            data_vars[f] = (("snapshot", "node", f"component_{f}"), x)
-            coords.update(_node_coords(layout))
-            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+        _add_field(data_vars, coords, "snapshot", f, spec, x, layout)
     attrs = _store_attrs(root, layout)
     attrs["runs"] = names
     attrs["omitted_fields"] = "; ".join(f"{k}: {v}" for k, v in omitted.items())
@@ -180,16 +182,7 @@ def open_run(path: str | Path, run: str) -> xr.Dataset:
     data_vars = {}
     for f, spec in attrs["fields"].items():
         x = _field_array(root, path, run, f, layout.n_subdomains)
-        if f == "displacement":
-            data_vars[f] = (("step", "dof"), x)
-        elif spec["location"] == "ip":
-            data_vars[f] = (("step", "ip", f"component_{f}"), x)
-            coords.update(_ip_coords(layout))
-            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
-        else:
-            data_vars[f] = (("step", "node", f"component_{f}"), x)
-            coords.update(_node_coords(layout))
-            coords[f"component_{f}"] = (f"component_{f}", np.array(spec["components"]))
+        _add_field(data_vars, coords, "step", f, spec, x, layout)
     out_attrs = {k: v for k, v in attrs.items() if k != "times"}
     out_attrs["store"] = _store_attrs(root, layout)
     return xr.Dataset(data_vars, coords=coords, attrs=out_attrs)
