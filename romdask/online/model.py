@@ -1,0 +1,576 @@
+"""The online artifact: :class:`ReducedModel`, its validation and its Zarr v3 format.
+
+A reduced model holds only small dense arrays (reduced points x modes) and the constitutive laws
+by class name and constructor parameters. It is saved to a versioned, checksummed Zarr v3 group
+and read back without pickle, without Dask and without a mesh::
+
+    model.zarr/
+      zarr.json           attrs: format, version, checksums, laws, load/lifting names, metadata
+      modes_strain        (r, 6, n)   strain of the modes at the reduced points (engineering shear)
+      weights             (r,)        reduced quadrature weights
+      point_ids           (r,)        global integration points in the training store
+      load_vectors        (q, n)      reduced external loads, one row per pattern
+      initial_state       (r, n_state_max), NaN beyond each law's state size
+      materials/points_<i>            reduced points of law i (int64)
+      lifting/modes_strain, lifting/load      optional (prescribed displacements)
+      gappy/<quantity>    (r * k, m)  Gappy-POD basis rows at the reduced points
+      full/modes          (n_dofs, n) optional, never read by :meth:`ReducedModel.open`
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from romdask.materials.base import Material
+from romdask.materials.calculix import CalculixViscoplastic
+from romdask.materials.chaboche import Chaboche
+from romdask.materials.elastic import LinearElastic
+from romdask.store.layout import codecs
+
+__all__ = ["FORMAT", "VERSION", "LAWS", "ReducedModel", "open_full_modes"]
+
+FORMAT = "romdask-reduced-model"
+VERSION = 1
+#: the only law classes a model may hold and :meth:`ReducedModel.open` may construct
+LAWS: dict[str, type[Material]] = {
+    "LinearElastic": LinearElastic,
+    "CalculixViscoplastic": CalculixViscoplastic,
+    "Chaboche": Chaboche,
+}
+_LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64, copy=True, order="C")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a float64 array; could not convert it: {exc}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}.")
+    arr.setflags(write=False)
+    return arr
+
+
+def _int_array(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.size == 0:
+        arr = arr.astype(np.int64)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be a 1-D integer array; got {arr.dtype} of shape {arr.shape}.")
+    arr = np.array(arr, dtype=np.int64, copy=True, order="C")
+    arr.setflags(write=False)
+    return arr
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a sequence of strings, not one string {value!r}.")
+    try:
+        names = tuple(str(v) for v in value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of strings; got {type(value).__name__}.") from None
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name} must be unique; got {list(names)}.")
+    return names
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` as plain JSON types (tuples -> lists, numpy -> Python); ValueError if impossible."""
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where}: keys must be strings for JSON; got {k!r}.")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: only numeric arrays are JSON-serializable; got {obj.dtype}.")
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return _plain(obj.item(), where)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise ValueError(
+        f"{where}: {type(obj).__name__} is not JSON-serializable; give numbers, strings, lists "
+        "and dicts only."
+    )
+
+
+def law_to_json(law: Material) -> dict[str, Any]:
+    """``{"type": class name, "parameters": constructor arguments}`` of a whitelisted law."""
+    name = type(law).__name__
+    if LAWS.get(name) is not type(law):
+        raise ValueError(
+            f"law type {type(law).__module__}.{type(law).__qualname__} cannot be stored in a "
+            f"reduced model; use one of {sorted(LAWS)}."
+        )
+    params = {f.name: getattr(law, f.name) for f in fields(law) if f.init}
+    return {"type": name, "parameters": _plain(params, f"{name} parameters")}
+
+
+def law_from_json(entry: Any) -> Material:
+    """The law described by ``entry`` (see :func:`law_to_json`); only classes of :data:`LAWS`."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("parameters"), Mapping):
+        raise ValueError(f"a law entry must be {{'type': ..., 'parameters': {{...}}}}; got {entry!r}.")
+    name = entry.get("type")
+    cls = LAWS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(
+            f"unknown law type {name!r} in the reduced model; this romdask reads only "
+            f"{sorted(LAWS)} (no other class is ever imported)."
+        )
+    allowed = {f.name for f in fields(cls) if f.init}
+    extra = sorted(set(entry["parameters"]) - allowed)
+    if extra:
+        raise ValueError(f"law {name} has unknown parameters {extra}; allowed: {sorted(allowed)}.")
+    try:
+        return cls(**entry["parameters"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"law {name} cannot be rebuilt from its stored parameters: {exc}") from None
+
+
+def checksum(arr: np.ndarray) -> str:
+    """sha256 of the raw little-endian bytes of a float64 or int64 array."""
+    dtype = "<f8" if arr.dtype.kind == "f" else "<i8"
+    return hashlib.sha256(np.ascontiguousarray(arr, dtype=dtype).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedModel:
+    """The gathered reduced operators used by the online solver (immutable, arrays read-only).
+
+    Shapes use ``n`` modes, ``r`` reduced points, ``q`` load patterns, ``n_l`` lifting modes.
+
+    Parameters
+    ----------
+    modes_strain : (r, 6, n) strain of each mode at the reduced points (Voigt
+        ``xx yy zz xy xz yz``, engineering shear).
+    weights : (r,) reduced quadrature weights, finite and >= 0 (Q-DEIM points have weight 0).
+    point_ids : (r,) int, distinct global integration-point indices in the training store.
+    materials : sequence of ``(law, points)``, ``points`` indices into ``0..r-1``; together they
+        cover every reduced point exactly once. Laws must be LinearElastic, CalculixViscoplastic
+        or Chaboche (stored by class name and parameters).
+    load_vectors : (q, n) reduced external loads, one row per load pattern.
+    load_names : (q,) unique names of the load patterns.
+    initial_state : (r, n_state_max) internal variables at t=0, ``n_state_max`` the largest
+        ``law.n_state``; finite in a point's first ``law.n_state`` columns, NaN after.
+    lifting : None or a mapping with exactly ``lifting_modes_strain (r, 6, n_l)``,
+        ``lifting_names (n_l,)`` and ``lifting_load (n_l, n)`` for prescribed displacements.
+    gappy : mapping quantity name (e.g. ``"stress"``, ``"p"``) -> basis rows at the reduced points
+        ``(r * k, m)`` (k components per point, k = 1 allowed).
+    metadata : JSON-serializable dict (tolerances, singular values, ECM residual, runs, units);
+        kept as plain JSON types (tuples become lists).
+
+    Raises
+    ------
+    ValueError
+        On any inconsistent shape, negative or non-finite weight, uncovered or doubly covered
+        point, disallowed law type or non-JSON metadata, with a message saying how to fix it.
+
+    Notes
+    -----
+    Memory ``8 r (6 n + n_state_max + 6 n_l + sum m k) + 8 q n`` bytes; everything is checked
+    once at construction (O(size)).
+    """
+
+    modes_strain: np.ndarray
+    weights: np.ndarray
+    point_ids: np.ndarray
+    materials: tuple[tuple[Material, np.ndarray], ...]
+    load_vectors: np.ndarray
+    load_names: tuple[str, ...]
+    initial_state: np.ndarray
+    lifting: Mapping[str, Any] | None = None
+    gappy: Mapping[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        modes = _float_array("modes_strain", self.modes_strain, 3)
+        if modes.shape[1] != 6:
+            raise ValueError(
+                f"modes_strain must have shape (r, 6, n) (6 Voigt strain components); got {modes.shape}."
+            )
+        r, _, n = modes.shape
+        if not np.all(np.isfinite(modes)):
+            raise ValueError("modes_strain holds NaN or inf values; check the ECM gather.")
+        put("modes_strain", modes)
+
+        weights = _float_array("weights", self.weights, 1)
+        if weights.shape != (r,):
+            raise ValueError(f"weights must have shape ({r},) (one per reduced point); got {weights.shape}.")
+        bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0.0))
+        if bad.size:
+            raise ValueError(
+                f"weights must be finite and >= 0; reduced points {bad[:10].tolist()} have "
+                f"{weights[bad[:10]].tolist()}. Re-run the ECM (nonnegative least squares)."
+            )
+        put("weights", weights)
+
+        ids = _int_array("point_ids", self.point_ids)
+        if ids.shape != (r,):
+            raise ValueError(f"point_ids must have shape ({r},); got {ids.shape}.")
+        if r and (ids.min() < 0 or np.unique(ids).size != r):
+            raise ValueError("point_ids must be distinct non-negative store integration-point indices.")
+        put("point_ids", ids)
+
+        put("materials", self._check_materials(self.materials, r))
+
+        loads = _float_array("load_vectors", self.load_vectors, 2)
+        if loads.shape[1] != n:
+            raise ValueError(f"load_vectors must have shape (q, {n}) for {n} modes; got {loads.shape}.")
+        names = _names("load_names", self.load_names)
+        if len(names) != loads.shape[0]:
+            raise ValueError(
+                f"load_names has {len(names)} names for {loads.shape[0]} load vectors; give one per row."
+            )
+        put("load_vectors", loads)
+        put("load_names", names)
+
+        n_state = max((law.n_state for law, _ in self.materials), default=0)
+        state = _float_array("initial_state", self.initial_state, 2)
+        if state.shape != (r, n_state):
+            raise ValueError(
+                f"initial_state must have shape ({r}, {n_state}) (the largest law state size); got "
+                f"{state.shape}. Pad laws with fewer variables with NaN."
+            )
+        for i, (law, points) in enumerate(self.materials):
+            block = state[points]
+            if not np.all(np.isfinite(block[:, : law.n_state])) or not np.all(np.isnan(block[:, law.n_state :])):
+                raise ValueError(
+                    f"initial_state of the points of law {i} ({type(law).__name__}) must be finite in "
+                    f"its first {law.n_state} columns and NaN after; use law.initial_state() and NaN padding."
+                )
+        put("initial_state", state)
+
+        put("lifting", self._check_lifting(self.lifting, r, n))
+
+        if not isinstance(self.gappy, Mapping):
+            raise ValueError(f"gappy must be a mapping quantity -> basis rows; got {type(self.gappy).__name__}.")
+        gappy = {}
+        for key, basis in self.gappy.items():
+            if not isinstance(key, str) or not _NAME.match(key):
+                raise ValueError(
+                    f"gappy quantity names must be letters, digits, '_', '.', '-' (not starting "
+                    f"with '.' or '-'); got {key!r}."
+                )
+            basis = _float_array(f"gappy[{key!r}]", basis, 2)
+            if r == 0 or basis.shape[0] % r or basis.shape[0] == 0:
+                raise ValueError(
+                    f"gappy[{key!r}] must have r * k rows (k components at each of the {r} reduced "
+                    f"points); got shape {basis.shape}."
+                )
+            gappy[key] = basis
+        put("gappy", gappy)
+
+        if not isinstance(self.metadata, Mapping):
+            raise ValueError(f"metadata must be a dict; got {type(self.metadata).__name__}.")
+        meta = _plain(self.metadata, "metadata")
+        json.dumps(meta)
+        put("metadata", meta)
+
+    @staticmethod
+    def _check_materials(materials: Any, r: int) -> tuple[tuple[Material, np.ndarray], ...]:
+        out = []
+        count = np.zeros(r, np.int64)
+        for i, item in enumerate(materials):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise ValueError(f"materials[{i}] must be a pair (law, point indices); got {item!r}.")
+            law, points = item
+            law_to_json(law)  # raises on a disallowed type
+            points = _int_array(f"materials[{i}] points", points)
+            if points.size and (points.min() < 0 or points.max() >= r):
+                raise ValueError(f"materials[{i}] points must be indices in 0..{r - 1} (reduced points).")
+            np.add.at(count, points, 1)
+            out.append((law, points))
+        if np.any(count != 1):
+            missing = np.flatnonzero(count == 0)
+            twice = np.flatnonzero(count > 1)
+            raise ValueError(
+                f"materials must give every reduced point exactly one law; points without a law: "
+                f"{missing[:10].tolist()}, points with several: {twice[:10].tolist()}."
+            )
+        return tuple(out)
+
+    @staticmethod
+    def _check_lifting(lifting: Any, r: int, n: int) -> dict[str, Any] | None:
+        if lifting is None:
+            return None
+        if not isinstance(lifting, Mapping) or set(lifting) != set(_LIFTING_KEYS):
+            keys = sorted(lifting) if isinstance(lifting, Mapping) else type(lifting).__name__
+            raise ValueError(f"lifting must be None or a mapping with exactly {list(_LIFTING_KEYS)}; got {keys}.")
+        modes = _float_array("lifting_modes_strain", lifting["lifting_modes_strain"], 3)
+        n_l = modes.shape[2]
+        if modes.shape[:2] != (r, 6):
+            raise ValueError(f"lifting_modes_strain must have shape ({r}, 6, n_l); got {modes.shape}.")
+        names = _names("lifting_names", lifting["lifting_names"])
+        load = _float_array("lifting_load", lifting["lifting_load"], 2)
+        if len(names) != n_l or load.shape != (n_l, n):
+            raise ValueError(
+                f"lifting needs lifting_names ({n_l},) and lifting_load ({n_l}, {n}) for {n_l} "
+                f"lifting modes; got {len(names)} names and {load.shape}."
+            )
+        return {"lifting_modes_strain": modes, "lifting_names": names, "lifting_load": load}
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_modes(self) -> int:
+        return int(self.modes_strain.shape[2])
+
+    @property
+    def n_points(self) -> int:
+        return int(self.modes_strain.shape[0])
+
+    @property
+    def n_state_max(self) -> int:
+        return int(self.initial_state.shape[1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the model by its name in the Zarr group."""
+        out = {
+            "modes_strain": self.modes_strain,
+            "weights": self.weights,
+            "point_ids": self.point_ids,
+            "load_vectors": self.load_vectors,
+            "initial_state": self.initial_state,
+        }
+        for i, (_, points) in enumerate(self.materials):
+            out[f"materials/points_{i}"] = points
+        if self.lifting is not None:
+            out["lifting/modes_strain"] = self.lifting["lifting_modes_strain"]
+            out["lifting/load"] = self.lifting["lifting_load"]
+        for key, basis in self.gappy.items():
+            out[f"gappy/{key}"] = basis
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-serializable summary: sizes, laws, Gappy quantities and scalar metadata."""
+        meta = {
+            k: (v if not isinstance(v, (list, dict)) else f"<{type(v).__name__} of {len(v)}>")
+            for k, v in self.metadata.items()
+        }
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "n_modes": self.n_modes,
+            "n_points": self.n_points,
+            "n_state_max": self.n_state_max,
+            "load_names": list(self.load_names),
+            "lifting_names": list(self.lifting["lifting_names"]) if self.lifting else [],
+            "laws": [
+                {**law_to_json(law), "n_points": int(points.size)} for law, points in self.materials
+            ],
+            "gappy": {k: list(v.shape) for k, v in self.gappy.items()},
+            "nbytes": int(sum(a.nbytes for a in self.arrays().values())),
+            "metadata": meta,
+        }
+
+    # ------------------------------------------------------------------ I/O
+    def save(
+        self,
+        path: str | os.PathLike,
+        full_modes: Any = None,
+        *,
+        overwrite: bool = False,
+        compression: str | None = "lz4",
+    ) -> Path:
+        """Write the model to a new Zarr v3 group at ``path`` (atomically: temp dir + rename).
+
+        Parameters
+        ----------
+        path : directory to create (e.g. ``model.zarr``).
+        full_modes : optional (n_dofs, n) numpy or dask array of the full modes, written to
+            ``path/full/modes`` (read lazily by :func:`open_full_modes`, never by :meth:`open`).
+        overwrite : replace an existing ``path``; otherwise an existing path is refused.
+        compression : "lz4" (default), "zstd" or None.
+
+        Returns
+        -------
+        The path written.
+
+        Notes
+        -----
+        The core group is a few times ``8 r n`` bytes. Dask ``full_modes`` are streamed chunk by
+        chunk with the active scheduler (``dask.array.store``).
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ValueError(f"{path} already exists; pass overwrite=True to replace it or choose another path.")
+        full = None
+        if full_modes is not None:
+            if getattr(full_modes, "ndim", None) != 2 or full_modes.shape[1] != self.n_modes:
+                raise ValueError(
+                    f"full_modes must have shape (n_dofs, {self.n_modes}); got "
+                    f"{getattr(full_modes, 'shape', type(full_modes).__name__)}."
+                )
+            full = full_modes
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        try:
+            self._write(tmp, full, compression)
+            if path.exists():
+                old = path.with_name(f"{path.name}.old-{os.getpid()}")
+                os.rename(path, old)
+                os.rename(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def _write(self, path: Path, full: Any, compression: str | None) -> None:
+        comp = codecs(compression)
+        root = zarr.open_group(path, mode="w-", zarr_format=3)
+        arrays = self.arrays()
+        for name, arr in arrays.items():
+            root.create_array(name, data=np.ascontiguousarray(arr), compressors=comp)
+        if full is not None:
+            import dask.array as da
+
+            n_dofs = int(full.shape[0])
+            chunks = (max(1, min(n_dofs, 65536)), self.n_modes)
+            if isinstance(full, da.Array):
+                chunks = (max(1, int(full.chunks[0][0])), self.n_modes)
+            target = root.create_array(
+                "full/modes", shape=(n_dofs, self.n_modes), dtype=np.float64, chunks=chunks, compressors=comp
+            )
+            da.store(da.asarray(full).astype(np.float64).rechunk(chunks), target, lock=False)
+            root["full"].attrs.update({"n_dofs": n_dofs, "n_modes": self.n_modes})
+        lifting_names = list(self.lifting["lifting_names"]) if self.lifting is not None else None
+        root.attrs.update(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "checksums": {name: checksum(arr) for name, arr in arrays.items()},
+                "laws": [law_to_json(law) for law, _ in self.materials],
+                "load_names": list(self.load_names),
+                "lifting_names": lifting_names,
+                "gappy": list(self.gappy),
+                "metadata": self.metadata,
+            }
+        )
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> ReducedModel:
+        """Read a model written by :meth:`save` (eagerly; the full modes are not read).
+
+        Raises
+        ------
+        ValueError
+            Not a reduced model, another format version, an unknown law type (no class outside
+            :data:`LAWS` is ever imported), a checksum mismatch (names the array) or an invalid
+            model.
+        """
+        root = _open_root(path)
+        attrs = root.attrs.asdict()
+        laws = [law_from_json(entry) for entry in attrs.get("laws", [])]
+        sums = attrs.get("checksums")
+        if not isinstance(sums, Mapping):
+            raise ValueError(f"{path}: the model has no checksums attribute; re-save it with romdask.")
+
+        def read(name: str) -> np.ndarray:
+            if name not in sums:
+                raise ValueError(f"{path}: array {name!r} has no checksum; the model was edited or is incomplete.")
+            try:
+                arr = root[name]
+            except KeyError:
+                raise ValueError(f"{path}: array {name!r} is missing; the model is incomplete.") from None
+            if not isinstance(arr, zarr.Array) or arr.dtype not in (np.dtype("<f8"), np.dtype("<i8")):
+                raise ValueError(f"{path}: {name!r} must be a float64 or int64 array; got {arr}.")
+            for codec in arr.metadata.codecs:
+                if not type(codec).__module__.startswith("zarr.codecs"):
+                    raise ValueError(f"{path}: array {name!r} uses a foreign codec {type(codec).__name__}; refused.")
+            try:
+                data = arr[...]
+            except Exception as exc:  # a corrupted chunk fails in the codec
+                raise ValueError(f"{path}: array {name!r} cannot be read (corrupted chunk?): {exc}") from None
+            if checksum(data) != sums[name]:
+                raise ValueError(
+                    f"{path}: checksum mismatch in array {name!r}; the file was corrupted or edited. "
+                    "Re-save the model from the offline stage."
+                )
+            return data
+
+        gappy_names = attrs.get("gappy", [])
+        if not isinstance(gappy_names, list) or not all(isinstance(k, str) and _NAME.match(k) for k in gappy_names):
+            raise ValueError(f"{path}: invalid gappy quantity names {gappy_names!r} in the attributes.")
+        lifting_names = attrs.get("lifting_names")
+        lifting = None
+        if lifting_names is not None:
+            lifting = {
+                "lifting_modes_strain": read("lifting/modes_strain"),
+                "lifting_names": lifting_names,
+                "lifting_load": read("lifting/load"),
+            }
+        return cls(
+            modes_strain=read("modes_strain"),
+            weights=read("weights"),
+            point_ids=read("point_ids"),
+            materials=tuple((law, read(f"materials/points_{i}")) for i, law in enumerate(laws)),
+            load_vectors=read("load_vectors"),
+            load_names=tuple(attrs.get("load_names", ())),
+            initial_state=read("initial_state"),
+            lifting=lifting,
+            gappy={key: read(f"gappy/{key}") for key in gappy_names},
+            metadata=attrs.get("metadata", {}),
+        )
+
+
+def _open_root(path: str | os.PathLike) -> zarr.Group:
+    try:
+        root = zarr.open_group(path, mode="r", zarr_format=3)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a Zarr v3 group (a romdask reduced model): {exc}") from None
+    fmt, version = root.attrs.get("format"), root.attrs.get("version")
+    if fmt != FORMAT or version != VERSION:
+        raise ValueError(
+            f"{path} has format {fmt!r} version {version!r}; this romdask reads {FORMAT!r} version "
+            f"{VERSION} only. Re-save the model with a matching romdask."
+        )
+    return root
+
+
+def open_full_modes(path: str | os.PathLike, lazy: bool = True) -> Any:
+    """The full modes (n_dofs, n) saved with a model at ``path``.
+
+    Parameters
+    ----------
+    path : the model group written by :meth:`ReducedModel.save` with ``full_modes``.
+    lazy : True (default) -> a dask array over the Zarr chunks; False -> the ``zarr.Array``
+        (read slices on demand).
+
+    Notes
+    -----
+    Nothing is read here but metadata.
+    """
+    root = _open_root(path)
+    if "full" not in root or "modes" not in root["full"]:
+        raise ValueError(f"{path} holds no full modes; pass full_modes= to ReducedModel.save.")
+    arr = root["full/modes"]
+    if arr.dtype != np.dtype("<f8"):
+        raise ValueError(f"{path}: full/modes must be float64; got {arr.dtype}.")
+    if not lazy:
+        return arr
+    import dask.array as da
+
+    return da.from_zarr(arr)
