@@ -125,6 +125,34 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
+def _is_reduced_model(path: Path) -> bool:
+    import json
+
+    meta = path / "zarr.json"
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    from romdask.online.model import FORMAT
+
+    return attrs.get("format") == FORMAT
+
+
+def _model_info(path: Path) -> int:
+    import json
+
+    from romdask.online import ReducedModel
+
+    try:
+        model = ReducedModel.open(path)
+    except ValueError as exc:
+        print(f"romdask info: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: reduced model, {_bytes(_disk_size(path))} on disk")
+    print(json.dumps(model.info(), indent=1))
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -133,6 +161,8 @@ def _info(args: argparse.Namespace) -> int:
     from romdask.store import SnapshotStore
 
     path = Path(args.store)
+    if _is_reduced_model(path):
+        return _model_info(path)
     try:
         store = SnapshotStore.open(path, mode="r")
     except ValueError as exc:
@@ -198,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
     ing.set_defaults(func=_ingest)
 
-    info = sub.add_parser("info", help="summarize a snapshot store: mesh, subdomains, runs")
-    info.add_argument("store", help="snapshot store folder")
+    info = sub.add_parser("info", help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
+    info.add_argument("store", help="snapshot store or reduced-model folder")
     info.set_defaults(func=_info)
 
     args = parser.parse_args(argv)

@@ -281,3 +281,15 @@ def test_tampered_gappy_names_refused(model, tmp_path):
     _edit_attrs(path, gappy=["../weights"])
     with pytest.raises(ValueError, match="invalid gappy quantity names"):
         ReducedModel.open(path)
+
+
+def test_cli_info_prints_a_reduced_model(model, tmp_path, capsys):
+    from romdask.cli import main
+
+    model.save(tmp_path / "m.zarr")
+    assert main(["info", str(tmp_path / "m.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "reduced model" in out and f'"n_modes": {model.n_modes}' in out
+    _edit_attrs(tmp_path / "m.zarr", version=99)
+    assert main(["info", str(tmp_path / "m.zarr")]) == 1
+    assert "version" in capsys.readouterr().err
