@@ -1,0 +1,212 @@
+"""Load-pattern descriptions (romdask.patterns): solver ids, JSON round trip, store metadata."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from romdask.fem.mesh import CellBlock, Mesh
+from romdask.fem.partition import partition, renumber
+from romdask.fem.quadrature import nodal_force_vector, pressure_vector
+from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, ramp
+from romdask.patterns import describe_loads, loads_from_description
+from romdask.problem import Problem
+from romdask.problems.cube import cube_problem
+from romdask.problems.meshing import box
+from romdask.problems.plate import plate_problem
+
+
+def _amplitudes_equal(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a.times, b.times) and np.array_equal(a.values, b.values)
+
+
+def _mixed_problem() -> Problem:
+    """A box with non-trivial solver ids, two blocks, every kind of condition, empty names."""
+    m = box((3, 2, 2), lengths=(3.0, 2.0, 2.0))
+    conn = m.blocks[0].connectivity
+    half = len(conn) // 2
+    ids = 900 - 11 * np.arange(len(conn))  # decreasing ids, far from index + 1
+    blocks = (CellBlock("C3D8", conn[:half], ids[:half]), CellBlock("C3D8", conn[half:], ids[half:]))
+    mesh = Mesh(m.nodes, blocks, 5000 + 7 * np.arange(m.n_nodes)[::-1], m.node_sets, m.element_sets, m.surfaces)
+    rng = np.random.default_rng(0)  # shuffled nodes and elements: index order unrelated to ids or space
+    offsets = mesh.block_offsets
+    elements = np.concatenate([offsets[k] + rng.permutation(len(b)) for k, b in enumerate(mesh.blocks)])
+    mesh = mesh.renumbered(rng.permutation(mesh.n_nodes), elements)
+    problem = cube_problem(n=1, n_cycles=0.5, increments_per_cycle=4)
+    dirichlet = (
+        Dirichlet(mesh.node_sets["xmin"], (0, 1, 2)),
+        Dirichlet(mesh.node_sets["xmax"], (0,), 0.01, ramp(1.0), name="pull"),
+    )
+    loads = (
+        NodalForce(mesh.node_sets["zmax"], 2, -3.5, Amplitude([0.0, 0.5, 1.0], [0.0, 1.0, 0.2])),
+        Pressure(mesh.surfaces["ymax"], 12.0, name="side pressure"),
+        Pressure(mesh.surfaces["zmin"][::-1], -4.0, ramp(1.0)),
+    )
+    return Problem(mesh, problem.material, dirichlet, np.linspace(0.0, 1.0, 3), loads, name="mixed")
+
+
+PROBLEMS = {
+    "plate_displacement": lambda: plate_problem(n=3, n_cycles=0.5),
+    "plate_pressure": lambda: plate_problem(n=3, n_cycles=0.5, loading="pressure"),
+    "cube_displacement": lambda: cube_problem(n=2, n_cycles=0.5, increments_per_cycle=8),
+    "cube_pressure": lambda: cube_problem(n=2, n_cycles=0.5, increments_per_cycle=8, loading="pressure"),
+    "mixed": _mixed_problem,
+}
+
+
+def _round_trip(problem: Problem, mesh: Mesh | None = None):
+    text = json.dumps(describe_loads(problem))
+    return loads_from_description(problem.mesh if mesh is None else mesh, json.loads(text))
+
+
+@pytest.mark.parametrize("key", sorted(PROBLEMS))
+def test_round_trip_on_the_same_mesh_gives_the_same_conditions(key):
+    problem = PROBLEMS[key]()
+    dirichlet, loads = _round_trip(problem)
+    assert len(dirichlet) == len(problem.dirichlet) and len(loads) == len(problem.loads)
+    for i, (new, old) in enumerate(zip(dirichlet, problem.dirichlet)):
+        assert np.array_equal(new.nodes, old.nodes) and new.components == old.components
+        assert new.value == old.value and _amplitudes_equal(new.amplitude, old.amplitude)
+        assert new.name == (old.name or f"dirichlet-{i}")
+        assert np.array_equal(new.dofs, old.dofs)
+    for i, (new, old) in enumerate(zip(loads, problem.loads)):
+        assert type(new) is type(old) and new.value == old.value
+        assert _amplitudes_equal(new.amplitude, old.amplitude) and new.name == (old.name or f"load-{i}")
+        if isinstance(old, Pressure):
+            assert np.array_equal(new.faces, old.faces)  # order kept
+        else:
+            assert np.array_equal(new.nodes, old.nodes) and new.component == old.component
+
+
+def test_description_uses_solver_ids_and_generated_names():
+    problem = _mixed_problem()
+    mesh = problem.mesh
+    d = describe_loads(problem)
+    assert d["version"] == 1
+    assert [e["name"] for e in d["dirichlet"]] == ["dirichlet-0", "pull"]
+    assert [e["name"] for e in d["loads"]] == ["load-0", "side pressure", "load-2"]
+    assert d["dirichlet"][0]["node_ids"] == mesh.node_ids[problem.dirichlet[0].nodes].tolist()
+    assert d["dirichlet"][0]["amplitude"] is None
+    assert d["dirichlet"][1]["amplitude"] == {"times": [0.0, 1.0], "values": [0.0, 1.0]}
+    assert d["loads"][0]["kind"] == "nodal_force" and d["loads"][0]["component"] == 2
+    faces = problem.loads[1].faces
+    assert d["loads"][1]["faces"] == [[int(mesh.element_ids[e]), int(f)] for e, f in faces]
+    assert min(min(e["node_ids"]) for e in d["dirichlet"]) >= 5000  # ids, not indices
+    assert describe_loads(problem) == json.loads(json.dumps(describe_loads(problem)))  # deterministic, plain JSON
+
+
+def _check_same_physical_places(problem: Problem, mesh: Mesh, dirichlet, loads) -> None:
+    """Conditions rebuilt on ``mesh`` (another numbering) act on the same nodes, faces, forces."""
+    old_mesh = problem.mesh
+    to_new = mesh.node_index(old_mesh.node_ids)  # old node index -> new node index
+    for new, old in zip(dirichlet, problem.dirichlet):
+        assert np.array_equal(np.sort(new.nodes), np.sort(to_new[old.nodes]))
+        assert np.allclose(np.sort(mesh.nodes[new.nodes], axis=0), np.sort(old_mesh.nodes[old.nodes], axis=0))
+        # prescribed dofs: same node coordinates and components
+        old_dofs = old.dofs
+        new_dofs = 3 * to_new[old_dofs // 3] + old_dofs % 3
+        assert np.array_equal(np.sort(new.dofs), np.sort(new_dofs))
+        assert new.components == old.components and new.value == old.value
+        assert _amplitudes_equal(new.amplitude, old.amplitude)
+    for new, old in zip(loads, problem.loads):
+        if isinstance(old, Pressure):
+            assert np.array_equal(mesh.element_ids[new.faces[:, 0]], old_mesh.element_ids[old.faces[:, 0]])
+            assert np.array_equal(new.faces[:, 1], old.faces[:, 1])
+            f_new = pressure_vector(mesh, new.faces, new.value)
+            f_old = pressure_vector(old_mesh, old.faces, old.value)
+        else:
+            f_new = nodal_force_vector(mesh.n_dofs, new.nodes, new.component, new.value)
+            f_old = nodal_force_vector(old_mesh.n_dofs, old.nodes, old.component, old.value)
+        assert np.abs(f_old).max() > 0
+        # the same force on the same physical node
+        scale = np.abs(f_old).max()
+        assert np.allclose(f_new.reshape(-1, 3)[to_new], f_old.reshape(-1, 3), rtol=1e-12, atol=1e-12 * scale)
+        assert _amplitudes_equal(new.amplitude, old.amplitude) and new.value == old.value
+
+
+@pytest.mark.parametrize("key", ["plate_displacement", "plate_pressure", "cube_pressure", "mixed"])
+def test_round_trip_on_a_renumbered_mesh_names_the_same_physical_places(key):
+    problem = PROBLEMS[key]()
+    new_mesh, _ = renumber(problem.mesh, partition(problem.mesh, 2))
+    assert not np.array_equal(new_mesh.node_ids, problem.mesh.node_ids)  # really renumbered
+    dirichlet, loads = _round_trip(problem, new_mesh)
+    _check_same_physical_places(problem, new_mesh, dirichlet, loads)
+
+
+@pytest.mark.parametrize("loading", ["displacement", "pressure"])
+def test_writer_metadata_idiom_through_a_real_store(tmp_path, loading):
+    """The documented idiom: describe_loads as run metadata, rebuilt on the store's mesh."""
+    from romdask.hifi import solve
+    from romdask.store import SnapshotStore, create_store, open_run
+
+    problem = plate_problem(n=3, n_cycles=0.5, loading=loading)
+    path = tmp_path / "s.zarr"
+    store = create_store(path, problem.mesh, n_subdomains=2)
+    writer = store.writer("plate", mesh=problem.mesh, times=problem.times, solver="romdask-builtin",
+                          metadata={"loads": describe_loads(problem)})
+    solve(problem, writer=writer, fields=("displacement",))
+
+    reopened = SnapshotStore.open(path, mode="r")
+    description = reopened.runs()["plate"]["metadata"]["loads"]
+    store_mesh = reopened.layout.mesh
+    assert not np.array_equal(store_mesh.node_ids, problem.mesh.node_ids)
+    dirichlet, loads = loads_from_description(store_mesh, description)
+    _check_same_physical_places(problem, store_mesh, dirichlet, loads)
+    assert len(loads) == (loading == "pressure")
+    # the stored displacements honour the rebuilt conditions at the store's dofs
+    ds = open_run(path, "plate")
+    assert np.array_equal(ds.node_id.values[::3], store_mesh.node_ids)
+    u = ds.displacement.values
+    for bc in dirichlet:
+        expected = np.array([bc.scale(t) for t in problem.times])
+        assert np.allclose(u[:, bc.dofs], expected[:, None], rtol=0, atol=1e-12)
+    if loading == "displacement":
+        assert np.abs(u[:, dirichlet[-1].dofs]).max() > 0
+
+
+def test_duplicate_names_are_rejected():
+    problem = _mixed_problem()
+    clash = dataclasses.replace(problem, loads=(Pressure(problem.mesh.surfaces["ymax"], 1.0, name="pull"),))
+    with pytest.raises(ValueError, match=r"unique.*\['pull'\]"):
+        describe_loads(clash)
+    # a given name equal to a generated one is a duplicate too
+    renamed = dataclasses.replace(problem.dirichlet[1], name="dirichlet-0")
+    clash = dataclasses.replace(problem, dirichlet=(problem.dirichlet[0], renamed))
+    with pytest.raises(ValueError, match="dirichlet-0"):
+        describe_loads(clash)
+    d = describe_loads(problem)
+    d["loads"][1]["name"] = "pull"
+    with pytest.raises(ValueError, match="pull"):
+        loads_from_description(problem.mesh, d)
+
+
+def test_unknown_ids_version_and_kind_are_rejected():
+    problem = _mixed_problem()
+    d = describe_loads(problem)
+    bad = json.loads(json.dumps(d))
+    bad["dirichlet"][1]["node_ids"].append(123456)
+    with pytest.raises(ValueError, match=r"'pull'.*unknown node id.*123456"):
+        loads_from_description(problem.mesh, bad)
+    bad = json.loads(json.dumps(d))
+    bad["loads"][1]["faces"].append([424242, 0])
+    with pytest.raises(ValueError, match=r"side pressure.*unknown element id.*424242"):
+        loads_from_description(problem.mesh, bad)
+    bad = json.loads(json.dumps(d))
+    bad["loads"][0]["node_ids"] = [-1]
+    with pytest.raises(ValueError, match=r"unknown node id.*-1"):
+        loads_from_description(problem.mesh, bad)
+    for version in (2, None, "1"):
+        bad = dict(d, version=version)
+        with pytest.raises(ValueError, match="version"):
+            loads_from_description(problem.mesh, bad)
+    bad = json.loads(json.dumps(d))
+    bad["loads"][2]["kind"] = "body_force"
+    with pytest.raises(ValueError, match="unknown load kind 'body_force'"):
+        loads_from_description(problem.mesh, bad)
+    # a mesh from another model: the ids do not match
+    other = plate_problem(n=3, n_cycles=0.5).mesh
+    with pytest.raises(ValueError, match="unknown node id"):
+        loads_from_description(other, d)
