@@ -1,0 +1,180 @@
+"""The offline pipeline romdask.offline.reduce: exactness with all modes and the full quadrature,
+ECM accuracy, Q-DEIM points, save/open, independence of the number of subdomains."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from romdask.hifi import solve
+from romdask.hifi.builtin import SolverOptions
+from romdask.offline import inner
+from romdask.offline.gappy import qdeim_points
+from romdask.offline.reduce import reduce
+from romdask.online.model import ReducedModel
+from romdask.patterns import describe_loads, loads_from_description
+from romdask.problems.plate import plate_problem
+from romdask.store import create_store, open_snapshots
+
+FIELDS = ("displacement", "stress", "state")
+AMPLITUDES = {"displacement": (0.006, 0.004), "pressure": (120.0, 80.0)}
+
+
+def _write_store(path, loading, n_subdomains):
+    mesh = plate_problem(n=3, n_cycles=0.5).mesh
+    store = create_store(path, mesh, n_subdomains=n_subdomains)
+    for name, amplitude in zip(("a", "b"), AMPLITUDES[loading]):
+        problem = plate_problem(amplitude=amplitude, n=3, n_cycles=0.5, loading=loading)
+        writer = store.writer(name, mesh=problem.mesh, times=problem.times, fields=FIELDS,
+                              metadata={"loads": describe_loads(problem)}, allow_nan=("state",))
+        # tight Newton tolerance: the HF residual on free dofs is then round-off
+        solve(problem, writer=writer, fields=FIELDS, options=SolverOptions(rtol=1e-12))
+    return store, problem.material
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    out = {}
+    for loading, K in (("displacement", 1), ("displacement", 2), ("pressure", 2)):
+        out[loading, K] = _write_store(tmp_path_factory.mktemp(f"{loading}{K}") / "s.zarr", loading, K)
+    return out
+
+
+def _reduced_forces(model, stress_at_points):
+    """sum_k w_k E_k^T sigma_k per snapshot, and the no-cancellation scale sum_k |w_k E_k^T sigma_k|."""
+    terms = np.einsum("k,kcn,skc->skn", model.weights, model.modes_strain, stress_at_points)
+    return terms.sum(axis=1), np.linalg.norm(terms, axis=2).sum(axis=1)
+
+
+def _coefficients(store, names, snap_run, snap_time, which):
+    """value * amplitude(t) per snapshot for every Dirichlet (which=0) or load (which=1) pattern."""
+    runs = store.runs(complete_only=True)
+    rows = []
+    for r, t in zip(snap_run, snap_time):
+        patterns = loads_from_description(store.layout.mesh, runs[r]["metadata"]["loads"])[which]
+        rows.append([p.value * (1.0 if p.amplitude is None else float(p.amplitude(t)))
+                     for p in patterns if p.name in names])
+    return np.array(rows).reshape(len(snap_run), len(names))
+
+
+@pytest.mark.parametrize("case", [("displacement", 2), ("pressure", 2)])
+def test_all_modes_and_full_quadrature_are_exact(stores, case):
+    store, law = stores[case]
+    model, modes = reduce(store.path, law, tol_pod=1e-10, ecm=False, pod_method="tsqr", return_modes=True)
+    layout = store.layout
+    ds = open_snapshots(store.path)
+    U = ds.displacement.values
+    stress = ds.stress.values
+    n_modes = model.modes_strain.shape[2]
+    assert model.weights.size == layout.n_points and np.all(model.weights > 0)
+    assert model.metadata["reduce"]["n_modes"] == n_modes == modes.shape[0]
+
+    # lifting: u - sum a_i g_i, with g_i the unit indicator of pattern i's dofs
+    snap_run, snap_time = ds.run.values.astype(str), ds.time.values
+    lifting_names = list(model.lifting["lifting_names"]) if model.lifting else []
+    lift = np.zeros_like(U)
+    dirichlet = {bc.name: bc for bc in loads_from_description(
+        layout.mesh, store.runs()["a"]["metadata"]["loads"])[0]}
+    if lifting_names:
+        A = _coefficients(store, lifting_names, snap_run, snap_time, 0)
+        for i, name in enumerate(lifting_names):
+            lift[:, dirichlet[name].dofs] += A[:, [i]]
+    constrained = np.concatenate([bc.dofs for bc in dirichlet.values()])
+    assert np.all(modes[:, constrained] == 0.0)  # inherited homogeneous conditions
+    if case[0] == "displacement":
+        assert lifting_names == ["top_displacement"] and model.load_vectors.shape == (0, n_modes)
+        assert np.all(model.lifting["lifting_load"] == 0.0)
+    else:
+        assert not lifting_names and model.load_names == ("top_traction",)
+
+    # gamma: M-orthogonal projection of the lifted snapshots; reconstruction to round-off
+    # (solved with the modes' Gram: TSQR modes are M-orthonormal only to ~eps s_0 / s_min ~ 2e-8)
+    chunks = ds.displacement.data.chunks[1]
+    Psi = da.from_array(modes, chunks=(modes.shape[0], chunks))
+    gram = inner(Psi, Psi, "l2", layout=layout).compute()
+    gamma = np.linalg.solve(gram, inner(Psi, da.from_array(U - lift, chunks=(U.shape[0], chunks)), "l2",
+                                        layout=layout).compute())
+    error = np.linalg.norm(U - lift - gamma.T @ modes, axis=1)
+    assert np.all(error <= 1e-11 * np.linalg.norm(U, axis=1).max())
+
+    # reduced equilibrium of every training snapshot with the full quadrature
+    positions = np.searchsorted(layout.ip_points, model.point_ids, sorter=np.argsort(layout.ip_points))
+    positions = np.argsort(layout.ip_points)[positions]
+    assert np.array_equal(layout.ip_points[positions], model.point_ids)
+    f_int, scale = _reduced_forces(model, stress[:, positions])
+    f_ext = np.zeros_like(f_int)
+    if model.load_names:
+        f_ext = _coefficients(store, list(model.load_names), snap_run, snap_time, 1) @ model.load_vectors
+        assert np.abs(f_ext).max() > 1e-3 * scale.max()  # a real external load
+    residual = np.linalg.norm(f_int - f_ext, axis=1)
+    assert scale.max() > 0
+    bound = np.maximum(np.linalg.norm(f_ext, axis=1), scale)
+    bound = np.maximum(bound, 1e-6 * bound.max())  # unloaded snapshots (t = 0 and the end)
+    assert np.all(residual <= 1e-8 * bound), (residual / np.maximum(bound, 1e-300)).max()
+
+
+@pytest.mark.parametrize("K", [1, 2])
+def test_ecm_model(stores, K, tmp_path):
+    store, law = stores["displacement", K]
+    tol = 1e-5
+    model = reduce(store.path, law, tol_ecm=tol)
+    full = reduce(store.path, law, ecm=False)
+    report = model.metadata["reduce"]
+    assert report["ecm_residual"] <= tol and np.all(model.weights >= 0)
+    assert sum(report["points_per_subdomain"]) == report["ecm_points"] < store.layout.n_points / 2
+    # reduced internal forces of the training snapshots: ECM vs full quadrature
+    ds = open_snapshots(store.path)
+    stress = ds.stress.values
+    order = np.argsort(store.layout.ip_points)
+    pos = lambda m: order[np.searchsorted(store.layout.ip_points, m.point_ids, sorter=order)]  # noqa: E731
+    f_ecm, _ = _reduced_forces(model, stress[:, pos(model)])
+    f_full, scale = _reduced_forces(full, stress[:, pos(full)])
+    scale = np.maximum(scale, 1e-6 * scale.max())  # unloaded snapshots (t = 0 and the end)
+    assert np.all(np.linalg.norm(f_ecm - f_full, axis=1) <= 10 * tol * scale)
+    # Q-DEIM points of the stress and p bases are reduced points; the added ones weigh 0
+    s = stress.reshape(stress.shape[0], -1)
+    _, sv, vt = np.linalg.svd(s, full_matrices=False)
+    basis = vt[: report["gappy_ranks"]["stress"]].T
+    assert np.isin(store.layout.ip_points[qdeim_points(basis, 6)], model.point_ids).all()
+    assert np.count_nonzero(model.weights == 0) == report["qdeim_points_added"]
+    assert set(model.gappy) == {"stress", "p"}
+    assert model.gappy["stress"].shape == (6 * model.weights.size, report["gappy_ranks"]["stress"])
+    # save / open bit-exact
+    path = model.save(tmp_path / "model.zarr")
+    back = ReducedModel.open(path)
+    for name in ("modes_strain", "weights", "point_ids", "load_vectors", "initial_state"):
+        assert np.array_equal(getattr(back, name), getattr(model, name)), name
+    assert np.array_equal(back.lifting["lifting_modes_strain"], model.lifting["lifting_modes_strain"])
+    for q in model.gappy:
+        assert np.array_equal(back.gappy[q], model.gappy[q])
+    assert back.metadata["reduce"]["singular_values"] == report["singular_values"]
+
+
+def test_same_model_for_one_and_two_subdomains(stores):
+    reports = [reduce(stores["displacement", K][0].path, stores["displacement", K][1]).metadata["reduce"]
+               for K in (1, 2)]
+    s1, s2 = (np.array(r["singular_values"]) for r in reports)
+    assert reports[0]["n_modes"] == reports[1]["n_modes"] >= 2
+    k = reports[0]["n_modes"]
+    np.testing.assert_allclose(s1[:k], s2[:k], rtol=0, atol=1e-8 * s1[0])  # Gram accuracy: eps s_0
+    assert all(r["ecm_residual"] <= r["tol_ecm"] for r in reports)
+
+
+def test_runs_need_load_descriptions(tmp_path):
+    problem = plate_problem(n=3, n_cycles=0.5, increments_per_cycle=4)
+    store = create_store(tmp_path / "s.zarr", problem.mesh, n_subdomains=1)
+    solve(problem, writer=store.writer("bare", mesh=problem.mesh, times=problem.times), fields=("displacement",))
+    with pytest.raises(ValueError, match=r"run 'bare'.*describe_loads\(problem\)"):
+        reduce(store.path, problem.material)
+
+
+def test_missing_stresses_are_replayed(tmp_path):
+    problem = plate_problem(n=3, n_cycles=0.5, increments_per_cycle=8)
+    store = create_store(tmp_path / "s.zarr", problem.mesh, n_subdomains=2)
+    writer = store.writer("bare", mesh=problem.mesh, times=problem.times, metadata={"loads": describe_loads(problem)})
+    solve(problem, writer=writer, fields=("displacement",))
+    model = reduce(store.path, problem.material, ecm=False)
+    assert model.metadata["reduce"]["stress_replayed"] is True
+    ds = open_snapshots(store.path)
+    assert "stress" in ds and "state" in ds and set(model.gappy) == {"stress", "p"}
