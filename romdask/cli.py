@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -201,6 +202,78 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_law(store, law_file: str | None):
+    """The law: from --law (a JSON file as romdask.online.model.law_to_json writes) or from the
+    runs' metadata["material"], which must then agree between runs."""
+    import json
+
+    from romdask.online.model import law_from_json
+
+    if law_file:
+        return law_from_json(json.loads(Path(law_file).read_text()))
+    entries = {name: attrs.get("metadata", {}).get("material") for name, attrs in store.runs().items()
+               if attrs.get("status") == "complete"}
+    missing = sorted(n for n, e in entries.items() if e is None)
+    if missing or not entries:
+        raise ValueError(
+            f"runs {missing or '(none)'} carry no metadata['material']: pass --law law.json "
+            "(romdask.online.model.law_to_json of the law) or write runs with "
+            "metadata={'material': law_to_json(law), ...}"
+        )
+    distinct = {json.dumps(e, sort_keys=True) for e in entries.values()}
+    if len(distinct) > 1:
+        raise ValueError(f"the runs were computed with different laws: {sorted(distinct)}; pass --law")
+    return law_from_json(next(iter(entries.values())))
+
+
+def _reduce(args: argparse.Namespace) -> int:
+    from romdask.offline import reduce
+    from romdask.store import SnapshotStore
+
+    try:
+        store = SnapshotStore.open(args.store, mode="r")
+        law = _training_law(store, args.law)
+    except ValueError as exc:
+        print(f"romdask reduce: error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"romdask reduce: error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 1
+    with _cluster(args.cluster) as client:
+        if client is not None:
+            print(f"dask dashboard: {client.dashboard_link}")
+        progress = contextlib.nullcontext()
+        if client is None:
+            from dask.diagnostics import ProgressBar
+
+            progress = ProgressBar()
+        with progress:
+            model, modes = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm, return_modes=True)
+    model.save(out, full_modes=modes.T, overwrite=args.overwrite)
+    report = model.metadata["reduce"]
+    print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "
+          f"(ECM residual {report['ecm_residual']:.2e}), trained on {len(report['training_runs'])} run(s)")
+    return 0
+
+
+@contextlib.contextmanager
+def _cluster(spec: str | None):
+    """None: dask's local threads; "local": a LocalCluster (one thread per worker, BLAS pinned
+    by the tasks); anything else: the address of a running scheduler."""
+    if not spec:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if spec == "local":
+        with LocalCluster(threads_per_worker=1) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(spec) as client:
+            yield client
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="romdask", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -231,6 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
     info.add_argument("store", help="snapshot store or reduced-model folder")
     info.set_defaults(func=_info)
+
+    red = sub.add_parser("reduce", help="build a reduced model from a snapshot store")
+    red.add_argument("store", help="snapshot store folder")
+    red.add_argument("--out", required=True, help="reduced-model folder to write")
+    red.add_argument("--tol-pod", type=float, default=1e-6, help="POD truncation, relative singular value")
+    red.add_argument("--tol-ecm", type=float, default=1e-5, help="ECM relative integration error")
+    red.add_argument("--law", default=None, help="law as JSON (default: the runs' metadata)")
+    red.add_argument("--cluster", default=None, help="'local' (LocalCluster) or a scheduler address")
+    red.add_argument("--overwrite", action="store_true", help="replace an existing model")
+    red.set_defaults(func=_reduce)
 
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
