@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py builtin_solver [--nodes 1000 10000 50000] [--cycles 1]
     python benchmarks/run.py ingest [--nodes 10000] [--runs 2]
     python benchmarks/run.py calculix_ingest [--plate-n 8 18] [--repeats 2]   (needs ccx)
+    python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
 
 Each case runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
 No wall-clock threshold is asserted anywhere: the figures are recorded, compared by ratio and
@@ -350,12 +351,223 @@ def run_calculix_ingest(args) -> list[dict]:
     return rows
 
 
-def _record(name: str, rows: list[dict]) -> None:
+class _NullSink:
+    """A ``da.store`` target that drops what it is given (a read / compute pass without a write)."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def _pod_store(path: Path, cells: int, n_runs: int, steps: int, n_modes: int, subdomains: int) -> dict:
+    """Write the synthetic POD store: ``n_runs`` runs x ``steps`` frames of a displacement field
+    ``sum_j a_j(t) phi_j(x) + noise`` on ``box((cells,) * 3)`` (C3D8), uncompressed, K subdomains.
+
+    ``phi_j``: smooth products of sines over the unit cube (wave numbers 1-4 per axis, a random
+    direction per mode); amplitudes ``10^(-5 j / (n_modes - 1))``; time coefficients
+    ``sin(2 pi f_j t + phase_rj)`` (per run); noise 1e-9 x the leading amplitude.
+    """
+    import numpy as np
+
+    from romdask.io.run import FieldSpec, Frame, Run
+    from romdask.problems.meshing import box
+    from romdask.store import create_store
+
+    rng = np.random.default_rng(0)
+    mesh = box((cells, cells, cells))
+    x = mesh.nodes
+    n_nodes = mesh.n_nodes
+    waves = rng.integers(1, 5, size=(n_modes, 3))
+    phases = rng.uniform(0, np.pi, size=(n_modes, 3))
+    dirs = rng.standard_normal((n_modes, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    phi = np.empty((n_modes, n_nodes, 3))
+    for j in range(n_modes):
+        shape = np.prod(np.sin(np.pi * waves[j] * x + phases[j]), axis=1)
+        phi[j] = shape[:, None] * dirs[j]
+    phi = phi.reshape(n_modes, -1)
+    amp = 10.0 ** (-5.0 * np.arange(n_modes) / (n_modes - 1))
+    freqs = rng.uniform(0.5, 3.0, size=n_modes)
+    times = np.linspace(0.0, 1.0, steps)
+    spec = {"displacement": FieldSpec("node", ("x", "y", "z"))}
+    store = create_store(path, mesh, n_subdomains=subdomains, compression=None)
+    t0 = time.perf_counter()
+    for r in range(n_runs):
+        run_phase = rng.uniform(0, 2 * np.pi, size=n_modes)
+        coef = amp * np.sin(2 * np.pi * freqs * times[:, None] + run_phase)  # (steps, n_modes)
+
+        def frames(coef=coef, r=r):
+            noise = np.random.default_rng(100 + r)
+            for k in range(steps):
+                u = coef[k] @ phi + 1e-9 * noise.standard_normal(phi.shape[1])
+                yield Frame(k, times[k], {"displacement": u.reshape(n_nodes, 3)})
+
+        store.ingest_run(Run(f"run{r}", mesh, times, spec, frames, solver="synthetic"))
+    write_s = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in (path / "runs").rglob("*") if f.is_file())
+    return {"nodes": n_nodes, "dofs": mesh.n_dofs, "runs": n_runs, "steps": steps,
+            "snapshots": n_runs * steps, "synthetic_modes": n_modes, "subdomains": subdomains,
+            "store_gb": size / 1e9, "payload_gb": n_runs * steps * mesh.n_dofs * 8 / 1e9,
+            "write_s": write_s, "compression": None}
+
+
+def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
+    """Run in the child process: POD of a several-GB store against one read pass of it.
+
+    Builds (in a temp dir, deleted at the end) the uncompressed store of :func:`_pod_store`
+    (16 subdomains), then for a ``LocalCluster`` of 2 and of 1 worker(s) (1 thread each, 3 GB
+    memory limit), every figure best of ``repeats``, the workers restarted before each method
+    so that their ``ru_maxrss`` is that method's peak:
+
+    * read: one pass over ``U = open_snapshots(path).displacement.data`` through dask, to a null
+      ``da.store`` target (and ``U.sum()``);
+    * ``pod(U, method="snapshots")``, ``pod(U, product="l2", layout=)`` (mass product built
+      before, timed apart) and ``pod(U, method="tsqr")``, tol 1e-6: time to the singular values
+      + lazy modes, then the time to compute the modes to a null target;
+    * throughput = store payload bytes / time, and the fraction of the read pass throughput.
+
+    Then, without a cluster, the whole matrix is loaded in this process (threads) and
+    ``np.linalg.svd(X, full_matrices=False)`` is timed (BLAS free to use both cores); the singular
+    values of the dask methods are compared with it.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import dask
+    import dask.array as da
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    import romdask
+    from romdask.offline import mass_product, pod
+    from romdask.store import SnapshotStore
+
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-pod-"))
+    path = work / "pod.zarr"
+    try:
+        info = _pod_store(path, cells, n_runs, steps, n_modes=30, subdomains=16)
+        print(json.dumps(info), file=sys.stderr, flush=True)
+        nbytes = info["payload_gb"] * 1e9
+        layout = SnapshotStore.open(path, mode="r").layout
+        sv = {}
+        rows = []
+
+        def best(fn):
+            out, times = None, []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = fn()
+                times.append(time.perf_counter() - t0)
+            return out, min(times)
+
+        for n_workers in (2, 1):
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit="3GB",
+                              dashboard_address=":0", processes=True) as cluster, Client(cluster) as client:
+
+                def fresh():
+                    client.restart()
+                    client.run(lambda: __import__("romdask.offline") and None)
+                    U = romdask.open_snapshots(path).displacement.data
+                    U[:1, :10].sum().compute()  # warm the workers' imports / zarr metadata
+                    return U
+
+                def peak_mb() -> float:
+                    rss = client.run(lambda: __import__("resource").getrusage(
+                        __import__("resource").RUSAGE_SELF).ru_maxrss)
+                    return max(rss.values()) / 1024
+
+                U = fresh()
+                _, read_s = best(lambda: da.store(U, _NullSink(), lock=False))
+                _, sum_s = best(lambda: U.sum().compute())
+                base = {"workers": n_workers, "threads_per_worker": 1, "memory_limit_gb": 3.0}
+                read_gb_s = nbytes / 1e9 / read_s
+                rows.append({**base, "method": "read", "product": None, "time_s": read_s, "gb_s": read_gb_s,
+                             "fraction_of_read": 1.0, "sum_s": sum_s, "peak_worker_mb": peak_mb(),
+                             "chunks": [len(c) for c in U.chunks]})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                product = None
+                for method, prod in (("snapshots", None), ("snapshots", "l2"), ("tsqr", None)):
+                    U = fresh()
+                    extra = {}
+                    if prod == "l2":
+                        t0 = time.perf_counter()
+                        product = product or mass_product(layout)
+                        extra["product_setup_s"] = time.perf_counter() - t0
+                    p, pod_s = best(lambda: pod(U, method=method, product=product if prod else None, tol=1e-6))
+                    _, modes_s = best(lambda: da.store(p.modes, _NullSink(), lock=False))
+                    s = np.asarray(p.singular_values)
+                    sv[(n_workers, method, prod)] = s
+                    total = pod_s + modes_s
+                    rows.append({**base, "method": method, "product": prod, "time_s": pod_s,
+                                 "gb_s": nbytes / 1e9 / pod_s, "fraction_of_read": read_s / pod_s,
+                                 "modes_s": modes_s, "total_s": total, "total_gb_s": nbytes / 1e9 / total,
+                                 "total_fraction_of_read": read_s / total, "n_modes": int(p.n_modes),
+                                 "peak_worker_mb": peak_mb(), **extra})
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                    del p
+        for r in rows:  # scaling 1 -> 2 workers
+            if r["workers"] == 2:
+                one = next(q for q in rows if q["workers"] == 1 and q["method"] == r["method"]
+                           and q["product"] == r["product"])
+                r["speedup_vs_1_worker"] = one["time_s"] / r["time_s"]
+                if "total_s" in r:
+                    r["total_speedup_vs_1_worker"] = one["total_s"] / r["total_s"]
+
+        # numpy in memory
+        U = romdask.open_snapshots(path).displacement.data
+        t0 = time.perf_counter()
+        with dask.config.set(scheduler="threads"):
+            X = np.ascontiguousarray(U.compute())
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, s_np, _ = np.linalg.svd(X, full_matrices=False)
+        svd_s = time.perf_counter() - t0
+        del X
+        read2 = next(r for r in rows if r["workers"] == 2 and r["method"] == "read")
+        numpy_row = {"load_s": load_s, "svd_s": svd_s, "gb_s": nbytes / 1e9 / svd_s,
+                     "fraction_of_read_2_workers": read2["time_s"] / svd_s,
+                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        for r in rows:
+            s = sv.get((r["workers"], r["method"], r["product"]))
+            if s is None or r["product"] is not None:
+                continue
+            kept = s_np / s_np[0] > 1e-6
+            n = int(kept.sum())
+            rel = np.abs(s[:n] - s_np[:n]) / s_np[:n]
+            r["sv_max_rel_err_kept"] = float(rel.max())
+            r["sv_max_err_over_s0"] = float(np.max(np.abs(s[: len(s_np)] - s_np[: len(s)])) / s_np[0])
+            r["sv_compared"] = n
+            r["speedup_vs_numpy_svd"] = svd_s / r["time_s"]
+        numpy_row["n_sv_above_1e-6"] = int((s_np / s_np[0] > 1e-6).sum())
+        numpy_row["s_over_s0"] = [float(v) for v in (s_np / s_np[0])[[0, 9, 19, 29, 30, -1]]]
+        return {"store": {**info, "cores": len(os.sched_getaffinity(0)), "repeats": repeats,
+                          "page_cache": "store just written; 24 GB RAM, so reads come from the page cache"},
+                "numpy": numpy_row, "rows": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_pod(args) -> list[dict]:
+    cmd = [sys.executable, __file__, "_child", "pod", str(args.cells), f"{args.runs}:{args.steps}:{args.repeats}"]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+    print(json.dumps(result["numpy"]), flush=True)
+    return result
+
+
+def _record(name: str, rows: list[dict] | dict) -> None:
+    extra = {}
+    if isinstance(rows, dict):  # {"rows": [...], other keys recorded next to them}
+        extra = {k: v for k, v in rows.items() if k != "rows"}
+        rows = rows["rows"]
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[name] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {platform.python_version()}, "
         f"{len(__import__('os').sched_getaffinity(0))} cores",
+        **extra,
         "rows": rows,
     }
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
@@ -367,26 +579,34 @@ def main(argv=None) -> None:
         _, name, nodes, extra = argv
         if name == "ingest":
             print(json.dumps(_ingest_case(int(nodes), int(extra))))
+        elif name == "pod":
+            runs, steps, repeats = (int(v) for v in extra.split(":"))
+            print(json.dumps(_pod_case(int(nodes), runs, steps, repeats)))
         elif name == "calculix_ingest":
             print(json.dumps(_calculix_ingest_case(int(nodes), int(extra))))
         else:
             print(json.dumps({"builtin_solver": _builtin_solver_case}[name](int(nodes), float(extra))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest"])
+    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
-    parser.add_argument("--runs", type=int, default=2, help="ingest: number of runs (default 2)")
+    parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")
+    parser.add_argument("--cells", type=int, default=68,
+                        help="pod: box((cells,)*3) C3D8 mesh (default 68: 328,509 nodes, 985,527 dofs)")
+    parser.add_argument("--steps", type=int, default=96, help="pod: frames per run (default 96)")
     parser.add_argument("--plate-n", type=int, nargs="+", default=[8, 18],
                         help="calculix_ingest: plate_problem n (default 8 18: 1,105 and 10,360 nodes)")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="calculix_ingest: timings are the best of this many (default 2)")
+                        help="calculix_ingest, pod: timings are the best of this many (default 2)")
     args = parser.parse_args(argv)
+    if args.runs is None:
+        args.runs = 4 if args.benchmark == "pod" else 2
     if args.nodes is None:
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
     rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest,
-            "calculix_ingest": run_calculix_ingest}[args.benchmark](args)
+            "calculix_ingest": run_calculix_ingest, "pod": run_pod}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 

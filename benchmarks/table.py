@@ -81,6 +81,51 @@ def calculix_ingest_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def pod_table(entry: dict) -> list[str]:
+    st, npy = entry["store"], entry["numpy"]
+    lines = [
+        f"## POD of a {st['payload_gb']:.1f} GB snapshot store against one read pass ({entry['date']}, {entry['machine']})",
+        "",
+        f"`python benchmarks/run.py pod`: synthetic uncompressed store, `box(({round(st['nodes'] ** (1 / 3)) - 1},) * 3)` C3D8,",
+        f"{st['nodes']:,} nodes, {st['dofs']:,} dofs, {st['runs']} runs x {st['steps']} frames = {st['snapshots']} snapshots,",
+        f"{st['subdomains']} subdomains ({st['store_gb']:.2f} GB on disk, in the page cache); displacement = sum of",
+        f"{st['synthetic_modes']} smooth modes with amplitudes 1 to 1e-5 x time coefficients + 1e-9 noise. `LocalCluster`,",
+        "1 thread per worker, 3 GB memory limit, workers restarted before each method (peak = max `ru_maxrss` over",
+        f"the workers for that method); best of {st['repeats']}. Read = one pass over",
+        "`open_snapshots(path).displacement.data` to a null `da.store` target. POD = `pod(U, method=..., tol=1e-6)`",
+        "up to the singular values + lazy modes; modes = computing those modes to a null target. Throughput = payload",
+        "bytes / time; \"of read\" = read-pass time / method time (the goal is >= 50 %). sv error = max relative error",
+        "of the singular values with s_i/s_0 > 1e-6 against `np.linalg.svd` (no figure for L2: another product).",
+        "",
+        "| workers | method | POD [s] | POD [GB/s] | of read | + modes [s] | total [GB/s] | total of read "
+        "| speed-up 1 -> 2 workers | peak per worker [MB] | sv error vs numpy | vs numpy SVD |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        name = "read pass" if r["method"] == "read" else r["method"] + (" (L2)" if r["product"] == "l2" else "")
+        speed = f"{r['speedup_vs_1_worker']:.2f}" if "speedup_vs_1_worker" in r else ""
+        if r["method"] == "read":
+            lines.append(f"| {r['workers']} | {name} | {r['time_s']:.2f} | {r['gb_s']:.2f} | 100 % | | | | {speed} | "
+                         f"{r['peak_worker_mb']:.0f} | | |")
+            continue
+        err = f"{r['sv_max_rel_err_kept']:.1e}" if "sv_max_rel_err_kept" in r else ""
+        vs = f"{r['speedup_vs_numpy_svd']:.1f}x faster" if "speedup_vs_numpy_svd" in r else ""
+        lines.append(
+            f"| {r['workers']} | {name} | {r['time_s']:.2f} | {r['gb_s']:.2f} | {100 * r['fraction_of_read']:.0f} % | "
+            f"{r['modes_s']:.2f} | {r['total_gb_s']:.2f} | {100 * r['total_fraction_of_read']:.0f} % | {speed} | "
+            f"{r['peak_worker_mb']:.0f} | {err} | {vs} |"
+        )
+    lines += [
+        "",
+        f"numpy in memory (this process, BLAS on both cores): loading the matrix {npy['load_s']:.1f} s; "
+        f"`np.linalg.svd(X, full_matrices=False)` {npy['svd_s']:.1f} s ({npy['gb_s']:.2f} GB/s, "
+        f"{100 * npy['fraction_of_read_2_workers']:.0f} % of the 2-worker read pass); peak RSS {npy['peak_rss_mb']:,.0f} MB; "
+        f"{npy['n_sv_above_1e-6']} singular values with s_i/s_0 > 1e-6.",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     data = json.loads((HERE / "results.json").read_text())
     lines = [
@@ -96,6 +141,8 @@ def main() -> None:
         lines += ingest_table(data["ingest"])
     if "calculix_ingest" in data:
         lines += calculix_ingest_table(data["calculix_ingest"])
+    if "pod" in data:
+        lines += pod_table(data["pod"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 
