@@ -104,6 +104,26 @@ def _float(line: _Line, token: str, what: str) -> float:
     return value
 
 
+
+def _id_index(path, ids_table: np.ndarray, what: str):
+    """Check ``ids_table`` has no duplicates; return ``index(ids, where)`` mapping solver ids to
+    0-based positions, a ReaderError naming ``where`` for unknown ids."""
+    uniq, counts = np.unique(ids_table, return_counts=True)
+    if np.any(counts > 1):
+        raise ReaderError(path, f"duplicate {what} ids: {uniq[counts > 1][:10].tolist()}")
+    order = np.argsort(ids_table)
+
+    def index(ids, where: str) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        pos = np.searchsorted(ids_table, ids, sorter=order).clip(0, len(ids_table) - 1)
+        idx = order[pos]
+        bad = ids_table[idx] != ids
+        if np.any(bad):
+            raise ReaderError(path, f"{where} refers to unknown {what} ids {np.unique(ids[bad])[:10].tolist()}")
+        return idx
+
+    return index
+
 def read_inp(path: str | Path) -> Mesh:
     """Read the mesh of a CalculiX input deck.
 
@@ -247,19 +267,7 @@ def read_inp(path: str | Path) -> Mesh:
         raise ReaderError(path, "no *ELEMENT lines with a supported type in the deck")
 
     node_id_arr = np.array(node_ids, np.int64)
-    uniq, counts = np.unique(node_id_arr, return_counts=True)
-    if np.any(counts > 1):
-        raise ReaderError(path, f"duplicate node ids: {uniq[counts > 1][:10].tolist()}")
-    node_sort = np.argsort(node_id_arr)
-
-    def node_index(ids, where: str) -> np.ndarray:
-        ids = np.asarray(ids, np.int64)
-        pos = np.searchsorted(node_id_arr, ids, sorter=node_sort).clip(0, len(node_id_arr) - 1)
-        idx = node_sort[pos]
-        bad = node_id_arr[idx] != ids
-        if np.any(bad):
-            raise ReaderError(path, f"{where} refers to unknown node ids {np.unique(ids[bad])[:10].tolist()}")
-        return idx
+    node_index = _id_index(path, node_id_arr, "node")
 
     blocks = []
     for etype in block_order:
@@ -267,19 +275,7 @@ def read_inp(path: str | Path) -> Mesh:
         conn_arr = np.array(conn, np.int64).reshape(len(ids), ELEMENT_TYPES[etype][1])
         blocks.append(CellBlock(etype, node_index(conn_arr, f"{etype} connectivity"), np.array(ids, np.int64)))
     element_ids = np.concatenate([b.ids for b in blocks])
-    uniq, counts = np.unique(element_ids, return_counts=True)
-    if np.any(counts > 1):
-        raise ReaderError(path, f"duplicate element ids: {uniq[counts > 1][:10].tolist()}")
-    el_sort = np.argsort(element_ids)
-
-    def element_index(ids, where: str) -> np.ndarray:
-        ids = np.asarray(ids, np.int64)
-        pos = np.searchsorted(element_ids, ids, sorter=el_sort).clip(0, len(element_ids) - 1)
-        idx = el_sort[pos]
-        bad = element_ids[idx] != ids
-        if np.any(bad):
-            raise ReaderError(path, f"{where} refers to unknown element ids {np.unique(ids[bad])[:10].tolist()}")
-        return idx
+    element_index = _id_index(path, element_ids, "element")
 
     def resolve(sets, kind, name, seen=()):
         out = []
