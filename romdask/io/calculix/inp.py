@@ -31,8 +31,9 @@ class _Line:
         return ReaderError(self.path, f"line {self.number}: {problem}")
 
 
-def _lines(path: Path, stack: tuple[Path, ...] = ()):
-    """Non-comment, non-blank lines of ``path`` with ``*INCLUDE`` expanded."""
+def _lines(path: Path, stack: tuple[Path, ...] = (), comments: bool = False):
+    """Non-comment, non-blank lines of ``path`` with ``*INCLUDE`` expanded (``comments``: keep
+    the ``**`` comment lines too)."""
     resolved = path.resolve()
     if resolved in stack:
         raise ReaderError(path, f"*INCLUDE cycle: {' -> '.join(str(p) for p in stack + (resolved,))}")
@@ -43,7 +44,7 @@ def _lines(path: Path, stack: tuple[Path, ...] = ()):
     with f:
         for number, text in enumerate(f, 1):
             text = text.strip()
-            if not text or text.startswith("**"):
+            if not text or (text.startswith("**") and not comments):
                 continue
             line = _Line(path, number, text)
             if text.startswith("*") and _keyword(text) == "*INCLUDE":
@@ -55,7 +56,7 @@ def _lines(path: Path, stack: tuple[Path, ...] = ()):
                     child = path.parent / child
                 if not child.exists():
                     raise line.error(f"*INCLUDE file {child} does not exist")
-                yield from _lines(child, stack + (resolved,))
+                yield from _lines(child, stack + (resolved,), comments)
             else:
                 yield line
 
