@@ -117,6 +117,27 @@ def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]
     return vt[:m].T.copy(), s
 
 
+def _ecm_integrands(stress: np.ndarray, mode_strain: np.ndarray, lifting_strain: np.ndarray | None,
+                    weights: np.ndarray) -> np.ndarray:
+    """The ECM rows: component integrands of the modes, then of the lifting vectors.
+
+    The liftings enter because the online reactions are ``g_i^T f_int``. Their rows are scaled
+    so that the full integral of each lifting's rows has the norm of an average mode's,
+    ``||J_M w|| / sqrt(n_modes)``: the reactions do not cancel and would otherwise dominate the
+    relative ECM tolerance and loosen it on the modes' rows.
+    """
+    J = _component_integrands(stress, mode_strain)
+    if lifting_strain is None or lifting_strain.shape[0] == 0:
+        return J
+    mode_target = np.linalg.norm(J @ weights) / np.sqrt(max(mode_strain.shape[0], 1))
+    rows = [J]
+    for strain_i in lifting_strain:
+        J_i = _component_integrands(stress, strain_i[None])
+        target = np.linalg.norm(J_i @ weights)
+        rows.append(J_i * (mode_target / target if target > 0 and mode_target > 0 else 1.0))
+    return np.concatenate(rows)
+
+
 def _component_integrands(stress: np.ndarray, mode_strain: np.ndarray) -> np.ndarray:
     """Integrand rows ``(s, j, c)``: ``sigma_s,c eps(psi_j)_c`` per Voigt component c.
 
@@ -146,7 +167,8 @@ def reduce(
     ecm_scope: str = "auto",
     pod_method: str = "snapshots",
     return_modes: bool = False,
-) -> ReducedModel | tuple[ReducedModel, np.ndarray]:
+    return_full: bool = False,
+) -> ReducedModel | tuple[ReducedModel, Any]:
     """Build a reduced model from the runs of a snapshot store (offline stage, end to end).
 
     Parameters
@@ -167,11 +189,19 @@ def reduce(
         (subdomains when the store has more than one)
     pod_method : passed to :func:`~romdask.offline.pod` ("snapshots", "tsqr", "randomized")
     return_modes : also return the full modes (n_modes, n_dofs) in the store's dof order (for
-        ``model.save(path, full_modes=modes.T)`` and reconstructions)
+        ``model.save(path, full_modes=modes.T)``)
+    return_full : also return the full bases for the reconstructions, a dict ready for
+        ``model.save(path, full=full)``: ``"modes"`` (n_dofs, n), ``"lifting"`` (n_dofs, n_l)
+        (the unit lifting vectors; absent without lifting), ``"gappy_stress"``
+        (6 n_points_full, m_s) and ``"gappy_p"`` (n_points_full, m_p) in the store's ip-position
+        order (components fastest), ``"ip_points"`` (n_points_full,) the global point of each
+        position (``layout.ip_points``). Rows = full-space index, columns = basis vectors.
+        Exclusive with ``return_modes``.
 
     Returns
     -------
-    ReducedModel (or ``(model, modes)`` with ``return_modes=True``)
+    ReducedModel (or ``(model, modes)`` with ``return_modes=True``, ``(model, full)`` with
+    ``return_full=True``)
         One law for all points. ``point_ids`` are global integration points of the store mesh
         (the ``ip_index`` coordinate of the store's ip fields, ``layout.ip_points[position]``).
         ``metadata["reduce"]`` reports tolerances, singular values, modes, ECM residual and
@@ -199,8 +229,9 @@ def reduce(
     contribution through the law at the reduced points (total strain ``E gamma + L a``), so no
     other lifting operator is needed.
 
-    ECM integrands: the rows ``sigma_s,c(x) eps(psi_j)_c(x)`` for every snapshot s, mode j and
-    Voigt component c (not summed over c: under displacement loading the summed integrals, the
+    ECM integrands: the rows ``sigma_s,c(x) eps(psi_j)_c(x)`` for every snapshot s, mode or
+    lifting vector j (so that the online reactions ``g_i^T f_int`` are integrated too; each
+    lifting's rows scaled to the integral norm of an average mode's rows) and Voigt component c (not summed over c: under displacement loading the summed integrals, the
     reduced internal forces at equilibrium, vanish and a relative tolerance on them is
     meaningless). The reduced internal forces of the training snapshots are then integrated with
     error ``<= sqrt(6) tol_ecm ||J_c w||``; ``metadata["reduce"]["ecm_residual"]`` is the
@@ -218,6 +249,8 @@ def reduce(
     J. A. Hernandez et al., CMAME 313 (2017) 687-722 (ECM); Z. Drmac, S. Gugercin, SISC 38 (2016)
     (Q-DEIM); F. Casenave et al., arXiv:1812.07228 (the offline/online framework).
     """
+    if return_modes and return_full:
+        raise ValueError("pass return_modes=True or return_full=True, not both (the full dict holds the modes)")
     if ecm_scope not in ("auto", "global", "subdomains"):
         raise ValueError(f"ecm_scope must be 'auto', 'global' or 'subdomains'; got {ecm_scope!r}")
     if not (tol_pod >= 0 and tol_ecm > 0 and gappy_tol >= 0):
@@ -292,7 +325,8 @@ def reduce(
         "n_points_full": int(n_points),
     }
     if ecm:
-        J = _component_integrands(stress, mode_strain)
+        J = _ecm_integrands(stress, mode_strain, got.get("lifting_strain"), weights_full)
+        report["ecm_integrand_fields"] = f"{n_modes} modes + {len(lifted)} liftings"
         scope = ("subdomains" if K > 1 else "global") if ecm_scope == "auto" else ecm_scope
         if scope == "subdomains":
             cuts = [slice(int(a), int(c)) for a, c in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:])]
@@ -367,4 +401,11 @@ def reduce(
         gappy=gappy,
         metadata={"reduce": report},
     )
+    if return_full:
+        full = {"modes": modes.T, "gappy_stress": basis_s, "ip_points": np.asarray(layout.ip_points, np.int64)}
+        if lifted:
+            full["lifting"] = G_np.T
+        if "p" in dual:
+            full["gappy_p"] = dual["p"][0]
+        return model, full
     return (model, modes) if return_modes else model

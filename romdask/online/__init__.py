@@ -1,5 +1,25 @@
-"""The online stage: the reduced model artifact (and, later, the reduced solver)."""
+"""The online stage: the reduced model artifact, scenarios, the reduced Newton solver, the error
+indicator and the reconstruction of full fields."""
 
-from romdask.online.model import FORMAT, LAWS, VERSION, ReducedModel, open_full_modes
+from romdask.online.model import FORMAT, FULL_KEYS, LAWS, VERSION, ReducedModel, open_full_modes
+from romdask.online.reconstruct import FullBases, open_full, reconstruct_displacement, reconstruct_dual
+from romdask.online.scenario import Scenario
+from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
-__all__ = ["FORMAT", "LAWS", "VERSION", "ReducedModel", "open_full_modes"]
+__all__ = [
+    "FORMAT",
+    "FULL_KEYS",
+    "LAWS",
+    "VERSION",
+    "FullBases",
+    "OnlineConvergenceError",
+    "OnlineOptions",
+    "OnlineResult",
+    "ReducedModel",
+    "Scenario",
+    "open_full",
+    "open_full_modes",
+    "reconstruct_displacement",
+    "reconstruct_dual",
+    "solve",
+]

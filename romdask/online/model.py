@@ -14,7 +14,13 @@ and read back without pickle, without Dask and without a mesh::
       materials/points_<i>            reduced points of law i (int64)
       lifting/modes_strain, lifting/load      optional (prescribed displacements)
       gappy/<quantity>    (r * k, m)  Gappy-POD basis rows at the reduced points
-      full/modes          (n_dofs, n) optional, never read by :meth:`ReducedModel.open`
+      full/               optional, never read by :meth:`ReducedModel.open` (see
+                          :mod:`romdask.online.reconstruct`):
+        modes             (n_dofs, n)          full modes, store dof order
+        lifting           (n_dofs, n_l)        unit lifting vectors
+        gappy_stress      (6 N, m_s)           stress basis, store ip positions, components fastest
+        gappy_p           (N, m_p)             cumulated-plastic-strain basis
+        ip_points         (N,) int64           global integration point of each store ip position
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from romdask.materials.chaboche import Chaboche
 from romdask.materials.elastic import LinearElastic
 from romdask.store.layout import codecs
 
-__all__ = ["FORMAT", "VERSION", "LAWS", "ReducedModel", "open_full_modes"]
+__all__ = ["FORMAT", "FULL_KEYS", "VERSION", "LAWS", "ReducedModel", "open_full_modes"]
 
 FORMAT = "romdask-reduced-model"
 VERSION = 1
@@ -49,6 +55,8 @@ LAWS: dict[str, type[Material]] = {
     "Chaboche": Chaboche,
 }
 _LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
+#: arrays a model may carry under full/ (see :meth:`ReducedModel.save`)
+FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -382,12 +390,20 @@ class ReducedModel:
             "metadata": meta,
         }
 
+    # ------------------------------------------------------------------ online
+    def solve(self, scenario: Any, options: Any = None) -> Any:
+        """Run the reduced Newton solver on ``scenario``: :func:`romdask.online.solver.solve`."""
+        from romdask.online.solver import solve
+
+        return solve(self, scenario, options)
+
     # ------------------------------------------------------------------ I/O
     def save(
         self,
         path: str | os.PathLike,
         full_modes: Any = None,
         *,
+        full: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         compression: str | None = "lz4",
     ) -> Path:
@@ -397,7 +413,13 @@ class ReducedModel:
         ----------
         path : directory to create (e.g. ``model.zarr``).
         full_modes : optional (n_dofs, n) numpy or dask array of the full modes, written to
-            ``path/full/modes`` (read lazily by :func:`open_full_modes`, never by :meth:`open`).
+            ``path/full/modes`` (read lazily by :func:`open_full_modes`, never by :meth:`open`);
+            the same as ``full={"modes": full_modes}``.
+        full : optional mapping with some of :data:`FULL_KEYS` (what
+            ``reduce(..., return_full=True)`` returns): ``modes`` (n_dofs, n), ``lifting``
+            (n_dofs, n_l), ``gappy_stress`` (6 N, m_s), ``gappy_p`` (N, m_p) (m = the model's
+            Gappy ranks), ``ip_points`` (N,) int, written under ``path/full/`` for
+            :func:`romdask.online.open_full`.
         overwrite : replace an existing ``path``; otherwise an existing path is refused.
         compression : "lz4" (default), "zstd" or None.
 
@@ -413,14 +435,12 @@ class ReducedModel:
         path = Path(path)
         if path.exists() and not overwrite:
             raise ValueError(f"{path} already exists; pass overwrite=True to replace it or choose another path.")
-        full = None
+        if full_modes is not None and full is not None and "modes" in full:
+            raise ValueError("give the full modes once: full_modes= or full={'modes': ...}, not both.")
+        full = dict(full or {})
         if full_modes is not None:
-            if getattr(full_modes, "ndim", None) != 2 or full_modes.shape[1] != self.n_modes:
-                raise ValueError(
-                    f"full_modes must have shape (n_dofs, {self.n_modes}); got "
-                    f"{getattr(full_modes, 'shape', type(full_modes).__name__)}."
-                )
-            full = full_modes
+            full["modes"] = full_modes
+        self._check_full(full)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -438,24 +458,50 @@ class ReducedModel:
                 shutil.rmtree(tmp, ignore_errors=True)
         return path
 
-    def _write(self, path: Path, full: Any, compression: str | None) -> None:
+    def _check_full(self, full: Mapping[str, Any]) -> None:
+        """Shapes of the full arrays against the model (see :meth:`save`)."""
+        unknown = sorted(set(full) - set(FULL_KEYS))
+        if unknown:
+            raise ValueError(f"unknown full arrays {unknown}; allowed: {list(FULL_KEYS)}.")
+        n_l = len(self.lifting["lifting_names"]) if self.lifting is not None else 0
+        rows: dict[str, int] = {}
+        for key, arr in full.items():
+            shape = getattr(arr, "shape", None)
+            ndim = 1 if key == "ip_points" else 2
+            if shape is None or len(shape) != ndim:
+                raise ValueError(f"full[{key!r}] must be a {ndim}-D array; got {shape or type(arr).__name__}.")
+            expected = {"modes": self.n_modes, "lifting": n_l}.get(key)
+            if key.startswith("gappy_"):
+                quantity = key[len("gappy_"):]
+                if quantity not in self.gappy:
+                    raise ValueError(f"full[{key!r}] given but the model has no Gappy basis {quantity!r}.")
+                expected = self.gappy[quantity].shape[1]
+            if expected is not None and shape[1] != expected:
+                name = "full_modes" if key == "modes" else f"full[{key!r}]"
+                raise ValueError(f"{name} must have shape (n_rows, {expected}); got {tuple(shape)}.")
+            rows[key] = int(shape[0])
+        dofs = {rows[k] for k in ("modes", "lifting") if k in rows}
+        points = {rows[k] // (6 if k == "gappy_stress" else 1) for k in ("gappy_stress", "gappy_p", "ip_points")
+                  if k in rows}
+        if len(dofs) > 1 or len(points) > 1 or rows.get("gappy_stress", 0) % 6:
+            raise ValueError(
+                f"full arrays disagree in size: rows {rows}; modes and lifting need n_dofs rows, "
+                "gappy_stress 6 N, gappy_p and ip_points N rows."
+            )
+
+    def _write(self, path: Path, full: Mapping[str, Any], compression: str | None) -> None:
         comp = codecs(compression)
         root = zarr.open_group(path, mode="w-", zarr_format=3)
         arrays = self.arrays()
         for name, arr in arrays.items():
             root.create_array(name, data=np.ascontiguousarray(arr), compressors=comp)
-        if full is not None:
-            import dask.array as da
-
-            n_dofs = int(full.shape[0])
-            chunks = (max(1, min(n_dofs, 65536)), self.n_modes)
-            if isinstance(full, da.Array):
-                chunks = (max(1, int(full.chunks[0][0])), self.n_modes)
-            target = root.create_array(
-                "full/modes", shape=(n_dofs, self.n_modes), dtype=np.float64, chunks=chunks, compressors=comp
-            )
-            da.store(da.asarray(full).astype(np.float64).rechunk(chunks), target, lock=False)
-            root["full"].attrs.update({"n_dofs": n_dofs, "n_modes": self.n_modes})
+        for key, arr in full.items():
+            _write_full(root, key, arr, comp)
+        if full:
+            attrs = {"arrays": sorted(full), "n_modes": self.n_modes}
+            if "modes" in full:
+                attrs["n_dofs"] = int(full["modes"].shape[0])
+            root["full"].attrs.update(attrs)
         lifting_names = list(self.lifting["lifting_names"]) if self.lifting is not None else None
         root.attrs.update(
             {
@@ -548,6 +594,21 @@ def _open_root(path: str | os.PathLike) -> zarr.Group:
             f"{VERSION} only. Re-save the model with a matching romdask."
         )
     return root
+
+
+def _write_full(root: zarr.Group, key: str, arr: Any, comp: Any) -> None:
+    """Stream one full array (numpy or dask) to ``full/<key>``, chunked along its rows."""
+    import dask.array as da
+
+    dtype = np.int64 if key == "ip_points" else np.float64
+    n_rows = int(arr.shape[0])
+    rows = int(arr.chunks[0][0]) if isinstance(arr, da.Array) else min(n_rows, 65536)
+    if key == "gappy_stress":  # whole points per chunk: the (steps, N, 6) reshape stays chunk-local
+        rows = max(6, rows - rows % 6)
+    chunks = (max(1, rows), *(max(1, int(d)) for d in arr.shape[1:]))
+    target = root.create_array(f"full/{key}", shape=tuple(arr.shape), dtype=dtype, chunks=chunks, compressors=comp)
+    if int(np.prod(arr.shape)):
+        da.store(da.asarray(arr).astype(dtype).rechunk(chunks), target, lock=False)
 
 
 def open_full_modes(path: str | os.PathLike, lazy: bool = True) -> Any:

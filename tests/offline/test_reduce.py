@@ -178,3 +178,49 @@ def test_missing_stresses_are_replayed(tmp_path):
     assert model.metadata["reduce"]["stress_replayed"] is True
     ds = open_snapshots(store.path)
     assert "stress" in ds and "state" in ds and set(model.gappy) == {"stress", "p"}
+
+
+def test_ecm_integrates_the_reactions_of_the_training_snapshots(stores):
+    """The ECM integrands include the lifting strains: the reduced reaction
+    ``sum_k w_k L_k^T sigma_k`` of every training snapshot matches the full-quadrature one
+    ``g^T f_int`` (the HF reaction) within the ECM tolerance."""
+    from romdask.fem.quadrature import internal_force, quadrature
+
+    store, law = stores["displacement", 2]
+    tol = 1e-5
+    model, full = reduce(store.path, law, tol_ecm=tol, return_full=True)
+    layout = store.layout
+    stress = open_snapshots(store.path).stress.values
+    quad = quadrature(layout.mesh)
+    g = full["lifting"]
+    assert g.shape == (3 * layout.mesh.n_nodes, 1) and set(np.unique(g)) == {0.0, 1.0}
+    hf = []
+    for s in stress:
+        field = np.zeros((layout.n_points, 6))
+        field[layout.ip_points] = s
+        hf.append(g.T @ internal_force(quad, field))
+    hf = np.array(hf)
+    order = np.argsort(layout.ip_points)
+    pos = order[np.searchsorted(layout.ip_points, model.point_ids, sorter=order)]
+    L = model.lifting["lifting_modes_strain"]
+    reduced = np.einsum("k,kci,skc->si", model.weights, L, stress[:, pos])
+    assert np.abs(hf).max() > 0
+    assert np.abs(reduced - hf).max() <= 10 * tol * np.abs(hf).max()
+    assert "1 liftings" in model.metadata["reduce"]["ecm_integrand_fields"]
+
+
+def test_return_full_gives_the_bases_for_reconstruction(stores, tmp_path):
+    store, law = stores["displacement", 2]
+    model, full = reduce(store.path, law, return_full=True)
+    _, modes = reduce(store.path, law, return_modes=True)
+    n_points = store.layout.n_points
+    assert np.array_equal(full["modes"], modes.T)
+    assert full["gappy_stress"].shape == (6 * n_points, model.gappy["stress"].shape[1])
+    assert full["gappy_p"].shape == (n_points, model.gappy["p"].shape[1])
+    # the model's Gappy rows are the full basis rows of its reduced points
+    order = np.argsort(store.layout.ip_points)
+    pos = order[np.searchsorted(store.layout.ip_points, model.point_ids, sorter=order)]
+    assert np.array_equal(model.gappy["p"], full["gappy_p"][pos])
+    assert np.array_equal(model.gappy["stress"], full["gappy_stress"].reshape(n_points, 6, -1)[pos].reshape(6 * pos.size, -1))
+    with pytest.raises(ValueError, match="not both"):
+        reduce(store.path, law, return_modes=True, return_full=True)

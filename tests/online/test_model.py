@@ -293,3 +293,39 @@ def test_cli_info_prints_a_reduced_model(model, tmp_path, capsys):
     _edit_attrs(tmp_path / "m.zarr", version=99)
     assert main(["info", str(tmp_path / "m.zarr")]) == 1
     assert "version" in capsys.readouterr().err
+
+
+def test_full_bases_saved_apart_and_opened_lazily(model, tmp_path):
+    from romdask.online import open_full
+
+    rng = np.random.default_rng(2)
+    n_dofs, n_points = 300, 40
+    full = {
+        "modes": rng.standard_normal((n_dofs, N)),
+        "lifting": rng.standard_normal((n_dofs, NL)),
+        "gappy_stress": da.from_array(rng.standard_normal((6 * n_points, 3)), chunks=(50, 3)),
+        "gappy_p": rng.standard_normal((n_points, 2)),
+        "ip_points": rng.permutation(n_points),
+    }
+    path = model.save(tmp_path / "m.zarr", full=full)
+    back = ReducedModel.open(path)
+    assert bitwise_equal(back.modes_strain, model.modes_strain)
+    bases = open_full(path)
+    assert isinstance(bases.modes, da.Array) and bitwise_equal(bases.modes.compute(), full["modes"])
+    assert bitwise_equal(bases.lifting.compute(), full["lifting"])
+    assert bitwise_equal(bases.gappy["stress"].compute(), full["gappy_stress"].compute())
+    assert bases.gappy["stress"].chunks[0][0] % 6 == 0  # whole points per chunk
+    assert bitwise_equal(bases.gappy["p"].compute(), full["gappy_p"])
+    assert np.array_equal(bases.ip_points, full["ip_points"])
+    assert bitwise_equal(open_full_modes(path).compute(), full["modes"])
+    with pytest.raises(ValueError, match="holds no full bases"):
+        open_full(model.save(tmp_path / "small.zarr"))
+    with pytest.raises(ValueError, match="not both"):
+        model.save(tmp_path / "x.zarr", full_modes=full["modes"], full=full)
+    with pytest.raises(ValueError, match=r"full\['gappy_p'\] must have shape \(n_rows, 2\)"):
+        model.save(tmp_path / "x.zarr", full={"gappy_p": np.zeros((n_points, 3))})
+    with pytest.raises(ValueError, match="disagree in size"):
+        model.save(tmp_path / "x.zarr", full={"modes": full["modes"], "lifting": full["lifting"][:-3]})
+    with pytest.raises(ValueError, match="unknown full arrays"):
+        model.save(tmp_path / "x.zarr", full={"strain": np.zeros((3, 3))})
+    assert not (tmp_path / "x.zarr").exists()

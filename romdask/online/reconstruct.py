@@ -1,0 +1,161 @@
+"""Full fields from an online result: displacement (modes + lifting) and dual quantities (Gappy-POD).
+
+The full bases are written by ``model.save(path, full=full)`` (``full`` from
+``reduce(..., return_full=True)``) under ``path/full/`` and read lazily here: nothing is read
+until a reconstruction is computed, and then only the chunks asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from romdask.online.model import _open_root
+from romdask.online.solver import OnlineResult
+
+__all__ = ["FullBases", "open_full", "reconstruct_displacement", "reconstruct_dual"]
+
+_GAPPY_COMPONENTS = {"stress": 6, "p": 1}
+
+
+@dataclass(frozen=True, eq=False)
+class FullBases:
+    """The full bases of a saved reduced model, as lazy dask arrays (rows = full-space index).
+
+    Attributes
+    ----------
+    path : the model group.
+    modes : (n_dofs, n) full modes in the store's dof order, or None.
+    lifting : (n_dofs, n_l) unit lifting vectors, or None (no lifting saved / in the model).
+    gappy : quantity -> full Gappy-POD basis: ``"stress"`` (6 N, m_s), components fastest;
+        ``"p"`` (N, m_p); rows in the store's ip-position order.
+    ip_points : (N,) int64 global integration point of each store ip position, or None.
+    """
+
+    path: str
+    modes: da.Array | None
+    lifting: da.Array | None
+    gappy: dict[str, da.Array]
+    ip_points: np.ndarray | None
+
+
+def open_full(path: str | os.PathLike) -> FullBases:
+    """Open the full bases saved with a reduced model (lazily: metadata only).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a reduced model, or holds no full bases (save them with
+        ``model.save(path, full=reduce(..., return_full=True)[1])``).
+    """
+    root = _open_root(path)
+    group = root.get("full")
+    if group is None or not list(group.array_keys()):
+        raise ValueError(
+            f"{path} holds no full bases; save the model with "
+            "model.save(path, full=full) where model, full = reduce(..., return_full=True)."
+        )
+    keys = set(group.array_keys())
+
+    def lazy(key: str) -> da.Array | None:
+        return da.from_zarr(group[key]) if key in keys else None
+
+    gappy = {q: da.from_zarr(group[f"gappy_{q}"]) for q in _GAPPY_COMPONENTS if f"gappy_{q}" in keys}
+    ip_points = group["ip_points"][...] if "ip_points" in keys else None
+    return FullBases(str(path), lazy("modes"), lazy("lifting"), gappy, ip_points)
+
+
+def _steps(result: OnlineResult, steps: Sequence[int] | slice | None) -> np.ndarray:
+    n_t = result.times.size
+    index = np.arange(n_t)
+    try:
+        chosen = index if steps is None else index[steps]
+    except IndexError:
+        raise ValueError(f"steps {steps!r} out of range for a result of {n_t} output times.") from None
+    return np.atleast_1d(chosen)
+
+
+def reconstruct_displacement(full: FullBases, result: OnlineResult, steps: Any = None) -> da.Array:
+    """Full displacement ``u = G a + Psi gamma`` at the chosen output steps, lazily.
+
+    Parameters
+    ----------
+    full : :func:`open_full` of the model that produced ``result``.
+    result : OnlineResult.
+    steps : None (every output time), an int sequence, a slice or an int.
+
+    Returns
+    -------
+    dask array (n_steps, n_dofs) in the store's dof order, chunked like the saved modes along
+    dofs (one chunk of steps).
+
+    Raises
+    ------
+    ValueError
+        No modes saved, sizes that do not match the result, or a lifting needed but not saved.
+
+    Notes
+    -----
+    Nothing is computed here; each output chunk costs one ``(n_steps, n) x (n, rows)`` product.
+    """
+    if full.modes is None:
+        raise ValueError(f"{full.path} has no full/modes; save the model with full modes.")
+    chosen = _steps(result, steps)
+    if full.modes.shape[1] != result.coordinates.shape[1]:
+        raise ValueError(
+            f"the saved modes have {full.modes.shape[1]} columns but the result {result.coordinates.shape[1]} "
+            "coordinates; reconstruct with the model that produced the result."
+        )
+    u = da.from_array(result.coordinates[chosen], chunks=-1) @ full.modes.T
+    coefficients = result.lifting_coefficients[chosen]
+    if coefficients.shape[1]:
+        if full.lifting is None or full.lifting.shape[1] != coefficients.shape[1]:
+            raise ValueError(
+                f"the result has {coefficients.shape[1]} lifting coefficients but {full.path} holds no "
+                "matching full/lifting; save the model with full=reduce(..., return_full=True)[1]."
+            )
+        u = u + da.from_array(coefficients, chunks=-1) @ full.lifting.T
+    return u
+
+
+def reconstruct_dual(full: FullBases, result: OnlineResult, quantity: str, steps: Any = None) -> da.Array:
+    """Full dual field by Gappy-POD, ``Phi_full g(t)``, at the chosen output steps, lazily.
+
+    Parameters
+    ----------
+    full : :func:`open_full` of the model that produced ``result``.
+    result : OnlineResult (its ``gappy_coefficients``: least squares on the reduced points).
+    quantity : "stress" or "p" (cumulated plastic strain).
+    steps : None (every output time), an int sequence, a slice or an int.
+
+    Returns
+    -------
+    dask array ``(n_steps, N, 6)`` for "stress", ``(n_steps, N)`` for "p", in the store's
+    ip-position order (``full.ip_points[i]`` is the global point of position ``i``).
+
+    Raises
+    ------
+    ValueError
+        Unknown quantity, basis not saved or not fitted by the solver, or mismatched ranks.
+    """
+    if quantity not in _GAPPY_COMPONENTS:
+        raise ValueError(f"quantity must be one of {sorted(_GAPPY_COMPONENTS)}; got {quantity!r}.")
+    basis = full.gappy.get(quantity)
+    if basis is None:
+        raise ValueError(f"{full.path} has no full/gappy_{quantity}; save the model with full bases.")
+    coefficients = result.gappy_coefficients.get(quantity)
+    if coefficients is None or coefficients.shape[1] != basis.shape[1]:
+        got = None if coefficients is None else coefficients.shape[1]
+        raise ValueError(
+            f"the result has {got} Gappy coefficients of {quantity!r} but the saved basis {basis.shape[1]} "
+            "modes; reconstruct with the model that produced the result."
+        )
+    chosen = _steps(result, steps)
+    field = da.from_array(coefficients[chosen], chunks=-1) @ basis.T
+    k = _GAPPY_COMPONENTS[quantity]
+    return field.reshape(chosen.size, -1, k) if k > 1 else field

@@ -1,0 +1,470 @@
+"""The reduced Newton solver: time stepping of a :class:`ReducedModel` on a :class:`Scenario`.
+
+Unknowns: the ``n`` reduced coordinates ``gamma``. At the reduced point ``k`` the total strain is
+``eps_k = E_k gamma + L_k a(t)`` (modes and liftings), the laws give ``sigma_k``, ``D_k`` and
+the new state, and
+
+    F_int = sum_k w_k E_k^T sigma_k,   K = sum_k w_k E_k^T D_k E_k,   F_ext = load_vectors^T c(t).
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from romdask.materials.base import von_mises
+from romdask.online.kernels import gather, internal_forces, scatter, tangent_times, total_strain
+from romdask.online.model import ReducedModel
+from romdask.online.scenario import Scenario
+
+__all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "solve"]
+
+logger = logging.getLogger(__name__)
+
+
+class OnlineConvergenceError(RuntimeError):
+    """The reduced Newton did not converge even on the smallest sub-increment."""
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    """Options of :func:`solve`.
+
+    Parameters
+    ----------
+    rtol : relative residual tolerance: converged when ``||F_ext - F_int|| <= rtol * scale``,
+        ``scale = max(||F_ext||, ||F_abs||, scale of the previous converged increments)`` with
+        ``F_abs = sum_k |w_k E_k^T sigma_k|`` (componentwise), the no-cancellation size of the
+        internal force. ``F_abs`` keeps a scale under pure prescribed displacement, where
+        ``F_ext = 0`` and ``F_int -> 0`` at equilibrium; the running maximum, as in the built-in
+        HF solver, gives one to nearly unloaded states.
+    atol : absolute residual floor (force units): converged whenever ``||R|| <= atol``.
+    max_iterations : linear solves (the predictor included) per sub-increment before it is cut.
+    max_cuts : an increment may be halved this many times in a row (minimum size
+        ``dt / 2**max_cuts``); beyond, :class:`OnlineConvergenceError`.
+    predictor : "tangent" (default, as the built-in HF solver: one linear solve with the
+        converged tangent of t_n for the load / lifting increment) or "previous" (Newton starts
+        from ``gamma_{n-1}``).
+    split_at_breakpoints : also stop at the breakpoints of the scenario's Amplitude tables
+        inside an increment (load reversals).
+    indicator_threshold : ``result.flagged = indicator > indicator_threshold``. Default 0.1:
+        a 10 % Gappy-POD misfit of the cumulated plastic strain at the reduced points; on the
+        plate tests interpolating between trained amplitudes stays below 1e-2 and doubling the
+        trained amplitude exceeds 0.1 (see docs/online.md).
+    """
+
+    rtol: float = 1e-8
+    atol: float = 0.0
+    max_iterations: int = 12
+    max_cuts: int = 8
+    predictor: str = "tangent"
+    split_at_breakpoints: bool = True
+    indicator_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (self.rtol > 0 and self.atol >= 0 and self.indicator_threshold >= 0):
+            raise ValueError(
+                f"need rtol > 0, atol >= 0, indicator_threshold >= 0; got {self.rtol}, {self.atol}, "
+                f"{self.indicator_threshold}"
+            )
+        if self.max_iterations < 1 or self.max_cuts < 0:
+            raise ValueError(f"need max_iterations >= 1, max_cuts >= 0; got {self.max_iterations}, {self.max_cuts}")
+        if self.predictor not in ("tangent", "previous"):
+            raise ValueError(f"predictor must be 'tangent' or 'previous'; got {self.predictor!r}")
+
+
+@dataclass
+class OnlineResult:
+    """Outcome of :func:`solve` (``n_t`` output times, ``r`` reduced points).
+
+    Attributes
+    ----------
+    times : (n_t,) the scenario's times.
+    coordinates : (n_t, n) reduced coordinates gamma (row 0: the initial time).
+    lifting_names, lifting_coefficients : the model's liftings and their coefficients (n_t, n_l).
+    load_names, load_coefficients : the model's loads and their coefficients (n_t, q).
+    iterations : (n_t - 1,) linear solves (predictor included) per output increment.
+    subincrements, cuts : (n_t - 1,) converged sub-increments and increment halvings.
+    residuals : per output increment, the relative residuals ``||R|| / scale`` of every iteration.
+    stress : (n_t, r, 6) and state : (n_t, r, n_state_max) at the reduced points (NaN padding).
+    reactions : (n_t, n_l) reaction resultant of each lifted pattern, ``sum_k w_k L_k^T sigma_k``.
+    gappy_coefficients : quantity -> (n_t, m) least-squares Gappy-POD coefficients.
+    indicator : (n_t,) the Gappy-POD residual of p (NaN when unavailable); flagged :
+        ``indicator > threshold``.
+    max_von_mises : (n_t,) largest von Mises stress at the reduced points.
+    wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
+    """
+
+    times: np.ndarray
+    coordinates: np.ndarray
+    lifting_names: tuple[str, ...]
+    lifting_coefficients: np.ndarray
+    load_names: tuple[str, ...]
+    load_coefficients: np.ndarray
+    iterations: np.ndarray
+    subincrements: np.ndarray
+    cuts: np.ndarray
+    residuals: list[list[float]]
+    stress: np.ndarray
+    state: np.ndarray
+    reactions: np.ndarray
+    gappy_coefficients: dict[str, np.ndarray]
+    indicator: np.ndarray
+    flagged: np.ndarray
+    max_von_mises: np.ndarray
+    wall_time: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Failure(Exception):
+    """A sub-increment failed (the caller cuts it)."""
+
+
+class _Laws:
+    """Preallocated per-law buffers; evaluates every law on its reduced points."""
+
+    def __init__(self, model: ReducedModel, stress: np.ndarray, tangent: np.ndarray) -> None:
+        self.stress, self.tangent = stress, tangent
+        r = model.n_points
+        self.groups = []
+        for law, points in model.materials:
+            whole = points.size == r and np.array_equal(points, np.arange(r))
+            n_g = points.size
+            group = {
+                "law": law, "kernel": law.kernel, "params": law.params, "points": points, "whole": whole,
+                "state": np.ascontiguousarray(model.initial_state[points, : law.n_state]),
+                "trial": np.empty((n_g, law.n_state)),
+                "strain": None if whole else np.empty((n_g, 6)),
+                "stress": stress if whole else np.empty((n_g, 6)),
+                "tangent": tangent if whole else np.empty((n_g, 6, 6)),
+            }
+            self.groups.append(group)
+
+    def evaluate(self, strain: np.ndarray, dt: float, t: float) -> int:
+        failed = 0
+        for g in self.groups:
+            if g["whole"]:
+                e = strain
+            else:
+                e = g["strain"]
+                gather(strain, g["points"], e)
+            failed += int(g["kernel"](e, g["state"], dt, t, g["params"], g["stress"], g["tangent"], g["trial"]))
+            if not g["whole"]:
+                scatter(g["stress"], g["points"], self.stress)
+                scatter(g["tangent"], g["points"], self.tangent)
+        return failed
+
+    def commit(self) -> None:
+        for g in self.groups:
+            g["state"], g["trial"] = g["trial"], g["state"]
+
+    def store_state(self, out: np.ndarray) -> None:
+        """The committed state into ``out (r, n_state_max)`` (NaN beyond each law's size)."""
+        for g in self.groups:
+            if g["whole"]:
+                out[:, : g["law"].n_state] = g["state"]
+            else:
+                out[g["points"], : g["law"].n_state] = g["state"]
+
+
+def _gappy_operator(basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-inverse ``(m, rows)`` and orthonormal range ``Q`` of the Gappy rows (thin QR)."""
+    q, rr = np.linalg.qr(basis)
+    return np.linalg.solve(rr, q.T), q
+
+
+def _indicator(model: ReducedModel, state: np.ndarray) -> np.ndarray:
+    """E(t) = ||p - Phi_p[x_r] g|| / ||p|| for every output time (0 where p = 0)."""
+    basis = model.gappy.get("p")
+    n_t = state.shape[0]
+    if basis is None or model.n_state_max == 0:
+        warnings.warn("the model has no Gappy basis of p: the error indicator is NaN", RuntimeWarning, stacklevel=3)
+        return np.full(n_t, np.nan)
+    if basis.shape[0] <= basis.shape[1]:
+        warnings.warn(
+            f"the Gappy basis of p has {basis.shape[1]} modes on only {basis.shape[0]} reduced points: the "
+            "fit residual is identically 0 and the error indicator is NaN (need more reduced points "
+            "than p modes; lower gappy_tol or tol_ecm)", RuntimeWarning, stacklevel=3,
+        )
+        return np.full(n_t, np.nan)
+    _, q = _gappy_operator(basis)
+    p = state[:, :, 0]
+    misfit = np.linalg.norm(p - (p @ q) @ q.T, axis=1)
+    norm = np.linalg.norm(p, axis=1)
+    return np.where(norm > 0, misfit / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+    values = {"stress": stress.reshape(stress.shape[0], -1)}
+    if model.n_state_max:
+        values["p"] = state[:, :, 0]
+    out = {}
+    for quantity, basis in model.gappy.items():
+        if quantity in values and basis.shape[0] >= basis.shape[1]:
+            pinv, _ = _gappy_operator(basis)
+            out[quantity] = values[quantity] @ pinv.T
+    return out
+
+
+def _substeps(scenario: Scenario, options: OnlineOptions) -> np.ndarray:
+    return scenario.breakpoints() if options.split_at_breakpoints else np.zeros(0)
+
+
+def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
+    """Solve the reduced equilibrium at every time of ``scenario``.
+
+    Parameters
+    ----------
+    model : ReducedModel
+    scenario : Scenario with a coefficient for every load and lifting of the model.
+    options : OnlineOptions (default ``OnlineOptions()``).
+
+    Returns
+    -------
+    OnlineResult
+
+    Raises
+    ------
+    ValueError
+        The scenario misses or has unknown patterns, or a coefficient is not one finite number.
+    OnlineConvergenceError
+        Newton failed on the smallest sub-increment; the message gives the step, the time and
+        the relative residuals of the increment.
+
+    Notes
+    -----
+    Each (sub-)increment t_n -> t_{n+1}: the predictor (see :class:`OnlineOptions`), then full
+    Newton with the consistent tangent, the laws integrated from the committed state of t_n
+    with the total strain; the state is committed at converged sub-increments only. A failed
+    law point, ``max_iterations`` solves, a residual growing twice in a row, a singular or
+    non-finite system halve the sub-increment (up to ``max_cuts`` halvings); after an easy
+    sub-increment it doubles again, up to the scenario's next time. A nonzero load at
+    ``times[0]`` is first equilibrated with dt = 0, as the built-in HF solver does.
+
+    Cost per iteration: the laws at the r reduced points (their parallel numba kernels),
+    ``12 r n`` for F_int (serial numba, weight-0 points skipped), ``36 r n`` for ``D E`` and
+    one ``(n, 6 r) x (6 r, n)`` BLAS product for K, and one dense n x n solve. Every r-sized buffer is allocated once; inside the
+    Newton loop only the n-sized temporaries of the dense solve are. Memory of the result:
+    ``8 n_t r (6 + n_state)`` bytes.
+
+    References
+    ----------
+    F. Casenave et al., arXiv:1812.07228; F. Casenave, N. Akkari, Math. Comput. Appl. 24(2)
+    (2019) (the error indicator).
+    """
+    options = OnlineOptions() if options is None else options
+    if not isinstance(scenario, Scenario):
+        raise ValueError(f"scenario must be a romdask.online.Scenario; got {type(scenario).__name__}.")
+    lifting_names = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
+    scenario.check(model.load_names, lifting_names)
+    return _Solver(model, scenario, options, lifting_names).run()
+
+
+class _Solver:
+    """The state of one online computation (buffers allocated once in ``__init__``)."""
+
+    def __init__(self, model: ReducedModel, scenario: Scenario, options: OnlineOptions,
+                 lifting_names: tuple[str, ...]) -> None:
+        self.model, self.scenario, self.options = model, scenario, options
+        self.lifting_names = lifting_names
+        r, n = model.n_points, model.n_modes
+        n_l = len(lifting_names)
+        self.E = model.modes_strain
+        self.L = model.lifting["lifting_modes_strain"] if n_l else np.zeros((r, 6, 0))
+        self.w = model.weights
+        self.strain, self.stress = np.zeros((r, 6)), np.zeros((r, 6))
+        self.tangent = np.zeros((r, 6, 6))
+        self.laws = _Laws(model, self.stress, self.tangent)
+        self.gamma, self.gamma_n = np.zeros(n), np.zeros(n)
+        self.a, self.a_n = np.zeros(n_l), np.zeros(n_l)
+        self.c = np.zeros(len(model.load_names))
+        self.f_ext, self.f_int, self.f_abs, self.f_int_n = (np.zeros(n) for _ in range(4))
+        self.K, self.K_n = np.zeros((n, n)), np.zeros((n, n))
+        self.K_L = np.zeros((n, n_l))
+        # (w E)^T as (n, 6 r): K = (w E)^T (D E) is one BLAS product
+        self.WEt = np.ascontiguousarray((self.w[:, None, None] * self.E).reshape(6 * r, n).T)
+        self.DE, self.DL = np.zeros((r, 6, n)), np.zeros((r, 6, n_l))
+        self.reaction, self.reaction_abs = np.zeros(n_l), np.zeros(n_l)
+        self.rhs, self.lift_force, self.da = np.zeros(n), np.zeros(n), np.zeros(n_l)
+        self.force_scale = 0.0
+        self.timings = dict.fromkeys(("law", "forces", "tangent", "linear"), 0.0)
+
+    # ---- one evaluation ------------------------------------------------------------------------
+    def set_loads(self, t: float) -> None:
+        self.scenario.values(self.lifting_names, t, out=self.a)
+        self.scenario.values(self.model.load_names, t, out=self.c)
+        np.dot(self.c, self.model.load_vectors, out=self.f_ext)
+
+    def evaluate(self, t: float, dt: float) -> None:
+        t0 = _time.perf_counter()
+        total_strain(self.E, self.gamma, self.L, self.a, self.strain)
+        failed = self.laws.evaluate(self.strain, dt, t)
+        t1 = _time.perf_counter()
+        if failed:
+            raise _Failure(f"local integration failed at {failed} reduced point(s)")
+        internal_forces(self.E, self.w, self.stress, self.f_int, self.f_abs)
+        t2 = _time.perf_counter()
+        self.stiffness(self.E, self.DE, self.K)
+        t3 = _time.perf_counter()
+        self.timings["law"] += t1 - t0
+        self.timings["forces"] += t2 - t1
+        self.timings["tangent"] += t3 - t2
+
+    def stiffness(self, A: np.ndarray, DA: np.ndarray, out: np.ndarray) -> None:
+        """``out = sum_k w_k E_k^T D_k A_k`` with the current tangent (A: E or L)."""
+        tangent_times(self.tangent, A, DA)
+        np.dot(self.WEt, DA.reshape(self.WEt.shape[1], A.shape[2]), out=out)
+
+    def linear_solve(self, K: np.ndarray, rhs: np.ndarray) -> None:
+        t0 = _time.perf_counter()
+        try:
+            self.gamma += np.linalg.solve(K, rhs)
+        except np.linalg.LinAlgError as exc:
+            raise _Failure(f"singular reduced tangent ({exc})") from None
+        self.timings["linear"] += _time.perf_counter() - t0
+
+    # ---- one sub-increment -----------------------------------------------------------------------
+    def newton(self, t_new: float, dt: float, history: list[float]) -> int:
+        """Solve the sub-increment ending at ``t_new`` from the committed state; linear solves."""
+        opts = self.options
+        self.set_loads(t_new)
+        n_solves = 0
+        if opts.predictor == "tangent" and self.gamma.size:
+            # K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)
+            np.subtract(self.f_ext, self.f_int_n, out=self.rhs)
+            np.subtract(self.a, self.a_n, out=self.da)
+            np.dot(self.K_L, self.da, out=self.lift_force)
+            self.rhs -= self.lift_force
+            if np.any(self.rhs != 0.0):
+                self.linear_solve(self.K_n, self.rhs)
+                n_solves = 1
+        norms: list[float] = []
+        while True:
+            self.evaluate(t_new, dt)
+            np.subtract(self.f_ext, self.f_int, out=self.rhs)
+            norm = float(np.linalg.norm(self.rhs))
+            scale = max(float(np.linalg.norm(self.f_ext)), float(np.linalg.norm(self.f_abs)), self.force_scale)
+            norms.append(norm)
+            history.append(norm / scale if scale > 0 else norm)
+            if not np.isfinite(norm):
+                raise _Failure("non-finite residual")
+            if norm <= opts.rtol * scale or norm <= opts.atol:
+                self.force_scale = max(self.force_scale, scale)
+                return n_solves
+            if n_solves >= opts.max_iterations:
+                raise _Failure(f"no convergence in {opts.max_iterations} iterations")
+            if len(norms) >= 3 and norms[-1] > norms[-2] > norms[-3]:
+                raise _Failure("residual growing")
+            self.linear_solve(self.K, self.rhs)
+            n_solves += 1
+
+    def commit(self) -> None:
+        self.laws.commit()
+        np.copyto(self.gamma_n, self.gamma)
+        np.copyto(self.a_n, self.a)
+        np.copyto(self.f_int_n, self.f_int)
+        np.copyto(self.K_n, self.K)
+        self.stiffness(self.L, self.DL, self.K_L)
+
+    def restore(self) -> None:
+        np.copyto(self.gamma, self.gamma_n)
+        np.copyto(self.a, self.a_n)
+
+    # ---- time stepping ---------------------------------------------------------------------------
+    def increment(self, step: int, t_a: float, t_b: float, breakpoints: np.ndarray,
+                  history: list[float]) -> tuple[int, int, int]:
+        """Reach ``t_b`` from ``t_a`` (sub-increments); returns (solves, sub-increments, cuts)."""
+        inner = breakpoints[(breakpoints > t_a) & (breakpoints < t_b)]
+        inner = inner[(inner - t_a > 1e-9 * (t_b - t_a)) & (t_b - inner > 1e-9 * (t_b - t_a))]
+        solves = subs = cuts = 0
+        t_now = t_a
+        for target in (*inner, t_b):
+            seg = target - t_now
+            dt = seg
+            min_dt = seg * 0.5**self.options.max_cuts
+            while t_now < target:
+                t_next = target if t_now + dt >= target - 1e-12 * seg else t_now + dt
+                try:
+                    its = self.newton(t_next, t_next - t_now, history)
+                except _Failure as exc:
+                    self.restore()
+                    if dt / 2 < min_dt * (1 - 1e-12):
+                        raise OnlineConvergenceError(
+                            f"no convergence at t={t_next:.6g} (output step {step}, from t={t_now:.6g}, "
+                            f"sub-increment {t_next - t_now:.3g} = {seg:.3g} / 2**{self.options.max_cuts}, "
+                            f"the minimum): {exc}; relative residuals of the step: "
+                            f"{[float(f'{h:.3e}') for h in history]}"
+                        ) from None
+                    logger.info("t=%.6g: %s; cutting the increment to %.3g", t_next, exc, dt / 2)
+                    dt /= 2
+                    cuts += 1
+                    continue
+                self.commit()
+                solves += its
+                subs += 1
+                t_now = t_next
+                if dt < seg and its <= 4:
+                    dt = min(2 * dt, seg)
+            t_now = target
+        return solves, subs, cuts
+
+    def initial(self, history: list[float]) -> None:
+        """Equilibrium at ``times[0]`` (dt = 0) when the scenario loads the model there."""
+        t0 = float(self.scenario.times[0])
+        try:
+            self.evaluate(t0, float(self.scenario.times[1] - t0))  # zero strain: the virgin tangent
+            np.copyto(self.K_n, self.K)
+            np.copyto(self.f_int_n, self.f_int)
+            self.stiffness(self.L, self.DL, self.K_L)
+            self.set_loads(t0)
+            if np.any(self.a != 0.0) or np.any(self.c != 0.0):
+                self.newton(t0, 0.0, history)
+                self.commit()
+        except _Failure as exc:
+            raise OnlineConvergenceError(
+                f"initial equilibrium at t={t0:g} failed: {exc}; relative residuals {history}"
+            ) from None
+
+    def run(self) -> OnlineResult:
+        start = _time.perf_counter()
+        model, times = self.model, self.scenario.times
+        n_t, r = times.size, model.n_points
+        coords = np.zeros((n_t, model.n_modes))
+        lift = np.zeros((n_t, len(self.lifting_names)))
+        loads = np.zeros((n_t, len(model.load_names)))
+        stress = np.zeros((n_t, r, 6))
+        state = np.full((n_t, r, model.n_state_max), np.nan)
+        reactions = np.zeros((n_t, len(self.lifting_names)))
+        stats = np.zeros((3, n_t - 1), np.int64)
+        residuals: list[list[float]] = []
+        breakpoints = _substeps(self.scenario, self.options)
+
+        def output(i: int) -> None:
+            coords[i], lift[i], loads[i], stress[i] = self.gamma, self.a, self.c, self.stress
+            self.laws.store_state(state[i])
+            internal_forces(self.L, self.w, self.stress, reactions[i], self.reaction_abs)
+
+        self.initial([])
+        output(0)
+        for step in range(1, n_t):
+            history: list[float] = []
+            stats[:, step - 1] = self.increment(step, float(times[step - 1]), float(times[step]), breakpoints, history)
+            residuals.append(history)
+            output(step)
+            logger.debug("step %d t=%.6g: %d iterations, %d cuts", step, times[step], stats[0, step - 1],
+                         stats[2, step - 1])
+        indicator = _indicator(model, state)
+        return OnlineResult(
+            times=np.array(times), coordinates=coords, lifting_names=self.lifting_names,
+            lifting_coefficients=lift, load_names=model.load_names, load_coefficients=loads,
+            iterations=stats[0], subincrements=stats[1], cuts=stats[2], residuals=residuals,
+            stress=stress, state=state, reactions=reactions,
+            gappy_coefficients=_gappy_coefficients(model, stress, state), indicator=indicator,
+            flagged=indicator > self.options.indicator_threshold,
+            max_von_mises=von_mises(stress).max(axis=1) if r else np.zeros(n_t),
+            wall_time=_time.perf_counter() - start, timings=dict(self.timings),
+        )
