@@ -38,55 +38,27 @@ def _progress_bar(label: str):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import numpy as np
+    from romdask.demo import DemoSettings, run_demo, summary_table
 
-    from romdask.fem.quadrature import quadrature
-    from romdask.hifi import solve
-    from romdask.io.vtu import write_vtu_series
-    from romdask.materials import von_mises
-    from romdask.problems.plate import plate_n_for_nodes, plate_problem
-
-    problem = plate_problem(amplitude=args.amplitude, n_cycles=args.cycles, n=plate_n_for_nodes(args.nodes))
-    mesh = problem.mesh
+    defaults = DemoSettings()
+    settings = DemoSettings(
+        nodes=args.nodes or defaults.nodes, train=tuple(args.train or defaults.train),
+        predict=defaults.predict if args.predict is None else args.predict, cycles=args.cycles,
+        workers=args.workers,
+    )
     print(
-        f"romdask demo: quarter plate with a hole, {mesh.n_nodes:,} nodes, {mesh.n_elements:,} "
-        f"{'/'.join(b.type for b in mesh.blocks)} elements, {len(problem.times) - 1} increments, "
-        f"{args.cycles:g} cycle(s) of prescribed displacement {problem.metadata['amplitude']:g} mm "
-        "(built-in solver)"
+        f"romdask demo: quarter plate with a hole (~{settings.nodes:,} nodes), training on "
+        f"{', '.join(f'{a:g}' for a in settings.train)} mm ({settings.train_cycles:g} cycle each), "
+        f"predicting {settings.predict:g} mm over {settings.cycles:g} cycles; output in {args.out}"
     )
-    result = solve(problem, fields=("displacement", "stress", "state"), progress=_progress_bar("solve"))
-    stress, state = result.fields["stress"], result.fields["state"]
-    mises = von_mises(stress)
-    top = result.reaction_names.index(problem.metadata["load_pattern"])
-    quad = quadrature(mesh)
-    counts = np.bincount(quad.element_of_point, minlength=mesh.n_elements)
-
-    def cell_mean(field):  # (n_steps, n_points, ...) -> (n_steps, n_elements, ...)
-        out = np.zeros((field.shape[0], mesh.n_elements) + field.shape[2:])
-        np.add.at(out, (slice(None), quad.element_of_point), field)
-        return out / counts.reshape((1, -1) + (1,) * (field.ndim - 2))
-
-    pvd = write_vtu_series(
-        Path(args.out) / "plate",
-        mesh,
-        result.times,
-        {"displacement": result.displacement.reshape(len(result.times), -1, 3)},
-        {"von_mises": cell_mean(mises), "p": cell_mean(state[..., 0]), "stress": cell_mean(stress)},
-    )
-    table = {
-        "nodes / dofs": f"{mesh.n_nodes:,} / {mesh.n_dofs:,}",
-        "increments / Newton iterations": f"{len(result.times) - 1} / {int(result.newton_iterations.sum())}",
-        "max |u| [mm]": f"{np.abs(result.displacement).max():.4g}",
-        "max von Mises [MPa]": f"{mises.max():.1f}",
-        "max cumulated plastic strain": f"{np.nanmax(state[..., 0]):.3e}",
-        "plastic integration points [%]": f"{100 * np.mean(state[-1, :, 0] > 0):.1f}",
-        "peak reaction on top [N]": f"{np.abs(result.reactions[:, top, 1]).max():.1f}",
-        "wall time [s]": f"{result.wall_time:.2f}",
-    }
-    width = max(len(k) for k in table)
-    for key, value in table.items():
-        print(f"  {key:<{width}}  {value}")
-    print(f"fields written to {pvd} (open in ParaView)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    figures = run_demo(args.out, settings, progress=_progress_bar, plots=not args.no_plots)
+    rows = summary_table(figures, settings)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    for path in figures["files"]:
+        print(f"wrote {path}")
     return 0
 
 
@@ -240,16 +212,18 @@ def _reduce(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         print(f"romdask reduce: error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
-    with _cluster(args.cluster) as client:
-        if client is not None:
-            print(f"dask dashboard: {client.dashboard_link}")
-        progress = contextlib.nullcontext()
-        if client is None:
-            from dask.diagnostics import ProgressBar
+    from romdask.cluster import progress_bar
 
-            progress = ProgressBar()
-        with progress:
-            model, modes = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm, return_modes=True)
+    try:
+        with _cluster(args) as client:
+            if client is not None:
+                print(f"dask dashboard: {client.dashboard_link}", flush=True)
+            with progress_bar(client):
+                model, modes = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm,
+                                      return_modes=True)
+    except (ValueError, FileNotFoundError, TimeoutError, ImportError) as exc:
+        print(f"romdask reduce: error: {exc}", file=sys.stderr)
+        return 1
     model.save(out, full_modes=modes.T, overwrite=args.overwrite)
     report = model.metadata["reduce"]
     print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "
@@ -257,21 +231,58 @@ def _reduce(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _cluster(spec: str | None):
-    """None: dask's local threads; "local": a LocalCluster (one thread per worker, BLAS pinned
-    by the tasks); anything else: the address of a running scheduler."""
-    if not spec:
-        yield None
-        return
-    from distributed import Client, LocalCluster
+def _cluster(args: argparse.Namespace):
+    """No --cluster: dask's local threads (yields None); else romdask.cluster.cluster_client
+    ("local", "slurm", "pbs" or a scheduler address; --jobs = workers of a local cluster)."""
+    if not args.cluster:
+        if args.cluster_config or args.jobs is not None or args.min_jobs is not None or args.max_jobs is not None:
+            raise ValueError("--cluster-config / --jobs / --min-jobs / --max-jobs need --cluster")
+        return contextlib.nullcontext(None)
+    from romdask.cluster import cluster_client
 
-    if spec == "local":
-        with LocalCluster(threads_per_worker=1) as cluster, Client(cluster) as client:
-            yield client
-    else:
-        with Client(spec) as client:
-            yield client
+    local = args.cluster == "local"
+    return cluster_client(args.cluster, config=args.cluster_config,
+                          n_workers=args.jobs if local else None, jobs=None if local else args.jobs,
+                          minimum_jobs=args.min_jobs, maximum_jobs=args.max_jobs)
+
+
+def _hifi(args: argparse.Namespace) -> int:
+    """Training plan (one run per amplitude) on a reference problem, solved and stored."""
+    from romdask.hifi.calculix import CalculixError, calculix_metadata, run_many
+    from romdask.problems.plate import plate_n_for_nodes, plate_problem
+    from romdask.store import SnapshotStore, create_store
+
+    problems = [plate_problem(amplitude=a, n_cycles=args.cycles, n=plate_n_for_nodes(args.nodes))
+                for a in args.amplitudes]
+    names = [f"amp-{a:g}" for a in args.amplitudes]
+    mesh = problems[0].mesh
+    print(f"romdask hifi: {args.problem}, {mesh.n_nodes:,} nodes, {len(problems)} run(s) "
+          f"({', '.join(names)}), {args.cycles:g} cycle(s), solver {args.solver}")
+    start = time.perf_counter()
+    try:
+        if args.solver == "calculix":
+            status = run_many(problems, args.store, args.workdir, names=names, threads=args.threads,
+                              n_subdomains=args.subdomains, overwrite=True)
+        else:
+            from romdask.hifi import solve
+
+            path = Path(args.store)
+            store = (SnapshotStore.open(path) if path.exists() and any(path.iterdir())
+                     else create_store(path, mesh, n_subdomains=args.subdomains or 1))
+            status = {}
+            for name, problem in zip(names, problems):
+                writer = store.writer(name, mesh=problem.mesh, times=problem.times, solver="romdask",
+                                      metadata=calculix_metadata(problem), overwrite=True)
+                result = solve(problem, writer=writer)
+                status[name] = {"status": "written", "wall_time": result.wall_time}
+    except (ValueError, FileNotFoundError, CalculixError) as exc:
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
+        print(f"romdask hifi: error: {exc}{notes}", file=sys.stderr)
+        return 1
+    for name, info in status.items():
+        print(f"  {name}: {info['status']}")
+    print(f"store: {args.store} ({time.perf_counter() - start:.1f} s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,11 +292,14 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = sub.add_parser(
         "demo",
-        help="run the built-in solver on the default reference problem (quarter plate with a hole)",
+        help="the whole pipeline on the plate with a hole: train (built-in solver), reduce, predict, compare",
     )
-    demo.add_argument("--nodes", type=int, default=1000, help="approximate mesh size (default 1000)")
-    demo.add_argument("--cycles", type=float, default=1, help="number of load cycles (default 1)")
-    demo.add_argument("--amplitude", type=float, default=None, help="displacement amplitude [mm]")
+    demo.add_argument("--nodes", type=int, default=None, help="approximate mesh size (default 4000)")
+    demo.add_argument("--train", type=float, nargs="+", default=None, help="training amplitudes [mm]")
+    demo.add_argument("--predict", type=float, default=None, help="predicted amplitude [mm]")
+    demo.add_argument("--cycles", type=float, default=3, help="cycles of the prediction (default 3)")
+    demo.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    demo.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     demo.add_argument("--out", default="romdask-demo", help="output folder (default ./romdask-demo)")
     demo.set_defaults(func=_demo)
 
@@ -311,9 +325,31 @@ def main(argv: list[str] | None = None) -> int:
     red.add_argument("--tol-pod", type=float, default=1e-6, help="POD truncation, relative singular value")
     red.add_argument("--tol-ecm", type=float, default=1e-5, help="ECM relative integration error")
     red.add_argument("--law", default=None, help="law as JSON (default: the runs' metadata)")
-    red.add_argument("--cluster", default=None, help="'local' (LocalCluster) or a scheduler address")
+    red.add_argument("--cluster", default=None,
+                     help="'local' (LocalCluster, a worker per core), 'slurm', 'pbs' (dask-jobqueue) or the "
+                          "address of a running scheduler (default: dask's threads in this process)")
+    red.add_argument("--cluster-config", default=None,
+                     help="site settings, YAML in dask's config format (deploy/slurm/jobqueue.yaml)")
+    red.add_argument("--jobs", type=int, default=None,
+                     help="slurm/pbs: number of worker jobs (default 1); local: number of workers")
+    red.add_argument("--min-jobs", type=int, default=None, help="adaptive scaling: fewest jobs (workers)")
+    red.add_argument("--max-jobs", type=int, default=None, help="adaptive scaling: most jobs (workers)")
     red.add_argument("--overwrite", action="store_true", help="replace an existing model")
     red.set_defaults(func=_reduce)
+
+    hifi = sub.add_parser("hifi", help="run a training plan (one run per amplitude) with CalculiX or the "
+                                       "built-in solver into a snapshot store")
+    hifi.add_argument("--solver", choices=("calculix", "builtin"), default="calculix",
+                      help="high-fidelity solver (default calculix: the ccx binary)")
+    hifi.add_argument("--problem", choices=("plate",), default="plate", help="reference problem")
+    hifi.add_argument("--amplitudes", type=float, nargs="+", required=True, help="amplitudes [mm], one run each")
+    hifi.add_argument("--cycles", type=float, default=1, help="load cycles per run (default 1)")
+    hifi.add_argument("--nodes", type=int, default=1000, help="approximate mesh size (default 1000)")
+    hifi.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
+    hifi.add_argument("--workdir", default="romdask-hifi", help="folder of the CalculiX decks and results")
+    hifi.add_argument("--threads", type=int, default=1, help="ccx threads per run (default 1)")
+    hifi.add_argument("--subdomains", type=int, default=None, help="subdomains of a new store (default 1)")
+    hifi.set_defaults(func=_hifi)
 
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

@@ -1,0 +1,290 @@
+"""The whole romdask pipeline on the built-in solver (``romdask demo``).
+
+Stages, as a user runs them on a laptop:
+
+1. high fidelity: the quarter plate with a hole under a cyclic prescribed displacement, one cycle
+   at each training amplitude, written into a snapshot store;
+2. offline: :func:`romdask.offline.reduce` on a LocalCluster, the model saved with its full bases;
+3. online: the reduced Newton solver predicts an unseen amplitude over more cycles; the built-in
+   solver computes the same case as a reference (also written into the store, not trained on).
+
+:func:`run_demo` returns the figures of the summary table and writes plots and VTU fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from romdask.fem.quadrature import quadrature
+from romdask.hifi import solve
+from romdask.materials import von_mises
+from romdask.online.model import law_to_json
+from romdask.patterns import describe_loads
+from romdask.problems.plate import plate_n_for_nodes, plate_problem
+from romdask.store import SnapshotStore, create_store, open_snapshots
+
+__all__ = ["DemoSettings", "run_demo"]
+
+FIELDS = ("displacement", "stress", "state")
+log = logging.getLogger("romdask.demo")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo trains on and predicts.
+
+    Attributes
+    ----------
+    nodes : approximate node count of the plate mesh
+    train : prescribed top displacements (mm) of the training runs, one cycle each
+    predict : the unseen amplitude (mm) predicted by the reduced model
+    cycles : cycles of the prediction (more than the training's one: cyclic extrapolation)
+    train_cycles : cycles of each training run
+    tol_pod, tol_ecm : offline tolerances (:func:`romdask.offline.reduce`)
+    workers : LocalCluster workers (None: one per core)
+    subdomains : store subdomains (None: 2 per worker)
+    """
+
+    nodes: int = 4000
+    train: tuple[float, ...] = (0.004, 0.008)
+    predict: float = 0.006
+    cycles: float = 3.0
+    train_cycles: float = 1.0
+    tol_pod: float = 1e-6
+    tol_ecm: float = 1e-6
+    workers: int | None = None
+    subdomains: int | None = None
+
+
+def _problem(settings: DemoSettings, amplitude: float, cycles: float):
+    return plate_problem(amplitude=amplitude, n_cycles=cycles, n=plate_n_for_nodes(settings.nodes))
+
+
+def _hf_run(store: SnapshotStore, name: str, problem, progress: Callable | None):
+    """Built-in solver run written into the store with the metadata ``reduce`` needs."""
+    metadata = {"loads": describe_loads(problem), "material": law_to_json(problem.material)}
+    writer = store.writer(name, mesh=problem.mesh, times=problem.times, fields=FIELDS, solver="romdask",
+                          metadata=metadata, overwrite=True, allow_nan=("state",))
+    return solve(problem, writer=writer, fields=FIELDS, progress=progress)
+
+
+def _relative(error: np.ndarray, reference: np.ndarray) -> float:
+    scale = np.linalg.norm(reference)
+    return float(np.linalg.norm(error) / scale) if scale > 0 else float(np.linalg.norm(error))
+
+
+def _max_relative(error: np.ndarray, reference: np.ndarray) -> float:
+    scale = np.abs(reference).max()
+    return float(np.abs(error).max() / scale) if scale > 0 else float(np.abs(error).max())
+
+
+def run_demo(
+    out: str | Path,
+    settings: DemoSettings = DemoSettings(),
+    *,
+    progress: Callable[[str], Callable | None] = lambda label: None,
+    plots: bool = True,
+    vtu: bool = True,
+) -> dict:
+    """Train, reduce, predict and compare; write plots and VTU fields into ``out``.
+
+    Parameters
+    ----------
+    out : output folder (created): ``store.zarr``, ``model.zarr``, ``*.png``, ``rom.pvd``
+    settings : DemoSettings
+    progress : ``label -> callback`` for the built-in solver's progress (see
+        :func:`romdask.hifi.solve`), or None
+    plots, vtu : write the figures / the VTU series
+
+    Returns
+    -------
+    dict of the summary figures (times in s, relative errors, speedup, sizes) plus
+    ``"files"``: the paths written.
+
+    Notes
+    -----
+    Errors compare the reduced prediction with the built-in solver on the same scenario, both in
+    the store's node and integration-point order: displacement in the time-space L2 norm
+    ``||U_rom - U_hf||_F / ||U_hf||_F``; von Mises stress and cumulated plastic strain as the
+    largest pointwise difference over all times relative to the largest HF value (stress and p
+    reconstructed everywhere by Gappy-POD). The online time excludes numba compilation (one
+    warm-up solve of the first increment).
+    """
+    from romdask.cluster import cluster_client
+    from romdask.offline import reduce
+    from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"files": []}
+    training = [_problem(settings, a, settings.train_cycles) for a in settings.train]
+    target = _problem(settings, settings.predict, settings.cycles)
+    mesh = target.mesh
+    workers = settings.workers or _cores()
+    store_path = out / "store.zarr"
+    store = create_store(store_path, mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
+
+    # 1. high-fidelity training runs
+    hf_train = 0.0
+    names = []
+    for amplitude, problem in zip(settings.train, training):
+        name = f"train-{amplitude:g}"
+        result = _hf_run(store, name, problem, progress(f"HF {name}"))
+        hf_train += result.wall_time
+        names.append(name)
+    figures.update(nodes=mesh.n_nodes, dofs=mesh.n_dofs, hf_training_time=hf_train)
+
+    # 2. offline reduction on a LocalCluster
+    start = time.perf_counter()
+    with cluster_client("local", n_workers=workers):
+        model, full = reduce(store_path, training[0].material, runs=names, tol_pod=settings.tol_pod,
+                             tol_ecm=settings.tol_ecm, return_full=True)
+    model_path = model.save(out / "model.zarr", full=full, overwrite=True)
+    figures["offline_time"] = time.perf_counter() - start
+    model = ReducedModel.open(model_path)
+    report = model.metadata["reduce"]
+    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
+                   ecm_residual=report["ecm_residual"])
+
+    # 3. online prediction (the first increment once, to compile the kernels), HF reference
+    scenario = Scenario.from_problem(target)
+    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous))
+    rom = model.solve(scenario)
+    figures["online_time"] = rom.wall_time
+    reference = _hf_run(store, "reference", target, progress("HF reference"))
+    figures["hf_time"] = reference.wall_time
+    figures["speedup"] = reference.wall_time / rom.wall_time
+
+    # 4. errors on the whole mesh
+    full = open_full(model_path)
+    hf = open_snapshots(store_path, runs=["reference"])
+    u_hf = hf.displacement.values
+    u_rom = np.asarray(reconstruct_displacement(full, rom))
+    vm_hf = von_mises(hf.stress.values)
+    vm_rom = von_mises(np.asarray(reconstruct_dual(full, rom, "stress")))
+    p_hf = hf.state.values[..., 0]
+    p_rom = np.asarray(reconstruct_dual(full, rom, "p"))
+    figures.update(
+        error_displacement=_relative(u_rom - u_hf, u_hf),
+        error_von_mises=_max_relative(vm_rom - vm_hf, vm_hf),
+        error_p=_max_relative(p_rom - p_hf, p_hf),
+        max_p=float(p_hf.max()),
+        max_indicator=float(np.max(rom.indicator)),
+        flagged_steps=int(np.count_nonzero(rom.flagged)),
+    )
+    step_error = np.linalg.norm(u_rom - u_hf, axis=1) / np.linalg.norm(u_hf, axis=1).max()
+    layout = store.layout
+    if plots:
+        figures["files"] += _plots(out, model, layout, rom, reference, target, step_error)
+    if vtu:
+        figures["files"].append(_vtu(out, layout, rom.times, u_rom, u_hf, vm_rom, vm_hf, p_rom, p_hf))
+    return figures
+
+
+def _cores() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _cell_mean(layout, field: np.ndarray) -> np.ndarray:
+    """(n_t, n_points, ...) in store ip-position order -> (n_t, n_elements, ...) element means."""
+    elements = layout.ip_element
+    counts = np.bincount(elements, minlength=layout.mesh.n_elements)
+    out = np.zeros((field.shape[0], layout.mesh.n_elements) + field.shape[2:])
+    np.add.at(out, (slice(None), elements), field)
+    return out / counts.reshape((1, -1) + (1,) * (field.ndim - 2))
+
+
+def _vtu(out: Path, layout, times, u_rom, u_hf, vm_rom, vm_hf, p_rom, p_hf) -> Path:
+    from romdask.io.vtu import write_vtu_series
+
+    n_t, n_nodes = len(times), layout.mesh.n_nodes
+    point = {"displacement_rom": u_rom.reshape(n_t, n_nodes, 3), "displacement_hf": u_hf.reshape(n_t, n_nodes, 3)}
+    point["displacement_error"] = point["displacement_rom"] - point["displacement_hf"]
+    cell = {"von_mises_rom": _cell_mean(layout, vm_rom), "von_mises_hf": _cell_mean(layout, vm_hf),
+            "p_rom": _cell_mean(layout, p_rom), "p_hf": _cell_mean(layout, p_hf)}
+    return write_vtu_series(out / "rom", layout.mesh, times, point, cell)
+
+
+def _plots(out: Path, model, layout, rom, reference, target, step_error) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = model.metadata["reduce"]
+    paths = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        paths.append(out / name)
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    s = np.asarray(report["singular_values"])
+    ax.semilogy(np.arange(1, s.size + 1), s / s[0], "o-", ms=3, label="displacement (POD)")
+    for name, values in report.get("gappy_singular_values", {}).items():
+        v = np.asarray(values)
+        ax.semilogy(np.arange(1, v.size + 1), v / v[0], ".-", ms=3, label=f"{name} (Gappy)")
+    ax.axhline(report["tol_pod"], color="grey", lw=0.8, ls="--", label="POD tolerance")
+    ax.set(xlabel="index", ylabel="s_i / s_0", title="Singular values")
+    ax.legend(fontsize=8)
+    save(fig, "singular_values.png")
+
+    quad = quadrature(layout.mesh)
+    xyz = quad.coordinates[model.point_ids]
+    nodes = layout.mesh.nodes
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(nodes[:, 0], nodes[:, 1], ",", color="0.75")
+    ecm = model.weights > 0
+    ax.scatter(xyz[ecm, 0], xyz[ecm, 1], s=12, c="C3", label=f"ECM points ({ecm.sum()})")
+    ax.scatter(xyz[~ecm, 0], xyz[~ecm, 1], s=12, marker="x", c="C0", label=f"Q-DEIM points ({(~ecm).sum()})")
+    ax.set(aspect="equal", xlabel="x [mm]", ylabel="y [mm]", title="Reduced integration points (projected on z)")
+    ax.legend(fontsize=8, loc="upper right")
+    save(fig, "reduced_points.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(rom.times, np.maximum(step_error, 1e-16), label="displacement error (HF)")
+    ax.semilogy(rom.times, np.maximum(rom.indicator, 1e-16), label="error indicator (Gappy p)")
+    ax.set(xlabel="time [s]", ylabel="relative", title="ROM error and indicator")
+    ax.legend(fontsize=8)
+    save(fig, "error_indicator.png")
+
+    pattern = target.metadata["load_pattern"]
+    top = reference.reaction_names.index(pattern)
+    lifted = list(model.lifting["lifting_names"]).index(pattern)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(rom.lifting_coefficients[:, lifted], reference.reactions[:, top, 1], "k-", lw=1.5, label="HF (built-in)")
+    ax.plot(rom.lifting_coefficients[:, lifted], rom.reactions[:, lifted], "C3--", lw=1.2, label="ROM")
+    ax.set(xlabel="prescribed displacement [mm]", ylabel="reaction force [N]", title="Force-displacement")
+    ax.legend(fontsize=8)
+    save(fig, "force_displacement.png")
+    return paths
+
+
+def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]]:
+    """The demo's printed table as (label, value) rows."""
+    f = figures
+    return [
+        ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs"),
+        ("training", f"{len(settings.train)} HF runs, amplitudes {', '.join(f'{a:g}' for a in settings.train)} mm, "
+                     f"{settings.train_cycles:g} cycle(s): {f['hf_training_time']:.1f} s"),
+        ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
+        ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
+        ("prediction", f"amplitude {settings.predict:g} mm, {settings.cycles:g} cycles"),
+        ("HF time", f"{f['hf_time']:.2f} s"),
+        ("online time", f"{f['online_time']:.3f} s"),
+        ("speedup", f"{f['speedup']:.0f}x"),
+        ("error displacement (L2 time-space)", f"{f['error_displacement']:.2e}"),
+        ("error von Mises (max, of max)", f"{100 * f['error_von_mises']:.2f} %"),
+        ("error plastic strain (max, of max)", f"{100 * f['error_p']:.2f} % (max p {f['max_p']:.2e})"),
+        ("max error indicator", f"{f['max_indicator']:.2e} ({f['flagged_steps']} flagged steps)"),
+    ]
