@@ -1,0 +1,192 @@
+"""Benchmark: a reduced model trained on CalculiX runs against CalculiX and the built-in solver.
+
+Usage::
+
+    python3 benchmarks/rom_calculix.py [--nodes 10000] [--cycles 1] [--threads 2]
+                                       [--solver "ITERATIVE CHOLESKY"] [--out benchmarks/rom_calculix.json]
+
+The plate with a hole (``plate_problem(n=plate_n_for_nodes(nodes))``, 40 increments per cycle):
+
+1. two ccx training runs at other amplitudes (``--train``, one cycle each), one after the other,
+   written into a snapshot store (displacement only);
+2. ``reduce`` (tol_pod = tol_ecm = 1e-6; the law is replayed on the training runs);
+3. the target amplitude (``--predict``, ``--cycles``): ccx (timed, written into the same store as
+   the run "reference", not trained on), the built-in solver (timed, written as "builtin") and the
+   reduced model online (timed after a numba warm-up on the first increment);
+4. errors in the store's order: displacement ``||U_rom - U_ccx||_F / ||U_ccx||_F``; von Mises and p
+   as the largest pointwise difference over all times relative to the largest HF value (HF stress
+   and p: the law replayed on ccx's displacements, which reproduces ccx's stresses to 5e-5 MPa;
+   ROM: Gappy-POD reconstruction on the whole mesh); built-in vs ccx displacement likewise.
+
+Prints one JSON dict and writes it to ``--out``. No threshold is asserted. Runs in the current
+process with dask's default scheduler (no cluster is started). Temporary files go to
+``--workdir`` (default: a temporary folder, removed at the end unless ``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# benchmark the checkout, not an installed romdask (dask worker processes too)
+sys.path.insert(0, str(HERE.parent))
+os.environ["PYTHONPATH"] = str(HERE.parent) + (":" + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+
+
+def _relative(error, reference) -> float:
+    import numpy as np
+
+    return float(np.linalg.norm(error) / np.linalg.norm(reference))
+
+
+def _max_relative(error, reference) -> float:
+    import numpy as np
+
+    return float(np.abs(error).max() / np.abs(reference).max())
+
+
+def benchmark(args, workdir: Path) -> dict:
+    import numpy as np
+
+    from romdask.hifi import solve
+    from romdask.hifi.calculix import calculix_metadata, solve_calculix
+    from romdask.materials import von_mises
+    from romdask.offline import reduce
+    from romdask.offline.replay import replay
+    from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual
+    from romdask.problems.plate import plate_n_for_nodes, plate_problem
+    from romdask.store import create_store, open_snapshots
+
+    n = plate_n_for_nodes(args.nodes)
+
+    def problem(amplitude: float, cycles: float):
+        return plate_problem(amplitude=amplitude, n=n, n_cycles=cycles, increments_per_cycle=args.increments)
+
+    training = [problem(a, args.train_cycles) for a in args.train]
+    target = problem(args.predict, args.cycles)
+    law = target.material
+    mesh = target.mesh
+    store_path = workdir / "store.zarr"
+    store = create_store(store_path, mesh, n_subdomains=args.subdomains)
+    deck_options = {"solver": args.solver} if args.solver else {}
+    figures: dict = {
+        "benchmark": "rom_calculix", "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+        "python": platform.python_version(), "cores": len(os.sched_getaffinity(0)),
+        "nodes": mesh.n_nodes, "elements": mesh.n_elements, "dofs": mesh.n_dofs, "plate_n": n,
+        "train_amplitudes": list(args.train), "train_cycles": args.train_cycles,
+        "predict_amplitude": args.predict, "cycles": args.cycles, "increments": len(target.times) - 1,
+        "ccx_threads": args.threads, "ccx_solver": args.solver or "SPOOLES",
+    }
+
+    def ccx(p, name: str):
+        writer = store.writer(name, mesh=p.mesh, times=p.times, fields=("displacement",), solver="calculix",
+                              metadata=calculix_metadata(p))
+        return solve_calculix(p, workdir / "ccx" / name, writer=writer, threads=args.threads, **deck_options)
+
+    # 1. ccx training runs, one after the other (each uses --threads cores)
+    names = [f"train-{a:g}" for a in args.train]
+    runs = [ccx(p, name) for p, name in zip(training, names)]
+    figures["ccx_training_wall_s"] = [r.run.wall_time for r in runs]
+
+    # 2. offline
+    t0 = time.perf_counter()
+    model, full = reduce(store_path, law, runs=names, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm, return_full=True)
+    figures["offline_s"] = time.perf_counter() - t0
+    report = model.metadata["reduce"]
+    model_path = model.save(workdir / "model.zarr", full=full)
+    model = ReducedModel.open(model_path)
+    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
+                   ecm_residual=report["ecm_residual"], gappy_ranks=report["gappy_ranks"])
+
+    # 3. the target: ccx, built-in solver, ROM
+    reference = ccx(target, "reference")
+    figures.update(ccx_wall_s=reference.run.wall_time, ccx_total_s=reference.wall_time,
+                   ccx_timings_s=reference.timings)
+    solve(plate_problem(n=2, n_cycles=0.5))  # numba caches warm: the figure is the solve
+    builtin_writer = store.writer("builtin", mesh=mesh, times=target.times, fields=("displacement",), solver="romdask",
+                                  metadata=calculix_metadata(target))
+    builtin = solve(target, writer=builtin_writer)
+    figures.update(builtin_wall_s=builtin.wall_time, builtin_newton_iterations=int(np.sum(builtin.newton_iterations)))
+    scenario = Scenario.from_problem(target)
+    t0 = time.perf_counter()
+    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous))
+    figures["online_warmup_s"] = time.perf_counter() - t0
+    rom = model.solve(scenario)
+    figures.update(online_wall_s=rom.wall_time, online_iterations=int(np.sum(rom.iterations)),
+                   speedup_vs_ccx=reference.run.wall_time / rom.wall_time,
+                   speedup_vs_builtin=builtin.wall_time / rom.wall_time)
+
+    # 4. errors in the store's order (HF stress: the law replayed on ccx's displacements)
+    t0 = time.perf_counter()
+    status = replay(store_path, law, runs=["reference"])
+    figures["replay_reference_s"] = time.perf_counter() - t0
+    if status != {"reference": "written"}:
+        raise RuntimeError(f"the law replay on the ccx reference failed: {status}")
+    hf = open_snapshots(store_path, runs=["reference"])
+    u_hf = hf.displacement.values
+    vm_hf = von_mises(hf.stress.values)
+    p_hf = hf.state.values[..., 0]
+    u_builtin = open_snapshots(store_path, runs=["builtin"]).displacement.values
+    bases = open_full(model_path)
+    u_rom = np.asarray(reconstruct_displacement(bases, rom))
+    vm_rom = von_mises(np.asarray(reconstruct_dual(bases, rom, "stress")))
+    p_rom = np.asarray(reconstruct_dual(bases, rom, "p"))
+    figures.update(
+        error_displacement=_relative(u_rom - u_hf, u_hf),
+        error_von_mises=_max_relative(vm_rom - vm_hf, vm_hf),
+        error_p=_max_relative(p_rom - p_hf, p_hf),
+        builtin_vs_ccx_displacement=_relative(u_builtin - u_hf, u_hf),
+        max_von_mises_mpa=float(vm_hf.max()),
+        max_p=float(p_hf.max()),
+        max_indicator=float(np.nanmax(rom.indicator)),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    return figures
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=10000, help="approximate plate node count (default 10000)")
+    parser.add_argument("--cycles", type=float, default=1.0, help="cycles of the compared scenario (default 1)")
+    parser.add_argument("--train", type=float, nargs="+", default=[0.004, 0.008], help="training amplitudes [mm]")
+    parser.add_argument("--train-cycles", type=float, default=1.0)
+    parser.add_argument("--predict", type=float, default=0.006, help="amplitude of the compared scenario [mm]")
+    parser.add_argument("--increments", type=int, default=40, help="increments per cycle (multiple of 4)")
+    parser.add_argument("--threads", type=int, default=2, help="ccx threads (default 2)")
+    parser.add_argument("--solver", default="ITERATIVE CHOLESKY",
+                        help='ccx SOLVER= of the steps (default "ITERATIVE CHOLESKY"; "" for SPOOLES)')
+    parser.add_argument("--subdomains", type=int, default=2, help="store subdomains (default 2)")
+    parser.add_argument("--tol-pod", type=float, default=1e-6)
+    parser.add_argument("--tol-ecm", type=float, default=1e-6)
+    parser.add_argument("--workdir", type=Path, default=None, help="folder of the store and ccx runs (default: temporary)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--out", type=Path, default=HERE / "rom_calculix.json")
+    args = parser.parse_args(argv)
+    if shutil.which(os.environ.get("ROMDASK_CCX", "ccx")) is None:
+        parser.error("ccx not found: install the apt package calculix-ccx or set ROMDASK_CCX")
+    temporary = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="rom_calculix-")) if temporary else args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        figures = benchmark(args, workdir)
+    finally:
+        if temporary and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = json.dumps(figures, indent=1)
+    print(text, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
