@@ -219,12 +219,12 @@ def _reduce(args: argparse.Namespace) -> int:
             if client is not None:
                 print(f"dask dashboard: {client.dashboard_link}", flush=True)
             with progress_bar(client):
-                model, modes = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm,
-                                      return_modes=True)
+                model, full = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm,
+                                     return_full=True)
     except (ValueError, FileNotFoundError, TimeoutError, ImportError) as exc:
         print(f"romdask reduce: error: {exc}", file=sys.stderr)
         return 1
-    model.save(out, full_modes=modes.T, overwrite=args.overwrite)
+    model.save(out, full=full, overwrite=args.overwrite)  # full bases apart, for reconstructions
     report = model.metadata["reduce"]
     print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "
           f"(ECM residual {report['ecm_residual']:.2e}), trained on {len(report['training_runs'])} run(s)")

@@ -6,7 +6,7 @@ import numpy as np
 
 from romdask.cli import main
 from romdask.hifi import solve
-from romdask.online import ReducedModel
+from romdask.online import ReducedModel, open_full
 from romdask.online.model import law_to_json
 from romdask.patterns import describe_loads
 from romdask.problems.plate import plate_problem
@@ -35,6 +35,9 @@ def test_reduce_command_writes_a_model(tmp_path, capsys):
     assert f"{model.n_points} reduced points" in text
     assert model.metadata["reduce"]["ecm_residual"] <= 1e-4
     assert model.materials[0][0] == law and np.all(model.weights >= 0)
+    full = open_full(out)  # the bases for reconstructions, saved apart
+    assert full.modes.shape[1] == model.n_modes and full.modes.shape[0] == full.lifting.shape[0]
+    assert full.lifting.shape[1] == len(model.lifting["lifting_names"]) and "p" in full.gappy
     # refuses to overwrite; --law from a file gives the same model
     assert main(["reduce", str(tmp_path / "s.zarr"), "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err
