@@ -246,6 +246,67 @@ def _cluster(args: argparse.Namespace):
                           minimum_jobs=args.min_jobs, maximum_jobs=args.max_jobs)
 
 
+def _pattern_values(items: list[str]) -> dict[str, float]:
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--set takes NAME=VALUE (a pattern of the model and its peak value); got {item!r}")
+    return values
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Cyclic scenario on a saved model: summary, arrays (.npz) and optionally VTU fields."""
+    import numpy as np
+
+    from romdask.loads import cyclic
+    from romdask.online import OnlineConvergenceError, OnlineOptions, ReducedModel, Scenario
+
+    try:
+        model = ReducedModel.open(args.model)
+        values = _pattern_values(args.set)
+        amplitude = cyclic(period=args.period, n_cycles=args.cycles, r_ratio=args.r_ratio)
+        n_steps = max(1, round(args.increments_per_cycle * args.cycles))
+        times = np.linspace(0.0, args.period * args.cycles, n_steps + 1)
+        coefficients = {name: (lambda t, v=v: v * amplitude(t)) for name, v in values.items()}
+        options = OnlineOptions(indicator_threshold=args.indicator_threshold)
+        result = model.solve(Scenario(times, coefficients), options)
+    except (ValueError, OnlineConvergenceError) as exc:
+        print(f"romdask predict: error: {exc}", file=sys.stderr)
+        return 1
+    lifting = list(result.lifting_names)
+    print(f"{args.model}: {len(times) - 1} increments over {args.cycles:g} cycle(s) of period {args.period:g} "
+          f"in {result.wall_time:.3f} s ({int(result.iterations.sum())} Newton iterations, "
+          f"{int(result.cuts.sum())} cuts)")
+    for i, name in enumerate(lifting):
+        print(f"  reaction {name}: min {result.reactions[:, i].min():.6g}, max {result.reactions[:, i].max():.6g}")
+    print(f"  max von Mises at the reduced points: {result.max_von_mises.max():.6g}")
+    print(f"  max error indicator: {np.nanmax(result.indicator):.3g}; {int(result.flagged.sum())} flagged step(s) "
+          f"(threshold {options.indicator_threshold:g})")
+    out = Path(args.out)
+    np.savez(out, times=result.times, coordinates=result.coordinates, reactions=result.reactions,
+             reaction_names=np.array(lifting), indicator=result.indicator, flagged=result.flagged,
+             max_von_mises=result.max_von_mises, stress=result.stress, state=result.state)
+    print(f"wrote {out}")
+    if args.vtu:
+        from romdask.io.vtu import write_vtu_series
+        from romdask.online import open_full, reconstruct_displacement
+        from romdask.store import SnapshotStore
+
+        if not args.store:
+            print("romdask predict: error: --vtu needs --store (the training store holds the mesh)", file=sys.stderr)
+            return 1
+        mesh = SnapshotStore.open(args.store, mode="r").layout.mesh
+        u = np.asarray(reconstruct_displacement(open_full(args.model), result))
+        pvd = write_vtu_series(args.vtu, mesh, result.times, {"displacement": u.reshape(len(result.times), -1, 3)})
+        print(f"wrote {pvd}")
+    return 0
+
+
 def _hifi(args: argparse.Namespace) -> int:
     """Training plan (one run per amplitude) on a reference problem, solved and stored."""
     from romdask.hifi.calculix import CalculixError, calculix_metadata, run_many
@@ -336,6 +397,21 @@ def main(argv: list[str] | None = None) -> int:
     red.add_argument("--max-jobs", type=int, default=None, help="adaptive scaling: most jobs (workers)")
     red.add_argument("--overwrite", action="store_true", help="replace an existing model")
     red.set_defaults(func=_reduce)
+
+    pred = sub.add_parser("predict", help="run a saved reduced model on a cyclic scenario (online stage)")
+    pred.add_argument("model", help="reduced-model folder (romdask reduce)")
+    pred.add_argument("--set", nargs="+", required=True, metavar="NAME=VALUE",
+                      help="peak value of each pattern of the model (e.g. top_displacement=0.006)")
+    pred.add_argument("--cycles", type=float, default=1, help="number of cycles (default 1)")
+    pred.add_argument("--period", type=float, default=10.0, help="cycle period (default 10)")
+    pred.add_argument("--r-ratio", type=float, default=-1.0, help="load ratio min/max (default -1)")
+    pred.add_argument("--increments-per-cycle", type=int, default=40, help="default 40")
+    pred.add_argument("--indicator-threshold", type=float, default=0.1,
+                      help="flag steps whose error indicator exceeds this (default 0.1)")
+    pred.add_argument("--out", default="prediction.npz", help="arrays of the result (default prediction.npz)")
+    pred.add_argument("--vtu", default=None, help="also write the displacement as a VTU series (path stem)")
+    pred.add_argument("--store", default=None, help="the training store (its mesh, for --vtu)")
+    pred.set_defaults(func=_predict)
 
     hifi = sub.add_parser("hifi", help="run a training plan (one run per amplitude) with CalculiX or the "
                                        "built-in solver into a snapshot store")
