@@ -6,6 +6,8 @@ Usage::
     python benchmarks/run.py ingest [--nodes 10000] [--runs 2]
     python benchmarks/run.py calculix_ingest [--plate-n 8 18] [--repeats 2]   (needs ccx)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
+    python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
+    python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
 
 Each case runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
 No wall-clock threshold is asserted anywhere: the figures are recorded, compared by ratio and
@@ -15,6 +17,7 @@ published in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import platform
 import resource
@@ -25,6 +28,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
+# benchmark the checkout, not an installed romdask (children and dask worker processes too)
+sys.path.insert(0, str(HERE.parent))
+os.environ["PYTHONPATH"] = str(HERE.parent) + (":" + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
 
 
 def _builtin_solver_case(nodes: int, cycles: float) -> dict:
@@ -410,6 +416,29 @@ def _pod_store(path: Path, cells: int, n_runs: int, steps: int, n_modes: int, su
             "write_s": write_s, "compression": None}
 
 
+def _graph_sizes(path: Path, layout) -> dict:
+    """Pickled (cloudpickle) graph bytes of the L2 Gram / strains, with the sub-meshes embedded
+    (product built from the layout, as before) and read inside the tasks (from the store path)."""
+    import cloudpickle
+
+    import romdask
+    from romdask.offline import gram, mass_product, strains
+
+    def size(*arrays) -> int:
+        graph = {}
+        for a in arrays:
+            graph.update(dict(a.__dask_graph__()))
+        return len(cloudpickle.dumps(graph))
+
+    U = romdask.open_snapshots(path, row_chunks="subdomain").displacement.data
+    out = {"nodes": layout.mesh.n_nodes, "subdomains": layout.n_subdomains}
+    for label, source in (("embedded", layout), ("store", str(path))):
+        out[f"gram_l2_{label}"] = size(gram(U, mass_product(source)))
+        out[f"strains_{label}"] = size(strains(U[:2], source))
+    out["gram_euclidean"] = size(gram(U))
+    return out
+
+
 def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
     """Run in the child process: POD of a several-GB store against one read pass of it.
 
@@ -460,14 +489,18 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
                 times.append(time.perf_counter() - t0)
             return out, min(times)
 
+        graph_bytes = _graph_sizes(path, layout)
+        print(json.dumps(graph_bytes), file=sys.stderr, flush=True)
+        cases = (("snapshots", None, "run"), ("snapshots", None, "subdomain"), ("snapshots", "l2", "subdomain"),
+                 ("tsqr", None, "subdomain"))
         for n_workers in (2, 1):
             with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit="3GB",
                               dashboard_address=":0", processes=True) as cluster, Client(cluster) as client:
 
-                def fresh():
+                def fresh(row_chunks):
                     client.restart()
                     client.run(lambda: __import__("romdask.offline") and None)
-                    U = romdask.open_snapshots(path).displacement.data
+                    U = romdask.open_snapshots(path, row_chunks=row_chunks).displacement.data
                     U[:1, :10].sum().compute()  # warm the workers' imports / zarr metadata
                     return U
 
@@ -476,39 +509,46 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
                         __import__("resource").RUSAGE_SELF).ru_maxrss)
                     return max(rss.values()) / 1024
 
-                U = fresh()
-                _, read_s = best(lambda: da.store(U, _NullSink(), lock=False))
-                _, sum_s = best(lambda: U.sum().compute())
-                base = {"workers": n_workers, "threads_per_worker": 1, "memory_limit_gb": 3.0}
-                read_gb_s = nbytes / 1e9 / read_s
-                rows.append({**base, "method": "read", "product": None, "time_s": read_s, "gb_s": read_gb_s,
-                             "fraction_of_read": 1.0, "sum_s": sum_s, "peak_worker_mb": peak_mb(),
-                             "chunks": [len(c) for c in U.chunks]})
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-                product = None
-                for method, prod in (("snapshots", None), ("snapshots", "l2"), ("tsqr", None)):
-                    U = fresh()
-                    extra = {}
-                    if prod == "l2":
+                base = {"workers": n_workers, "threads_per_worker": 1, "memory_limit_gb": 3.0,
+                        "load_avg": os.getloadavg()[0]}
+                for chunking in ("run", "subdomain"):
+                    U = fresh(chunking)
+                    _, read_s = best(lambda: da.store(U, _NullSink(), lock=False))
+                    _, sum_s = best(lambda: U.sum().compute())
+                    rows.append({**base, "method": "read", "product": None, "row_chunks": chunking, "time_s": read_s,
+                                 "gb_s": nbytes / 1e9 / read_s, "fraction_of_read": 1.0, "sum_s": sum_s,
+                                 "peak_worker_mb": peak_mb(), "chunks": [len(c) for c in U.chunks]})
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                product = mass_product(path)  # store references: sub-meshes read inside the tasks
+                for method, prod, chunking in cases:
+                    U = fresh(chunking)
+                    U_read = romdask.open_snapshots(path).displacement.data
+                    reads, pods, ratios = [], [], []
+                    for _ in range(repeats):  # interleaved: read pass, then the method
                         t0 = time.perf_counter()
-                        product = product or mass_product(layout)
-                        extra["product_setup_s"] = time.perf_counter() - t0
-                    p, pod_s = best(lambda: pod(U, method=method, product=product if prod else None, tol=1e-6))
+                        da.store(U_read, _NullSink(), lock=False)
+                        reads.append(time.perf_counter() - t0)
+                        t0 = time.perf_counter()
+                        p = pod(U, method=method, product=product if prod else None, tol=1e-6)
+                        pods.append(time.perf_counter() - t0)
+                        ratios.append(reads[-1] / pods[-1])
                     _, modes_s = best(lambda: da.store(p.modes, _NullSink(), lock=False))
                     s = np.asarray(p.singular_values)
-                    sv[(n_workers, method, prod)] = s
+                    sv[(n_workers, method, prod, chunking)] = s
+                    pod_s, read_s = min(pods), min(reads)
                     total = pod_s + modes_s
-                    rows.append({**base, "method": method, "product": prod, "time_s": pod_s,
-                                 "gb_s": nbytes / 1e9 / pod_s, "fraction_of_read": read_s / pod_s,
+                    rows.append({**base, "method": method, "product": prod, "row_chunks": chunking, "time_s": pod_s,
+                                 "gb_s": nbytes / 1e9 / pod_s, "read_s": read_s,
+                                 "fraction_of_read": float(np.median(ratios)), "fractions": ratios,
                                  "modes_s": modes_s, "total_s": total, "total_gb_s": nbytes / 1e9 / total,
                                  "total_fraction_of_read": read_s / total, "n_modes": int(p.n_modes),
-                                 "peak_worker_mb": peak_mb(), **extra})
+                                 "peak_worker_mb": peak_mb(), "load_avg_after": os.getloadavg()[0]})
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                     del p
         for r in rows:  # scaling 1 -> 2 workers
             if r["workers"] == 2:
                 one = next(q for q in rows if q["workers"] == 1 and q["method"] == r["method"]
-                           and q["product"] == r["product"])
+                           and q["product"] == r["product"] and q["row_chunks"] == r["row_chunks"])
                 r["speedup_vs_1_worker"] = one["time_s"] / r["time_s"]
                 if "total_s" in r:
                     r["total_speedup_vs_1_worker"] = one["total_s"] / r["total_s"]
@@ -523,12 +563,12 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
         _, s_np, _ = np.linalg.svd(X, full_matrices=False)
         svd_s = time.perf_counter() - t0
         del X
-        read2 = next(r for r in rows if r["workers"] == 2 and r["method"] == "read")
+        read2 = next(r for r in rows if r["workers"] == 2 and r["method"] == "read" and r["row_chunks"] == "run")
         numpy_row = {"load_s": load_s, "svd_s": svd_s, "gb_s": nbytes / 1e9 / svd_s,
                      "fraction_of_read_2_workers": read2["time_s"] / svd_s,
                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         for r in rows:
-            s = sv.get((r["workers"], r["method"], r["product"]))
+            s = sv.get((r["workers"], r["method"], r["product"], r.get("row_chunks")))
             if s is None or r["product"] is not None:
                 continue
             kept = s_np / s_np[0] > 1e-6
@@ -539,12 +579,180 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
             r["sv_compared"] = n
             r["speedup_vs_numpy_svd"] = svd_s / r["time_s"]
         numpy_row["n_sv_above_1e-6"] = int((s_np / s_np[0] > 1e-6).sum())
-        numpy_row["s_over_s0"] = [float(v) for v in (s_np / s_np[0])[[0, 9, 19, 29, 30, -1]]]
-        return {"store": {**info, "cores": len(os.sched_getaffinity(0)), "repeats": repeats,
+        numpy_row["s_over_s0"] = [float(v) for v in (s_np / s_np[0])[[i for i in (0, 9, 19, 29, 30) if i < len(s_np)] + [-1]]]
+        return {"graph_bytes": graph_bytes,
+                "store": {**info, "cores": len(os.sched_getaffinity(0)), "repeats": repeats,
                           "page_cache": "store just written; 24 GB RAM, so reads come from the page cache"},
                 "numpy": numpy_row, "rows": rows}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0.004), cycles: float = 1) -> dict:
+    """Two built-in-solver runs of the quarter plate (displacement loading, ``cycles`` cycles,
+    amplitudes 6 and 4 per mil) written to a store with K subdomains; returns figures + the law."""
+    from romdask.hifi import solve
+    from romdask.patterns import describe_loads
+    from romdask.problems.plate import plate_n_for_nodes, plate_problem
+    from romdask.store import create_store
+
+    fields = ("displacement", "stress", "state")
+    n = plate_n_for_nodes(nodes)
+    mesh = plate_problem(n=n, n_cycles=cycles).mesh
+    store = create_store(path, mesh, n_subdomains=n_subdomains)
+    t0 = time.perf_counter()
+    for name, amplitude in zip(("a", "b"), amplitudes):
+        problem = plate_problem(amplitude=amplitude, n=n, n_cycles=cycles, loading="displacement")
+        writer = store.writer(name, mesh=problem.mesh, times=problem.times, fields=fields,
+                              metadata={"loads": describe_loads(problem)}, allow_nan=("state",))
+        solve(problem, writer=writer, fields=fields)
+    layout = store.layout
+    return {"nodes": mesh.n_nodes, "dofs": mesh.n_dofs, "elements": mesh.n_elements, "points": layout.n_points,
+            "runs": len(amplitudes), "steps": len(problem.times), "subdomains": n_subdomains,
+            "solve_and_write_s": time.perf_counter() - t0, "law": problem.material}
+
+
+def _ecm_case(nodes: int, n_subdomains: int, tols=(1e-3, 1e-4, 1e-5, 1e-6)) -> dict:
+    """Run in the child process: ECM time and point count vs tolerance, global vs per subdomain.
+
+    Integrand matrix as :func:`romdask.offline.reduce` builds it (rows (stress snapshot, mode,
+    Voigt component)), from a plate store written by the built-in solver: POD (method of
+    snapshots, L2, tol 1e-6) of the displacement snapshots, mode strains at every integration
+    point, the solver's stresses compressed by an SVD to relative Frobenius error 1e-10 (rows
+    scaled by the singular values, as ``integrand_matrix(compress_tol=)``).
+    """
+    import shutil
+    import tempfile
+
+    import dask
+    import numpy as np
+
+    import romdask
+    from romdask.fem.quadrature import quadrature
+    from romdask.offline import ecm, ecm_subdomains, pod, strains
+    from romdask.store import SnapshotStore
+
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-ecm-"))
+    path = work / "plate.zarr"
+    try:
+        info = _plate_store(path, nodes, n_subdomains)
+        info.pop("law")
+        print(json.dumps(info), file=sys.stderr, flush=True)
+        ds = romdask.open_snapshots(path, row_chunks="subdomain")
+        layout = SnapshotStore.open(path, mode="r").layout
+        with dask.config.set(scheduler="threads"):
+            basis = pod(ds.displacement, product="l2", layout=path, tol=1e-6)
+            mode_strain = strains(basis.modes, path).compute()
+            stress = ds.stress.values
+        n_snap, n_points, _ = stress.shape
+        u, sv, vt = np.linalg.svd(stress.reshape(n_snap, -1), full_matrices=False)
+        tail = np.sqrt(np.cumsum((sv ** 2)[::-1])[::-1])
+        rank = max(int(np.count_nonzero(tail > 1e-10 * tail[0])), 1)
+        stress_modes = (sv[:rank, None] * vt[:rank]).reshape(rank, n_points, 6)
+        J = np.einsum("skc,jkc->sjck", stress_modes, mode_strain, optimize=True).reshape(-1, n_points)
+        weights = quadrature(layout.mesh).weights[layout.ip_points]
+        cuts = [slice(int(a), int(b)) for a, b in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:])]
+        info.update({"n_modes": int(basis.n_modes), "stress_rank": rank, "J_rows": int(J.shape[0]),
+                     "J_mb": J.nbytes / 1e6})
+        rows = []
+        for tol in tols:
+            for scope in ("global", "subdomains"):
+                t0 = time.perf_counter()
+                if scope == "global":
+                    res = ecm(J, weights, tol=tol)
+                else:
+                    with dask.config.set(scheduler="threads", num_workers=2):
+                        res = ecm_subdomains([J[:, c] for c in cuts], [weights[c] for c in cuts], tol=tol)
+                wall = time.perf_counter() - t0
+                b = J @ weights
+                err = np.linalg.norm(J[:, res.points] @ res.weights - b) / np.linalg.norm(b)
+                rows.append({"tol": tol, "scope": scope, "wall_s": wall, "points": int(res.n_points),
+                             "residual": float(res.residual), "residual_check": float(err),
+                             "iterations": int(res.n_iterations), "load_avg": os.getloadavg()[0],
+                             "points_per_subdomain": list(map(int, res.points_per_subdomain))})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        return {"store": info, "rows": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _scaling_case(nodes: int, repeats: int) -> dict:
+    """Run in the child process: the offline stage, ``romdask.offline.reduce`` end to end (POD L2,
+    stress from the solver, ECM, Gappy, reduced loads) on a plate store (2 runs x 1 cycle, built-in
+    solver, 4 subdomains), on a LocalCluster of 1 and of 2 workers (1 thread each); best of
+    ``repeats``. Also the L2 POD alone, per-run chunks + layout vs one block per subdomain + store."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    import romdask
+    from romdask.offline import pod
+    from romdask.offline.reduce import reduce
+    from romdask.store import SnapshotStore
+
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-scaling-"))
+    path = work / "plate.zarr"
+    try:
+        info = _plate_store(path, nodes, 4)
+        law = info.pop("law")
+        print(json.dumps(info), file=sys.stderr, flush=True)
+        layout = SnapshotStore.open(path, mode="r").layout
+        rows = []
+        for n_workers in (1, 2):
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit="4GB",
+                              dashboard_address=":0", processes=True) as cluster, Client(cluster) as client:
+                client.run(lambda: __import__("romdask.offline") and None)
+                cases = {
+                    "reduce": lambda: reduce(path, law),
+                    "pod l2, per-run chunks + layout": lambda: pod(
+                        romdask.open_snapshots(path).displacement, product="l2", layout=layout).modes.compute(),
+                    "pod l2, subdomain blocks + store": lambda: pod(
+                        romdask.open_snapshots(path, row_chunks="subdomain").displacement, product="l2",
+                        layout=path).modes.compute(),
+                }
+                for label, fn in cases.items():
+                    times = []
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        out = fn()
+                        times.append(time.perf_counter() - t0)
+                    row = {"workers": n_workers, "case": label, "wall_s": min(times), "times": times,
+                           "load_avg": os.getloadavg()[0]}
+                    if label == "reduce":
+                        rep = out.metadata["reduce"]
+                        row.update({"n_modes": rep["n_modes"], "ecm_points": rep.get("ecm_points"),
+                                    "n_snapshots": rep["n_snapshots"]})
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+        for r in rows:
+            if r["workers"] == 2:
+                one = next(q for q in rows if q["workers"] == 1 and q["case"] == r["case"])
+                r["speedup_vs_1_worker"] = one["wall_s"] / r["wall_s"]
+        return {"store": info, "rows": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_ecm(args) -> dict:
+    nodes = args.nodes[0] if args.nodes else 1000
+    cmd = [sys.executable, __file__, "_child", "ecm", str(nodes), "4"]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+    return result
+
+
+def run_scaling(args) -> dict:
+    nodes = args.nodes[0] if args.nodes else 10000
+    cmd = [sys.executable, __file__, "_child", "scaling", str(nodes), str(args.repeats)]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+    return result
 
 
 def run_pod(args) -> list[dict]:
@@ -582,15 +790,19 @@ def main(argv=None) -> None:
         elif name == "pod":
             runs, steps, repeats = (int(v) for v in extra.split(":"))
             print(json.dumps(_pod_case(int(nodes), runs, steps, repeats)))
+        elif name == "ecm":
+            print(json.dumps(_ecm_case(int(nodes), int(extra))))
+        elif name == "scaling":
+            print(json.dumps(_scaling_case(int(nodes), int(extra))))
         elif name == "calculix_ingest":
             print(json.dumps(_calculix_ingest_case(int(nodes), int(extra))))
         else:
             print(json.dumps({"builtin_solver": _builtin_solver_case}[name](int(nodes), float(extra))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod"])
+    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
-                        help="mesh sizes (default 1000 10000 50000; ingest: 10000)")
+                        help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
     parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")
     parser.add_argument("--cells", type=int, default=68,
@@ -603,10 +815,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 4 if args.benchmark == "pod" else 2
-    if args.nodes is None:
+    if args.nodes is None and args.benchmark not in ("ecm", "scaling"):
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
-    rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest,
-            "calculix_ingest": run_calculix_ingest, "pod": run_pod}[args.benchmark](args)
+    rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
+            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 

@@ -81,7 +81,16 @@ def calculix_ingest_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
-def pod_table(entry: dict) -> list[str]:
+def _pod_name(r: dict) -> str:
+    if r["method"] == "read":
+        return "read pass" + (" (subdomain blocks)" if r.get("row_chunks") == "subdomain" else " (per-run blocks)")
+    name = r["method"] + (" (L2)" if r["product"] == "l2" else "")
+    if "row_chunks" in r:
+        name += ", per-run blocks merged (old path)" if r["row_chunks"] == "run" else ", subdomain blocks"
+    return name
+
+
+def pod_table(entry: dict, before: dict | None = None) -> list[str]:
     st, npy = entry["store"], entry["numpy"]
     lines = [
         f"## POD of a {st['payload_gb']:.1f} GB snapshot store against one read pass ({entry['date']}, {entry['machine']})",
@@ -91,29 +100,33 @@ def pod_table(entry: dict) -> list[str]:
         f"{st['subdomains']} subdomains ({st['store_gb']:.2f} GB on disk, in the page cache); displacement = sum of",
         f"{st['synthetic_modes']} smooth modes with amplitudes 1 to 1e-5 x time coefficients + 1e-9 noise. `LocalCluster`,",
         "1 thread per worker, 3 GB memory limit, workers restarted before each method (peak = max `ru_maxrss` over",
-        f"the workers for that method); best of {st['repeats']}. Read = one pass over",
-        "`open_snapshots(path).displacement.data` to a null `da.store` target. POD = `pod(U, method=..., tol=1e-6)`",
-        "up to the singular values + lazy modes; modes = computing those modes to a null target. Throughput = payload",
-        "bytes / time; \"of read\" = read-pass time / method time (the goal is >= 50 %). sv error = max relative error",
-        "of the singular values with s_i/s_0 > 1e-6 against `np.linalg.svd` (no figure for L2: another product).",
+        "the workers for that method). Read = one pass over `open_snapshots(path, row_chunks=...).displacement.data`",
+        "to a null `da.store` target. POD = `pod(U, method=..., tol=1e-6)` up to the singular values + lazy modes",
+        "(L2: `product=mass_product(path)`, sub-meshes read inside the tasks); each POD repeat is preceded by a",
+        "read pass of the default view (interleaved), \"of read\" = median over the repeats of read time / POD time",
+        f"(the goal is >= 50 %); times are the best of {st['repeats']}. Modes = computing the modes to a null target.",
+        "sv error = max relative error of the singular values with s_i/s_0 > 1e-6 against `np.linalg.svd` (no figure",
+        "for L2: another product). Load = 1-min load average when the method ran (the machine has 2 cores and was",
+        "shared with other jobs: ratios measured in the same minute are meaningful, absolute times less so).",
         "",
-        "| workers | method | POD [s] | POD [GB/s] | of read | + modes [s] | total [GB/s] | total of read "
-        "| speed-up 1 -> 2 workers | peak per worker [MB] | sv error vs numpy | vs numpy SVD |",
+        "| workers | method | POD [s] | POD [GB/s] | of read | + modes [s] | total of read "
+        "| speed-up 1 -> 2 workers | peak per worker [MB] | sv error vs numpy | vs numpy SVD | load |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in entry["rows"]:
-        name = "read pass" if r["method"] == "read" else r["method"] + (" (L2)" if r["product"] == "l2" else "")
+        name = _pod_name(r)
         speed = f"{r['speedup_vs_1_worker']:.2f}" if "speedup_vs_1_worker" in r else ""
+        load = f"{r['load_avg']:.1f}" if "load_avg" in r else ""
         if r["method"] == "read":
-            lines.append(f"| {r['workers']} | {name} | {r['time_s']:.2f} | {r['gb_s']:.2f} | 100 % | | | | {speed} | "
-                         f"{r['peak_worker_mb']:.0f} | | |")
+            lines.append(f"| {r['workers']} | {name} | {r['time_s']:.2f} | {r['gb_s']:.2f} | 100 % | | | {speed} | "
+                         f"{r['peak_worker_mb']:.0f} | | | {load} |")
             continue
         err = f"{r['sv_max_rel_err_kept']:.1e}" if "sv_max_rel_err_kept" in r else ""
         vs = f"{r['speedup_vs_numpy_svd']:.1f}x faster" if "speedup_vs_numpy_svd" in r else ""
         lines.append(
             f"| {r['workers']} | {name} | {r['time_s']:.2f} | {r['gb_s']:.2f} | {100 * r['fraction_of_read']:.0f} % | "
-            f"{r['modes_s']:.2f} | {r['total_gb_s']:.2f} | {100 * r['total_fraction_of_read']:.0f} % | {speed} | "
-            f"{r['peak_worker_mb']:.0f} | {err} | {vs} |"
+            f"{r['modes_s']:.2f} | {100 * r['total_fraction_of_read']:.0f} % | {speed} | "
+            f"{r['peak_worker_mb']:.0f} | {err} | {vs} | {load} |"
         )
     lines += [
         "",
@@ -123,7 +136,72 @@ def pod_table(entry: dict) -> list[str]:
         f"{npy['n_sv_above_1e-6']} singular values with s_i/s_0 > 1e-6.",
         "",
     ]
+    g = entry.get("graph_bytes")
+    if g:
+        lines += [
+            f"Pickled graph size at {g['nodes']:,} nodes, {g['subdomains']} subdomains (cloudpickle of the materialized "
+            f"graph): L2 Gram {g['gram_l2_embedded'] / 1e6:.1f} MB with the sub-meshes embedded (product from the "
+            f"layout, as before) vs {g['gram_l2_store'] / 1e6:.2f} MB with store references (product from the store "
+            f"path; what remains are the halo index arrays); strains {g['strains_embedded'] / 1e6:.1f} MB vs "
+            f"{g['strains_store'] / 1e6:.2f} MB; Euclidean Gram {g['gram_euclidean'] / 1e3:.0f} kB.",
+            "",
+        ]
+    if before:
+        old = {(r["workers"], r["method"], r["product"]): r for r in before["rows"]}
+        parts = []
+        for key, label in (((2, "snapshots", None), "snapshots"), ((2, "snapshots", "l2"), "snapshots L2"),
+                           ((2, "tsqr", None), "TSQR")):
+            if key in old:
+                parts.append(f"{label} {old[key]['time_s']:.2f} s ({100 * old[key]['fraction_of_read']:.0f} % of read)")
+        read = old.get((2, "read", None))
+        if read:
+            lines += [f"Before this change ({before['date']}, same store, 2 workers, per-run blocks merged, sub-meshes "
+                      f"in the graph): read pass {read['time_s']:.2f} s; " + "; ".join(parts) + ".", ""]
     return lines
+
+
+def ecm_table(entry: dict) -> list[str]:
+    st = entry["store"]
+    lines = [
+        f"## ECM vs tolerance on the plate ({entry['date']}, {entry['machine']})",
+        "",
+        f"`python benchmarks/run.py ecm`: plate store written by the built-in solver ({st['nodes']:,} nodes, "
+        f"{st['points']:,} integration points, {st['runs']} runs x {st['steps']} steps, {st['subdomains']} subdomains); "
+        f"POD L2 tol 1e-6 ({st['n_modes']} modes); integrand rows (stress mode, displacement mode, Voigt component) as in "
+        f"`reduce`, the stresses compressed by an SVD to 1e-10 ({st['stress_rank']} stress modes): J is "
+        f"{st['J_rows']:,} x {st['points']:,} ({st['J_mb']:.0f} MB). Global = `ecm(J, w, tol)`; subdomains = "
+        "`ecm_subdomains` (one task per subdomain on 2 threads + global NNLS correction). Residual = "
+        "||J_S x - J w|| / ||J w||.",
+        "",
+        "| tol | scope | points | residual | wall [s] | greedy iterations | points per subdomain | load |",
+        "|---:|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in entry["rows"]:
+        per = " / ".join(map(str, r["points_per_subdomain"])) if r["points_per_subdomain"] else ""
+        lines.append(f"| {r['tol']:.0e} | {r['scope']} | {r['points']} | {r['residual_check']:.1e} | {r['wall_s']:.2f} | "
+                     f"{r['iterations']} | {per} | {r['load_avg']:.1f} |")
+    return lines + [""]
+
+
+def scaling_table(entry: dict) -> list[str]:
+    st = entry["store"]
+    lines = [
+        f"## Offline stage on 1 and 2 workers ({entry['date']}, {entry['machine']})",
+        "",
+        f"`python benchmarks/run.py scaling`: plate store written by the built-in solver ({st['nodes']:,} nodes, "
+        f"{st['runs']} runs x {st['steps']} steps, {st['subdomains']} subdomains). `reduce(path, law)` end to end "
+        "(lifting, POD L2, mode strains, ECM, Gappy, reduced loads; stresses from the solver) and the L2 POD alone "
+        "(+ modes computed) with the default view and layout vs one block per subdomain and the store path, on a "
+        "`LocalCluster` of 1 or 2 worker processes (1 thread each); best of the repeats.",
+        "",
+        "| workers | case | wall [s] | speed-up 1 -> 2 workers | modes | ECM points | load |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        speed = f"{r['speedup_vs_1_worker']:.2f}" if "speedup_vs_1_worker" in r else ""
+        lines.append(f"| {r['workers']} | {r['case']} | {r['wall_s']:.2f} | {speed} | {r.get('n_modes', '')} | "
+                     f"{r.get('ecm_points', '') or ''} | {r['load_avg']:.1f} |")
+    return lines + [""]
 
 
 def main() -> None:
@@ -142,7 +220,11 @@ def main() -> None:
     if "calculix_ingest" in data:
         lines += calculix_ingest_table(data["calculix_ingest"])
     if "pod" in data:
-        lines += pod_table(data["pod"])
+        lines += pod_table(data["pod"], data.get("pod_before"))
+    if "ecm" in data:
+        lines += ecm_table(data["ecm"])
+    if "scaling" in data:
+        lines += scaling_table(data["scaling"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 

@@ -18,17 +18,21 @@ is neighbor block by neighbor block, in increasing subdomain number, k's own blo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import zarr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from romdask.fem.mesh import CellBlock, Mesh
 from romdask.store.layout import StoreLayout
 
-__all__ = ["SubdomainHalo", "subdomain_halos", "local_snapshots", "submesh", "check_subdomain_chunks"]
+__all__ = ["StoreSubmesh", "SubdomainHalo", "check_subdomain_chunks", "local_snapshots", "read_submesh",
+           "resolve_layout", "store_submeshes", "submesh", "subdomain_halos"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +128,85 @@ def submesh(layout: StoreLayout, halo: SubdomainHalo) -> Mesh:
         if len(sel):
             blocks.append(CellBlock(b.type, local[np.asarray(b.connectivity)[sel]], np.asarray(b.ids)[sel]))
     return Mesh(np.asarray(mesh.nodes)[halo.nodes], tuple(blocks), np.asarray(mesh.node_ids)[halo.nodes])
+
+
+def resolve_layout(layout) -> tuple[StoreLayout, str | None]:
+    """``(layout, store path or None)`` from a StoreLayout, a store path or a SnapshotStore."""
+    if isinstance(layout, StoreLayout):
+        return layout, None
+    if isinstance(layout, (str, Path)):
+        from romdask.store.writer import SnapshotStore
+
+        store = SnapshotStore.open(layout, mode="r")
+        return store.layout, str(Path(layout).resolve())
+    if hasattr(layout, "layout") and hasattr(layout, "path"):  # a SnapshotStore
+        return layout.layout, str(Path(layout.path).resolve())
+    raise TypeError(f"expected a StoreLayout, a store path or a SnapshotStore; got {type(layout).__name__}")
+
+
+def _layout_token(layout: StoreLayout) -> str:
+    """Fingerprint of the store mesh and partition (keys the per-worker sub-mesh cache)."""
+    mesh = layout.mesh
+    return tokenize(mesh.nodes, [b.connectivity for b in mesh.blocks], layout.element_subdomain)
+
+
+@dataclass(frozen=True)
+class StoreSubmesh:
+    """A reference to subdomain ``k``'s sub-mesh in a store: what a task needs to read it.
+
+    Graphs carry this (a path, two ints and a token: ~200 bytes) instead of the sub-mesh, so
+    their size does not grow with the mesh; :meth:`load` (run inside the task) reads it from
+    the store once per worker process (cached) and returns the :func:`submesh` of k.
+    """
+
+    store: str
+    subdomain: int
+    token: str
+
+    def load(self) -> Mesh:
+        return read_submesh(self.store, self.subdomain, self.token)
+
+
+def store_submeshes(layout: StoreLayout, store: str) -> tuple[StoreSubmesh, ...]:
+    """One :class:`StoreSubmesh` per subdomain of the store at ``store``."""
+    token = _layout_token(layout)
+    return tuple(StoreSubmesh(str(store), k, token) for k in range(layout.n_subdomains))
+
+
+def load_submesh(mesh) -> Mesh:
+    """A Mesh given as itself or as a :class:`StoreSubmesh` (inside tasks)."""
+    return mesh.load() if isinstance(mesh, StoreSubmesh) else mesh
+
+
+@functools.lru_cache(maxsize=256)
+def read_submesh(store: str, k: int, token: str = "") -> Mesh:
+    """Subdomain ``k``'s sub-mesh read from the store's ``mesh/`` group, the same as
+    ``submesh(layout, subdomain_halos(layout)[k])`` (cached per process by ``(store, k, token)``;
+    ``token`` fingerprints the mesh so that a store rewritten at the same path is re-read).
+
+    Reads the element subdomains and the blocks' connectivity (mesh-sized integers) and the
+    coordinates and ids of k's local nodes only.
+    """
+    g = zarr.open_group(store, mode="r")["mesh"]
+    elem_sub = g["element_subdomain"][...]
+    start = 0
+    conns, blocks_sel = [], []
+    for i in range(int(g.attrs["n_blocks"])):
+        b = g[f"blocks/b{i:03d}"]
+        n_b = b["connectivity"].shape[0]
+        sel = np.flatnonzero(elem_sub[start : start + n_b] == k)
+        start += n_b
+        if len(sel):
+            conn = b["connectivity"].get_orthogonal_selection((sel, slice(None)))
+            conns.append(conn)
+            blocks_sel.append((b.attrs["type"], conn, b["ids"].get_orthogonal_selection(sel)))
+    nodes = np.unique(np.concatenate([c.ravel() for c in conns])) if conns else np.zeros(0, np.int64)
+    blocks = []
+    for etype, conn, ids in blocks_sel:
+        blocks.append(CellBlock(etype, np.searchsorted(nodes, conn).astype(np.int64), np.asarray(ids)))
+    coords = g["nodes"].get_orthogonal_selection((nodes, slice(None))) if len(nodes) else np.zeros((0, 3))
+    node_ids = g["node_ids"].get_orthogonal_selection(nodes) if len(nodes) else np.zeros(0, np.int64)
+    return Mesh(np.asarray(coords), tuple(blocks), np.asarray(node_ids))
 
 
 def check_subdomain_chunks(U: da.Array, dof_offsets, what: str = "U") -> None:

@@ -24,7 +24,16 @@ from romdask.fem.quadrature import quadrature, strain
 from romdask.store.layout import StoreLayout, subdomain_key
 from romdask.store.writer import SnapshotStore
 
-from .halo import SubdomainHalo, check_subdomain_chunks, local_snapshots, subdomain_halos, submesh
+from .halo import (
+    SubdomainHalo,
+    check_subdomain_chunks,
+    load_submesh,
+    local_snapshots,
+    resolve_layout,
+    store_submeshes,
+    subdomain_halos,
+    submesh,
+)
 
 __all__ = ["replay", "strains"]
 
@@ -32,8 +41,9 @@ log = logging.getLogger(__name__)
 
 
 def _strain_rows(u_local, mesh):
-    """Strains (n_rows, n_points_k, 6) of local displacements (n_rows, n_local_dofs)."""
-    quad = quadrature(mesh)
+    """Strains (n_rows, n_points_k, 6) of local displacements (n_rows, n_local_dofs); ``mesh``
+    is the sub-mesh or a :class:`~romdask.offline.halo.StoreSubmesh` read here."""
+    quad = quadrature(load_submesh(mesh))
     out = np.empty((u_local.shape[0], quad.n_points, 6))
     for i in range(u_local.shape[0]):
         strain(quad, u_local[i], out=out[i])
@@ -46,14 +56,24 @@ def _delayed_submeshes(layout: StoreLayout, halos: Sequence[SubdomainHalo]) -> l
             for h in halos]
 
 
-def strains(U, layout: StoreLayout) -> da.Array:
+def _submesh_args(layout: StoreLayout, halos: Sequence[SubdomainHalo], store: str | None) -> tuple[list, list]:
+    """(task arguments, dependencies): store references (tiny literals, read inside the tasks)
+    when the store path is known, else delayed sub-meshes embedded in the graph."""
+    if store is not None:
+        return list(store_submeshes(layout, store)), []
+    meshes = _delayed_submeshes(layout, halos)
+    return [m.key for m in meshes], meshes
+
+
+def strains(U, layout) -> da.Array:
     """Small strains (engineering shear) at every integration point, lazily.
 
     Parameters
     ----------
     U : dask array (n_snap, n_dof) (or the store's ``displacement`` DataArray), one block per
         subdomain along dof
-    layout : the store layout
+    layout : the store (path or SnapshotStore: the tasks read their sub-meshes from it, so the
+        graph does not grow with the mesh) or its StoreLayout (sub-meshes embedded in the graph)
 
     Returns
     -------
@@ -71,16 +91,17 @@ def strains(U, layout: StoreLayout) -> da.Array:
     bytes).
     """
     U = U if isinstance(U, da.Array) else getattr(U, "data", U)
+    layout, store = resolve_layout(layout)
     check_subdomain_chunks(U, layout.dof_offsets)
     halos = subdomain_halos(layout)
     L = local_snapshots(U, halos)
-    meshes = _delayed_submeshes(layout, halos)
-    name = "romdask-strain-" + tokenize(L, [m.key for m in meshes])
+    meshes, deps = _submesh_args(layout, halos, store)
+    name = "romdask-strain-" + tokenize(L, meshes)
     dsk = {}
     for i in range(L.numblocks[0]):
         for k in range(len(halos)):
-            dsk[(name, i, k, 0)] = (_strain_rows, (L.name, i, k), meshes[k].key)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[L, *meshes])
+            dsk[(name, i, k, 0)] = (_strain_rows, (L.name, i, k), meshes[k])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[L, *deps])
     n_pts = tuple(int(b - a) for a, b in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:]))
     return da.Array(graph, name, chunks=(U.chunks[0], n_pts, (6,)), dtype=np.float64)
 
@@ -180,7 +201,8 @@ def replay(
     One task per (run, subdomain): reads the run's displacement of the subdomain and its halo
     columns straight from the store, computes the strains on the sub-mesh and integrates the
     law step by step (:func:`integrate_history`). Tasks carry the store path, small halo index
-    arrays and one delayed sub-mesh per subdomain, never snapshot data. Memory per task:
+    arrays and a reference to each subdomain's sub-mesh (read from the store inside the task,
+    cached per worker process), never snapshot data or mesh arrays. Memory per task:
     the run's local displacement history plus stress, strain and state histories of the
     subdomain's points. Writing uses :mod:`romdask.store.dual`: arrays created by the driver,
     filled by the tasks, and the fields made visible last (in the run's ``fields`` attribute),
@@ -196,20 +218,20 @@ def replay(
     if missing:
         raise ValueError(f"{store_path}: no complete run(s) {missing}; complete runs: {sorted(all_runs)}")
     halos = subdomain_halos(layout)
-    meshes = _delayed_submeshes(layout, halos)
+    meshes = store_submeshes(layout, str(Path(store_path).resolve()))  # read inside the tasks
     law_d = dask.delayed(law, pure=True, name="romdask-law-" + tokenize(type(law).__name__, law.params))
     n_pts = tuple(int(b - a) for a, b in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:]))
     if not write:
         out = {}
         for run in names:
             times = np.asarray(all_runs[run]["times"], np.float64)
-            name = "romdask-replay-" + tokenize(store_path, run, law_d.key, [m.key for m in meshes])
+            name = "romdask-replay-" + tokenize(store_path, run, law_d.key, meshes)
             dsk = {}
             for k, h in enumerate(halos):
-                dsk[(name, k)] = (_replay_task, store_path, run, list(h.sources), meshes[k].key, law_d.key, times)
+                dsk[(name, k)] = (_replay_task, store_path, run, list(h.sources), meshes[k], law_d.key, times)
                 dsk[(name + "-stress", 0, k, 0)] = (operator.getitem, (name, k), 0)
                 dsk[(name + "-state", 0, k, 0)] = (operator.getitem, (name, k), 1)
-            graph = HighLevelGraph.from_collections(name, dsk, dependencies=[*meshes, law_d])
+            graph = HighLevelGraph.from_collections(name, dsk, dependencies=[law_d])
             steps = (len(times),)
             out[run] = {
                 "stress": da.Array(graph, name + "-stress", chunks=(steps, n_pts, (6,)), dtype=np.float64),

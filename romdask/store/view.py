@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from .layout import FORMAT, StoreLayout, is_store, read_layout, subdomain_key
 
@@ -55,6 +56,36 @@ def _field_array(root: zarr.Group, path: Path, run: str, field: str, n_sub: int)
     return da.concatenate(blocks, axis=1)
 
 
+def _read_subdomain(path: str, runs: tuple[str, ...], field: str, k: int, shape: tuple[int, ...],
+                    dtype: str = "float64") -> np.ndarray:
+    """Subdomain k's ``field`` of every run in ``runs``, stacked along the first axis (one task)."""
+    root = zarr.open_group(path, mode="r")
+    out = np.empty(shape, dtype)
+    start = 0
+    for run in runs:
+        block = root[f"runs/{run}/{field}/{subdomain_key(k)}"][...]
+        out[start : start + len(block)] = block
+        start += len(block)
+    return out
+
+
+def _subdomain_field_array(root: zarr.Group, path: Path, runs: list[str], field: str, n_sub: int) -> da.Array:
+    """All runs' ``field``: ONE dask block (and one read task) per subdomain covering every snapshot."""
+    arrays = [[root[f"runs/{run}/{field}/{subdomain_key(k)}"] for k in range(n_sub)] for run in runs]
+    n_rows = sum(a[0].shape[0] for a in arrays)
+    tail = arrays[0][0].shape[2:]
+    widths = tuple(int(arrays[0][k].shape[1]) for k in range(n_sub))
+    meta = [[(a.shape, a.metadata.to_dict()) for a in row] for row in arrays]
+    str_path = str(path.resolve())
+    name = "romdask-store-subdomain-" + tokenize(str_path, runs, field, meta)
+    extra = (0,) * len(tail)
+    dtype = np.dtype(arrays[0][0].dtype)
+    dsk = {(name, 0, k, *extra): (_read_subdomain, str_path, tuple(runs), field, k, (n_rows, widths[k], *tail), dtype.str)
+           for k in range(n_sub)}
+    chunks = ((n_rows,), widths, *((t,) for t in tail))
+    return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name, chunks=chunks, dtype=dtype)
+
+
 def _dof_coords(layout: StoreLayout) -> dict:
     mesh = layout.mesh
     return {
@@ -97,7 +128,7 @@ def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
     return a
 
 
-def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Dataset:
+def open_snapshots(path: str | Path, runs: list[str] | None = None, *, row_chunks: str = "run") -> xr.Dataset:
     """All complete runs of a store as one lazy :class:`xarray.Dataset`.
 
     Parameters
@@ -105,6 +136,12 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Datase
     path : the store
     runs : names of the runs to include (default: every complete run; incomplete runs, e.g.
         an interrupted ingest, are never shown)
+    row_chunks : "run" (default): one dask block per (run, subdomain); "subdomain": one block
+        per subdomain covering every snapshot, read by ONE task (all the runs' arrays of that
+        subdomain). Use "subdomain" for whole-snapshot-set reductions (POD Gram, TSQR): the
+        per-subdomain work then runs where the block was read, without merging row chunks
+        read on different workers (measured on 3 GB, 2 workers: merging the per-run chunks
+        alone made one read pass 2x slower). Memory per task: the subdomain's whole history.
 
     Returns
     -------
@@ -120,10 +157,14 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Datase
     -----
     Builds the graph only: reads the mesh group (mesh-sized) and metadata, no snapshot data.
     One dask block per (run, subdomain): the chunks along ``dof`` are exactly the subdomains'
-    dof counts (``ds.attrs["dof_offsets"]``), along ``snapshot`` the runs' step counts.
+    dof counts (``ds.attrs["dof_offsets"]``), along ``snapshot`` the runs' step counts
+    (``row_chunks="subdomain"``: one chunk of all the snapshots).
     The snapshot axis concatenates the runs' steps (runs have different step counts, so a
     padded (run, step) array would hold NaN holes); select a run with ``ds.sel(snapshot=ds.run == name)``.
     """
+    if row_chunks not in ("run", "subdomain"):
+        raise ValueError(f"row_chunks must be 'run' (one block per run and subdomain) or 'subdomain' "
+                         f"(one block per subdomain); got {row_chunks!r}")
     path = Path(path)
     root, layout = _open(path)
     complete = _complete_runs(root)
@@ -158,10 +199,14 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None) -> xr.Datase
     data_vars = {}
     for f in kept:
         spec = specs[0][f]
-        x = da.concatenate([_field_array(root, path, n, f, n_sub) for n in names], axis=0)
+        if row_chunks == "subdomain":
+            x = _subdomain_field_array(root, path, names, f, n_sub)
+        else:
+            x = da.concatenate([_field_array(root, path, n, f, n_sub) for n in names], axis=0)
         _add_field(data_vars, coords, "snapshot", f, spec, x, layout)
     attrs = _store_attrs(root, layout)
     attrs["runs"] = names
+    attrs["row_chunks"] = row_chunks
     attrs["omitted_fields"] = "; ".join(f"{k}: {v}" for k, v in omitted.items())
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 

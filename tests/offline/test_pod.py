@@ -11,7 +11,8 @@ import pytest
 import scipy.linalg
 
 from romdask.fem.quadrature import mass_matrix
-from romdask.offline import POD, combine, gram, inner, mass_product, pod, pod_update
+from romdask.offline import POD, combine, gram, inner, mass_product, pod, pod_update, strains
+from romdask.offline.pod import tsqr_r
 from romdask.problems.plate import plate_mesh
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
@@ -294,7 +295,8 @@ def _large_store(path, n_runs=4, n_steps=45, shape=(46, 46, 46), rank=8, n_subdo
     return SnapshotStore.open(path), expected
 
 
-def test_pod_out_of_core_on_a_small_memory_cluster(tmp_path):
+@pytest.mark.parametrize("row_chunks", ["run", "subdomain"])
+def test_pod_out_of_core_on_a_small_memory_cluster(tmp_path, row_chunks):
     """POD of a store larger than each worker's memory limit, on 2 worker processes.
 
     A worker process holds ~225 MB once romdask, numba, zarr and dask are imported (measured
@@ -303,7 +305,7 @@ def test_pod_out_of_core_on_a_small_memory_cluster(tmp_path):
     """
     distributed = pytest.importorskip("distributed")
     store, expected = _large_store(tmp_path / "big.zarr")
-    U = open_snapshots(store.path).displacement.data
+    U = open_snapshots(store.path, row_chunks=row_chunks).displacement.data
     limit = 350e6
     assert U.nbytes > 1.2 * limit
     config = {"distributed.worker.memory.pause": False, "distributed.worker.memory.target": False,
@@ -318,3 +320,109 @@ def test_pod_out_of_core_on_a_small_memory_cluster(tmp_path):
     np.testing.assert_allclose(res.singular_values[:8], expected[:8], rtol=1e-9)
     assert _orthonormality(modes) < 1e-10
     assert elapsed < 60
+
+
+# ---- one block per subdomain (open_snapshots(row_chunks="subdomain")) and embed-free graphs ----
+
+
+def test_subdomain_blocks_give_the_same_pod(stores):
+    """One block per subdomain (no row-chunk merge): the same Gram, singular values and modes as
+    the per-run chunks, and the numpy SVD's singular values to the method's precision
+    (snapshots: eps (s_0/s_i)^2 value by value; TSQR: eps)."""
+    mesh, data, by_k = stores
+    store, U_run, to_mesh = by_k[4]
+    U = open_snapshots(store.path, row_chunks="subdomain").displacement.data
+    assert U.numblocks == (1, 4)
+    s_ref = np.linalg.svd(data, compute_uv=False)
+    _, _, Vt_ref = np.linalg.svd(data, full_matrices=False)
+    eps = np.finfo(float).eps
+    for product in (None, mass_product(store.path)):
+        np.testing.assert_allclose(gram(U, product).compute(), gram(U_run, product).compute(), rtol=1e-13,
+                                   atol=1e-15 * np.abs(gram(U_run, product).compute()).max())
+    res = pod(U, tol=1e-6)
+    s = res.singular_values
+    kept = s_ref / s_ref[0] > 1e-6
+    rel = np.abs(s[kept] - s_ref[kept]) / s_ref[kept]
+    assert np.all(rel <= 100 * eps * (s_ref[0] / s_ref[kept]) ** 2 + 1e-14), rel.max()
+    assert res.n_modes == int(kept.sum())
+    n = 20  # s_i / s_0 = 0.7^19 ~ 1e-3: modes accurate to ~eps (s_0/s_i)^2 / gap
+    Phi = res.modes.compute()[:n, to_mesh]
+    assert _sines(Phi, Vt_ref[:n]).max() < 1e-8
+    exact = pod(U, method="tsqr", tol=1e-6)
+    np.testing.assert_allclose(exact.singular_values, s_ref, rtol=0, atol=1e-14 * s_ref[0])
+    assert _orthonormality(exact.modes.compute()) < 1e-10
+    M = mass_matrix(store.layout.mesh)
+    l2 = pod(U, product="l2", layout=store.path, tol=1e-3)
+    l2_run = pod(U_run, product="l2", layout=store.layout, tol=1e-3)
+    np.testing.assert_allclose(l2.singular_values[: l2.n_modes], l2_run.singular_values[: l2.n_modes], rtol=1e-12)
+    assert _orthonormality(l2.modes.compute(), M) < 1e-10
+    assert _sines(l2.modes.compute(), l2_run.modes.compute(), M).max() < 1e-8
+    wtsqr = pod(U, product=mass_product(store), method="tsqr", tol=1e-3)
+    np.testing.assert_allclose(wtsqr.singular_values[: l2.n_modes], l2.singular_values[: l2.n_modes], rtol=1e-8)
+
+
+def test_store_mass_product_equals_the_global_mass_matrix(stores):
+    """Sub-meshes read inside the tasks (store path) give the same products as the layout's."""
+    _, _, by_k = stores
+    store, U, _ = by_k[4]
+    Un = U.compute()
+    M = mass_matrix(store.layout.mesh)
+    P = mass_product(store.path)
+    assert P.embed_free and not mass_product(store.layout).embed_free
+    ref = Un @ (M @ Un.T)
+    np.testing.assert_allclose(gram(U, P).compute(), ref, rtol=1e-12, atol=1e-14 * np.abs(ref).max())
+    np.testing.assert_allclose(inner(U[:7], U, P).compute(), ref[:7], rtol=1e-12, atol=1e-14 * np.abs(ref).max())
+    for k in range(4):  # the assembled matrices agree too
+        A, B = P.matrix(k), mass_product(store.layout).matrix(k)
+        assert abs(A - B).max() <= 1e-14 * abs(B).max()
+    R = tsqr_r(U, P).compute()
+    np.testing.assert_allclose(R.T @ R, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+def test_graph_building_with_store_references_computes_nothing(stores):
+    _, _, by_k = stores
+    store, _, _ = by_k[4]
+    with dask.config.set(scheduler=_raise_on_compute):
+        U = open_snapshots(store.path, row_chunks="subdomain").displacement.data
+        P = mass_product(store.path)
+        graphs = [gram(U), gram(U, P), inner(U[:3], U, P), tsqr_r(U), tsqr_r(U, P), strains(U, store.path),
+                  combine(np.ones((2, U.shape[0])), U)]
+        with pytest.raises(RuntimeError, match="computed something"):
+            gram(U).compute()
+    assert [g.shape for g in graphs[:5]] == [(60, 60), (60, 60), (3, 60), (60, 60), (60, 60)]
+
+
+def _graph_bytes(*arrays) -> int:
+    import cloudpickle
+
+    graph = {}
+    for a in arrays:
+        graph.update(dict(a.__dask_graph__()))
+    return len(cloudpickle.dumps(graph))
+
+
+def test_graph_size_does_not_grow_with_the_mesh(tmp_path):
+    """With the store given (path), graphs carry references, not sub-meshes. A 2.06x larger
+    mesh: the Euclidean POD graph keeps its size; the L2 / strain graphs grow only by their halo
+    index arrays (interface-sized, ~ nodes^(2/3) = 1.62x), and stay far below the graphs that
+    embed the sub-meshes (layout only), which grow like the mesh."""
+    from romdask.problems.meshing import box
+
+    sizes, euclid, embedded = {}, {}, {}
+    for n in (10, 13):  # 1,331 and 2,744 nodes
+        mesh = box((n, n, n))
+        path = tmp_path / f"b{n}.zarr"
+        store = create_store(path, mesh, n_subdomains=4, compression=None)
+        for r in range(2):
+            with store.writer(f"run{r}", mesh=mesh, times=np.arange(3.0)) as w:
+                for t in range(3):
+                    w.write(t, float(t), {"displacement": np.full((mesh.n_nodes, 3), r + t + 1.0)})
+        U = open_snapshots(path, row_chunks="subdomain").displacement.data
+        with dask.config.set(scheduler=_raise_on_compute):
+            euclid[n] = _graph_bytes(gram(U), tsqr_r(U))
+            sizes[n] = _graph_bytes(gram(U, mass_product(path)), tsqr_r(U, mass_product(path)), strains(U, path))
+            lay = SnapshotStore.open(path).layout
+            embedded[n] = _graph_bytes(gram(U, mass_product(lay)), strains(U, lay))
+    assert euclid[13] < 1.05 * euclid[10], euclid
+    assert sizes[13] < (2744 / 1331) ** (2 / 3) * sizes[10] and sizes[13] < 0.05 * embedded[13], (sizes, embedded)
+    assert embedded[13] > 1.8 * embedded[10], embedded

@@ -104,3 +104,15 @@ def test_replay_unknown_run(solved):
     problem, stores = solved
     with pytest.raises(ValueError, match="no complete run"):
         replay(stores[1].path, problem.material, runs=["nope"], write=False)
+
+
+def test_strains_from_the_store_path_read_submeshes_in_tasks(solved):
+    """strains(U, path): sub-meshes read inside the tasks (tiny graph), same values as with the
+    layout (sub-meshes embedded); also on one block per subdomain."""
+    _, stores = solved
+    store = stores[4]
+    U = open_snapshots(store.path, runs=["ref"], row_chunks="subdomain").displacement.data
+    with dask.config.set(scheduler=_raise_on_compute):
+        a, b = strains(U, store.path), strains(U, store.layout)
+    assert not any("submesh" in str(k) for k in dict(a.__dask_graph__()))
+    np.testing.assert_array_equal(a.compute(), b.compute())

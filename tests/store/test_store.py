@@ -309,3 +309,27 @@ def test_writer_without_announced_times_as_a_context_manager(tmp_path):
             writer.write(0, 1.0, {"displacement": u[0, mesh.node_ids]})
             writer.write(1, 1.0, {"displacement": u[1, mesh.node_ids]})
     assert store.runs()["bad"]["status"] == "incomplete"
+
+
+def test_one_block_per_subdomain_view(tmp_path):
+    """``row_chunks="subdomain"``: the same data as the default view, one block (and one read
+    task) per subdomain covering every snapshot, for node and ip fields; building computes nothing."""
+    mesh = two_block_mesh()
+    path = tmp_path / "s.zarr"
+    store = create_store(path, mesh, n_subdomains=3)
+    store.ingest_run(synthetic_run(mesh, "a", 9, 1))
+    store.ingest_run(synthetic_run(mesh, "b", 5, 2))
+    with dask.config.set(scheduler=_raise_on_compute):
+        per_run = open_snapshots(path)
+        per_sub = open_snapshots(path, row_chunks="subdomain")
+    u = per_sub.displacement.data
+    assert u.chunks == ((14,), per_run.displacement.data.chunks[1]) and u.numblocks == (1, 3)
+    assert per_sub.stress.data.chunks == ((14,), per_run.stress.data.chunks[1], (6,))
+    assert len(u.__dask_graph__()) == 3  # one read task per subdomain, nothing else
+    assert per_sub.attrs["row_chunks"] == "subdomain"
+    assert np.array_equal(u.compute(), per_run.displacement.values)
+    assert np.array_equal(per_sub.stress.values, per_run.stress.values)
+    one_run = open_snapshots(path, runs=["b"], row_chunks="subdomain")
+    assert np.array_equal(one_run.displacement.values, per_run.displacement.values[9:])
+    with pytest.raises(ValueError, match="row_chunks must be 'run'"):
+        open_snapshots(path, row_chunks="step")
