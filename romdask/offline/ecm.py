@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import dask
+from dask.delayed import Delayed
 import numpy as np
 import scipy.linalg
 from scipy.optimize import nnls
@@ -39,8 +40,10 @@ class ECMResult:
     residual : float
         ``||J[:, points] @ weights - J @ w|| / ||J @ w||`` on the integrand matrix that was given.
     history : tuple of float
-        Residual after each greedy iteration (:func:`ecm`); for :func:`ecm_subdomains`, the
-        global residual of the union before and (if done) after the global correction.
+        Residuals on J at each check (:func:`ecm`: the greedy loop checks J only when the
+        residual estimated in the SVD basis meets the tolerance; the last entry is
+        ``residual``); for :func:`ecm_subdomains`, the global residual of the union before and
+        (if done) after the global correction.
     n_iterations : int
         Greedy iterations (summed over subdomains for :func:`ecm_subdomains`).
     time : float
@@ -169,8 +172,9 @@ def _weighted_svd(A: np.ndarray):
     """
     m, n = A.shape
     if m * m * n <= _EXACT_SVD_MAX_FLOPS or m >= n:
-        if m >= n:
-            _, s, vt = scipy.linalg.svd(A, full_matrices=False, check_finite=False)
+        if m >= n:  # QR first: the SVD of the small triangle only (no left vectors of A)
+            r = scipy.linalg.qr(A, mode="r", check_finite=False)[0]
+            _, s, vt = scipy.linalg.svd(r[:n], check_finite=False)
         else:
             q, r = scipy.linalg.qr(A.T, mode="economic", overwrite_a=True, check_finite=False)
             _, s, wt = scipy.linalg.svd(r.T, check_finite=False)
@@ -206,63 +210,172 @@ def _basis(basis: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
 
 
 class _Greedy:
-    """Incremental least squares on the selected columns of ``G = basis / sqrt_w`` (QR by
-    Gram-Schmidt); ``G`` is never formed."""
+    """Incremental least squares on the selected columns of ``G = basis / sqrt_w``: QR by
+    Gram-Schmidt in preallocated arrays; ``G`` is never formed."""
 
     def __init__(self, basis: np.ndarray, sqrt_w: np.ndarray, b: np.ndarray):
         self.basis, self.sqrt_w, self.b = basis, sqrt_w, b
         self.points: list[int] = []
-        self.Q = np.empty((basis.shape[0], 0))
-        self.R = np.empty((0, 0))
-        self.y = np.empty(0)  # Q^T b
+        self._Q = np.empty((basis.shape[0], 64))
+        self._R = np.zeros((64, 64))
+        self._y = np.empty(64)  # Q^T b
+
+    @property
+    def Q(self) -> np.ndarray:
+        return self._Q[:, : len(self.points)]
+
+    @property
+    def R(self) -> np.ndarray:
+        n = len(self.points)
+        return self._R[:n, :n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: len(self.points)]
 
     def columns(self, points) -> np.ndarray:
         return self.basis[:, points] / self.sqrt_w[points]
 
+    def _grow(self, n: int) -> None:
+        cap = self._Q.shape[1]
+        if n <= cap:
+            return
+        new = max(n, 2 * cap)
+        Q = np.empty((self._Q.shape[0], new))
+        Q[:, :cap] = self._Q
+        R = np.zeros((new, new))
+        R[:cap, :cap] = self._R
+        y = np.empty(new)
+        y[:cap] = self._y
+        self._Q, self._R, self._y = Q, R, y
+
     def add(self, k: int) -> bool:
         g = self.basis[:, k] / self.sqrt_w[k]
+        n = len(self.points)
+        Q = self._Q[:, :n]
         q = g.copy()
-        h = np.zeros(len(self.points))
+        h = np.zeros(n)
         for _ in range(2):  # classical Gram-Schmidt, twice
-            c = self.Q.T @ q
-            q -= self.Q @ c
+            c = Q.T @ q
+            q -= Q @ c
             h += c
         nq = np.linalg.norm(q)
         if nq <= 1e-10 * np.linalg.norm(g):
             return False  # (numerically) dependent column: adds nothing
-        n = len(self.points)
-        R = np.zeros((n + 1, n + 1))
-        R[:n, :n] = self.R
-        R[:n, n] = h
-        R[n, n] = nq
-        self.R = R
-        self.Q = np.column_stack([self.Q, q / nq])
-        self.y = np.append(self.y, self.Q[:, n] @ self.b)
+        self._grow(n + 1)
+        self._R[:n, n] = h
+        self._R[n, n] = nq
+        self._R[n, :n] = 0.0
+        self._Q[:, n] = q / nq
+        self._y[n] = self._Q[:, n] @ self.b
         self.points.append(k)
         return True
+
+    def fitted(self, x: np.ndarray) -> np.ndarray:
+        """``G_S x`` through the factors (``G_S = Q R``): no gather of columns."""
+        return self.Q @ (self.R @ x)
 
     def weights(self) -> np.ndarray:
         if not self.points:
             return np.empty(0)
         return scipy.linalg.solve_triangular(self.R, self.y)
 
+    def drop(self, keep: np.ndarray) -> None:
+        """Remove the columns with ``keep`` False: Givens updates of the factors
+        (``scipy.linalg.qr_delete``), ``O(r |S|)`` per run of removed columns."""
+        n = len(self.points)
+        Q, R = self.Q, self.R
+        gone = np.flatnonzero(~np.asarray(keep, bool))
+        runs = np.split(gone, np.flatnonzero(np.diff(gone) > 1) + 1) if gone.size else []
+        for run in reversed(runs):  # from the right: earlier indices stay valid
+            Q, R = scipy.linalg.qr_delete(Q, R, int(run[0]), int(run.size), which="col",
+                                          check_finite=False)
+        m = n - gone.size
+        self._Q[:, :m] = Q[:, :m]  # a square Q (n = r) stays square in qr_delete
+        self._R[:m, :m] = R[:m, :m]
+        self._y[:m] = self._Q[:, :m].T @ self.b
+        self.points = [k for k, kept in zip(self.points, keep) if kept]
+
     def reset(self, points: Sequence[int]) -> None:
-        self.points, self.Q, self.R, self.y = [], self.Q[:, :0], np.empty((0, 0)), np.empty(0)
-        for k in points:
-            self.add(int(k))
+        """Factor ``points``: the factors of the longest common prefix with the current set are
+        kept; the other columns are orthogonalized as a block (two Gram-Schmidt passes, then a
+        Householder QR), or one by one if the block is small or numerically dependent."""
+        points = [int(k) for k in points]
+        p = 0
+        while p < min(len(points), len(self.points)) and points[p] == self.points[p]:
+            p += 1
+        self.points = self.points[:p]
+        rest = points[p:]
+        if len(rest) > 8:  # block Gram-Schmidt (BLAS 3) then a Householder QR of the tail
+            C = self.columns(rest)
+            norms = np.linalg.norm(C, axis=0)
+            Q1 = self.Q
+            H = np.zeros((p, len(rest)))
+            for _ in range(2):
+                c = Q1.T @ C
+                C -= Q1 @ c
+                H += c
+            Q2, R2 = scipy.linalg.qr(C, mode="economic", check_finite=False)
+            if np.all(np.abs(np.diag(R2)) > 1e-10 * norms):
+                n = p + len(rest)
+                self._grow(n)
+                self._Q[:, p:n] = Q2
+                self._R[:n, p:n] = np.vstack([H, R2])
+                self._R[p:n, :p] = 0.0
+                self._y[p:n] = Q2.T @ self.b
+                self.points = points
+                return
+        for k in rest:
+            self.add(k)
 
 
-def _solve_weights(greedy: _Greedy) -> np.ndarray:
-    """Least squares on the selected set; NNLS (dropping zero weights) if some are negative."""
+def _solve_weights(greedy: _Greedy, previous: np.ndarray | None = None) -> np.ndarray:
+    """Least squares on the selected set; the NNLS (dropping zero weights) if some are negative.
+
+    With ``previous``, the positive weights before the last point was added, the inner loop of
+    Lawson-Hanson runs first from them (step to the first weight hitting zero, drop it,
+    re-solve; factors updated by Givens rotations). If the dropped points then satisfy the KKT
+    conditions (non-positive correlation with the residual), this IS the NNLS solution on the
+    set; otherwise ``scipy.optimize.nnls`` runs on the triangular factor,
+    ``min ||R x - Q^T g||`` (the same minimizer as ``min ||G_S x - g||``, ``|S|`` rows).
+    """
     x = greedy.weights()
-    if x.size and x.min() <= 0:
+    if not x.size or x.min() > 0:
+        return x
+    pts = np.asarray(greedy.points)
+    if previous is not None and previous.size == pts.size - 1 and np.all(previous > 0):
+        xf = np.append(previous, 0.0)
+        alive = np.ones(pts.size, bool)
+        for _ in range(pts.size):
+            z = greedy.weights()
+            if z.min() > 0:
+                break
+            neg = z <= 0
+            step = np.where(neg, xf / np.where(neg, xf - z, 1.0), np.inf)
+            alpha = min(float(step.min()), 1.0)
+            xf = xf + alpha * (z - xf)
+            keep = xf > 0
+            keep[np.argmin(np.where(neg, step, np.inf))] = False  # the blocking weight
+            greedy.drop(keep)
+            xf = xf[keep]
+            idx = np.flatnonzero(alive)
+            alive[idx[~keep]] = False
+        z = greedy.weights()
+        if z.size and z.min() > 0:
+            # KKT on the dropped points: grad = (G_D)^T (g - G_S z) <= 0 (relative round-off)
+            r = greedy.b - greedy.fitted(z)
+            grad = (r @ greedy.columns(pts[~alive])) if (~alive).any() else np.empty(0)
+            scale = np.linalg.norm(r) * np.linalg.norm(greedy.columns(pts[~alive]), axis=0) if grad.size else 0
+            if not grad.size or np.all(grad <= 1e-10 * scale):
+                return z
+        greedy.reset(pts)  # back to the whole set for the full NNLS
         pts = np.asarray(greedy.points)
-        x_nn, _ = nnls(greedy.columns(pts), greedy.b, maxiter=50 * max(pts.size, 10))
-        keep = x_nn > 0
-        greedy.reset(pts[keep])
-        x = greedy.weights()
-        if x.size and x.min() <= 0:  # round-off on a near-degenerate set: keep the NNLS weights
-            x = x_nn[keep]
+    x_nn, _ = nnls(greedy.R.copy(), greedy.y.copy(), maxiter=50 * max(pts.size, 10))
+    keep = x_nn > 0
+    greedy.drop(keep)
+    x = greedy.weights()
+    if x.size and x.min() <= 0:  # round-off on a near-degenerate set: keep the NNLS weights
+        x = x_nn[keep]
     return x
 
 
@@ -312,7 +425,10 @@ def ecm(
        least squares on ``S`` (incremental QR); if a weight is <= 0, solve the NNLS
        (``scipy.optimize.nnls``) instead and drop the zero-weight points.
     3. Stop when the residual on the ORIGINAL ``J`` is ``<= tol`` and the weights sum to the
-       volume within ``tol`` (relative). If the greedy loop exhausts
+       volume within ``tol`` (relative). That residual is estimated at every iteration from
+       the greedy residual ``rho`` in the basis, ``||S_r rho|| / ||S_r g||`` (exact up to the
+       discarded singular values), and computed on ``J`` only when the estimate is below
+       ``tol``; if ``J`` disagrees, the estimate's target is lowered. If the greedy loop exhausts
        the truncated basis (residual in ``G`` below ``tol``, or no new independent column) before
        that, the SVD truncation and the inner tolerance are tightened tenfold and the loop goes
        on from the current points (warm start).
@@ -320,13 +436,16 @@ def ecm(
     By the KKT conditions of the NNLS, points in ``S`` have zero correlation and dropped points
     a non-positive one, so every pick is new and strictly lowers the residual.
 
-    Cost: the SVD ``O(n_rows^2 n_points)`` (once; through the Gram matrix ``J W J^T`` when
-    ``n_rows^2 n_points > 4e9``, which is ~8x faster but resolves singular values only down to
-    ~1e-7 s_max -- the stopping test on ``J`` itself keeps the result honest); per iteration one
-    product ``G^T r``
-    (``r n_points``), an ``O(r |S|)`` QR update and an ``O(n_rows |S|)`` check on ``J``; total
-    ``O(iterations * r * n_points)``. NNLS solves (``O(r |S|^2)``) only when a weight turns
-    negative. Memory: ``J`` plus a copy and the ``(r, n_points)`` basis.
+    Cost: the SVD ``O(min(n_rows, n_points)^2 max(n_rows, n_points))`` (once; a QR first
+    when ``n_rows >= n_points``; through the Gram matrix ``J W J^T`` when ``n_rows^2 n_points
+    > 4e9``, which is ~8x faster but resolves singular values only down to ~1e-7 s_max -- the
+    stopping test on ``J`` itself keeps the result honest); per iteration one product ``G^T r``
+    (``r n_points``) and an ``O(r |S|)`` QR update; ``O(n_rows |S|)`` per check on ``J``
+    (a few per call); total ``O(iterations * r * n_points)``. NNLS solves (``O(r |S|^2)``)
+    only when a weight turns negative. Compress the rows first when ``n_rows`` is large
+    (:func:`integrand_matrix`'s ``compress_tol``; :func:`romdask.offline.reduce` rotates
+    them by the stress snapshots' POD): the SVD dominates. Memory: ``J`` plus a copy and the
+    ``(r, n_points)`` basis.
 
     References
     ----------
@@ -376,14 +495,20 @@ def ecm(
     svd_tol, inner_tol = max(tol, 1e-15), max(tol, 1e-15)
     points, x, history, n_iter = [], np.empty(0), [], 0
     residual, n_stages = 1.0, 0
+    # the residual on J is estimated from the greedy residual in the basis (exact up to the
+    # SVD truncation) and checked on J only once the estimate meets est_target
+    est_target = tol
     while True:
         rank = _truncation_rank(s, svd_tol)
-        basis = _basis(row_basis(rank), sqrt_w)  # (r, n) orthonormal rows in weighted coordinates
+        vt = row_basis(rank)
+        sv = s[: vt.shape[0]]
+        basis = _basis(vt, sqrt_w)  # (r, n) orthonormal rows in weighted coordinates
         col_norm = np.linalg.norm(basis, axis=0)
         usable = allowed & (col_norm > 1e-12 * col_norm.max())
         inv_norm = np.where(usable, 1.0 / np.where(usable, col_norm, 1.0), 0.0)
         g = basis @ sqrt_w  # exact integrals of the basis functions basis / sqrt_w
         ng = np.linalg.norm(g)
+        nb_est = max(np.linalg.norm(sv * g[: sv.size]), 1e-300)
         greedy = _Greedy(basis, sqrt_w, g)
         greedy.reset(points + [k for k in start if k not in points])
         start = []
@@ -395,7 +520,14 @@ def ecm(
         stage_iter = 0
         while (not converged(points, x, residual) and len(points) < max_points
                and stage_iter < 4 * basis.shape[0] + 100):
-            r = g - greedy.columns(points) @ x if points else g
+            r = g - greedy.fitted(x) if points else g
+            estimate = np.linalg.norm(sv * r[: sv.size]) / nb_est
+            if estimate <= est_target and points and abs(np.sum(x) - volume) <= tol * volume:
+                residual = full_residual(points, x)  # verify on J
+                history.append(residual)
+                if converged(points, x, residual):
+                    break
+                est_target = min(est_target, estimate) * max(0.1, 0.5 * tol / residual)
             if np.linalg.norm(r) <= inner_tol * ng:
                 exhausted = True
                 break
@@ -410,13 +542,14 @@ def ecm(
             if not greedy.add(k):
                 inv_norm[k] = 0.0  # dependent on the selected columns in this basis
                 continue
-            x = _solve_weights(greedy)
+            x = _solve_weights(greedy, x if len(x) == len(points) else None)
             points = list(greedy.points)
             if k not in points:  # dropped right away (round-off): do not cycle on it
                 n_drops[k] = n_drops.get(k, 0) + 1
                 if n_drops[k] >= 2:
                     inv_norm[k] = 0.0
-            residual = full_residual(points, x)
+        residual = full_residual(points, x)
+        if not history or history[-1] != residual:
             history.append(residual)
         if converged(points, x, residual) or len(points) >= max_points:
             break
@@ -425,6 +558,7 @@ def ecm(
             break
         svd_tol = max(svd_tol / 10, 1e-15)
         inner_tol = max(inner_tol / 10, 1e-15)
+        est_target = min(est_target, tol / 10)
         log.debug("ecm: basis exhausted at residual %.3e with %d points; tightening to %.1e",
                   residual, len(points), svd_tol)
     if not converged(points, x, residual):
@@ -527,10 +661,12 @@ def ecm_subdomains_graph(
 
     Parameters
     ----------
-    J_blocks : sequence of dask or numpy arrays, shape (n_rows, n_points_k)
+    J_blocks : sequence of dask or numpy arrays or Delayed, shape (n_rows, n_points_k)
         Integrand matrix of each subdomain: the same rows everywhere, the subdomain's points as
         columns, in global point order (subdomain ``k`` holds points
-        ``offset_k .. offset_k + n_points_k - 1``).
+        ``offset_k .. offset_k + n_points_k - 1``). Delayed blocks (built on the workers, e.g.
+        from the subdomain's stress and strain blocks) are not checked; their point counts are
+        those of the weight blocks.
     weight_blocks : sequence of arrays, shape (n_points_k,)
         Full quadrature weights of each subdomain.
     tol : float
@@ -564,15 +700,18 @@ def ecm_subdomains_graph(
     if len(J_blocks) != len(weight_blocks) or not J_blocks:
         raise ValueError(f"need one weight block per J block; got {len(J_blocks)} J blocks and "
                          f"{len(weight_blocks)} weight blocks")
-    n_rows = {Jk.shape[0] for Jk in J_blocks}
-    if len(n_rows) != 1 or any(Jk.ndim != 2 for Jk in J_blocks):
-        raise ValueError(f"every J block must be 2-D with the same rows; got shapes "
-                         f"{[Jk.shape for Jk in J_blocks]}")
-    for k, (Jk, wk) in enumerate(zip(J_blocks, weight_blocks)):
-        if tuple(wk.shape) != (Jk.shape[1],):
-            raise ValueError(f"weight block {k} has shape {wk.shape}; J block {k} has "
-                             f"{Jk.shape[1]} points")
-    sizes = [int(Jk.shape[1]) for Jk in J_blocks]
+    if not any(isinstance(Jk, Delayed) for Jk in J_blocks):
+        n_rows = {Jk.shape[0] for Jk in J_blocks}
+        if len(n_rows) != 1 or any(Jk.ndim != 2 for Jk in J_blocks):
+            raise ValueError(f"every J block must be 2-D with the same rows; got shapes "
+                             f"{[Jk.shape for Jk in J_blocks]}")
+        for k, (Jk, wk) in enumerate(zip(J_blocks, weight_blocks)):
+            if tuple(wk.shape) != (Jk.shape[1],):
+                raise ValueError(f"weight block {k} has shape {wk.shape}; J block {k} has "
+                                 f"{Jk.shape[1]} points")
+    elif any(len(wk.shape) != 1 for wk in weight_blocks):
+        raise ValueError("weight blocks must be 1-D (one weight per point of the block)")
+    sizes = [int(wk.shape[0]) for wk in weight_blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     b_all = None
     if local_tol is None:

@@ -221,3 +221,54 @@ def test_gram_svd_path_for_large_problems(smooth_3d, monkeypatch):
         r = ecm(J, w, tol=tol)
         check(r, J, w, tol)
     assert abs(r.n_points - exact.n_points) <= 3
+
+
+def test_tall_integrand_matrix(plate):
+    """More rows than points (the QR path of the SVD): same guarantees."""
+    stress, mode_strains, w = plate
+    J, _ = integrand_matrix(stress, mode_strains, w)
+    cols = np.arange(0, w.size, max(1, w.size // (J.shape[0] // 2)))
+    J, w = J[:, cols], w[cols]
+    assert J.shape[0] > J.shape[1]
+    r = ecm(J, w, tol=1e-6)
+    check(r, J, w, 1e-6)
+    # the residual is verified on J: the last history entry is the returned residual
+    assert r.history and r.history[-1] == pytest.approx(r.residual, rel=1e-12)
+
+
+def test_subdomains_accept_delayed_blocks(smooth_3d):
+    """J blocks may be Delayed objects (built on the workers); the shapes come from the weights."""
+    J, w = smooth_3d
+    cuts = [0, 700, w.size]
+    J_blocks = [dask.delayed(np.ascontiguousarray)(J[:, a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    w_blocks = [w[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    r = ecm_subdomains_graph(J_blocks, w_blocks, tol=1e-5).compute(scheduler="sync")
+    check(r, J, w, 1e-5)
+    assert r.points_per_subdomain[0] == np.count_nonzero(r.points < 700)
+
+
+def test_warm_started_nnls_is_the_nnls():
+    """After each added point the weights solve the NNLS on the selected set (warm-started
+    Lawson-Hanson inner loop with a KKT check, Givens drops; scipy's NNLS otherwise)."""
+    from scipy.optimize import nnls
+
+    from romdask.offline.ecm import _Greedy, _solve_weights
+
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.standard_normal((300, 40)))[0].T  # orthonormal rows
+    sqrt_w = rng.uniform(0.5, 1.5, 300)
+    g = basis @ sqrt_w
+    greedy = _Greedy(basis, sqrt_w, g)
+    x, n_drops = np.empty(0), 0
+    for k in rng.permutation(300)[:60]:
+        before = list(greedy.points) + [int(k)]
+        if not greedy.add(int(k)):
+            continue
+        x = _solve_weights(greedy, x if x.size == len(before) - 1 else None)
+        n_drops += len(before) - len(greedy.points)
+        assert np.all(x > 0) and len(x) == len(greedy.points)
+        optimum = nnls(greedy.columns(before), g)[1]
+        fit = np.linalg.norm(greedy.columns(greedy.points) @ x - g)
+        assert fit == pytest.approx(optimum, rel=1e-9, abs=1e-12)
+        np.testing.assert_allclose(greedy.Q.T @ greedy.Q, np.eye(len(x)), atol=1e-10)
+    assert n_drops > 0  # the drop paths were exercised

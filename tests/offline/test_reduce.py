@@ -224,3 +224,120 @@ def test_return_full_gives_the_bases_for_reconstruction(stores, tmp_path):
     assert np.array_equal(model.gappy["stress"], full["gappy_stress"].reshape(n_points, 6, -1)[pos].reshape(6 * pos.size, -1))
     with pytest.raises(ValueError, match="not both"):
         reduce(store.path, law, return_modes=True, return_full=True)
+
+
+# ---- the ECM rows: summed integrands, compression, lazy blocks ----------------------------------
+
+
+def _snapshot_rows(stress, fields, n_modes, weights):
+    """The uncompressed ECM rows ``(s, j)``: ``sigma_s . eps(g_j)`` with the lifting fields
+    scaled so that their component-wise integrals have the norm of an average mode's."""
+    b = np.einsum("skc,jkc,k->sjc", stress, fields, weights)
+    scales = np.ones(fields.shape[0])
+    mode_norm = np.linalg.norm(b[:, :n_modes]) / np.sqrt(n_modes)
+    scales[n_modes:] = mode_norm / np.linalg.norm(b[:, n_modes:], axis=(0, 2))
+    return np.einsum("skc,jkc->sjk", stress, fields * scales[:, None, None]).reshape(-1, stress.shape[1]), scales
+
+
+@pytest.mark.parametrize("rows", ["summed", "component"])
+def test_compressed_ecm_rows_are_a_rotation_of_the_snapshot_rows(stores, rows):
+    """Without truncation the compressed blocks are Q^T J for an orthogonal Q (same Gram matrix
+    J^T J, so the same residual norms and the same ECM); moments summed over point blocks."""
+    from romdask.offline.reduce import _integrand_block, _integrand_moments, _integrand_transform
+
+    store, _ = stores["displacement", 2]
+    stress = open_snapshots(store.path).stress.values
+    n_points = stress.shape[1]
+    fields = np.random.default_rng(0).standard_normal((4, n_points, 6)) * 1e-3
+    fields[3] *= 50.0  # a "lifting" of another magnitude: rescaled
+    weights = np.random.default_rng(1).uniform(0.5, 1.5, n_points)
+    cuts = [slice(0, n_points // 3), slice(n_points // 3, n_points)]
+    moments = [_integrand_moments(stress[:, c], fields[:, c], weights[c]) for c in cuts]
+    transform = _integrand_transform(moments, 3, rows, 0.0)
+    J = np.hstack([_integrand_block(stress[:, c], fields[:, c], transform) for c in cuts])
+    assert J.shape == (transform["n_rows"], n_points)
+    reference, scales = _snapshot_rows(stress, fields, 3, weights)
+    np.testing.assert_allclose(transform["scales"], scales, rtol=1e-10)
+    if rows == "component":  # one row per Voigt component: (s, j, c)
+        reference = np.einsum("skc,jkc->sjck", stress, fields * scales[:, None, None]).reshape(-1, n_points)
+    gram, gram_ref = J.T @ J, reference.T @ reference
+    assert np.abs(gram - gram_ref).max() <= 1e-10 * np.abs(gram_ref).max()
+    # truncation drops rows only
+    fewer = _integrand_transform(moments, 3, rows, 1e-4)
+    assert fewer["n_rows"] < transform["n_rows"] and fewer["n_rows"] % 4 == 0
+
+
+@pytest.mark.parametrize("scope, rows",
+                         [("subdomains", "summed"), ("global", "summed"), ("subdomains", "component")])
+def test_ecm_residual_on_the_uncompressed_rows(stores, scope, rows):
+    """The model's points and weights integrate the uncompressed rows (every snapshot x every
+    mode and lifting, built here from the full modes) within tol_ecm: the compression of the
+    rows costs nothing measurable (``1e-2 tol_ecm`` of the stress content is dropped)."""
+    from romdask.fem.quadrature import quadrature, strain
+
+    store, law = stores["displacement", 2]
+    tol = 1e-4
+    model, full = reduce(store.path, law, tol_ecm=tol, ecm_scope=scope, ecm_rows=rows, return_full=True)
+    report = model.metadata["reduce"]
+    assert report["ecm_scope"] == scope and report["ecm_residual"] <= tol
+    assert report["ecm_rows"].startswith(rows)
+    layout = store.layout
+    quad = quadrature(layout.mesh)
+    vectors = np.hstack([full["modes"], full["lifting"]])
+    fields = np.stack([strain(quad, v)[layout.ip_points] for v in vectors.T])
+    w = quad.weights[layout.ip_points]
+    stress = open_snapshots(store.path).stress.values
+    J, scales = _snapshot_rows(stress, fields, full["modes"].shape[1], w)
+    if rows == "component":
+        J = np.einsum("skc,jkc->sjck", stress, fields * scales[:, None, None]).reshape(-1, w.size)
+    order = np.argsort(layout.ip_points)
+    pos = order[np.searchsorted(layout.ip_points, model.point_ids, sorter=order)]
+    b = J @ w
+    residual = np.linalg.norm(J[:, pos] @ model.weights - b) / np.linalg.norm(b)
+    assert residual <= tol
+    assert residual == pytest.approx(report["ecm_residual"], rel=1e-2, abs=1e-3 * tol)
+    # the rows are fewer than the snapshot rows, and far fewer points than the full quadrature
+    assert int(report["ecm_rows"].split(" x ")[1]) < J.shape[0]
+    assert report["ecm_points"] < layout.n_points / 4
+    with pytest.raises(ValueError, match="ecm_rows must be"):
+        reduce(store.path, law, ecm_rows="voigt")
+
+
+def test_ecm_graph_builds_the_integrands_on_the_workers(stores):
+    """The ECM graph is lazy, reads the stress and strain blocks itself (no numpy J inside, the
+    graph is far smaller than J) and computes to the same points as the eager path."""
+    import cloudpickle
+    import dask
+
+    from romdask.offline.ecm import ecm_subdomains
+    from romdask.offline.reduce import _ecm_graph, _integrand_block, _integrand_moments, _integrand_transform
+    from romdask.fem.quadrature import quadrature
+    from romdask.offline.replay import strains
+
+    store, _ = stores["displacement", 2]
+    layout = store.layout
+    ds = open_snapshots(store.path)
+    fields = strains(ds.displacement.data[5:9], layout)  # any lazy fields: 3 "modes", 1 "lifting"
+    w = quadrature(layout.mesh).weights[layout.ip_points]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("building the ECM graph triggered a compute")
+
+    with dask.config.set(scheduler=fail):
+        graph = _ecm_graph(ds.stress.data, fields[:3], fields[3:], w, layout.ip_offsets, 3, 1e-5, "subdomains")
+    n_rows = ds.stress.shape[0] * 4
+    J_bytes = 8 * n_rows * layout.n_points
+    graph_bytes = len(cloudpickle.dumps(dict(graph.__dask_graph__())))
+    assert graph_bytes < J_bytes / 4, (graph_bytes, J_bytes)
+    result, transform = graph.compute(scheduler="sync")
+    # eager reference on the same blocks
+    stress, F = ds.stress.values, fields.compute()
+    cuts = [slice(int(a), int(c)) for a, c in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:])]
+    with dask.config.set(scheduler="sync"):
+        moments = [_integrand_moments(stress[:, c], F[:, c], w[c]) for c in cuts]
+        t = _integrand_transform(moments, 3, transform["rows"], 1e-7)
+        eager = ecm_subdomains([_integrand_block(stress[:, c], F[:, c], t) for c in cuts], [w[c] for c in cuts],
+                               tol=1e-5)
+    np.testing.assert_array_equal(result.points, eager.points)
+    np.testing.assert_allclose(result.weights, eager.weights, rtol=1e-8)
+    assert result.residual <= 1e-5
