@@ -409,10 +409,10 @@ def reduce(
     # 5. mode / lifting strains, stresses, state and the ECM: one compute
     weights_full = quadrature(mesh).weights[layout.ip_points]
     K = len(layout.ip_offsets) - 1
-    mode_strain_lazy = strains(basis.modes, layout)
+    mode_strain_lazy = strains(basis.modes, store_path)  # sub-meshes read inside the tasks
     lazy = {"modes": basis.modes, "mode_strain": mode_strain_lazy, "stress": ds.stress.data}
     if G is not None:
-        lazy["lifting_strain"] = strains(G, layout)
+        lazy["lifting_strain"] = strains(G, store_path)
     if "state" in ds:
         lazy["p"] = ds.state.data[:, :, 0]
     scope = ("subdomains" if K > 1 else "global") if ecm_scope == "auto" else ecm_scope
@@ -507,9 +507,11 @@ def reduce(
         metadata={"reduce": report},
     )
     if return_full:
-        full = {"modes": modes.T, "gappy_stress": basis_s, "ip_points": np.asarray(layout.ip_points, np.int64)}
+        full = {"modes": modes.T, "gappy_stress": basis_s, "ip_points": np.asarray(layout.ip_points, np.int64),
+                "strain": mode_strain.transpose(1, 2, 0).reshape(6 * n_points, n_modes)}
         if lifted:
             full["lifting"] = G_np.T
+            full["lifting_strain"] = got["lifting_strain"].transpose(1, 2, 0).reshape(6 * n_points, len(lifted))
         if "p" in dual:
             full["gappy_p"] = dual["p"][0]
         return model, full

@@ -2,7 +2,7 @@
 indicator and the reconstruction of full fields."""
 
 from romdask.online.model import FORMAT, FULL_KEYS, LAWS, VERSION, ReducedModel, open_full_modes
-from romdask.online.reconstruct import FullBases, open_full, reconstruct_displacement, reconstruct_dual
+from romdask.online.reconstruct import FullBases, open_full, reconstruct_displacement, reconstruct_dual, replay_law
 from romdask.online.scenario import Scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
@@ -21,5 +21,6 @@ __all__ = [
     "open_full_modes",
     "reconstruct_displacement",
     "reconstruct_dual",
+    "replay_law",
     "solve",
 ]

@@ -56,7 +56,7 @@ LAWS: dict[str, type[Material]] = {
 }
 _LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
 #: arrays a model may carry under full/ (see :meth:`ReducedModel.save`)
-FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points")
+FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "strain", "lifting_strain")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -470,7 +470,7 @@ class ReducedModel:
             ndim = 1 if key == "ip_points" else 2
             if shape is None or len(shape) != ndim:
                 raise ValueError(f"full[{key!r}] must be a {ndim}-D array; got {shape or type(arr).__name__}.")
-            expected = {"modes": self.n_modes, "lifting": n_l}.get(key)
+            expected = {"modes": self.n_modes, "lifting": n_l, "strain": self.n_modes, "lifting_strain": n_l}.get(key)
             if key.startswith("gappy_"):
                 quantity = key[len("gappy_"):]
                 if quantity not in self.gappy:
@@ -481,12 +481,12 @@ class ReducedModel:
                 raise ValueError(f"{name} must have shape (n_rows, {expected}); got {tuple(shape)}.")
             rows[key] = int(shape[0])
         dofs = {rows[k] for k in ("modes", "lifting") if k in rows}
-        points = {rows[k] // (6 if k == "gappy_stress" else 1) for k in ("gappy_stress", "gappy_p", "ip_points")
-                  if k in rows}
-        if len(dofs) > 1 or len(points) > 1 or rows.get("gappy_stress", 0) % 6:
+        six = ("gappy_stress", "strain", "lifting_strain")  # 6 rows per point, components fastest
+        points = {rows[k] // (6 if k in six else 1) for k in (*six, "gappy_p", "ip_points") if k in rows}
+        if len(dofs) > 1 or len(points) > 1 or any(rows.get(k, 0) % 6 for k in six):
             raise ValueError(
                 f"full arrays disagree in size: rows {rows}; modes and lifting need n_dofs rows, "
-                "gappy_stress 6 N, gappy_p and ip_points N rows."
+                "gappy_stress, strain and lifting_strain 6 N, gappy_p and ip_points N rows."
             )
 
     def _write(self, path: Path, full: Mapping[str, Any], compression: str | None) -> None:
@@ -603,7 +603,7 @@ def _write_full(root: zarr.Group, key: str, arr: Any, comp: Any) -> None:
     dtype = np.int64 if key == "ip_points" else np.float64
     n_rows = int(arr.shape[0])
     rows = int(arr.chunks[0][0]) if isinstance(arr, da.Array) else min(n_rows, 65536)
-    if key == "gappy_stress":  # whole points per chunk: the (steps, N, 6) reshape stays chunk-local
+    if key in ("gappy_stress", "strain", "lifting_strain"):  # whole points per chunk: the (steps, N, 6) reshape stays chunk-local
         rows = max(6, rows - rows % 6)
     chunks = (max(1, rows), *(max(1, int(d)) for d in arr.shape[1:]))
     target = root.create_array(f"full/{key}", shape=tuple(arr.shape), dtype=dtype, chunks=chunks, compressors=comp)

@@ -327,5 +327,5 @@ def test_full_bases_saved_apart_and_opened_lazily(model, tmp_path):
     with pytest.raises(ValueError, match="disagree in size"):
         model.save(tmp_path / "x.zarr", full={"modes": full["modes"], "lifting": full["lifting"][:-3]})
     with pytest.raises(ValueError, match="unknown full arrays"):
-        model.save(tmp_path / "x.zarr", full={"strain": np.zeros((3, 3))})
+        model.save(tmp_path / "x.zarr", full={"stress": np.zeros((3, 3))})
     assert not (tmp_path / "x.zarr").exists()
