@@ -5,6 +5,9 @@ Usage::
     python benchmarks/run.py builtin_solver [--nodes 1000 10000 50000] [--cycles 1]
     python benchmarks/run.py ingest [--nodes 10000] [--runs 2]
     python benchmarks/run.py calculix_ingest [--plate-n 8 18] [--repeats 2]   (needs ccx)
+    python benchmarks/run.py rom [--nodes 10000] [--cycles 3]   (romdask demo: HF vs ROM, built-in solver)
+    python benchmarks/run.py rom_calculix [--nodes 10000] [--cycles 1]   (needs ccx; benchmarks/rom_calculix.py)
+    python benchmarks/run.py cluster [--nodes 10000]   (reduce on threads / LocalCluster / SLURM jobs)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -613,64 +616,41 @@ def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0
 
 
 def _ecm_case(nodes: int, n_subdomains: int, tols=(1e-3, 1e-4, 1e-5, 1e-6)) -> dict:
-    """Run in the child process: ECM time and point count vs tolerance, global vs per subdomain.
+    """Run in the child process: ECM time and point count vs tolerance, as ``reduce`` runs it.
 
-    Integrand matrix as :func:`romdask.offline.reduce` builds it (rows (stress snapshot, mode,
-    Voigt component)), from a plate store written by the built-in solver: POD (method of
-    snapshots, L2, tol 1e-6) of the displacement snapshots, mode strains at every integration
-    point, the solver's stresses compressed by an SVD to relative Frobenius error 1e-10 (rows
-    scaled by the singular values, as ``integrand_matrix(compress_tol=)``).
+    A plate store written by the built-in solver (two runs, one cycle); for every tolerance,
+    integrand row design (``ecm_rows``: reduced forces and reactions summed over the Voigt
+    components, or one row per component) and scope (global, per subdomain + global NNLS
+    correction), one ``reduce`` with dask's threads; its report gives the ECM time (the greedy
+    loop and NNLS on the compressed rows), the points and the residual on the uncompressed rows.
     """
     import shutil
     import tempfile
 
     import dask
-    import numpy as np
 
-    import romdask
-    from romdask.fem.quadrature import quadrature
-    from romdask.offline import ecm, ecm_subdomains, pod, strains
-    from romdask.store import SnapshotStore
+    from romdask.offline import reduce
 
     work = Path(tempfile.mkdtemp(prefix="romdask-bench-ecm-"))
     path = work / "plate.zarr"
     try:
         info = _plate_store(path, nodes, n_subdomains)
-        info.pop("law")
+        law = info.pop("law")
         print(json.dumps(info), file=sys.stderr, flush=True)
-        ds = romdask.open_snapshots(path, row_chunks="subdomain")
-        layout = SnapshotStore.open(path, mode="r").layout
-        with dask.config.set(scheduler="threads"):
-            basis = pod(ds.displacement, product="l2", layout=path, tol=1e-6)
-            mode_strain = strains(basis.modes, path).compute()
-            stress = ds.stress.values
-        n_snap, n_points, _ = stress.shape
-        u, sv, vt = np.linalg.svd(stress.reshape(n_snap, -1), full_matrices=False)
-        tail = np.sqrt(np.cumsum((sv ** 2)[::-1])[::-1])
-        rank = max(int(np.count_nonzero(tail > 1e-10 * tail[0])), 1)
-        stress_modes = (sv[:rank, None] * vt[:rank]).reshape(rank, n_points, 6)
-        J = np.einsum("skc,jkc->sjck", stress_modes, mode_strain, optimize=True).reshape(-1, n_points)
-        weights = quadrature(layout.mesh).weights[layout.ip_points]
-        cuts = [slice(int(a), int(b)) for a, b in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:])]
-        info.update({"n_modes": int(basis.n_modes), "stress_rank": rank, "J_rows": int(J.shape[0]),
-                     "J_mb": J.nbytes / 1e6})
         rows = []
         for tol in tols:
-            for scope in ("global", "subdomains"):
-                t0 = time.perf_counter()
-                if scope == "global":
-                    res = ecm(J, weights, tol=tol)
-                else:
-                    with dask.config.set(scheduler="threads", num_workers=2):
-                        res = ecm_subdomains([J[:, c] for c in cuts], [weights[c] for c in cuts], tol=tol)
-                wall = time.perf_counter() - t0
-                b = J @ weights
-                err = np.linalg.norm(J[:, res.points] @ res.weights - b) / np.linalg.norm(b)
-                rows.append({"tol": tol, "scope": scope, "wall_s": wall, "points": int(res.n_points),
-                             "residual": float(res.residual), "residual_check": float(err),
-                             "iterations": int(res.n_iterations), "load_avg": os.getloadavg()[0],
-                             "points_per_subdomain": list(map(int, res.points_per_subdomain))})
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            for ecm_rows in ("summed", "component"):
+                for scope in ("global", "subdomains"):
+                    t0 = time.perf_counter()
+                    with dask.config.set(scheduler="threads"):
+                        model = reduce(path, law, tol_ecm=tol, ecm_rows=ecm_rows, ecm_scope=scope)
+                    report = model.metadata["reduce"]
+                    rows.append({"tol": tol, "rows": report["ecm_rows"], "scope": scope,
+                                 "ecm_s": report["ecm_time"], "reduce_s": time.perf_counter() - t0,
+                                 "points": report["ecm_points"], "residual": report["ecm_residual"],
+                                 "n_modes": report["n_modes"], "load_avg": os.getloadavg()[0],
+                                 "points_per_subdomain": report["points_per_subdomain"]})
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         return {"store": info, "rows": rows}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -765,6 +745,107 @@ def run_pod(args) -> list[dict]:
     return result
 
 
+def _cluster_case(nodes: int, repeats: int) -> dict:
+    """Run in the child process: ``reduce`` of one plate store on dask's threads, a LocalCluster
+    of 1 and 2 workers and, when a SLURM answers (``sinfo``; ``scripts/ci/slurm-up.sh`` starts
+    one here), SLURMCluster with 1 and 2 single-core jobs. Times: start (until the workers are
+    up), reduce, close; best of the repeats."""
+    import shutil
+    import tempfile
+
+    from romdask.cluster import cluster_client
+    from romdask.offline import reduce
+
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-cluster-"))
+    path = work / "plate.zarr"
+    try:
+        info = _plate_store(path, nodes, 4)
+        law = info.pop("law")
+        slurm = {"jobqueue": {"slurm": {
+            "cores": 1, "processes": 1, "memory": "4GiB", "interface": "lo", "log-directory": str(work / "logs"),
+            "job-script-prologue": [f"export PYTHONPATH={HERE.parent}"], "scheduler-options": {"dashboard_address": ":0"}}}}
+        cases = [("threads", None, 0), ("local", {"n_workers": 1, "dashboard_address": ":0"}, 1),
+                 ("local", {"n_workers": 2, "dashboard_address": ":0"}, 2)]
+        if shutil.which("sinfo") and subprocess.run(["sinfo"], capture_output=True).returncode == 0:
+            cases += [("slurm", {"config": slurm, "jobs": 1}, 1), ("slurm", {"config": slurm, "jobs": 2}, 2)]
+        rows = []
+        for spec, kwargs, workers in cases:
+            best = None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                if spec == "threads":
+                    t1 = t0
+                    reduce(path, law)
+                    t2 = t3 = time.perf_counter()
+                else:
+                    with cluster_client(spec, **kwargs) as client:
+                        client.wait_for_workers(workers, timeout=300)
+                        t1 = time.perf_counter()
+                        reduce(path, law)
+                        t2 = time.perf_counter()
+                    t3 = time.perf_counter()
+                row = {"scheduler": spec, "workers": workers, "start_s": t1 - t0, "reduce_s": t2 - t1,
+                       "close_s": t3 - t2, "load_avg": os.getloadavg()[0]}
+                best = row if best is None or row["reduce_s"] < best["reduce_s"] else best
+            rows.append(best)
+            print(json.dumps(best), file=sys.stderr, flush=True)
+        return {"store": info, "rows": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_cluster(args) -> dict:
+    nodes = args.nodes[0] if args.nodes else 10000
+    cmd = [sys.executable, __file__, "_child", "cluster", str(nodes), str(args.repeats)]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+    return result
+
+
+def _rom_case(nodes: int, cycles: float) -> dict:
+    """Run in the child process: the demo pipeline (built-in solver) without plots and VTU."""
+    import os
+    import tempfile
+
+    from romdask.demo import DemoSettings, run_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = run_demo(tmp, DemoSettings(nodes=nodes, cycles=cycles), plots=False, vtu=False)
+    figures.pop("files")
+    figures.update(cycles=cycles, load_avg=os.getloadavg()[0],
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return figures
+
+
+def run_rom(args) -> list[dict]:
+    rows = []
+    for nodes in args.nodes:
+        cmd = [sys.executable, __file__, "_child", "rom", str(nodes), str(args.cycles)]
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def run_rom_calculix(args) -> list[dict]:
+    """benchmarks/rom_calculix.py per mesh size (ccx training runs, reduce, ccx vs built-in vs ROM)."""
+    import os
+    import tempfile
+
+    rows = []
+    for nodes in args.nodes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "figures.json"
+            cmd = [sys.executable, str(HERE / "rom_calculix.py"), "--nodes", str(nodes),
+                   "--cycles", str(args.cycles), "--out", str(out)]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            rows.append({**json.loads(out.read_text()), "load_avg": os.getloadavg()[0]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def _record(name: str, rows: list[dict] | dict) -> None:
     extra = {}
     if isinstance(rows, dict):  # {"rows": [...], other keys recorded next to them}
@@ -794,13 +875,18 @@ def main(argv=None) -> None:
             print(json.dumps(_ecm_case(int(nodes), int(extra))))
         elif name == "scaling":
             print(json.dumps(_scaling_case(int(nodes), int(extra))))
+        elif name == "cluster":
+            print(json.dumps(_cluster_case(int(nodes), int(extra))))
+        elif name == "rom":
+            print(json.dumps(_rom_case(int(nodes), float(extra))))
         elif name == "calculix_ingest":
             print(json.dumps(_calculix_ingest_case(int(nodes), int(extra))))
         else:
             print(json.dumps({"builtin_solver": _builtin_solver_case}[name](int(nodes), float(extra))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling"])
+    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling",
+                                                     "rom", "rom_calculix", "cluster"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
@@ -815,10 +901,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 4 if args.benchmark == "pod" else 2
-    if args.nodes is None and args.benchmark not in ("ecm", "scaling"):
+    if args.nodes is None and args.benchmark in ("rom", "rom_calculix"):
+        args.nodes = [10000]
+        args.cycles = 3 if args.benchmark == "rom" and "--cycles" not in argv else args.cycles
+    if args.nodes is None and args.benchmark not in ("ecm", "scaling", "cluster"):
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
     rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
-            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling}[args.benchmark](args)
+            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom,
+            "rom_calculix": run_rom_calculix, "cluster": run_cluster}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 

@@ -167,19 +167,18 @@ def ecm_table(entry: dict) -> list[str]:
         "",
         f"`python benchmarks/run.py ecm`: plate store written by the built-in solver ({st['nodes']:,} nodes, "
         f"{st['points']:,} integration points, {st['runs']} runs x {st['steps']} steps, {st['subdomains']} subdomains); "
-        f"POD L2 tol 1e-6 ({st['n_modes']} modes); integrand rows (stress mode, displacement mode, Voigt component) as in "
-        f"`reduce`, the stresses compressed by an SVD to 1e-10 ({st['stress_rank']} stress modes): J is "
-        f"{st['J_rows']:,} x {st['points']:,} ({st['J_mb']:.0f} MB). Global = `ecm(J, w, tol)`; subdomains = "
-        "`ecm_subdomains` (one task per subdomain on 2 threads + global NNLS correction). Residual = "
-        "||J_S x - J w|| / ||J w||.",
+        "one `reduce` per row (dask threads). Rows: `summed` = one integrand per (snapshot, mode or lifting), the "
+        "reduced forces and reactions; `component` = one per Voigt component too; both compressed exactly by the "
+        "stress snapshots' Gram eigenvectors (the count after x). Global = one ECM; subdomains = one per subdomain + "
+        "a global NNLS correction. Residual on the uncompressed rows, relative.",
         "",
-        "| tol | scope | points | residual | wall [s] | greedy iterations | points per subdomain | load |",
-        "|---:|---|---:|---:|---:|---:|---|---:|",
+        "| tol | rows | scope | modes | points | residual | ECM [s] | reduce [s] | points per subdomain | load |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in entry["rows"]:
-        per = " / ".join(map(str, r["points_per_subdomain"])) if r["points_per_subdomain"] else ""
-        lines.append(f"| {r['tol']:.0e} | {r['scope']} | {r['points']} | {r['residual_check']:.1e} | {r['wall_s']:.2f} | "
-                     f"{r['iterations']} | {per} | {r['load_avg']:.1f} |")
+        per = " / ".join(map(str, r["points_per_subdomain"])) if r.get("points_per_subdomain") else ""
+        lines.append(f"| {r['tol']:.0e} | {r['rows']} | {r['scope']} | {r['n_modes']} | {r['points']} | "
+                     f"{r['residual']:.1e} | {r['ecm_s']:.2f} | {r['reduce_s']:.1f} | {per} | {r['load_avg']:.1f} |")
     return lines + [""]
 
 
@@ -204,6 +203,77 @@ def scaling_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def rom_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Reduced model vs the built-in solver: `romdask demo` ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py rom`: plate with a hole, two HF training runs (0.004 and 0.008 mm, one cycle),",
+        "`reduce` on a LocalCluster (tol_pod = tol_ecm = 1e-6), prediction of 0.006 mm over the given cycles by the",
+        "ROM and by the built-in solver. Errors: displacement in the time-space L2 norm; von Mises and p as the",
+        "largest pointwise difference over the whole mesh relative to the largest HF value, the ROM fields from the law",
+        "replayed along the reduced strain history (`replay_law`) / from Gappy-POD. Online time after the numba",
+        "compilation.",
+        "",
+        "| nodes | cycles | HF training [s] | offline [s] | HF [s] | online [s] | speedup | modes | points / of | "
+        "error u | error von Mises replay / Gappy | error p replay / Gappy | replay [s] | max indicator | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        lines.append(
+            f"| {r['nodes']:,} | {r['cycles']:g} | {r['hf_training_time']:.1f} | {r['offline_time']:.1f} | "
+            f"{r['hf_time']:.1f} | {r['online_time']:.3f} | {r['speedup']:.0f}x | {r['n_modes']} | "
+            f"{r['n_points']:,} / {r['n_points_full']:,} | {r['error_displacement']:.1e} | "
+            f"{100 * r['error_von_mises']:.2f} % / {100 * r['error_von_mises_gappy']:.2f} % | "
+            f"{100 * r['error_p']:.2f} % / {100 * r['error_p_gappy']:.2f} % | {r['replay_time']:.1f} | "
+            f"{r['max_indicator']:.2g} | {r['load_avg']:.1f} |"
+        )
+    return lines + [""]
+
+
+def rom_calculix_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Reduced model trained on CalculiX vs CalculiX ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py rom_calculix` (`benchmarks/rom_calculix.py`): two ccx training runs (0.004 and",
+        "0.008 mm, one cycle), `reduce` (law replayed), then 0.006 mm by ccx, the built-in solver and the ROM.",
+        "HF stress: the law replayed on ccx's displacements (reproduces ccx's stresses to 5e-5 MPa); ROM stress: the",
+        "law replayed along the reduced strains / Gappy-POD.",
+        "",
+        "| nodes | cycles | ccx solver | ccx [s] | built-in [s] | offline [s] | online [s] | speedup vs ccx | "
+        "vs built-in | error u | error von Mises replay / Gappy | error p replay / Gappy | built-in vs ccx | load |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        lines.append(
+            f"| {r['nodes']:,} | {r['cycles']:g} | {r['ccx_solver']} ({r['ccx_threads']} threads) | "
+            f"{r['ccx_wall_s']:.1f} | {r['builtin_wall_s']:.1f} | {r['offline_s']:.1f} | {r['online_wall_s']:.3f} | "
+            f"{r['speedup_vs_ccx']:.0f}x | {r['speedup_vs_builtin']:.0f}x | {r['error_displacement']:.1e} | "
+            f"{100 * r['error_von_mises']:.2f} % / {100 * r['error_von_mises_gappy']:.2f} % | "
+            f"{100 * r['error_p']:.2f} % / {100 * r['error_p_gappy']:.2f} % | "
+            f"{r['builtin_vs_ccx_displacement']:.1e} | {r['load_avg']:.1f} |"
+        )
+    return lines + [""]
+
+
+def cluster_table(entry: dict) -> list[str]:
+    st = entry["store"]
+    lines = [
+        f"## Offline stage on threads, LocalCluster and SLURM jobs ({entry['date']}, {entry['machine']})",
+        "",
+        f"`python benchmarks/run.py cluster`: `reduce` of a plate store ({st['nodes']:,} nodes, {st['runs']} runs x "
+        f"{st['steps']} steps, {st['subdomains']} subdomains) through `romdask.cluster.cluster_client`; SLURM = the "
+        "single-node SLURM of `scripts/ci/slurm-up.sh` on this machine, one 1-core worker job each. Start = until the "
+        "workers are up; best of the repeats.",
+        "",
+        "| scheduler | workers | start [s] | reduce [s] | close [s] | load |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        lines.append(f"| {r['scheduler']} | {r['workers'] or ''} | {r['start_s']:.1f} | {r['reduce_s']:.1f} | "
+                     f"{r['close_s']:.1f} | {r['load_avg']:.1f} |")
+    return lines + [""]
+
+
 def main() -> None:
     data = json.loads((HERE / "results.json").read_text())
     lines = [
@@ -225,6 +295,12 @@ def main() -> None:
         lines += ecm_table(data["ecm"])
     if "scaling" in data:
         lines += scaling_table(data["scaling"])
+    if "cluster" in data:
+        lines += cluster_table(data["cluster"])
+    if "rom" in data:
+        lines += rom_table(data["rom"])
+    if "rom_calculix" in data:
+        lines += rom_calculix_table(data["rom_calculix"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 
