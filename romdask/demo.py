@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dask.system import CPU_COUNT
 
 from romdask.fem.quadrature import quadrature
 from romdask.hifi import solve
@@ -129,7 +130,7 @@ def run_demo(
     training = [_problem(settings, a, settings.train_cycles) for a in settings.train]
     target = _problem(settings, settings.predict, settings.cycles)
     mesh = target.mesh
-    workers = settings.workers or _cores()
+    workers = settings.workers or CPU_COUNT  # dask's count: affinity and cgroup limits
     store_path = out / "store.zarr"
     store = create_store(store_path, mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
 
@@ -193,12 +194,6 @@ def run_demo(
     if vtu:
         figures["files"].append(_vtu(out, layout, rom.times, u_rom, u_hf, vm_rom, vm_hf, p_rom, p_hf))
     return figures
-
-
-def _cores() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _cell_mean(layout, field: np.ndarray) -> np.ndarray:

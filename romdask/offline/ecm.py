@@ -18,6 +18,7 @@ from dask.delayed import Delayed
 import numpy as np
 import scipy.linalg
 from scipy.optimize import nnls
+from romdask.offline._blas import one_blas_thread
 
 __all__ = ["ECMResult", "integrand_matrix", "ecm", "ecm_subdomains", "ecm_subdomains_graph"]
 
@@ -588,11 +589,13 @@ def _check_indices(idx, n: int, name: str) -> np.ndarray:
 # ---- per-subdomain ECM ---------------------------------------------------------------------
 
 
+@one_blas_thread
 def _local_target(J_k, w_k):
     J_k = np.asarray(J_k, dtype=np.float64)
     return J_k @ _check_weights(np.asarray(w_k).ravel(), J_k.shape[1])
 
 
+@one_blas_thread
 def _local_ecm(J_k, w_k, b_all, tol, local_tol):
     """ECM of one subdomain; returns (result, J_k at its points, b_k)."""
     J_k = np.asarray(J_k, dtype=np.float64)
@@ -611,6 +614,7 @@ def _local_ecm(J_k, w_k, b_all, tol, local_tol):
     return res, cols, np.append(b_k, w_k.sum())
 
 
+@one_blas_thread
 def _merge(locals_, offsets, tol, global_correction):
     t0 = time.perf_counter()
     results = [r for r, _, _ in locals_]

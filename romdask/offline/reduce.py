@@ -25,6 +25,7 @@ from romdask.online.model import ReducedModel
 from romdask.patterns import loads_from_description
 from romdask.store import SnapshotStore, open_snapshots
 
+from ._blas import one_blas_thread
 from .ecm import ecm as ecm_global
 from .ecm import ecm_subdomains_graph
 from .gappy import point_rows, qdeim_points
@@ -119,6 +120,7 @@ def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]
     return vt[:m].T.copy(), s
 
 
+@one_blas_thread
 def _integrand_moments(stress: np.ndarray, fields: np.ndarray, weights: np.ndarray):
     """Per-subdomain pieces of the row compression: the stress Gram matrix of each Voigt
     component ``(6, n_snap, n_snap)`` and the full integrals of the component rows
@@ -130,6 +132,7 @@ def _integrand_moments(stress: np.ndarray, fields: np.ndarray, weights: np.ndarr
     return gram, b
 
 
+@one_blas_thread
 def _integrand_transform(moments: list, n_modes: int, rows: str, compress_tol: float) -> dict:
     """Row scaling and compression shared by every subdomain (small; one task).
 
@@ -163,6 +166,7 @@ def _integrand_transform(moments: list, n_modes: int, rows: str, compress_tol: f
     return {"rows": rows, "bases": bases, "scales": scales, "n_rows": sum(u.shape[1] for u in bases) * n_fields}
 
 
+@one_blas_thread
 def _integrand_block(stress: np.ndarray, fields: np.ndarray, transform: dict) -> np.ndarray:
     """Compressed integrand rows of one block of points ``(n_rows, n_points_k)``.
 
@@ -188,6 +192,7 @@ def _integrand_block(stress: np.ndarray, fields: np.ndarray, transform: dict) ->
 _ECM_COMPRESS = 1e-2  # times tol_ecm
 
 
+@one_blas_thread
 def _global_ecm(J_blocks, weights, tol):
     return ecm_global(np.hstack(J_blocks), weights, tol=tol)
 

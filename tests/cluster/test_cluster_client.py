@@ -199,7 +199,8 @@ def test_cli_reduce_on_a_local_cluster_gives_the_threads_model(small_store, tmp_
     assert "100% Completed" in captured.err  # the progress bar of a distributed cluster
     a, b = ReducedModel.open(tmp_path / "threads.zarr"), ReducedModel.open(tmp_path / "local.zarr")
     np.testing.assert_array_equal(a.point_ids, b.point_ids)
-    np.testing.assert_array_equal(a.weights, b.weights)
+    # ECM weights: MKL in worker processes (other memory alignment) rounds differently, see test_slurm
+    np.testing.assert_allclose(a.weights, b.weights, rtol=1e-6, atol=1e-12 * a.weights.max())
     np.testing.assert_array_equal(a.modes_strain, b.modes_strain)
     # errors of --cluster are reported, not raised
     assert main(["reduce", str(store), "--out", str(tmp_path / "x.zarr"), "--jobs", "2"]) == 1
