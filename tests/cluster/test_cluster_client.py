@@ -71,8 +71,7 @@ def test_an_existing_client_is_used_and_not_closed():
         assert mine.status == "running"
 
 
-def test_temporary_tls_certificates():
-    pytest.importorskip("cryptography")
+def test_temporary_tls_certificates():  # needs cryptography (in the test extra)
     with cluster_client("local", n_workers=1, security=True, **QUIET) as client:
         assert client.scheduler.address.startswith("tls://")
         assert client.submit(abs, -4).result() == 4
