@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from romdask.patterns import describe_loads
 from romdask.problems.plate import plate_n_for_nodes, plate_problem
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
-__all__ = ["DemoSettings", "run_demo"]
+__all__ = ["DemoSettings", "compare", "run_demo", "summary_table"]
 
 FIELDS = ("displacement", "stress", "state")
 log = logging.getLogger("romdask.demo")
@@ -121,8 +121,7 @@ def run_demo(
     """
     from romdask.cluster import cluster_client
     from romdask.offline import reduce
-    from romdask.online import (ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual,
-                                replay_law)
+    from romdask.online import ReducedModel, Scenario, open_full
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,34 +165,60 @@ def run_demo(
     figures["speedup"] = reference.wall_time / rom.wall_time
 
     # 4. errors on the whole mesh: stress and p by Gappy-POD and by replaying the law
-    full = open_full(model_path)
-    hf = open_snapshots(store_path, runs=["reference"])
-    u_hf = hf.displacement.values
-    u_rom = np.asarray(reconstruct_displacement(full, rom))
-    vm_hf, p_hf = von_mises(hf.stress.values), hf.state.values[..., 0]
-    vm_gappy = von_mises(np.asarray(reconstruct_dual(full, rom, "stress")))
-    p_gappy = np.asarray(reconstruct_dual(full, rom, "p"))
-    start = time.perf_counter()
-    replayed = replay_law(full, rom, target.material)
-    figures["replay_time"] = time.perf_counter() - start
-    vm_rom, p_rom = von_mises(replayed["stress"]), replayed["p"]
-    figures.update(
-        error_displacement=_relative(u_rom - u_hf, u_hf),
-        error_von_mises=_max_relative(vm_rom - vm_hf, vm_hf),
-        error_p=_max_relative(p_rom - p_hf, p_hf),
-        error_von_mises_gappy=_max_relative(vm_gappy - vm_hf, vm_hf),
-        error_p_gappy=_max_relative(p_gappy - p_hf, p_hf),
-        max_p=float(p_hf.max()),
-        max_indicator=float(np.max(rom.indicator)),
-        flagged_steps=int(np.count_nonzero(rom.flagged)),
-    )
+    errors, fields = compare(open_full(model_path), rom, open_snapshots(store_path, runs=["reference"]),
+                             target.material)
+    figures.update(errors, max_indicator=float(np.max(rom.indicator)), flagged_steps=int(np.count_nonzero(rom.flagged)))
+    u_rom, u_hf = fields["u_rom"], fields["u_hf"]
     step_error = np.linalg.norm(u_rom - u_hf, axis=1) / np.linalg.norm(u_hf, axis=1).max()
     layout = store.layout
     if plots:
         figures["files"] += _plots(out, model, layout, rom, reference, target, step_error)
     if vtu:
-        figures["files"].append(_vtu(out, layout, rom.times, u_rom, u_hf, vm_rom, vm_hf, p_rom, p_hf))
+        figures["files"].append(_vtu(out, layout, rom.times, fields))
     return figures
+
+
+def compare(full, result, reference, law) -> tuple[dict, dict]:
+    """Errors of a reduced prediction against a high-fidelity run of the same scenario.
+
+    Parameters
+    ----------
+    full : :func:`romdask.online.open_full` of the model that produced ``result``
+    result : the OnlineResult
+    reference : :func:`romdask.store.open_snapshots` of the HF run (displacement, stress, state),
+        the store of the model's training runs (same node and integration-point order)
+    law : the constitutive law (for :func:`romdask.online.replay_law`)
+
+    Returns
+    -------
+    errors : ``error_displacement`` (``||U_rom - U_hf||_F / ||U_hf||_F``, time-space L2);
+        ``error_von_mises`` and ``error_p``, the largest pointwise difference over all times and
+        points relative to the largest HF value, with the ROM fields from the law replayed
+        along the reduced strains; the same from Gappy-POD (``*_gappy``); ``replay_time``
+        (s), ``max_von_mises`` and ``max_p`` of the HF run
+    fields : ``u_rom, u_hf`` (n_t, n_dofs), ``vm_rom, vm_hf, p_rom, p_hf`` (n_t, n_points)
+    """
+    from romdask.online import reconstruct_displacement, reconstruct_dual, replay_law
+
+    fields = {"u_hf": reference.displacement.values, "u_rom": np.asarray(reconstruct_displacement(full, result)),
+              "vm_hf": von_mises(reference.stress.values), "p_hf": reference.state.values[..., 0]}
+    start = time.perf_counter()
+    replayed = replay_law(full, result, law)
+    replay_time = time.perf_counter() - start
+    fields.update(vm_rom=von_mises(replayed["stress"]), p_rom=replayed["p"])
+    vm_gappy = von_mises(np.asarray(reconstruct_dual(full, result, "stress")))
+    p_gappy = np.asarray(reconstruct_dual(full, result, "p"))
+    errors = {
+        "error_displacement": _relative(fields["u_rom"] - fields["u_hf"], fields["u_hf"]),
+        "error_von_mises": _max_relative(fields["vm_rom"] - fields["vm_hf"], fields["vm_hf"]),
+        "error_p": _max_relative(fields["p_rom"] - fields["p_hf"], fields["p_hf"]),
+        "error_von_mises_gappy": _max_relative(vm_gappy - fields["vm_hf"], fields["vm_hf"]),
+        "error_p_gappy": _max_relative(p_gappy - fields["p_hf"], fields["p_hf"]),
+        "replay_time": replay_time,
+        "max_von_mises": float(fields["vm_hf"].max()),
+        "max_p": float(fields["p_hf"].max()),
+    }
+    return errors, fields
 
 
 def _cell_mean(layout, field: np.ndarray) -> np.ndarray:
@@ -205,14 +230,14 @@ def _cell_mean(layout, field: np.ndarray) -> np.ndarray:
     return out / counts.reshape((1, -1) + (1,) * (field.ndim - 2))
 
 
-def _vtu(out: Path, layout, times, u_rom, u_hf, vm_rom, vm_hf, p_rom, p_hf) -> Path:
+def _vtu(out: Path, layout, times, fields: dict) -> Path:
     from romdask.io.vtu import write_vtu_series
 
     n_t, n_nodes = len(times), layout.mesh.n_nodes
-    point = {"displacement_rom": u_rom.reshape(n_t, n_nodes, 3), "displacement_hf": u_hf.reshape(n_t, n_nodes, 3)}
+    point = {f"displacement_{w}": fields[f"u_{w}"].reshape(n_t, n_nodes, 3) for w in ("rom", "hf")}
     point["displacement_error"] = point["displacement_rom"] - point["displacement_hf"]
-    cell = {"von_mises_rom": _cell_mean(layout, vm_rom), "von_mises_hf": _cell_mean(layout, vm_hf),
-            "p_rom": _cell_mean(layout, p_rom), "p_hf": _cell_mean(layout, p_hf)}
+    cell = {f"{q}_{w}": _cell_mean(layout, fields[f"{short}_{w}"])
+            for q, short in (("von_mises", "vm"), ("p", "p")) for w in ("rom", "hf")}
     return write_vtu_series(out / "rom", layout.mesh, times, point, cell)
 
 
