@@ -715,24 +715,22 @@ def _scaling_case(nodes: int, repeats: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_ecm(args) -> dict:
-    nodes = args.nodes[0] if args.nodes else 1000
-    cmd = [sys.executable, __file__, "_child", "ecm", str(nodes), "4"]
+def _child_rows(name: str, nodes: int, extra: str) -> dict:
+    """Run one case in a fresh child process (its own peak memory); print and return its rows."""
+    cmd = [sys.executable, __file__, "_child", name, str(nodes), extra]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     for row in result["rows"]:
         print(json.dumps(row), flush=True)
     return result
+
+
+def run_ecm(args) -> dict:
+    return _child_rows("ecm", args.nodes[0] if args.nodes else 1000, "4")
 
 
 def run_scaling(args) -> dict:
-    nodes = args.nodes[0] if args.nodes else 10000
-    cmd = [sys.executable, __file__, "_child", "scaling", str(nodes), str(args.repeats)]
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    for row in result["rows"]:
-        print(json.dumps(row), flush=True)
-    return result
+    return _child_rows("scaling", args.nodes[0] if args.nodes else 10000, str(args.repeats))
 
 
 def run_pod(args) -> list[dict]:
@@ -795,13 +793,7 @@ def _cluster_case(nodes: int, repeats: int) -> dict:
 
 
 def run_cluster(args) -> dict:
-    nodes = args.nodes[0] if args.nodes else 10000
-    cmd = [sys.executable, __file__, "_child", "cluster", str(nodes), str(args.repeats)]
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    for row in result["rows"]:
-        print(json.dumps(row), flush=True)
-    return result
+    return _child_rows("cluster", args.nodes[0] if args.nodes else 10000, str(args.repeats))
 
 
 def _rom_case(nodes: int, cycles: float) -> dict:
