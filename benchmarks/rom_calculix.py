@@ -48,7 +48,8 @@ def benchmark(args, workdir: Path) -> dict:
 
     from romdask.demo import compare
     from romdask.hifi import solve
-    from romdask.hifi.calculix import calculix_metadata, solve_calculix
+    from romdask.hifi.calculix import solve_calculix
+    from romdask.patterns import run_metadata
     from romdask.offline import reduce
     from romdask.offline.replay import replay
     from romdask.online import ReducedModel, Scenario, open_full
@@ -78,7 +79,7 @@ def benchmark(args, workdir: Path) -> dict:
 
     def ccx(p, name: str):
         writer = store.writer(name, mesh=p.mesh, times=p.times, fields=("displacement",), solver="calculix",
-                              metadata=calculix_metadata(p))
+                              metadata=run_metadata(p))
         return solve_calculix(p, workdir / "ccx" / name, writer=writer, threads=args.threads, **deck_options)
 
     # 1. ccx training runs, one after the other (each uses --threads cores)
@@ -102,7 +103,7 @@ def benchmark(args, workdir: Path) -> dict:
                    ccx_timings_s=reference.timings)
     solve(plate_problem(n=2, n_cycles=0.5))  # numba caches warm: the figure is the solve
     builtin_writer = store.writer("builtin", mesh=mesh, times=target.times, fields=("displacement",), solver="romdask",
-                                  metadata=calculix_metadata(target))
+                                  metadata=run_metadata(target))
     builtin = solve(target, writer=builtin_writer)
     figures.update(builtin_wall_s=builtin.wall_time, builtin_newton_iterations=int(np.sum(builtin.newton_iterations)))
     scenario = Scenario.from_problem(target)

@@ -309,7 +309,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _hifi(args: argparse.Namespace) -> int:
     """Training plan (one run per amplitude) on a reference problem, solved and stored."""
-    from romdask.hifi.calculix import CalculixError, calculix_metadata, run_many
+    from romdask.hifi.calculix import CalculixError, run_many
+    from romdask.patterns import run_metadata
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
     from romdask.store import SnapshotStore, create_store
 
@@ -333,7 +334,7 @@ def _hifi(args: argparse.Namespace) -> int:
             status = {}
             for name, problem in zip(names, problems):
                 writer = store.writer(name, mesh=problem.mesh, times=problem.times, solver="romdask",
-                                      metadata=calculix_metadata(problem), overwrite=True)
+                                      metadata=run_metadata(problem), overwrite=True)
                 result = solve(problem, writer=writer)
                 status[name] = {"status": "written", "wall_time": result.wall_time}
     except (ValueError, FileNotFoundError, CalculixError) as exc:

@@ -25,8 +25,7 @@ from dask.system import CPU_COUNT
 from romdask.fem.quadrature import quadrature
 from romdask.hifi import solve
 from romdask.materials import von_mises
-from romdask.online.model import law_to_json
-from romdask.patterns import describe_loads
+from romdask.patterns import run_metadata
 from romdask.problems.plate import plate_n_for_nodes, plate_problem
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
@@ -69,9 +68,8 @@ def _problem(settings: DemoSettings, amplitude: float, cycles: float):
 
 def _hf_run(store: SnapshotStore, name: str, problem, progress: Callable | None):
     """Built-in solver run written into the store with the metadata ``reduce`` needs."""
-    metadata = {"loads": describe_loads(problem), "material": law_to_json(problem.material)}
     writer = store.writer(name, mesh=problem.mesh, times=problem.times, fields=FIELDS, solver="romdask",
-                          metadata=metadata, overwrite=True, allow_nan=("state",))
+                          metadata=run_metadata(problem), overwrite=True, allow_nan=("state",))
     return solve(problem, writer=writer, fields=FIELDS, progress=progress)
 
 

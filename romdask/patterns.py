@@ -221,3 +221,15 @@ def loads_from_description(
             elements = _index(mesh.element_index, faces[:, 0], where)
             loads.append(Pressure(np.column_stack([elements, faces[:, 1]]), value, _amplitude(entry), name=name))
     return tuple(dirichlet), tuple(loads)
+
+
+def run_metadata(problem: Problem) -> dict[str, Any]:
+    """``{"loads": describe_loads(problem), "material": law_to_json(law)}``: what
+    :func:`romdask.offline.reduce` and ``romdask reduce`` need from a stored run, whatever solver
+    wrote it (``material`` only for a problem with one law)."""
+    from romdask.online.model import law_to_json
+
+    meta: dict[str, Any] = {"loads": describe_loads(problem)}
+    if not isinstance(problem.material, Mapping):
+        meta["material"] = law_to_json(problem.material)
+    return meta

@@ -12,13 +12,13 @@ import pytest
 from romdask.fem.mesh import Mesh
 from romdask.fem.quadrature import quadrature, strain
 from romdask.hifi.calculix import (
-    CalculixError, calculix_metadata, read_problem, run_ccx, run_many, solve_calculix, write_deck,
+    CalculixError, read_problem, run_ccx, run_many, solve_calculix, write_deck,
 )  # fmt: skip
 from romdask.io.run import ReaderError
 from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.offline.replay import integrate_history
-from romdask.patterns import describe_loads
+from romdask.patterns import describe_loads, run_metadata
 from romdask.problem import Problem
 from romdask.problems.plate import plate_problem
 
@@ -238,7 +238,7 @@ def test_run_many_into_store_then_reduce(tmp_path):
     runs = store.runs(complete_only=True)
     assert sorted(runs) == names
     assert runs[names[0]]["solver"] == "calculix"
-    assert runs[names[0]]["metadata"] == json.loads(json.dumps(calculix_metadata(problems[0])))
+    assert runs[names[0]]["metadata"] == json.loads(json.dumps(run_metadata(problems[0])))
     ds = open_snapshots(tmp_path / "store.zarr")
     assert ds.displacement.shape == (2 * len(problems[0].times), problems[0].mesh.n_dofs)
     # the stored run is the in-memory run, node by node (store dof order: node_id, component)

@@ -24,10 +24,11 @@ import time
 import numpy as np
 import pytest
 
-from romdask.hifi.calculix import calculix_metadata, run_many, solve_calculix
+from romdask.hifi.calculix import run_many, solve_calculix
 from romdask.materials import von_mises
 from romdask.offline import reduce
 from romdask.offline.replay import replay
+from romdask.patterns import run_metadata
 from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual, replay_law
 from romdask.problems.plate import plate_problem
 from romdask.store import SnapshotStore, open_snapshots
@@ -66,7 +67,7 @@ def calculix_rom(tmp_path, n: int, increments: int) -> dict:
     # reference: ccx on the unseen case, into the same store (not trained on)
     store = SnapshotStore.open(store_path)
     writer = store.writer("reference", mesh=target.mesh, times=target.times, fields=("displacement", "stress"),
-                          solver="calculix", metadata=calculix_metadata(target))
+                          solver="calculix", metadata=run_metadata(target))
     reference = solve_calculix(target, tmp_path / "ccx" / "reference", writer=writer, fields=("displacement", "stress"))
     figures["ccx_reference_time"] = reference.wall_time
     assert replay(store_path, law, runs=["reference"], fields=("stress_law", "state")) == {"reference": "written"}

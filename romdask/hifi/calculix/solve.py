@@ -16,9 +16,10 @@ from romdask.hifi.calculix.deck import loaded_at_start, write_deck
 from romdask.hifi.calculix.runner import CalculixRun, run_ccx
 from romdask.io.calculix import read_calculix
 from romdask.io.run import FieldSpec, Frame, Run
+from romdask.patterns import run_metadata
 from romdask.problem import Problem
 
-__all__ = ["CalculixResult", "calculix_metadata", "calculix_run", "run_many", "solve_calculix"]
+__all__ = ["CalculixResult", "calculix_run", "run_many", "solve_calculix"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +48,6 @@ class CalculixResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def calculix_metadata(problem: Problem) -> dict[str, Any]:
-    """``{"loads": describe_loads(problem), "material": law_to_json(law)}``: what
-    :func:`romdask.offline.reduce` and ``romdask reduce`` need from a stored run (``material``
-    only for a problem with one law)."""
-    from romdask.online.model import law_to_json
-    from romdask.patterns import describe_loads
-
-    meta: dict[str, Any] = {"loads": describe_loads(problem)}
-    if not isinstance(problem.material, Mapping):
-        meta["material"] = law_to_json(problem.material)
-    return meta
-
-
 def _ip_output(fields: Sequence[str]) -> tuple[str, ...]:
     bad = [f for f in fields if f not in _FIELDS]
     if bad:
@@ -73,7 +61,7 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
 
     Frames at ``problem.times``: t = 0 (zero displacement, stress and state) unless a condition
     is nonzero there, then CalculiX's increments. ``metadata`` defaults to
-    :func:`calculix_metadata`.
+    :func:`romdask.patterns.run_metadata`.
 
     Raises
     ------
@@ -108,7 +96,7 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
 
     out_times = problem.times if zero_frame else expected
     return replace(run, times=out_times, fields=wanted, frames=frames, solver="calculix",
-                   metadata=dict(metadata if metadata is not None else calculix_metadata(problem)))
+                   metadata=dict(metadata if metadata is not None else run_metadata(problem)))
 
 
 def _n_points(mesh) -> int:
@@ -140,7 +128,7 @@ def solve_calculix(
     workdir : folder of the deck and ccx's files (created)
     writer : object with ``write(step, time, fields)`` / ``close()`` (e.g.
         ``store.writer(name, mesh=problem.mesh, times=problem.times, fields=...,
-        metadata=calculix_metadata(problem))``), as for :func:`romdask.hifi.solve`; default:
+        metadata=run_metadata(problem))``), as for :func:`romdask.hifi.solve`; default:
         in memory
     fields : subset of ("displacement", "strain", "stress", "state"); the last three come from
         ``*EL PRINT`` (7 significant digits), "state" is CalculiX's SDV
@@ -287,7 +275,7 @@ def run_many(
         folder.mkdir(parents=True, exist_ok=True)
         deck = write_deck(problem, folder / f"{_safe_name(name)}.inp", ip_output=ip if ip else False, **deck_options)
         tasks.append(dask.delayed(_run_task, pure=False)(
-            str(deck), str(store_path), name, calculix_metadata(problem), tuple(fields), threads,
+            str(deck), str(store_path), name, run_metadata(problem), tuple(fields), threads,
             timeout, overwrite, problem, dask_key_name=f"ccx-{name}-{dask.base.tokenize(str(deck))}"))
     if client is None:
         from romdask.store.ingest import _active_client
