@@ -49,7 +49,7 @@ def benchmark(args, workdir: Path) -> dict:
     from romdask.demo import compare
     from romdask.hifi import solve
     from romdask.hifi.calculix import solve_calculix
-    from romdask.patterns import run_metadata
+    from romdask.problem.patterns import run_metadata
     from romdask.offline import reduce
     from romdask.offline.replay import replay
     from romdask.online import ReducedModel, Scenario, open_full

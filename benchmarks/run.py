@@ -595,7 +595,7 @@ def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0
     """Two built-in-solver runs of the quarter plate (displacement loading, ``cycles`` cycles,
     amplitudes 6 and 4 per mil) written to a store with K subdomains; returns figures + the law."""
     from romdask.hifi import solve
-    from romdask.patterns import describe_loads
+    from romdask.problem.patterns import describe_loads
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
     from romdask.store import create_store
 

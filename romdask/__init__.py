@@ -7,7 +7,7 @@ high-fidelity solver (:mod:`romdask.hifi`) and reference problems (:mod:`romdask
 """
 
 from romdask.fem.mesh import CellBlock, Mesh
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
 from romdask.problem import Problem
 
 __version__ = "0.1.0"

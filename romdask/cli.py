@@ -175,11 +175,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _training_law(store, law_file: str | None):
-    """The law: from --law (a JSON file as romdask.online.model.law_to_json writes) or from the
+    """The law: from --law (a JSON file as romdask.materials.law_to_json writes) or from the
     runs' metadata["material"], which must then agree between runs."""
     import json
 
-    from romdask.online.model import law_from_json
+    from romdask.materials import law_from_json
 
     if law_file:
         return law_from_json(json.loads(Path(law_file).read_text()))
@@ -189,7 +189,7 @@ def _training_law(store, law_file: str | None):
     if missing or not entries:
         raise ValueError(
             f"runs {missing or '(none)'} carry no metadata['material']: pass --law law.json "
-            "(romdask.online.model.law_to_json of the law) or write runs with "
+            "(romdask.materials.law_to_json of the law) or write runs with "
             "metadata={'material': law_to_json(law), ...}"
         )
     distinct = {json.dumps(e, sort_keys=True) for e in entries.values()}
@@ -263,7 +263,7 @@ def _predict(args: argparse.Namespace) -> int:
     """Cyclic scenario on a saved model: summary, arrays (.npz) and optionally VTU fields."""
     import numpy as np
 
-    from romdask.loads import cyclic
+    from romdask.problem.loads import cyclic
     from romdask.online import OnlineConvergenceError, OnlineOptions, ReducedModel, Scenario
 
     try:
@@ -310,7 +310,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _hifi(args: argparse.Namespace) -> int:
     """Training plan (one run per amplitude) on a reference problem, solved and stored."""
     from romdask.hifi.calculix import CalculixError, run_many
-    from romdask.patterns import run_metadata
+    from romdask.problem.patterns import run_metadata
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
     from romdask.store import SnapshotStore, create_store
 

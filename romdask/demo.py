@@ -25,7 +25,7 @@ from dask.system import CPU_COUNT
 from romdask.fem.quadrature import quadrature
 from romdask.hifi import solve
 from romdask.materials import von_mises
-from romdask.patterns import run_metadata
+from romdask.problem.patterns import run_metadata
 from romdask.problems.plate import plate_n_for_nodes, plate_problem
 from romdask.store import SnapshotStore, create_store, open_snapshots
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
 
 
 def test_amplitude_interpolates_and_holds_outside():

@@ -1,4 +1,4 @@
-"""Load-pattern descriptions (romdask.patterns): solver ids, JSON round trip, store metadata."""
+"""Load-pattern descriptions (romdask.problem.patterns): solver ids, JSON round trip, store metadata."""
 
 import dataclasses
 import json
@@ -9,8 +9,8 @@ import pytest
 from romdask.fem.mesh import CellBlock, Mesh
 from romdask.fem.partition import partition, renumber
 from romdask.fem.quadrature import nodal_force_vector, pressure_vector
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, ramp
-from romdask.patterns import describe_loads, loads_from_description
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, ramp
+from romdask.problem.patterns import describe_loads, loads_from_description
 from romdask.problem import Problem
 from romdask.problems.cube import cube_problem
 from romdask.problems.meshing import box

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from romdask.fem.mesh import CellBlock, Mesh
-from romdask.loads import Dirichlet, Pressure
+from romdask.problem.loads import Dirichlet, Pressure
 from romdask.problem import Problem
 
 NODES = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1.0]])

@@ -17,15 +17,13 @@ import numpy as np
 from romdask.fem.quadrature import internal_force, pressure_vector, quadrature, strain
 from romdask.hifi.assembly import assemble_stiffness, max_asymmetry, sparsity
 from romdask.hifi.linear import LinearSolver, SingularMatrixError
-from romdask.loads import NodalForce, Pressure
+from romdask.problem.loads import NodalForce, Pressure
 from romdask.problem import Problem
 
 __all__ = ["ConvergenceError", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
 
 logger = logging.getLogger(__name__)
 
-#: Laws whose consistent tangent is symmetric (associative von Mises with linear hardening).
-_SYMMETRIC_LAWS = ("LinearElastic", "CalculixViscoplastic")
 _FIELDS = ("displacement", "strain", "stress", "state")
 
 
@@ -60,9 +58,8 @@ class SolverOptions:
     linear_solver : {"auto", "pardiso", "superlu"}
     symmetric : bool or None
         Use the symmetric (upper-triangle) solver. None: when every law is known to have a
-        symmetric tangent (attribute ``symmetric_tangent`` of the law, else its class among
-        LinearElastic / CalculixViscoplastic); an unsymmetric tangent met at run time switches
-        to the unsymmetric solver.
+        symmetric tangent (class attribute ``symmetric_tangent``); an unsymmetric tangent met
+        at run time switches to the unsymmetric solver.
     split_at_breakpoints : bool
         Split an output interval at the amplitude breakpoints inside it (load reversals).
     """
@@ -205,13 +202,7 @@ def _breakpoints(problem: Problem) -> np.ndarray:
 def _symmetric(laws, option: bool | None) -> bool:
     if option is not None:
         return bool(option)
-    for law in laws:
-        flag = getattr(law, "symmetric_tangent", None)
-        if flag is None:
-            flag = type(law).__name__ in _SYMMETRIC_LAWS
-        if not flag:
-            return False
-    return True
+    return all(law.symmetric_tangent for law in laws)
 
 
 class _Materials:
@@ -232,7 +223,8 @@ class _Materials:
                 n_pts = len(pts)
             buf = None if pts is None else (np.empty((n_pts, 6)), np.empty((n_pts, 6)), np.empty((n_pts, 6, 6)))
             self.groups.append({"law": law, "points": pts, "state": law.initial_state(n_pts),
-                                "trial": law.initial_state(n_pts), "buf": buf})
+                                "trial": law.initial_state(n_pts), "buf": buf,
+                                "temperature": np.zeros((n_pts, 2))})  # no thermal loads yet
         self.stress = np.zeros((n, 6))
         self.tangent = np.zeros((n, 6, 6))
         self.n_state = max((g["law"].n_state for g in self.groups), default=0)
@@ -242,11 +234,12 @@ class _Materials:
         for g in self.groups:
             law, pts = g["law"], g["points"]
             if pts is None:
-                failed += int(law.kernel(eps, g["state"], dt, t, law.params, self.stress, self.tangent, g["trial"]))
+                failed += int(law.kernel(eps, g["state"], dt, t, g["temperature"], law.params, self.stress, self.tangent,
+                                         g["trial"]))
             else:
                 e, s, d = g["buf"]
                 np.take(eps, pts, axis=0, out=e)
-                failed += int(law.kernel(e, g["state"], dt, t, law.params, s, d, g["trial"]))
+                failed += int(law.kernel(e, g["state"], dt, t, g["temperature"], law.params, s, d, g["trial"]))
                 self.stress[pts] = s
                 self.tangent[pts] = d
         return failed

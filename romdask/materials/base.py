@@ -1,38 +1,80 @@
 """The constitutive-law interface shared by every material of :mod:`romdask.materials`.
 
-A law is a frozen dataclass deriving from :class:`Material`. It owns its parameters (validated in
-``__post_init__``), packs them into a 1-D float64 array (:attr:`Material.params`) and exposes a
-numba kernel that integrates many integration points at once::
+A law is a frozen dataclass deriving from :class:`Material`, registered with
+:func:`~romdask.materials.registry.register_law` (its name, JSON form and whitelisting). It owns
+its parameters (validated in ``__post_init__``), packs them into a 1-D float64 array
+(:attr:`Material.params`) and exposes a numba kernel that integrates many integration points at
+once::
 
-    n_failed = kernel(strain, state_old, dt, time, params, stress, tangent, state_new)
+    n_failed = kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new)
 
 with ``strain (n, 6)`` the total strain at t_{n+1} (Voigt ``xx yy zz xy xz yz``, engineering
-shear), ``state_old (n, n_state)`` at t_n, ``dt`` the increment length and ``time`` = t_{n+1}.
-Outputs are written into ``stress (n, 6)`` (tensor components), ``tangent (n, 6, 6)`` with
-``tangent[i, j] = d stress_i / d strain_j`` (engineering-shear columns) and
-``state_new (n, n_state)``. The return value counts the points whose local integration failed
-(the caller cuts the increment); a failed point gets the elastic trial stress, the elastic
-tangent and ``state_new = state_old``.
+shear), ``state_old (n, n_state)`` at t_n, ``dt`` the increment length, ``time`` = t_{n+1} and
+``temperature (n, 2)`` the temperature of each point at t_n and t_{n+1} (laws without thermal
+behaviour ignore it). Outputs are written into ``stress (n, 6)`` (tensor components),
+``tangent (n, 6, 6)`` with ``tangent[i, j] = d stress_i / d strain_j`` (engineering-shear
+columns) and ``state_new (n, n_state)``. The return value counts the points whose local
+integration failed (the caller cuts the increment); a failed point gets the elastic trial
+stress, the elastic tangent and ``state_new = state_old``.
+
+A law writes one scalar ``point(strain, state_old, dt, time, temperature, params, stress,
+tangent, state_new) -> 0 | 1`` function for one integration point (1-D views) and gets its
+kernel from :func:`point_loop`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from typing import Any, ClassVar
 
 import numpy as np
+from numba import njit, prange
 
-__all__ = ["Material", "von_mises"]
+__all__ = ["Material", "point_loop", "von_mises"]
+
+
+def point_loop(point: Any) -> Any:
+    """The parallel kernel of a law from its one-point function (see the module docstring).
+
+    Parameters
+    ----------
+    point : a ``numba.njit`` function ``point(strain, state_old, dt, time, temperature, params,
+        stress, tangent, state_new) -> int`` on the 1-D rows of one integration point.
+
+    Returns
+    -------
+    ``kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new)
+    -> n_failed``, ``@njit(parallel=True, cache=True)``, one ``prange`` iteration per point.
+
+    Notes
+    -----
+    Points are independent (no reduction but the failure count), so the kernel gives the same
+    bits as a serial loop over ``point``. numba caches the kernel per point function (the
+    closure variable is part of its cache key).
+    """
+
+    @njit(parallel=True, cache=True)
+    def kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):  # pragma: no cover
+        n_failed = 0
+        for i in prange(strain.shape[0]):
+            n_failed += point(strain[i], state_old[i], dt, time, temperature[i], params, stress[i], tangent[i],
+                              state_new[i])
+        return n_failed
+
+    return kernel
 
 
 class Material(ABC):
     """Base class of constitutive laws (subclasses are frozen dataclasses).
 
-    Subclasses define ``state_names`` (class attribute), :attr:`params` and :attr:`kernel`.
+    Subclasses define ``state_names`` (class attribute), :attr:`params` and :attr:`kernel`, and
+    set ``symmetric_tangent = True`` when their consistent tangent is always symmetric (solvers
+    then use a symmetric factorization; an unsymmetric tangent met at run time still switches
+    the built-in solver to the unsymmetric one).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    symmetric_tangent: ClassVar[bool] = False
 
     @property
     def n_state(self) -> int:
@@ -47,8 +89,8 @@ class Material(ABC):
     @property
     @abstractmethod
     def kernel(self) -> Any:
-        """The numba kernel ``kernel(strain, state_old, dt, time, params, stress, tangent,
-        state_new) -> n_failed`` (see the module docstring)."""
+        """The numba kernel ``kernel(strain, state_old, dt, time, temperature, params, stress,
+        tangent, state_new) -> n_failed`` (see the module docstring)."""
 
     def initial_state(self, n_points: int) -> np.ndarray:
         """Virgin state of ``n_points`` integration points, shape ``(n_points, n_state)``."""
@@ -62,6 +104,8 @@ class Material(ABC):
         state_old: np.ndarray,
         dt: float,
         time: float,
+        *,
+        temperature: np.ndarray | None = None,
         out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Integrate the law over one increment at every point.
@@ -72,6 +116,8 @@ class Material(ABC):
         state_old : (n, n_state) state at the start of the increment.
         dt : increment length.
         time : time at the end of the increment.
+        temperature : optional (n, 2) temperature at the start and end of the increment
+            (default 0; laws without thermal behaviour ignore it).
         out : optional preallocated ``(stress (n, 6), tangent (n, 6, 6), state_new (n, n_state))``
             float64 C-contiguous arrays.
 
@@ -94,6 +140,12 @@ class Material(ABC):
                 f"state_old must have shape ({n}, {self.n_state}) for {type(self).__name__}; "
                 f"got {state_old.shape}. Use initial_state(n) for a virgin state."
             )
+        if temperature is None:
+            temperature = np.zeros((n, 2))
+        temperature = np.ascontiguousarray(temperature, dtype=np.float64)
+        if temperature.shape != (n, 2):
+            raise ValueError(f"temperature must have shape ({n}, 2) (start and end of the increment); "
+                             f"got {temperature.shape}.")
         if out is None:
             stress = np.empty((n, 6))
             tangent = np.empty((n, 6, 6))
@@ -111,7 +163,7 @@ class Material(ABC):
                         f"got {arr.dtype} {arr.shape}."
                     )
         n_failed = self.kernel(
-            strain, state_old, float(dt), float(time), self.params, stress, tangent, state_new
+            strain, state_old, float(dt), float(time), temperature, self.params, stress, tangent, state_new
         )
         return stress, tangent, state_new, int(n_failed)
 

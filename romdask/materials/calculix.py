@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from romdask.materials.base import Material
+from romdask.materials.base import Material, point_loop
+from romdask.materials.registry import register_law
 from romdask.materials.elastic import check_elastic_constants
 
 __all__ = ["CalculixViscoplastic", "calculix_point", "calculix_kernel"]
@@ -113,7 +114,7 @@ def _elastic_out(emec, epl, um2, al, um, stress, tangent):
 
 
 @njit(cache=True)
-def calculix_point(strain, state_old, dt, time, params, stress, tangent, state_new):
+def calculix_point(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):
     """One integration point of incplas_lin.f; returns 1 if the local Newton failed, else 0.
 
     ``state = [p, eps_p (6, tensor shear), back stress (6), viscoplastic rate]`` (CalculiX SDV).
@@ -233,17 +234,6 @@ def calculix_point(strain, state_old, dt, time, params, stress, tangent, state_n
     return 0
 
 
-@njit(parallel=True, cache=True)
-def calculix_kernel(strain, state_old, dt, time, params, stress, tangent, state_new):
-    """Parallel kernel of :class:`CalculixViscoplastic` (see :mod:`romdask.materials.base`)."""
-    n = strain.shape[0]
-    n_failed = 0
-    for i in prange(n):
-        n_failed += calculix_point(
-            strain[i], state_old[i], dt, time, params, stress[i], tangent[i], state_new[i]
-        )
-    return n_failed
-
 
 def _check_table(name: str, table: Any) -> tuple[tuple[float, float], ...]:
     arr = np.array(table, dtype=np.float64)
@@ -269,6 +259,10 @@ def _check_table(name: str, table: Any) -> tuple[tuple[float, float], ...]:
     return tuple((float(s), float(e)) for s, e in arr)
 
 
+#: parallel kernel of the law (see :mod:`romdask.materials.base`)
+calculix_kernel = point_loop(calculix_point)
+
+@register_law
 @dataclass(frozen=True)
 class CalculixViscoplastic(Material):
     """CalculiX 2.20's small-strain law: ``*ELASTIC`` + ``*PLASTIC`` (+ ``*CREEP,LAW=NORTON``).
@@ -312,6 +306,8 @@ class CalculixViscoplastic(Material):
         "back_xx", "back_yy", "back_zz", "back_xy", "back_xz", "back_yz",
         "rate",
     )  # fmt: skip
+    #: associative von Mises flow with linear hardening segments: symmetric consistent tangent
+    symmetric_tangent: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_elastic_constants(self.young, self.poisson)

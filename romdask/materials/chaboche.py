@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from romdask.materials.base import Material
+from romdask.materials.base import Material, point_loop
+from romdask.materials.registry import register_law
 from romdask.materials.elastic import check_elastic_constants
 
 __all__ = ["Chaboche", "chaboche_point", "chaboche_kernel"]
@@ -42,7 +43,7 @@ def _residual(dp, s_tr, xb, p_n, dt, prm, mu):
 
 
 @njit(cache=True)
-def chaboche_point(strain, state_old, dt, time, params, stress, tangent, state_new):
+def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):
     """One point, backward Euler; state = [p, eps_p (6, tensor shear), X (6)].
 
     Returns 1 (and the trial stress, elastic tangent, old state) if the local solve fails.
@@ -171,18 +172,11 @@ def chaboche_point(strain, state_old, dt, time, params, stress, tangent, state_n
     return 0
 
 
-@njit(parallel=True, cache=True)
-def chaboche_kernel(strain, state_old, dt, time, params, stress, tangent, state_new):
-    """Parallel kernel of :class:`Chaboche` (see :mod:`romdask.materials.base`)."""
-    n = strain.shape[0]
-    n_failed = 0
-    for i in prange(n):
-        n_failed += chaboche_point(
-            strain[i], state_old[i], dt, time, params, stress[i], tangent[i], state_new[i]
-        )
-    return n_failed
 
+#: parallel kernel of the law (see :mod:`romdask.materials.base`)
+chaboche_kernel = point_loop(chaboche_point)
 
+@register_law
 @dataclass(frozen=True)
 class Chaboche(Material):
     """Chaboche unified viscoplasticity (von Mises, Norton, Voce + Armstrong-Frederick).

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from romdask.materials.base import Material
+from romdask.materials.base import Material, point_loop
+from romdask.materials.registry import register_law
 
 __all__ = ["LinearElastic", "elastic_point", "elastic_kernel", "check_elastic_constants"]
 
@@ -22,7 +23,7 @@ def check_elastic_constants(young: float, poisson: float) -> None:
 
 
 @njit(cache=True)
-def elastic_point(strain, state_old, dt, time, params, stress, tangent, state_new):
+def elastic_point(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):
     """One point: stress = D strain (engineering shear in, tensor stress out)."""
     young = params[0]
     nu = params[1]
@@ -43,18 +44,11 @@ def elastic_point(strain, state_old, dt, time, params, stress, tangent, state_ne
     return 0
 
 
-@njit(parallel=True, cache=True)
-def elastic_kernel(strain, state_old, dt, time, params, stress, tangent, state_new):
-    """Parallel kernel of :class:`LinearElastic` (see :mod:`romdask.materials.base`)."""
-    n = strain.shape[0]
-    n_failed = 0
-    for i in prange(n):
-        n_failed += elastic_point(
-            strain[i], state_old[i], dt, time, params, stress[i], tangent[i], state_new[i]
-        )
-    return n_failed
 
+#: parallel kernel of the law (see :mod:`romdask.materials.base`)
+elastic_kernel = point_loop(elastic_point)
 
+@register_law
 @dataclass(frozen=True)
 class LinearElastic(Material):
     """Isotropic linear elasticity (CalculiX ``*ELASTIC``).
@@ -73,6 +67,7 @@ class LinearElastic(Material):
     poisson: float
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    symmetric_tangent: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_elastic_constants(self.young, self.poisson)

@@ -20,9 +20,9 @@ import numpy as np
 import scipy.linalg
 
 from romdask.fem.quadrature import nodal_force_vector, pressure_vector, quadrature
-from romdask.loads import Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Dirichlet, NodalForce, Pressure
 from romdask.online.model import ReducedModel
-from romdask.patterns import loads_from_description
+from romdask.problem.patterns import loads_from_description
 from romdask.store import SnapshotStore, open_snapshots
 
 from ._blas import one_blas_thread
@@ -66,7 +66,7 @@ def _patterns(store: SnapshotStore, names: Sequence[str], all_runs: dict) -> dic
         if description is None:
             raise ValueError(
                 f"run {name!r} has no load description; write runs with "
-                "metadata={'loads': describe_loads(problem)} (romdask.patterns.describe_loads)."
+                "metadata={'loads': describe_loads(problem)} (romdask.problem.patterns.describe_loads)."
             )
         dirichlet, loads = loads_from_description(store.layout.mesh, description)
         sig = _signature(dirichlet, loads)

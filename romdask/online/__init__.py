@@ -1,15 +1,29 @@
 """The online stage: the reduced model artifact, scenarios, the reduced Newton solver, the error
-indicator and the reconstruction of full fields."""
+indicator and the reconstruction of full fields.
 
-from romdask.online.model import FORMAT, FULL_KEYS, LAWS, VERSION, ReducedModel, open_full_modes
-from romdask.online.reconstruct import FullBases, open_full, reconstruct_displacement, reconstruct_dual, replay_law
+Importing it loads numpy, numba and zarr only: the reconstruction of full fields
+(:mod:`romdask.online.reconstruct`, lazy dask arrays over the model's full bases) is imported on
+first use of its names.
+"""
+
+from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes
 from romdask.online.scenario import Scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
+
+_RECONSTRUCT = ("FullBases", "open_full", "reconstruct_displacement", "reconstruct_dual", "replay_law")
+
+
+def __getattr__(name: str):
+    if name in _RECONSTRUCT:
+        from romdask.online import reconstruct
+
+        return getattr(reconstruct, name)
+    raise AttributeError(f"module 'romdask.online' has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT",
     "FULL_KEYS",
-    "LAWS",
     "VERSION",
     "FullBases",
     "OnlineConvergenceError",

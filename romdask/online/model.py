@@ -31,29 +31,24 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
-from romdask.materials.base import Material
-from romdask.materials.calculix import CalculixViscoplastic
-from romdask.materials.chaboche import Chaboche
-from romdask.materials.elastic import LinearElastic
-from romdask.store.layout import codecs
+from romdask.materials import Material, law_from_json, law_to_json
+from romdask.serialize import compressors, plain
 
-__all__ = ["FORMAT", "FULL_KEYS", "VERSION", "LAWS", "ReducedModel", "open_full_modes"]
+if TYPE_CHECKING:  # the solver imports this module
+    from romdask.online.scenario import Scenario
+    from romdask.online.solver import OnlineOptions, OnlineResult
+
+__all__ = ["FORMAT", "FULL_KEYS", "VERSION", "ReducedModel", "open_full_modes"]
 
 FORMAT = "romdask-reduced-model"
 VERSION = 1
-#: the only law classes a model may hold and :meth:`ReducedModel.open` may construct
-LAWS: dict[str, type[Material]] = {
-    "LinearElastic": LinearElastic,
-    "CalculixViscoplastic": CalculixViscoplastic,
-    "Chaboche": Chaboche,
-}
 _LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
 #: arrays a model may carry under full/ (see :meth:`ReducedModel.save`)
 FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "strain", "lifting_strain")
@@ -94,62 +89,6 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
     return names
 
 
-def _plain(obj: Any, where: str) -> Any:
-    """``obj`` as plain JSON types (tuples -> lists, numpy -> Python); ValueError if impossible."""
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: keys must be strings for JSON; got {k!r}.")
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "biuf":
-            raise ValueError(f"{where}: only numeric arrays are JSON-serializable; got {obj.dtype}.")
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return _plain(obj.item(), where)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise ValueError(
-        f"{where}: {type(obj).__name__} is not JSON-serializable; give numbers, strings, lists "
-        "and dicts only."
-    )
-
-
-def law_to_json(law: Material) -> dict[str, Any]:
-    """``{"type": class name, "parameters": constructor arguments}`` of a whitelisted law."""
-    name = type(law).__name__
-    if LAWS.get(name) is not type(law):
-        raise ValueError(
-            f"law type {type(law).__module__}.{type(law).__qualname__} cannot be stored in a "
-            f"reduced model; use one of {sorted(LAWS)}."
-        )
-    params = {f.name: getattr(law, f.name) for f in fields(law) if f.init}
-    return {"type": name, "parameters": _plain(params, f"{name} parameters")}
-
-
-def law_from_json(entry: Any) -> Material:
-    """The law described by ``entry`` (see :func:`law_to_json`); only classes of :data:`LAWS`."""
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("parameters"), Mapping):
-        raise ValueError(f"a law entry must be {{'type': ..., 'parameters': {{...}}}}; got {entry!r}.")
-    name = entry.get("type")
-    cls = LAWS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"unknown law type {name!r} in the reduced model; this romdask reads only "
-            f"{sorted(LAWS)} (no other class is ever imported)."
-        )
-    allowed = {f.name for f in fields(cls) if f.init}
-    extra = sorted(set(entry["parameters"]) - allowed)
-    if extra:
-        raise ValueError(f"law {name} has unknown parameters {extra}; allowed: {sorted(allowed)}.")
-    try:
-        return cls(**entry["parameters"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"law {name} cannot be rebuilt from its stored parameters: {exc}") from None
 
 
 def checksum(arr: np.ndarray) -> str:
@@ -172,7 +111,8 @@ class ReducedModel:
     point_ids : (r,) int, distinct global integration-point indices in the training store.
     materials : sequence of ``(law, points)``, ``points`` indices into ``0..r-1``; together they
         cover every reduced point exactly once. Laws must be LinearElastic, CalculixViscoplastic
-        or Chaboche (stored by class name and parameters).
+        or Chaboche, or any law of the registry (stored by class name and parameters,
+        :func:`romdask.materials.law_to_json`).
     load_vectors : (q, n) reduced external loads, one row per load pattern.
     load_names : (q,) unique names of the load patterns.
     initial_state : (r, n_state_max) internal variables at t=0, ``n_state_max`` the largest
@@ -290,7 +230,7 @@ class ReducedModel:
 
         if not isinstance(self.metadata, Mapping):
             raise ValueError(f"metadata must be a dict; got {type(self.metadata).__name__}.")
-        meta = _plain(self.metadata, "metadata")
+        meta = plain(self.metadata, "metadata")
         json.dumps(meta)
         put("metadata", meta)
 
@@ -391,7 +331,7 @@ class ReducedModel:
         }
 
     # ------------------------------------------------------------------ online
-    def solve(self, scenario: Any, options: Any = None) -> Any:
+    def solve(self, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
         """Run the reduced Newton solver on ``scenario``: :func:`romdask.online.solver.solve`."""
         from romdask.online.solver import solve
 
@@ -490,7 +430,7 @@ class ReducedModel:
             )
 
     def _write(self, path: Path, full: Mapping[str, Any], compression: str | None) -> None:
-        comp = codecs(compression)
+        comp = compressors(compression)
         root = zarr.open_group(path, mode="w-", zarr_format=3)
         arrays = self.arrays()
         for name, arr in arrays.items():
@@ -524,7 +464,7 @@ class ReducedModel:
         ------
         ValueError
             Not a reduced model, another format version, an unknown law type (no class outside
-            :data:`LAWS` is ever imported), a checksum mismatch (names the array) or an invalid
+            :data:`romdask.materials.LAWS` is ever imported), a checksum mismatch (names the array) or an invalid
             model.
         """
         root = _open_root(path)

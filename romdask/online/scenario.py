@@ -13,7 +13,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from romdask.loads import Amplitude
+from romdask.problem.loads import Amplitude
 
 __all__ = ["Scenario", "Coefficient"]
 
@@ -36,7 +36,7 @@ class Scenario:
     ----------
     times : (n_t,) strictly increasing output times; ``times[0]`` is the time of the model's
         initial state (the first result row), every later time is the end of one increment.
-    coefficients : pattern name -> :class:`~romdask.loads.Amplitude`, a callable ``c(t)``
+    coefficients : pattern name -> :class:`~romdask.problem.loads.Amplitude`, a callable ``c(t)``
         returning a scalar (or a one-element array), or a constant float. The factor of the
         model's UNIT pattern: ``value * amplitude(t)`` of a problem's load or prescribed
         displacement.
@@ -93,11 +93,11 @@ class Scenario:
     @classmethod
     def from_problem(cls, problem: Any) -> Scenario:
         """The scenario of a :class:`~romdask.problem.Problem`: its times and, for every pattern,
-        ``value * amplitude(t)`` (names as in :func:`romdask.patterns.describe_loads`).
+        ``value * amplitude(t)`` (names as in :func:`romdask.problem.patterns.describe_loads`).
 
         Dirichlet conditions with value 0 are listed in :attr:`homogeneous`.
         """
-        from romdask.patterns import describe_loads
+        from romdask.problem.patterns import describe_loads
 
         description = describe_loads(problem)
         coefficients: dict[str, Coefficient] = {}

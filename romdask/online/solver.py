@@ -138,6 +138,7 @@ class _Laws:
                 "law": law, "kernel": law.kernel, "params": law.params, "points": points, "whole": whole,
                 "state": np.ascontiguousarray(model.initial_state[points, : law.n_state]),
                 "trial": np.empty((n_g, law.n_state)),
+                "temperature": np.zeros((n_g, 2)),  # no thermal loads yet
                 "strain": None if whole else np.empty((n_g, 6)),
                 "stress": stress if whole else np.empty((n_g, 6)),
                 "tangent": tangent if whole else np.empty((n_g, 6, 6)),
@@ -152,7 +153,8 @@ class _Laws:
             else:
                 e = g["strain"]
                 gather(strain, g["points"], e)
-            failed += int(g["kernel"](e, g["state"], dt, t, g["params"], g["stress"], g["tangent"], g["trial"]))
+            failed += int(g["kernel"](e, g["state"], dt, t, g["temperature"], g["params"], g["stress"], g["tangent"],
+                                      g["trial"]))
             if not g["whole"]:
                 scatter(g["stress"], g["points"], self.stress)
                 scatter(g["tangent"], g["points"], self.tangent)

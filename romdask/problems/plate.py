@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from romdask.fem.mesh import Mesh
-from romdask.loads import Amplitude, Dirichlet, Pressure, cyclic
+from romdask.problem.loads import Amplitude, Dirichlet, Pressure, cyclic
 from romdask.problem import Problem
 from romdask.problems.meshing import boundary_faces, box, box_node_count, convert, map_nodes, nodes_where, surface_where
 

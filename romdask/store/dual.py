@@ -18,7 +18,9 @@ import zarr
 
 from romdask.io.run import FieldSpec
 
-from .layout import codecs, subdomain_key
+from romdask.serialize import compressors
+
+from .layout import subdomain_key
 from .writer import SnapshotStore
 
 __all__ = ["commit_ip_fields", "create_ip_field", "write_ip_block"]
@@ -49,7 +51,7 @@ def create_ip_field(store: SnapshotStore, run: str, name: str, n_components: int
         n_k = int(lay.ip_offsets[k + 1] - lay.ip_offsets[k])
         fg.create_array(subdomain_key(k), shape=(n_steps, n_k, int(n_components)),
                         chunks=(step_chunk, max(n_k, 1), max(int(n_components), 1)), dtype="f8",
-                        compressors=codecs(store.compression), fill_value=np.nan)
+                        compressors=compressors(store.compression), fill_value=np.nan)
 
 
 def write_ip_block(store_path: str | Path, run: str, name: str, k: int, data: np.ndarray) -> None:

@@ -6,7 +6,6 @@ the snapshot data itself is handled by :mod:`romdask.store.writer` and :mod:`rom
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,9 @@ __all__ = [
     "STEP_CHUNK",
     "VERSION",
     "StoreLayout",
-    "codecs",
     "ip_layout",
     "ip_map",
     "is_store",
-    "jsonable",
     "mesh_difference",
     "node_map",
     "read_layout",
@@ -47,15 +44,6 @@ def subdomain_key(k: int) -> str:
     return f"s{k:04d}"
 
 
-def codecs(compression: str | None):
-    """The zarr ``compressors`` argument for a compression name ("lz4" or None)."""
-    if compression is None or compression == "none":
-        return None
-    if compression == "lz4":
-        return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
-    if compression == "zstd":
-        return [zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
-    raise ValueError(f"unknown compression {compression!r}; use 'lz4' (default), 'zstd' or None")
 
 
 def ip_layout(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -292,19 +280,3 @@ def source_info(paths) -> list[dict]:
         out.append({"path": str(p), "name": p.name, "size": p.stat().st_size, "sha256": sha256(p)})
     return out
 
-
-def jsonable(obj):
-    """``obj`` with numpy scalars/arrays turned into JSON types (for zarr attrs)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    return obj

@@ -16,16 +16,15 @@ import zarr
 
 from romdask.fem.mesh import Mesh
 from romdask.io.run import FieldSpec, Run
+from romdask.serialize import compressors, jsonable
 
 from .layout import (
     FORMAT,
     STEP_CHUNK,
     VERSION,
     StoreLayout,
-    codecs,
     ip_map,
     is_store,
-    jsonable,
     mesh_difference,
     node_map,
     read_layout,
@@ -96,7 +95,7 @@ def create_store(
     if path.exists() and any(path.iterdir()) and not overwrite:
         what = "a romdask snapshot store" if is_store(path) else "not empty"
         raise FileExistsError(f"{path} exists ({what}); open it with SnapshotStore.open or pass overwrite=True")
-    codecs(compression)  # validate early
+    compressors(compression)  # validate early
     if int(step_chunk) < 1:
         raise ValueError(f"step_chunk must be >= 1; got {step_chunk}")
     smesh, part = store_mesh(mesh, n_subdomains, partition, seed)
@@ -321,7 +320,7 @@ class RunWriter:
             # same number of chunks, as even as possible: the padded last chunk stays small
             n_chunks = -(-len(self.times) // self.step_chunk)
             self.step_chunk = -(-len(self.times) // n_chunks)
-        self.compressors = codecs(store.compression)
+        self.compressors = compressors(store.compression)
         existing = store.runs().get(run_name)
         if existing is not None:
             if existing.get("status") == "complete" and not overwrite:

@@ -3,8 +3,8 @@
 import pytest
 
 from romdask.hifi import solve
-from romdask.online.model import law_to_json
-from romdask.patterns import describe_loads
+from romdask.materials import law_to_json
+from romdask.problem.patterns import describe_loads
 from romdask.problems.plate import plate_problem
 from romdask.store import create_store
 

@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from romdask.hifi import ConvergenceError, SolverOptions, have_pardiso, solve
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
 from romdask.materials import CalculixViscoplastic, Chaboche, LinearElastic, Material
 from romdask.problem import Problem
 from romdask.problems.meshing import box, convert, map_nodes
@@ -224,7 +224,7 @@ def test_ratcheting_chaboche_matches_material_driver():
 
 
 @njit(cache=True)
-def _limited_kernel(strain, state_old, dt, time, params, stress, tangent, state_new):
+def _limited_kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):
     """Elastic law that 'fails' where the strain changes by more than params[2] in one increment;
     its state is the strain of the last converged increment."""
     E, nu, limit = params[0], params[1], params[2]

@@ -15,10 +15,10 @@ from romdask.hifi.calculix import (
     CalculixError, read_problem, run_ccx, run_many, solve_calculix, write_deck,
 )  # fmt: skip
 from romdask.io.run import ReaderError
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.offline.replay import integrate_history
-from romdask.patterns import describe_loads, run_metadata
+from romdask.problem.patterns import describe_loads, run_metadata
 from romdask.problem import Problem
 from romdask.problems.plate import plate_problem
 

@@ -28,7 +28,7 @@ from romdask.hifi.calculix import run_many, solve_calculix
 from romdask.materials import von_mises
 from romdask.offline import reduce
 from romdask.offline.replay import replay
-from romdask.patterns import run_metadata
+from romdask.problem.patterns import run_metadata
 from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual, replay_law
 from romdask.problems.plate import plate_problem
 from romdask.store import SnapshotStore, open_snapshots

@@ -14,7 +14,7 @@ import pytest
 from romdask.fem.mesh import CellBlock, Mesh
 from romdask.hifi.calculix import run_ccx
 from romdask.hifi.calculix import write_deck as calculix_deck
-from romdask.loads import Amplitude, Dirichlet
+from romdask.problem.loads import Amplitude, Dirichlet
 from romdask.materials import CalculixViscoplastic
 from romdask.problem import Problem
 

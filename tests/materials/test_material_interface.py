@@ -47,7 +47,7 @@ def test_parallel_kernel_equals_scalar_loop(name):
         ref_s, ref_t, ref_n = np.empty((n, 6)), np.empty((n, 6, 6)), np.empty_like(state)
         nf_ref = 0
         for i in range(n):
-            nf_ref += point(eps[i], state[i], 0.1, 0.1 * (k + 1), law.params,
+            nf_ref += point(eps[i], state[i], 0.1, 0.1 * (k + 1), np.zeros(2), law.params,
                             ref_s[i], ref_t[i], ref_n[i])  # fmt: skip
         assert nf == nf_ref == 0
         # bit-for-bit: same scalar code, no reductions across points

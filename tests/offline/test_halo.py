@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dask
 from dask.core import get_dependencies
 import numpy as np
 import pytest
@@ -11,9 +10,6 @@ from romdask.offline import local_snapshots, subdomain_halos, submesh
 from romdask.problems.plate import plate_mesh
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
-
-def _raise_on_compute(*args, **kwargs):
-    raise RuntimeError("a graph-building function computed something")
 
 
 def _random_store(path, n_subdomains: int, n_runs: int = 2, n_steps: int = 5):
@@ -28,13 +24,13 @@ def _random_store(path, n_subdomains: int, n_runs: int = 2, n_steps: int = 5):
 
 
 @pytest.mark.parametrize("n_subdomains", [1, 2, 4])
-def test_local_arrays_are_global_slices(tmp_path, n_subdomains):
+def test_local_arrays_are_global_slices(tmp_path, n_subdomains, raise_on_compute):
     store = _random_store(tmp_path / "s.zarr", n_subdomains)
     layout = store.layout
     U = open_snapshots(store.path).displacement.data
     assert U.numblocks == (2, n_subdomains)  # one block per (run, subdomain)
     halos = subdomain_halos(layout)
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         L = local_snapshots(U, halos)
     U_np = U.compute(scheduler="sync")
     L_np = L.compute(scheduler="sync")

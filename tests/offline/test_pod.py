@@ -19,9 +19,6 @@ from romdask.store import SnapshotStore, create_store, open_snapshots
 N_RUNS, N_STEPS = 3, 20  # 60 snapshots
 
 
-def _raise_on_compute(*args, **kwargs):
-    raise RuntimeError("a graph-building function computed something")
-
 
 def _snapshots(mesh, decay=0.7, seed=0):
     """(n_snap, n_dofs) snapshots in ``mesh``'s numbering with singular values decay**i."""
@@ -244,12 +241,12 @@ def test_blas_pinned_to_one_thread_in_block_tasks(stores, monkeypatch):
     assert len(calls) >= 4 * 3 and set(calls) == {1}
 
 
-def test_graph_building_computes_nothing(stores):
+def test_graph_building_computes_nothing(stores, raise_on_compute):
     _, _, by_k = stores
     store, U, _ = by_k[4]
     res = pod(U, tol=1e-3)
     P = mass_product(store.layout)
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         g1 = gram(U)
         g2 = gram(U, P)
         c = inner(U[:5], U, P)
@@ -379,10 +376,10 @@ def test_store_mass_product_equals_the_global_mass_matrix(stores):
     np.testing.assert_allclose(R.T @ R, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
 
 
-def test_graph_building_with_store_references_computes_nothing(stores):
+def test_graph_building_with_store_references_computes_nothing(stores, raise_on_compute):
     _, _, by_k = stores
     store, _, _ = by_k[4]
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         U = open_snapshots(store.path, row_chunks="subdomain").displacement.data
         P = mass_product(store.path)
         graphs = [gram(U), gram(U, P), inner(U[:3], U, P), tsqr_r(U), tsqr_r(U, P), strains(U, store.path),
@@ -401,7 +398,7 @@ def _graph_bytes(*arrays) -> int:
     return len(cloudpickle.dumps(graph))
 
 
-def test_graph_size_does_not_grow_with_the_mesh(tmp_path):
+def test_graph_size_does_not_grow_with_the_mesh(tmp_path, raise_on_compute):
     """With the store given (path), graphs carry references, not sub-meshes. A 2.06x larger
     mesh: the Euclidean POD graph keeps its size; the L2 / strain graphs grow only by their halo
     index arrays (interface-sized, ~ nodes^(2/3) = 1.62x), and stay far below the graphs that
@@ -418,7 +415,7 @@ def test_graph_size_does_not_grow_with_the_mesh(tmp_path):
                 for t in range(3):
                     w.write(t, float(t), {"displacement": np.full((mesh.n_nodes, 3), r + t + 1.0)})
         U = open_snapshots(path, row_chunks="subdomain").displacement.data
-        with dask.config.set(scheduler=_raise_on_compute):
+        with raise_on_compute():
             euclid[n] = _graph_bytes(gram(U), tsqr_r(U))
             sizes[n] = _graph_bytes(gram(U, mass_product(path)), tsqr_r(U, mass_product(path)), strains(U, path))
             lay = SnapshotStore.open(path).layout

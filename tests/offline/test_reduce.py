@@ -13,7 +13,7 @@ from romdask.offline import inner
 from romdask.offline.gappy import qdeim_points
 from romdask.offline.reduce import reduce
 from romdask.online.model import ReducedModel
-from romdask.patterns import describe_loads, loads_from_description
+from romdask.problem.patterns import describe_loads, loads_from_description
 from romdask.problems.plate import plate_problem
 from romdask.store import create_store, open_snapshots
 

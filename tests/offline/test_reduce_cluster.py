@@ -16,8 +16,8 @@ from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 
 from romdask.hifi import solve  # noqa: E402
 from romdask.offline.reduce import reduce  # noqa: E402
-from romdask.online.model import law_to_json  # noqa: E402
-from romdask.patterns import describe_loads  # noqa: E402
+from romdask.materials import law_to_json  # noqa: E402
+from romdask.problem.patterns import describe_loads  # noqa: E402
 from romdask.problems.plate import plate_problem  # noqa: E402
 from romdask.store import create_store, open_snapshots  # noqa: E402
 

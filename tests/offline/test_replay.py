@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dask
 import numpy as np
 import pytest
 
@@ -10,13 +9,10 @@ from romdask.fem.quadrature import quadrature, strain
 from romdask.hifi.builtin import solve
 from romdask.offline import replay, strains
 from romdask.problems.plate import plate_problem
-from romdask.store import SnapshotStore, create_store, open_run, open_snapshots
+from romdask.store import create_store, open_run, open_snapshots
 
 FIELDS = ("displacement", "stress", "state")
 
-
-def _raise_on_compute(*args, **kwargs):
-    raise RuntimeError("a graph-building function computed something")
 
 
 class _Tee:
@@ -53,12 +49,12 @@ def solved(tmp_path_factory):
 
 
 @pytest.mark.parametrize("K", [1, 4])
-def test_strains_equal_global_strain(solved, K):
+def test_strains_equal_global_strain(solved, K, raise_on_compute):
     problem, stores = solved
     store = stores[K]
     layout = store.layout
     U = open_snapshots(store.path, runs=["ref"]).displacement.data
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         eps = strains(U, layout)
     assert eps.shape == (U.shape[0], layout.n_points, 6)
     assert eps.chunks[1] == tuple(np.diff(layout.ip_offsets))
@@ -71,10 +67,10 @@ def test_strains_equal_global_strain(solved, K):
 
 
 @pytest.mark.parametrize("K", [1, 4])
-def test_lazy_replay_equals_the_solver_output(solved, K):
+def test_lazy_replay_equals_the_solver_output(solved, K, raise_on_compute):
     problem, stores = solved
     store = stores[K]
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         out = replay(store.path, problem.material, runs=["ref"], write=False)
     ref = open_run(store.path, "ref")
     stress, state = out["ref"]["stress"].compute(), out["ref"]["state"].compute()
@@ -106,13 +102,13 @@ def test_replay_unknown_run(solved):
         replay(stores[1].path, problem.material, runs=["nope"], write=False)
 
 
-def test_strains_from_the_store_path_read_submeshes_in_tasks(solved):
+def test_strains_from_the_store_path_read_submeshes_in_tasks(solved, raise_on_compute):
     """strains(U, path): sub-meshes read inside the tasks (tiny graph), same values as with the
     layout (sub-meshes embedded); also on one block per subdomain."""
     _, stores = solved
     store = stores[4]
     U = open_snapshots(store.path, runs=["ref"], row_chunks="subdomain").displacement.data
-    with dask.config.set(scheduler=_raise_on_compute):
+    with raise_on_compute():
         a, b = strains(U, store.path), strains(U, store.layout)
     assert not any("submesh" in str(k) for k in dict(a.__dask_graph__()))
     np.testing.assert_array_equal(a.compute(), b.compute())

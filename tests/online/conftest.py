@@ -8,7 +8,7 @@ import pytest
 
 from romdask.hifi import solve
 from romdask.hifi.builtin import SolverOptions
-from romdask.patterns import describe_loads
+from romdask.problem.patterns import describe_loads
 from romdask.problems.plate import plate_problem
 from romdask.store import create_store, open_snapshots
 

@@ -6,7 +6,7 @@ import meshio
 import numpy as np
 
 from romdask.cli import main
-from romdask.loads import cyclic
+from romdask.problem.loads import cyclic
 from romdask.offline import reduce
 from romdask.online import ReducedModel, Scenario
 

@@ -255,7 +255,7 @@ def test_materials_cover_each_point_once():
     class MyElastic(LinearElastic):
         pass
 
-    with pytest.raises(ValueError, match="cannot be stored"):
+    with pytest.raises(ValueError, match="is not registered"):
         ReducedModel(**_with(materials=((cx, pts_cx), (MyElastic(1.0, 0.2), pts_ch))))
 
 

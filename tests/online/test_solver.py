@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from romdask.fem.quadrature import internal_force, quadrature
-from romdask.loads import Amplitude
+from romdask.problem.loads import Amplitude
 from romdask.materials import von_mises
 from romdask.offline.reduce import reduce
 from romdask.online import (

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from romdask.loads import Dirichlet, Pressure
+from romdask.problem.loads import Dirichlet, Pressure
 from romdask.problem import Problem
 from romdask.problems import (
     boundary_faces,
@@ -21,7 +21,7 @@ from romdask.problems import (
     specimen_mesh,
     specimen_problem,
 )
-from romdask.loads import cyclic
+from romdask.problem.loads import cyclic
 
 # geometric helpers shared with the sibling test module (loaded by path: tests/ is no package)
 _spec = importlib.util.spec_from_file_location("_romdask_test_meshing", __file__.replace("test_reference_problems.py", "test_meshing.py"))

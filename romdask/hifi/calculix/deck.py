@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.problem import Problem
 

@@ -15,8 +15,8 @@ import numpy as np
 from romdask.hifi.calculix.deck import loaded_at_start, write_deck
 from romdask.hifi.calculix.runner import CalculixRun, run_ccx
 from romdask.io.calculix import read_calculix
-from romdask.io.run import FieldSpec, Frame, Run
-from romdask.patterns import run_metadata
+from romdask.io.run import Frame, Run
+from romdask.problem.patterns import run_metadata
 from romdask.problem import Problem
 
 __all__ = ["CalculixResult", "calculix_run", "run_many", "solve_calculix"]
@@ -61,7 +61,7 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
 
     Frames at ``problem.times``: t = 0 (zero displacement, stress and state) unless a condition
     is nonzero there, then CalculiX's increments. ``metadata`` defaults to
-    :func:`romdask.patterns.run_metadata`.
+    :func:`romdask.problem.patterns.run_metadata`.
 
     Raises
     ------

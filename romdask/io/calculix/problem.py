@@ -26,7 +26,7 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.inp import _Line, _float, _int, _keyword, _lines, _params, _tokens, read_inp
 from romdask.io.run import ReaderError
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
 from romdask.problem import Problem
 
 __all__ = ["read_problem"]

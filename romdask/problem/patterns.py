@@ -8,7 +8,7 @@ subdomain by subdomain, so the description names nodes and elements by their SOL
 Store it with a run written by the built-in solver::
 
     from romdask.hifi import solve
-    from romdask.patterns import describe_loads, loads_from_description
+    from romdask.problem.patterns import describe_loads, loads_from_description
 
     writer = store.writer(name, mesh=problem.mesh, times=problem.times,
                           metadata={"loads": describe_loads(problem)})
@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from romdask.fem.mesh import Mesh
-from romdask.loads import Amplitude, Dirichlet, NodalForce, Pressure
-from romdask.problem import Problem
+from romdask.materials.registry import law_to_json
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.problem.problem import Problem
 
 __all__ = ["DESCRIPTION_VERSION", "describe_loads", "loads_from_description"]
 
@@ -227,8 +228,6 @@ def run_metadata(problem: Problem) -> dict[str, Any]:
     """``{"loads": describe_loads(problem), "material": law_to_json(law)}``: what
     :func:`romdask.offline.reduce` and ``romdask reduce`` need from a stored run, whatever solver
     wrote it (``material`` only for a problem with one law)."""
-    from romdask.online.model import law_to_json
-
     meta: dict[str, Any] = {"loads": describe_loads(problem)}
     if not isinstance(problem.material, Mapping):
         meta["material"] = law_to_json(problem.material)

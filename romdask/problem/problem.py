@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from romdask.fem.mesh import Mesh
-from romdask.loads import Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Dirichlet, NodalForce, Pressure
 
 if TYPE_CHECKING:
     from romdask.materials import Material

@@ -1,0 +1,20 @@
+"""The problem definition: a boundary-value :class:`Problem` (mesh, laws, conditions, times), its
+load patterns x amplitude tables, and their JSON description in solver ids (what a stored run
+keeps so that ``reduce`` and ``predict`` can rebuild the patterns on any numbering)."""
+
+from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.patterns import describe_loads, loads_from_description, run_metadata
+from romdask.problem.problem import Problem
+
+__all__ = [
+    "Amplitude",
+    "Dirichlet",
+    "NodalForce",
+    "Pressure",
+    "Problem",
+    "cyclic",
+    "describe_loads",
+    "loads_from_description",
+    "ramp",
+    "run_metadata",
+]
