@@ -51,7 +51,6 @@ def _demo(args: argparse.Namespace) -> int:
         f"{', '.join(f'{a:g}' for a in settings.train)} mm ({settings.train_cycles:g} cycle each), "
         f"predicting {settings.predict:g} mm over {settings.cycles:g} cycles; output in {args.out}"
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     figures = run_demo(args.out, settings, progress=_progress_bar, plots=not args.no_plots)
     rows = summary_table(figures, settings)
     width = max(len(label) for label, _ in rows)
@@ -429,9 +428,22 @@ def main(argv: list[str] | None = None) -> int:
     hifi.set_defaults(func=_hifi)
 
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _logging(args.verbose)
     return args.func(args)
+
+
+def _logging(verbose: int) -> None:
+    """romdask's messages at WARNING (-v: INFO, -vv: DEBUG) on stderr; dask and distributed only
+    from ERROR (-v: WARNING, -vv: INFO): a LocalCluster's start-up and shutdown lines (scheduler,
+    nannies, closed comms) are not the user's business unless they ask."""
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    quiet = ("error", "warning", "info")[min(verbose, 2)]
+    import dask.config  # distributed sets its loggers' levels from this config when first imported
+
+    dask.config.set({f"logging.{name}": quiet for name in ("distributed", "bokeh", "tornado")})
+    for name in ("distributed", "dask", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(quiet.upper())
 
 
 if __name__ == "__main__":  # pragma: no cover

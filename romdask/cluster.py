@@ -37,7 +37,7 @@ import dask.config
 import dask_jobqueue  # noqa: F401  (registers the jobqueue.* defaults before any dask.config.set)
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-__all__ = ["BLAS_ENV", "cluster_client", "job_script", "load_config", "progress_bar"]
+__all__ = ["BLAS_ENV", "active_client", "cluster_client", "job_script", "load_config", "progress_bar"]
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +360,17 @@ def cluster_client(
             with Client(cluster) as client:
                 log.info("dask dashboard: %s", client.dashboard_link)
                 yield client
+
+
+def active_client():
+    """The current default ``distributed.Client`` (the one library functions run on), or None
+    when dask's local schedulers are in use."""
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
 
 
 # ---- progress -----------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import re
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -117,17 +116,6 @@ def _interrupted_creation(path: Path) -> bool:
     return not mesh_done and not has_runs
 
 
-def _active_client():
-    if "distributed" not in sys.modules:  # no Client can exist; importing it costs ~0.25 s
-        return None
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def ingest(
     sources: Iterable[str | Path | Run],
     store_path: str | Path,
@@ -200,7 +188,9 @@ def ingest(
             )
     else:
         store = None
-    client = _active_client()
+    from romdask.cluster import active_client, progress_bar
+
+    client = active_client()
     if store is None:
         first = _load(items[0][1], reader_options)
         if client is None:  # same process: hand the run already read to its task
@@ -216,22 +206,8 @@ def ingest(
                                               dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")
         for name, item in items
     ]
-    if client is not None:
-        futures = client.compute(tasks)
-        if progress:
-            from distributed import progress as dprogress
-
-            dprogress(futures)
-        results = client.gather(futures)
-    else:
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            ctx = ProgressBar()
-        else:
-            ctx = contextlib.nullcontext()
-        with ctx:
-            results = dask.compute(*tasks)
+    with progress_bar(client) if progress else contextlib.nullcontext():
+        results = client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
     status = {name: s for name, s, _ in results}
     errors = [(name, e) for name, _, e in results if e is not None]
     if len(errors) == 1:

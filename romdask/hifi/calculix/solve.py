@@ -278,9 +278,9 @@ def run_many(
             str(deck), str(store_path), name, run_metadata(problem), tuple(fields), threads,
             timeout, overwrite, problem, dask_key_name=f"ccx-{name}-{dask.base.tokenize(str(deck))}"))
     if client is None:
-        from romdask.store.ingest import _active_client
+        from romdask.cluster import active_client
 
-        client = _active_client()
+        client = active_client()
     results = client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
     errors = [(n, e) for n, _, _, e in results if e is not None]
     if errors:
