@@ -19,6 +19,7 @@ from .mesh import Mesh
 __all__ = [
     "BlockQuadrature",
     "Quadrature",
+    "jacobians",
     "quadrature",
     "strain",
     "internal_force",
@@ -98,7 +99,7 @@ class Quadrature:
 # ---- geometry ----------------------------------------------------------------------------
 
 
-def _jacobians(X: np.ndarray, dN: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def jacobians(X: np.ndarray, dN: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """J[e, q, i, j] = dx_i / dxi_j and det J for element coordinates X (n_el, n_en, 3)."""
     J = np.einsum("eai,qaj->eqij", X, dN, optimize=True)
     det = (
@@ -153,7 +154,7 @@ def quadrature(mesh: Mesh) -> Quadrature:
         conn = np.ascontiguousarray(b.connectivity, dtype=np.int64)
         X = mesh.nodes[conn]  # (n_el, n_en, 3)
         dN = el.shape_derivatives(el.points)  # (n_ip, n_en, 3)
-        J, det = _jacobians(X, dN)
+        J, det = jacobians(X, dN)
         _check_det(det, mesh, k)
         inv = np.linalg.inv(J)  # (n_el, n_ip, 3, 3): dxi_j / dx_i
         dNdx = np.einsum("qaj,eqji->eqai", dN, inv, optimize=True)
@@ -380,7 +381,7 @@ def mass_matrix(mesh: Mesh, density: float | np.ndarray = 1.0, *, rule: str = "e
         conn = b.connectivity
         X = mesh.nodes[conn]
         pts, wts = (el.mass_points, el.mass_weights) if rule == "exact" else (el.points, el.weights)
-        _, det = _jacobians(X, el.shape_derivatives(pts))
+        _, det = jacobians(X, el.shape_derivatives(pts))
         _check_det(det, mesh, k)
         N = el.shape(pts)  # (n_q, n_en)
         w = det * wts * rho[offsets[k] : offsets[k + 1], None]

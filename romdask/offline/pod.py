@@ -126,7 +126,7 @@ def _scalar_mass(mesh, density) -> sp.csr_matrix:
     """The scalar consistent mass matrix (n_nodes, n_nodes) of ``mesh``: ``M = M_s (x) I_3``
     in the interleaved dof order, integrated as :func:`romdask.fem.quadrature.mass_matrix`."""
     from romdask.fem.elements import get_element
-    from romdask.fem.quadrature import _jacobians
+    from romdask.fem.quadrature import jacobians
 
     rho = np.broadcast_to(np.asarray(density, np.float64), (mesh.n_elements,))
     rows, cols, vals = [], [], []
@@ -134,7 +134,7 @@ def _scalar_mass(mesh, density) -> sp.csr_matrix:
     for block in mesh.blocks:
         el = get_element(block.type)
         conn = np.asarray(block.connectivity)
-        _, det = _jacobians(mesh.nodes[conn], el.shape_derivatives(el.mass_points))
+        _, det = jacobians(mesh.nodes[conn], el.shape_derivatives(el.mass_points))
         N = el.shape(el.mass_points)
         w = det * el.mass_weights * rho[start : start + len(conn), None]
         start += len(conn)
@@ -566,11 +566,11 @@ def _element_mass_factors(mesh, connectivity, element_type, density):
     """Lower Cholesky factors (n_el, n_en, n_en) of the scalar element mass matrices of some
     elements of one type, integrated as :func:`romdask.fem.quadrature.mass_matrix` ("exact")."""
     from romdask.fem.elements import get_element
-    from romdask.fem.quadrature import _jacobians
+    from romdask.fem.quadrature import jacobians
 
     el = get_element(element_type)
     X = mesh.nodes[connectivity]
-    _, det = _jacobians(X, el.shape_derivatives(el.mass_points))
+    _, det = jacobians(X, el.shape_derivatives(el.mass_points))
     N = el.shape(el.mass_points)
     w = det * el.mass_weights * density[:, None]
     me = np.einsum("eq,qa,qb->eab", w, N, N, optimize=True)

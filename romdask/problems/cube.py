@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from romdask.fem.mesh import Mesh
 from romdask.problem import Problem
 from romdask.problems.meshing import box
-from romdask.problems.plate import _cyclic_problem
+from romdask.problems.plate import cyclic_problem
 
 if TYPE_CHECKING:
     from romdask.materials import Material
@@ -57,7 +57,7 @@ def cube_problem(
     if amplitude is None:
         amplitude = CUBE_DISPLACEMENT if loading == "displacement" else CUBE_PRESSURE
     mesh = cube_mesh(n, element, length)
-    return _cyclic_problem(
+    return cyclic_problem(
         "cube", mesh, amplitude, n_cycles, period, increments_per_cycle, loading,
         material if material is not None else default_cube_material(),
         {"xmin": 0, "ymin": 1, "zmin": 2}, ("zmax", 2), {"n": n, "element": element, "length": length},

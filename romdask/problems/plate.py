@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from romdask.materials import Material
 
 __all__ = [
+    "cyclic_problem",
     "cyclic_times",
     "default_plate_material",
     "plate_mesh",
@@ -46,6 +47,8 @@ __all__ = [
     "plate_n_for_nodes",
     "plate_node_count",
     "plate_problem",
+    "radial_grading",
+    "ring_counts",
     "ring_mesh",
 ]
 
@@ -56,7 +59,8 @@ PLATE_DISPLACEMENT = 0.006
 PLATE_PRESSURE = 120.0
 
 
-def _counts(n: int, n_z: int | None, radial_factor: float) -> tuple[int, int, int]:
+def ring_counts(n: int, n_z: int | None, radial_factor: float) -> tuple[int, int, int]:
+    """Elements (per half arc, radial, through the thickness) of a ring mesh from ``n``."""
     if int(n) < 1:
         raise ValueError(f"n (elements along each half of the quarter arc) must be >= 1; got {n}")
     n = int(n)
@@ -67,7 +71,7 @@ def _counts(n: int, n_z: int | None, radial_factor: float) -> tuple[int, int, in
     return n, m, n_z
 
 
-def _grading(width: float, radius: float, n: int, m: int) -> float:
+def radial_grading(width: float, radius: float, n: int, m: int) -> float:
     """Exponent beta of the radial grading g(r) = (e^{beta r} - 1) / (e^beta - 1) making the first
     radial element on the x axis as long as the tangential element size on the hole."""
     target = np.pi * radius / 4 / n
@@ -182,14 +186,14 @@ def plate_mesh(
     Nodes (C3D8): (2n + 1)(m + 1)(n_z + 1); see :func:`plate_node_count`. Volume W^2 T - pi R^2 T/4
     up to the polygonal hole, error O(n^-2).
     """
-    n, m, n_z = _counts(n, n_z, radial_factor)
-    beta = _grading(width, radius, n, m) if grading is None else float(grading)
+    n, m, n_z = ring_counts(n, n_z, radial_factor)
+    beta = radial_grading(width, radius, n, m) if grading is None else float(grading)
     return ring_mesh((2 * n, m, n_z), width, width, radius, thickness, element, beta)
 
 
 def plate_node_count(n: int, n_z: int | None = None, element: str = "C3D8", radial_factor: float = 1.5) -> int:
     """Exact node count of :func:`plate_mesh` (without building it)."""
-    n, m, n_z = _counts(n, n_z, radial_factor)
+    n, m, n_z = ring_counts(n, n_z, radial_factor)
     return box_node_count((2 * n, m, n_z), element)
 
 
@@ -282,16 +286,18 @@ def plate_problem(
     if amplitude is None:
         amplitude = PLATE_DISPLACEMENT if loading == "displacement" else PLATE_PRESSURE
     mesh = plate_mesh(n, element=element, **mesh_options)
-    return _cyclic_problem(
+    return cyclic_problem(
         "plate", mesh, amplitude, n_cycles, period, increments_per_cycle, loading,
         material if material is not None else default_plate_material(),
         {"xsym": 0, "ysym": 1, "zsym": 2}, ("top", 1), {"n": n, "element": element, **mesh_options},
     )
 
 
-def _cyclic_problem(name, mesh, amplitude, n_cycles, period, increments_per_cycle, loading, material,
-                    symmetry, loaded, mesh_metadata) -> Problem:
-    """Symmetry conditions + a cyclic prescribed displacement or traction on one face."""
+def cyclic_problem(name, mesh, amplitude, n_cycles, period, increments_per_cycle, loading, material,
+                   symmetry, loaded, mesh_metadata) -> Problem:
+    """Symmetry conditions (node set -> fixed component) + a cyclic prescribed displacement or
+    traction on one face (``loaded`` = (node set / surface, component)): the reference problems'
+    common form."""
     if loading not in ("displacement", "pressure"):
         raise ValueError(f"loading must be 'displacement' or 'pressure'; got {loading!r}")
     if period <= 0 or n_cycles <= 0:

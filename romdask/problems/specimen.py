@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from romdask.fem.mesh import Mesh
 from romdask.problem import Problem
-from romdask.problems.plate import _counts, _cyclic_problem, _grading, default_plate_material, ring_mesh
+from romdask.problems.plate import ring_counts, cyclic_problem, radial_grading, default_plate_material, ring_mesh
 
 if TYPE_CHECKING:
     from romdask.materials import Material
@@ -58,8 +58,8 @@ def specimen_mesh(
     -----
     Node count: :func:`romdask.problems.meshing.box_node_count` ((2n, m, n_z), element).
     """
-    n, m, n_z = _counts(n, n_z, radial_factor)
-    beta = _grading(half_width, radius, n, m) if grading is None else float(grading)
+    n, m, n_z = ring_counts(n, n_z, radial_factor)
+    beta = radial_grading(half_width, radius, n, m) if grading is None else float(grading)
     return ring_mesh((2 * n, m, n_z), half_width, half_length, radius, half_thickness, element, beta)
 
 
@@ -94,7 +94,7 @@ def specimen_problem(
     if amplitude is None:
         amplitude = SPECIMEN_DISPLACEMENT if loading == "displacement" else SPECIMEN_PRESSURE
     mesh = specimen_mesh(n, element=element, **mesh_options)
-    return _cyclic_problem(
+    return cyclic_problem(
         "specimen", mesh, amplitude, n_cycles, period, increments_per_cycle, loading,
         material if material is not None else default_plate_material(),
         {"xsym": 0, "ysym": 1, "zsym": 2}, ("top", 1), {"n": n, "element": element, **mesh_options},

@@ -10,18 +10,16 @@ import shutil
 import subprocess
 import sys
 
+import distributed
 import numpy as np
 import pytest
 import yaml
+from dask.system import CPU_COUNT
+from distributed.system import MEMORY_LIMIT
 
-distributed = pytest.importorskip("distributed")
-
-from dask.system import CPU_COUNT  # noqa: E402
-from distributed.system import MEMORY_LIMIT  # noqa: E402
-
-from romdask.cli import main  # noqa: E402
-from romdask.cluster import BLAS_ENV, cluster_client, job_script, load_config  # noqa: E402
-from romdask.online import ReducedModel  # noqa: E402
+from romdask.cli import main
+from romdask.cluster import BLAS_ENV, cluster_client, job_script, load_config
+from romdask.online import ReducedModel
 
 QUIET = {"dashboard_address": ":0"}  # no fixed dashboard port: several clusters may run at once
 

@@ -15,16 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from distributed.diagnostics.plugin import SchedulerPlugin
 
-distributed = pytest.importorskip("distributed")
-
-from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
-
-import romdask  # noqa: E402
-from romdask.cli import main  # noqa: E402
-from romdask.cluster import cluster_client  # noqa: E402
-from romdask.offline.reduce import reduce  # noqa: E402
-from romdask.online import ReducedModel  # noqa: E402
+import romdask
+from romdask.cli import main
+from romdask.cluster import cluster_client
+from romdask.offline.reduce import reduce
+from romdask.online import ReducedModel
 
 
 def _slurm_answers() -> bool:

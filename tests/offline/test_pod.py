@@ -300,7 +300,7 @@ def test_pod_out_of_core_on_a_small_memory_cluster(tmp_path, row_chunks):
     here), so the limit is 350 MB (pausing disabled: it would trigger on the imports alone) and
     the store ~450 MB; each task holds one subdomain column (~15 MB).
     """
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a core dependency: its absence must fail
     store, expected = _large_store(tmp_path / "big.zarr")
     U = open_snapshots(store.path, row_chunks=row_chunks).displacement.data
     limit = 350e6

@@ -7,19 +7,17 @@ import os
 import signal
 import threading
 
+import distributed
 import numpy as np
 import pytest
+from distributed.diagnostics.plugin import SchedulerPlugin
 
-distributed = pytest.importorskip("distributed")
-
-from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
-
-from romdask.hifi import solve  # noqa: E402
-from romdask.offline.reduce import reduce  # noqa: E402
-from romdask.materials import law_to_json  # noqa: E402
-from romdask.problem.patterns import describe_loads  # noqa: E402
-from romdask.problems.plate import plate_problem  # noqa: E402
-from romdask.store import create_store, open_snapshots  # noqa: E402
+from romdask.hifi import solve
+from romdask.materials import law_to_json
+from romdask.offline.reduce import reduce
+from romdask.problem.patterns import describe_loads
+from romdask.problems.plate import plate_problem
+from romdask.store import create_store, open_snapshots
 
 FIELDS = ("displacement", "stress", "state")
 TOL = 1e-5
