@@ -1,6 +1,7 @@
 """Finite-element kernel matching CalculiX 2.20: mesh, elements, quadrature, partitioning."""
 
 from .elements import ELEMENTS, Element, FaceElement, get_element
+from .extrapolate import extrapolation_matrix, ip_to_elements, ip_to_nodes, node_element_counts
 from .mesh import ELEMENT_TYPES, CellBlock, Mesh
 from .partition import Partition, partition, renumber
 from .quadrature import (
@@ -23,6 +24,10 @@ __all__ = [
     "FaceElement",
     "ELEMENTS",
     "get_element",
+    "extrapolation_matrix",
+    "ip_to_elements",
+    "ip_to_nodes",
+    "node_element_counts",
     "BlockQuadrature",
     "Quadrature",
     "quadrature",

@@ -1,13 +1,16 @@
-"""Readers and writers of solver files."""
+"""Readers and writers of solver files; the writers of a prediction's full fields (ParaView
+series and CalculiX .frd)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from romdask.io.fields import PredictionSeries, write_prediction_frd, write_prediction_vtu
 from romdask.io.run import Run
 from romdask.io.vtu import write_vtu_series
 
-__all__ = ["READERS", "read_run", "write_vtu_series"]
+__all__ = ["PredictionSeries", "READERS", "read_run", "write_prediction_frd", "write_prediction_vtu",
+           "write_vtu_series"]
 
 #: file suffix -> (module, reader function); imported only when used
 READERS: dict[str, tuple[str, str]] = {

@@ -118,3 +118,60 @@ def run_ccx(directory: Path, name: str = "run") -> None:
     from romdask.hifi.calculix import run_ccx as _run
 
     _run(Path(directory) / f"{name}.inp", threads=1, timeout=120)
+
+
+#: output cards of the nodal stress decks: the last card fixes the format of the whole .frd
+STRESS_CARDS = {"ascii": ("*NODE FILE", "*EL FILE"), "float64": ("*NODE OUTPUT,DOUBLE", "*ELEMENT OUTPUT,DOUBLE")}
+
+
+def write_stress_deck(directory: Path, element_type: str, encoding: str = "float64", *, name: str = "run",
+                      n=(3, 2, 2), seed: int = 0) -> None:
+    """A distorted 2 x 1 x 1 box (interior nodes moved by up to 0.08), clamped at x = 0 and
+    pulled and bent at the other end into plasticity in 8 increments: non-uniform stress and
+    plastic strain. ``*EL PRINT`` S and PEEQ (integration points, .dat) and ``*NODE`` / ``*EL``
+    file output of U, S, PEEQ (nodal, .frd) in ``encoding``; gapped node and element ids."""
+    coords, cells = box_mesh(element_type, n)
+    top = coords.max(axis=0)
+    inner = np.all((coords > 1e-9) & (coords < top - 1e-9), axis=1)
+    coords = coords + np.where(inner[:, None], np.random.default_rng(seed).uniform(-0.08, 0.08, coords.shape), 0.0)
+    node_ids, el_ids = 1 + 3 * np.arange(len(coords)), 5 + 2 * np.arange(len(cells))
+    lines = ["*HEADING", "romdask extrapolation check", "*NODE, NSET=NALL"]
+    lines += [f"{i},{float(x)!r},{float(y)!r},{float(z)!r}" for i, (x, y, z) in zip(node_ids, coords)]
+    lines.append(f"*ELEMENT,TYPE={element_type},ELSET=EALL")
+    for e, c in zip(el_ids, node_ids[cells]):
+        vals = [str(e)] + [str(v) for v in c]
+        rows = [vals[i : i + 16] for i in range(0, len(vals), 16)]
+        lines += [",".join(r) + ("," if k < len(rows) - 1 else "") for k, r in enumerate(rows)]
+    for set_name, ids in (("FIX", node_ids[np.isclose(coords[:, 0], 0.0)]),
+                          ("LOAD", node_ids[np.isclose(coords[:, 0], top[0])])):  # fmt: skip
+        lines += [f"*NSET,NSET={set_name}"] + [",".join(map(str, ids[i : i + 8])) for i in range(0, len(ids), 8)]
+    lines += ["*MATERIAL,NAME=STEEL", "*ELASTIC", f"{YOUNG!r},{POISSON!r}", "*PLASTIC"]
+    lines += [f"{s!r},{e!r}" for s, e in TABLE]
+    lines += ["*CREEP,LAW=NORTON", ",".join(repr(v) for v in NORTON), "*SOLID SECTION,ELSET=EALL,MATERIAL=STEEL",
+              "*BOUNDARY", "FIX,1,3", "*STEP,INC=1000", "*VISCO,DIRECT,CETOL=1e6", "0.125,1.0",
+              "*BOUNDARY", "LOAD,1,1,0.0025", "LOAD,2,2,0.001"]  # fmt: skip
+    node_card, element_card = STRESS_CARDS[encoding]
+    lines += [node_card, "U", element_card, "S,PEEQ", "*EL PRINT,ELSET=EALL", "S", "*EL PRINT,ELSET=EALL", "PEEQ",
+              "*END STEP"]  # fmt: skip
+    (Path(directory) / f"{name}.inp").write_text("\n".join(lines) + "\n")
+
+
+def mixed_mesh():
+    """A romdask Mesh of one block per element type side by side (boxes of one element or 6
+    tetrahedra), gapped ids (nodes 7, 10, 13, ..., elements from 1000 by 5), an unused node,
+    blocks not in id order."""
+    from romdask.fem.mesh import CellBlock, Mesh
+
+    nodes, blocks, n = [], [], 0
+    for k, t in enumerate(("C3D4", "C3D10", "C3D8", "C3D20R", "C3D20")):
+        x, cells = box_mesh(t, (1, 1, 1))
+        nodes.append(x + [3.0 * k, 0.5 * k, 0.0])
+        blocks.append((t, cells + n))
+        n += len(x)
+    nodes.append([[50.0, 50.0, 50.0]])  # used by no element
+    nodes = np.vstack(nodes) * 1.7 + 0.123
+    node_ids = 7 + 3 * np.arange(len(nodes))
+    sizes = np.array([len(c) for _, c in blocks])
+    first = 1000 + 5 * (sizes.sum() - np.cumsum(sizes))  # the last block gets the lowest ids
+    cell_blocks = [CellBlock(t, c, ids=first[i] + 5 * np.arange(len(c))) for i, (t, c) in enumerate(blocks)]
+    return Mesh(nodes, tuple(cell_blocks), node_ids=node_ids)

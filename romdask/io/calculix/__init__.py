@@ -1,5 +1,6 @@
 """Readers of CalculiX runs: the deck's mesh (.inp), nodal results (.frd), integration-point
-results of ``*EL PRINT`` (.dat), and :func:`read_calculix` combining them into a Run."""
+results of ``*EL PRINT`` (.dat), and :func:`read_calculix` combining them into a Run; the
+``.frd`` writer :func:`write_frd` (results where cgx users look at them)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.dat import DatBlock, DatResults, ip_layout, read_dat
 from romdask.io.calculix.frd import FrdBlock, FrdElements, FrdResults, read_frd
+from romdask.io.calculix.frd_writer import FRD_ENCODINGS, FRD_FIELDS, write_frd
 from romdask.io.calculix.inp import read_inp
 from romdask.io.run import FieldSpec, Frame, ReaderError, Run
 
 __all__ = [
-    "DatBlock", "DatResults", "FrdBlock", "FrdElements", "FrdResults",
-    "read_calculix", "read_dat", "read_frd", "read_inp",
+    "DatBlock", "DatResults", "FRD_ENCODINGS", "FRD_FIELDS", "FrdBlock", "FrdElements", "FrdResults",
+    "read_calculix", "read_dat", "read_frd", "read_inp", "write_frd",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
