@@ -50,7 +50,7 @@ def benchmark(args, workdir: Path) -> dict:
     from romdask.hifi import solve
     from romdask.hifi.calculix import solve_calculix
     from romdask.problem.patterns import run_metadata
-    from romdask.offline import reduce
+    from romdask.offline import ReduceOptions, reduce
     from romdask.offline.replay import replay
     from romdask.online import ReducedModel, Scenario, open_full
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
@@ -89,10 +89,10 @@ def benchmark(args, workdir: Path) -> dict:
 
     # 2. offline
     t0 = time.perf_counter()
-    model, full = reduce(store_path, law, runs=names, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm, return_full=True)
+    reduction = reduce(store_path, law, runs=names, options=ReduceOptions(tol_pod=args.tol_pod, tol_ecm=args.tol_ecm))
     figures["offline_s"] = time.perf_counter() - t0
-    report = model.metadata["reduce"]
-    model_path = model.save(workdir / "model.zarr", full=full)
+    report = reduction.report
+    model_path = reduction.save(workdir / "model.zarr")
     model = ReducedModel.open(model_path)
     figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
                    ecm_residual=report["ecm_residual"], gappy_ranks=report["gappy_ranks"])

@@ -629,7 +629,7 @@ def _ecm_case(nodes: int, n_subdomains: int, tols=(1e-3, 1e-4, 1e-5, 1e-6)) -> d
 
     import dask
 
-    from romdask.offline import reduce
+    from romdask.offline import ReduceOptions, reduce
 
     work = Path(tempfile.mkdtemp(prefix="romdask-bench-ecm-"))
     path = work / "plate.zarr"
@@ -643,8 +643,8 @@ def _ecm_case(nodes: int, n_subdomains: int, tols=(1e-3, 1e-4, 1e-5, 1e-6)) -> d
                 for scope in ("global", "subdomains"):
                     t0 = time.perf_counter()
                     with dask.config.set(scheduler="threads"):
-                        model = reduce(path, law, tol_ecm=tol, ecm_rows=ecm_rows, ecm_scope=scope)
-                    report = model.metadata["reduce"]
+                        options = ReduceOptions(tol_ecm=tol, ecm_rows=ecm_rows, ecm_scope=scope)
+                        report = reduce(path, law, options=options).report
                     rows.append({"tol": tol, "rows": report["ecm_rows"], "scope": scope,
                                  "ecm_s": report["ecm_time"], "reduce_s": time.perf_counter() - t0,
                                  "points": report["ecm_points"], "residual": report["ecm_residual"],

@@ -173,37 +173,29 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_law(store, law_file: str | None):
+def _law(store: str, law_file: str | None):
     """The law: from --law (a JSON file as romdask.materials.law_to_json writes) or from the
-    runs' metadata["material"], which must then agree between runs."""
+    runs' metadata["material"] (romdask.offline.training_law: they must agree)."""
     import json
 
     from romdask.materials import law_from_json
+    from romdask.offline import training_law
 
     if law_file:
-        return law_from_json(json.loads(Path(law_file).read_text()))
-    entries = {name: attrs.get("metadata", {}).get("material") for name, attrs in store.runs().items()
-               if attrs.get("status") == "complete"}
-    missing = sorted(n for n, e in entries.items() if e is None)
-    if missing or not entries:
-        raise ValueError(
-            f"runs {missing or '(none)'} carry no metadata['material']: pass --law law.json "
-            "(romdask.materials.law_to_json of the law) or write runs with "
-            "metadata={'material': law_to_json(law), ...}"
-        )
-    distinct = {json.dumps(e, sort_keys=True) for e in entries.values()}
-    if len(distinct) > 1:
-        raise ValueError(f"the runs were computed with different laws: {sorted(distinct)}; pass --law")
-    return law_from_json(next(iter(entries.values())))
+        try:
+            return law_from_json(json.loads(Path(law_file).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--law {law_file}: cannot read the law ({exc}); give a JSON file written from "
+                             "romdask.materials.law_to_json(law)") from None
+    return training_law(store)
 
 
 def _reduce(args: argparse.Namespace) -> int:
-    from romdask.offline import reduce
-    from romdask.store import SnapshotStore
+    from romdask.offline import ReduceOptions, reduce
 
     try:
-        store = SnapshotStore.open(args.store, mode="r")
-        law = _training_law(store, args.law)
+        options = ReduceOptions(tol_pod=args.tol_pod, tol_ecm=args.tol_ecm)
+        law = _law(args.store, args.law)
     except ValueError as exc:
         print(f"romdask reduce: error: {exc}", file=sys.stderr)
         return 1
@@ -218,13 +210,12 @@ def _reduce(args: argparse.Namespace) -> int:
             if client is not None:
                 print(f"dask dashboard: {client.dashboard_link}", flush=True)
             with progress_bar(client):
-                model, full = reduce(args.store, law, tol_pod=args.tol_pod, tol_ecm=args.tol_ecm,
-                                     return_full=True)
+                reduction = reduce(args.store, law, options=options)
     except (ValueError, FileNotFoundError, TimeoutError, ImportError) as exc:
         print(f"romdask reduce: error: {exc}", file=sys.stderr)
         return 1
-    model.save(out, full=full, overwrite=args.overwrite)  # full bases apart, for reconstructions
-    report = model.metadata["reduce"]
+    reduction.save(out, overwrite=args.overwrite)  # with the full bases and the mesh, for reconstructions
+    model, report = reduction.model, reduction.report
     print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "
           f"(ECM residual {report['ecm_residual']:.2e}), trained on {len(report['training_runs'])} run(s)")
     return 0
@@ -296,11 +287,17 @@ def _predict(args: argparse.Namespace) -> int:
         from romdask.online import open_full, reconstruct_displacement
         from romdask.store import SnapshotStore
 
-        if not args.store:
-            print("romdask predict: error: --vtu needs --store (the training store holds the mesh)", file=sys.stderr)
+        try:
+            full = open_full(args.model)
+            # the training store's mesh (with its sets) if given, else the one saved with the model
+            mesh = SnapshotStore.open(args.store, mode="r").layout.mesh if args.store else full.mesh
+            if mesh is None:
+                raise ValueError("--vtu needs the mesh: the model holds none (saved without it); pass --store "
+                                 "(the training store) or re-save the model with `romdask reduce`")
+            u = np.asarray(reconstruct_displacement(full, result))
+        except ValueError as exc:
+            print(f"romdask predict: error: {exc}", file=sys.stderr)
             return 1
-        mesh = SnapshotStore.open(args.store, mode="r").layout.mesh
-        u = np.asarray(reconstruct_displacement(open_full(args.model), result))
         pvd = write_vtu_series(args.vtu, mesh, result.times, {"displacement": u.reshape(len(result.times), -1, 3)})
         print(f"wrote {pvd}")
     return 0
@@ -410,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="flag steps whose error indicator exceeds this (default 0.1)")
     pred.add_argument("--out", default="prediction.npz", help="arrays of the result (default prediction.npz)")
     pred.add_argument("--vtu", default=None, help="also write the displacement as a VTU series (path stem)")
-    pred.add_argument("--store", default=None, help="the training store (its mesh, for --vtu)")
+    pred.add_argument("--store", default=None,
+                      help="the training store (its mesh with its sets, for --vtu; default: the mesh saved with "
+                           "the model)")
     pred.set_defaults(func=_predict)
 
     hifi = sub.add_parser("hifi", help="run a training plan (one run per amplitude) with CalculiX or the "

@@ -118,7 +118,7 @@ def run_demo(
     increment).
     """
     from romdask.cluster import cluster_client
-    from romdask.offline import reduce
+    from romdask.offline import ReduceOptions, reduce
     from romdask.online import ReducedModel, Scenario, open_full
 
     out = Path(out)
@@ -144,9 +144,9 @@ def run_demo(
     # 2. offline reduction on a LocalCluster
     start = time.perf_counter()
     with cluster_client("local", n_workers=workers):
-        model, full = reduce(store_path, training[0].material, runs=names, tol_pod=settings.tol_pod,
-                             tol_ecm=settings.tol_ecm, return_full=True)
-    model_path = model.save(out / "model.zarr", full=full, overwrite=True)
+        reduction = reduce(store_path, training[0].material, runs=names,
+                           options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
+    model_path = reduction.save(out / "model.zarr", overwrite=True)
     figures["offline_time"] = time.perf_counter() - start
     model = ReducedModel.open(model_path)
     report = model.metadata["reduce"]

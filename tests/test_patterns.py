@@ -10,7 +10,14 @@ from romdask.fem.mesh import CellBlock, Mesh
 from romdask.fem.partition import partition, renumber
 from romdask.fem.quadrature import nodal_force_vector, pressure_vector
 from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, ramp
-from romdask.problem.patterns import describe_loads, loads_from_description
+from romdask.problem.patterns import (
+    describe_loads,
+    load_signature,
+    loads_from_description,
+    mesh_fingerprint,
+    problem_signature,
+    signature_differences,
+)
 from romdask.problem import Problem
 from romdask.problems.cube import cube_problem
 from romdask.problems.meshing import box
@@ -210,3 +217,61 @@ def test_unknown_ids_version_and_kind_are_rejected():
     other = plate_problem(n=3, n_cycles=0.5).mesh
     with pytest.raises(ValueError, match="unknown node id"):
         loads_from_description(other, d)
+
+
+# ---- signatures: the mesh and patterns a reduced model needs a new deck to share -------------
+
+
+@pytest.mark.parametrize("key", ["plate_displacement", "plate_pressure", "cube_pressure", "mixed"])
+def test_signature_is_invariant_to_renumbering(key):
+    """A store renumbers nodes (and elements) subdomain by subdomain: the signature of the
+    patterns rebuilt on the store's mesh is the problem's; also with the blocks split otherwise."""
+    problem = PROBLEMS[key]()
+    reference = problem_signature(problem)
+    new_mesh, _ = renumber(problem.mesh, partition(problem.mesh, 3))
+    assert not np.array_equal(new_mesh.node_ids, problem.mesh.node_ids)
+    dirichlet, loads = _round_trip(problem, new_mesh)
+    assert load_signature(new_mesh, dirichlet, loads) == reference
+    rng = np.random.default_rng(1)
+    offsets = problem.mesh.block_offsets
+    elements = np.concatenate([offsets[k] + rng.permutation(len(b)) for k, b in enumerate(problem.mesh.blocks)])
+    shuffled = problem.mesh.renumbered(rng.permutation(problem.mesh.n_nodes), elements)
+    assert load_signature(shuffled, *_round_trip(problem, shuffled)) == reference
+    merged = Mesh(problem.mesh.nodes, (CellBlock(problem.mesh.blocks[0].type,
+                                                 np.concatenate([b.connectivity for b in problem.mesh.blocks]),
+                                                 problem.mesh.element_ids),), problem.mesh.node_ids)
+    assert mesh_fingerprint(merged) == reference["mesh"]
+    assert signature_differences(reference, json.loads(json.dumps(reference))) == []
+
+
+def test_signature_changes_with_a_pattern_and_says_what_differs():
+    problem = PROBLEMS["mixed"]()
+    reference = problem_signature(problem)
+    pull = problem.dirichlet[1]
+    fewer = dataclasses.replace(pull, nodes=pull.nodes[1:])
+    other = dataclasses.replace(pull, nodes=np.setdiff1d(np.arange(problem.mesh.n_nodes), pull.nodes)[: len(pull.nodes)])
+    cases = {
+        "fewer nodes": (fewer, "pattern 'pull' has 8 nodes instead of 9"),
+        "other nodes": (other, "pattern 'pull' has other nodes (same count, 9)"),
+        "component": (dataclasses.replace(pull, components=(1,)), "pattern 'pull' acts on components [1] instead of [0]"),
+        "renamed": (dataclasses.replace(pull, name="push"), "patterns missing: ['pull']"),
+    }
+    assert len(pull.nodes) == 9
+    for label, (bc, message) in cases.items():
+        changed = dataclasses.replace(problem, dirichlet=(problem.dirichlet[0], bc))
+        differences = signature_differences(reference, problem_signature(changed))
+        assert message in differences, (label, differences)
+    # values and amplitudes are not part of the signature: they are a new scenario
+    scaled = dataclasses.replace(problem, dirichlet=(problem.dirichlet[0], dataclasses.replace(pull, value=5.0)))
+    assert problem_signature(scaled) == reference
+    # a pressure on other faces, another mesh
+    side = problem.loads[1]
+    moved = dataclasses.replace(side, faces=problem.mesh.surfaces["zmax"])
+    differences = signature_differences(reference, problem_signature(
+        dataclasses.replace(problem, loads=(problem.loads[0], moved, problem.loads[2]))))
+    assert any(d.startswith("pattern 'side pressure' has") for d in differences), differences
+    coarse = PROBLEMS["cube_pressure"]()
+    differences = signature_differences(reference, problem_signature(coarse))
+    assert differences[0].startswith("the mesh has") and "patterns missing" in " ".join(differences)
+    with pytest.raises(ValueError, match="version"):
+        signature_differences(reference, {"mesh": reference["mesh"]})

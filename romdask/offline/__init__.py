@@ -1,29 +1,48 @@
 """Offline stage: snapshot POD, subdomain halos, nonintrusive law replay, ECM hyper-reduction,
-Q-DEIM, Gappy-POD, and the reduce pipeline chaining them (romdask.offline)."""
+Q-DEIM, Gappy-POD, and the reduce pipeline composing them as named stages (romdask.offline)."""
 
 from .ecm import ECMResult, ecm, ecm_subdomains, ecm_subdomains_graph, integrand_matrix
 from .gappy import GappyPOD, gappy_pod, point_rows, qdeim, qdeim_points
 from .halo import SubdomainHalo, local_snapshots, subdomain_halos, submesh
+from .hyperreduction import Hyperreduction, full_quadrature, hyperreduce
 from .pod import POD, ProductOperator, combine, gram, inner, mass_product, pod, pod_update
-from .reduce import reduce
+from .reduce import ReduceOptions, Reduction, reduce
 from .replay import replay, strains
+from .stages import DualBases, Gathered, PointFields, assemble, dual_bases, full_bases, gather, point_fields
+from .training import Lifting, TrainingData, lift, training_data, training_law
 
 __all__ = [
+    "DualBases",
     "ECMResult",
     "GappyPOD",
+    "Gathered",
+    "Hyperreduction",
+    "Lifting",
     "POD",
+    "PointFields",
     "ProductOperator",
+    "ReduceOptions",
+    "Reduction",
     "SubdomainHalo",
+    "TrainingData",
+    "assemble",
     "combine",
+    "dual_bases",
     "ecm",
     "ecm_subdomains",
     "ecm_subdomains_graph",
+    "full_bases",
+    "full_quadrature",
     "gappy_pod",
+    "gather",
     "gram",
+    "hyperreduce",
     "inner",
     "integrand_matrix",
+    "lift",
     "local_snapshots",
     "mass_product",
+    "point_fields",
     "point_rows",
     "pod",
     "pod_update",
@@ -34,4 +53,6 @@ __all__ = [
     "strains",
     "subdomain_halos",
     "submesh",
+    "training_data",
+    "training_law",
 ]

@@ -596,8 +596,9 @@ def _local_target(J_k, w_k):
 
 
 @one_blas_thread
-def _local_ecm(J_k, w_k, b_all, tol, local_tol):
-    """ECM of one subdomain; returns (result, J_k at its points, b_k)."""
+def _local_ecm(J_k, w_k, b_all, tol, local_tol, initial=None):
+    """ECM of one subdomain (warm-started from ``initial``, local indices); returns (result,
+    J_k at its points, b_k)."""
     J_k = np.asarray(J_k, dtype=np.float64)
     w_k = np.asarray(w_k, dtype=np.float64).ravel()
     b_k = J_k @ w_k
@@ -608,7 +609,7 @@ def _local_ecm(J_k, w_k, b_all, tol, local_tol):
     if np.linalg.norm(b_k) == 0:
         res = ECMResult(np.empty(0, np.int64), np.empty(0), 0.0, (), 0)
     else:
-        res = ecm(J_k, w_k, tol=local_tol)
+        res = ecm(J_k, w_k, tol=local_tol, initial=initial)
     # the last row carries the volume, so that the correction keeps integrating it
     cols = np.vstack([J_k[:, res.points], np.ones((1, res.points.size))])
     return res, cols, np.append(b_k, w_k.sum())
@@ -660,6 +661,7 @@ def ecm_subdomains_graph(
     tol: float = 1e-5,
     local_tol: float | None = None,
     global_correction: bool = True,
+    initial: np.ndarray | None = None,
 ):
     """Lazy per-subdomain ECM: a ``dask.delayed`` object that computes to an :class:`ECMResult`.
 
@@ -683,6 +685,9 @@ def ecm_subdomains_graph(
     global_correction : bool
         Recompute the weights of the union by one NNLS against the global target (points whose
         weight drops to 0 are removed). It never increases the residual.
+    initial : ndarray of int, optional
+        Warm start (global point indices, e.g. the previous points after a basis enrichment):
+        each subdomain's ECM selects its share of them first (see :func:`ecm`).
 
     Returns
     -------
@@ -717,11 +722,16 @@ def ecm_subdomains_graph(
         raise ValueError("weight blocks must be 1-D (one weight per point of the block)")
     sizes = [int(wk.shape[0]) for wk in weight_blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    starts: list = [None] * len(sizes)
+    if initial is not None:
+        initial = _check_indices(initial, int(sum(sizes)), "initial")
+        starts = [initial[(initial >= off) & (initial < off + n)] - off for off, n in zip(offsets, sizes)]
     b_all = None
     if local_tol is None:
         b_all = [dask.delayed(_local_target, pure=True)(Jk, wk) for Jk, wk in zip(J_blocks, weight_blocks)]
-    locals_ = [dask.delayed(_local_ecm, pure=True)(Jk, wk, b_all, tol, local_tol)
-               for Jk, wk in zip(J_blocks, weight_blocks)]
+    locals_ = [dask.delayed(_local_ecm, pure=True)(Jk, wk, b_all, tol, local_tol,
+                                                   *(() if start is None else (start,)))
+               for Jk, wk, start in zip(J_blocks, weight_blocks, starts)]
     return dask.delayed(_merge, pure=True)(locals_, offsets, tol, global_correction)
 
 
@@ -732,6 +742,7 @@ def ecm_subdomains(
     tol: float = 1e-5,
     local_tol: float | None = None,
     global_correction: bool = True,
+    initial: np.ndarray | None = None,
 ) -> ECMResult:
     """Per-subdomain ECM, union of the point sets, optional global NNLS weight correction.
 
@@ -744,5 +755,5 @@ def ecm_subdomains(
     J. A. Hernandez et al., CMAME 313 (2017) 687-722; F. Casenave et al., arXiv:1812.07228.
     """
     graph = ecm_subdomains_graph(J_blocks, weight_blocks, tol=tol, local_tol=local_tol,
-                                 global_correction=global_correction)
+                                 global_correction=global_correction, initial=initial)
     return graph.compute()

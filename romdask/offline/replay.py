@@ -231,11 +231,12 @@ def replay(
                 dsk[(name, k)] = (_replay_task, store_path, run, list(h.sources), meshes[k], law_d.key, times)
                 dsk[(name + "-stress", 0, k, 0)] = (operator.getitem, (name, k), 0)
                 dsk[(name + "-state", 0, k, 0)] = (operator.getitem, (name, k), 1)
-            graph = HighLevelGraph.from_collections(name, dsk, dependencies=[law_d])
             steps = (len(times),)
+            # one layer per output, named like it (dask looks layers up by the array's name)
             out[run] = {
-                "stress": da.Array(graph, name + "-stress", chunks=(steps, n_pts, (6,)), dtype=np.float64),
-                "state": da.Array(graph, name + "-state", chunks=(steps, n_pts, (law.n_state,)), dtype=np.float64),
+                field: da.Array(HighLevelGraph.from_collections(f"{name}-{field}", dsk, dependencies=[law_d]),
+                                f"{name}-{field}", chunks=(steps, n_pts, (width,)), dtype=np.float64)
+                for field, width in (("stress", 6), ("state", law.n_state))
             }
         return out
 

@@ -6,7 +6,8 @@ Importing it loads numpy, numba and zarr only: the reconstruction of full fields
 first use of its names.
 """
 
-from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes
+from romdask.online.full_mesh import read_full_mesh
+from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes, open_model_group
 from romdask.online.scenario import Scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
@@ -33,6 +34,8 @@ __all__ = [
     "Scenario",
     "open_full",
     "open_full_modes",
+    "open_model_group",
+    "read_full_mesh",
     "reconstruct_displacement",
     "reconstruct_dual",
     "replay_law",

@@ -21,6 +21,9 @@ and read back without pickle, without Dask and without a mesh::
         gappy_stress      (6 N, m_s)           stress basis, store ip positions, components fastest
         gappy_p           (N, m_p)             cumulated-plastic-strain basis
         ip_points         (N,) int64           global integration point of each store ip position
+        ip_element, ip_local_point  (N,) int64 its element (index into full/mesh) and local point
+        strain, lifting_strain      (6 N, n), (6 N, n_l) strains of the modes / liftings
+        mesh/             the store's mesh (:mod:`romdask.online.full_mesh`)
 """
 
 from __future__ import annotations
@@ -42,16 +45,20 @@ from romdask.materials import Material, law_from_json, law_to_json
 from romdask.serialize import compressors, plain
 
 if TYPE_CHECKING:  # the solver imports this module
+    from romdask.fem.mesh import Mesh
     from romdask.online.scenario import Scenario
     from romdask.online.solver import OnlineOptions, OnlineResult
 
-__all__ = ["FORMAT", "FULL_KEYS", "VERSION", "ReducedModel", "open_full_modes"]
+__all__ = ["FORMAT", "FULL_KEYS", "VERSION", "ReducedModel", "open_full_modes", "open_model_group"]
 
 FORMAT = "romdask-reduced-model"
 VERSION = 1
 _LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
 #: arrays a model may carry under full/ (see :meth:`ReducedModel.save`)
-FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "strain", "lifting_strain")
+FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "ip_element", "ip_local_point", "strain",
+             "lifting_strain")
+#: integer arrays of full/, one row per store ip position
+_FULL_INDEX_KEYS = ("ip_points", "ip_element", "ip_local_point")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -344,6 +351,7 @@ class ReducedModel:
         full_modes: Any = None,
         *,
         full: Mapping[str, Any] | None = None,
+        mesh: Mesh | None = None,
         overwrite: bool = False,
         compression: str | None = "lz4",
     ) -> Path:
@@ -355,11 +363,13 @@ class ReducedModel:
         full_modes : optional (n_dofs, n) numpy or dask array of the full modes, written to
             ``path/full/modes`` (read lazily by :func:`open_full_modes`, never by :meth:`open`);
             the same as ``full={"modes": full_modes}``.
-        full : optional mapping with some of :data:`FULL_KEYS` (what
-            ``reduce(..., return_full=True)`` returns): ``modes`` (n_dofs, n), ``lifting``
-            (n_dofs, n_l), ``gappy_stress`` (6 N, m_s), ``gappy_p`` (N, m_p) (m = the model's
-            Gappy ranks), ``ip_points`` (N,) int, written under ``path/full/`` for
-            :func:`romdask.online.open_full`.
+        full : optional mapping with some of :data:`FULL_KEYS` (``reduce(...).full``):
+            ``modes`` (n_dofs, n), ``lifting`` (n_dofs, n_l), ``gappy_stress`` (6 N, m_s),
+            ``gappy_p`` (N, m_p) (m = the model's Gappy ranks), ``strain`` (6 N, n),
+            ``lifting_strain`` (6 N, n_l), ``ip_points``, ``ip_element``, ``ip_local_point``
+            (N,) int, written under ``path/full/`` for :func:`romdask.online.open_full`.
+        mesh : optional store mesh (``reduce(...).mesh``, store order: the rows of ``full``),
+            written under ``path/full/mesh`` (:func:`romdask.online.read_full_mesh`).
         overwrite : replace an existing ``path``; otherwise an existing path is refused.
         compression : "lz4" (default), "zstd" or None.
 
@@ -381,11 +391,14 @@ class ReducedModel:
         if full_modes is not None:
             full["modes"] = full_modes
         self._check_full(full)
+        if mesh is not None and "modes" in full and int(full["modes"].shape[0]) != 3 * mesh.n_nodes:
+            raise ValueError(f"the mesh has {mesh.n_nodes} nodes but the full modes {full['modes'].shape[0]} rows; "
+                             "save the mesh of the store the model was reduced from (reduce(...).mesh).")
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
-            self._write(tmp, full, compression)
+            self._write(tmp, full, compression, mesh)
             if path.exists():
                 old = path.with_name(f"{path.name}.old-{os.getpid()}")
                 os.rename(path, old)
@@ -407,7 +420,7 @@ class ReducedModel:
         rows: dict[str, int] = {}
         for key, arr in full.items():
             shape = getattr(arr, "shape", None)
-            ndim = 1 if key == "ip_points" else 2
+            ndim = 1 if key in _FULL_INDEX_KEYS else 2
             if shape is None or len(shape) != ndim:
                 raise ValueError(f"full[{key!r}] must be a {ndim}-D array; got {shape or type(arr).__name__}.")
             expected = {"modes": self.n_modes, "lifting": n_l, "strain": self.n_modes, "lifting_strain": n_l}.get(key)
@@ -422,14 +435,14 @@ class ReducedModel:
             rows[key] = int(shape[0])
         dofs = {rows[k] for k in ("modes", "lifting") if k in rows}
         six = ("gappy_stress", "strain", "lifting_strain")  # 6 rows per point, components fastest
-        points = {rows[k] // (6 if k in six else 1) for k in (*six, "gappy_p", "ip_points") if k in rows}
+        points = {rows[k] // (6 if k in six else 1) for k in (*six, "gappy_p", *_FULL_INDEX_KEYS) if k in rows}
         if len(dofs) > 1 or len(points) > 1 or any(rows.get(k, 0) % 6 for k in six):
             raise ValueError(
                 f"full arrays disagree in size: rows {rows}; modes and lifting need n_dofs rows, "
-                "gappy_stress, strain and lifting_strain 6 N, gappy_p and ip_points N rows."
+                "gappy_stress, strain and lifting_strain 6 N, gappy_p, ip_points, ip_element and ip_local_point N rows."
             )
 
-    def _write(self, path: Path, full: Mapping[str, Any], compression: str | None) -> None:
+    def _write(self, path: Path, full: Mapping[str, Any], compression: str | None, mesh: Mesh | None) -> None:
         comp = compressors(compression)
         root = zarr.open_group(path, mode="w-", zarr_format=3)
         arrays = self.arrays()
@@ -437,8 +450,12 @@ class ReducedModel:
             root.create_array(name, data=np.ascontiguousarray(arr), compressors=comp)
         for key, arr in full.items():
             _write_full(root, key, arr, comp)
-        if full:
-            attrs = {"arrays": sorted(full), "n_modes": self.n_modes}
+        if mesh is not None:
+            from romdask.online.full_mesh import write_full_mesh
+
+            write_full_mesh(root.require_group("full"), mesh, comp)
+        if full or mesh is not None:
+            attrs = {"arrays": sorted(full), "n_modes": self.n_modes, "mesh": mesh is not None}
             if "modes" in full:
                 attrs["n_dofs"] = int(full["modes"].shape[0])
             root["full"].attrs.update(attrs)
@@ -467,7 +484,7 @@ class ReducedModel:
             :data:`romdask.materials.LAWS` is ever imported), a checksum mismatch (names the array) or an invalid
             model.
         """
-        root = _open_root(path)
+        root = open_model_group(path)
         attrs = root.attrs.asdict()
         laws = [law_from_json(entry) for entry in attrs.get("laws", [])]
         sums = attrs.get("checksums")
@@ -522,7 +539,14 @@ class ReducedModel:
         )
 
 
-def _open_root(path: str | os.PathLike) -> zarr.Group:
+def open_model_group(path: str | os.PathLike) -> zarr.Group:
+    """The Zarr group of a saved model, read-only, after checking its format and version.
+
+    Raises
+    ------
+    ValueError
+        Not a Zarr v3 group, or another format or version.
+    """
     try:
         root = zarr.open_group(path, mode="r", zarr_format=3)
     except Exception as exc:
@@ -540,7 +564,7 @@ def _write_full(root: zarr.Group, key: str, arr: Any, comp: Any) -> None:
     """Stream one full array (numpy or dask) to ``full/<key>``, chunked along its rows."""
     import dask.array as da
 
-    dtype = np.int64 if key == "ip_points" else np.float64
+    dtype = np.int64 if key in _FULL_INDEX_KEYS else np.float64
     n_rows = int(arr.shape[0])
     rows = int(arr.chunks[0][0]) if isinstance(arr, da.Array) else min(n_rows, 65536)
     if key in ("gappy_stress", "strain", "lifting_strain"):  # whole points per chunk: the (steps, N, 6) reshape stays chunk-local
@@ -564,7 +588,7 @@ def open_full_modes(path: str | os.PathLike, lazy: bool = True) -> Any:
     -----
     Nothing is read here but metadata.
     """
-    root = _open_root(path)
+    root = open_model_group(path)
     if "full" not in root or "modes" not in root["full"]:
         raise ValueError(f"{path} holds no full modes; pass full_modes= to ReducedModel.save.")
     arr = root["full/modes"]

@@ -1,8 +1,8 @@
 """Full fields from an online result: displacement (modes + lifting) and dual quantities (Gappy-POD).
 
-The full bases are written by ``model.save(path, full=full)`` (``full`` from
-``reduce(..., return_full=True)``) under ``path/full/`` and read lazily here: nothing is read
-until a reconstruction is computed, and then only the chunks asked for.
+The full bases are written by ``reduce(...).save(path)`` (``ReducedModel.save(path, full=...,
+mesh=...)``) under ``path/full/`` and read lazily here: nothing is read until a reconstruction is
+computed, and then only the chunks asked for.
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
+from romdask.fem.mesh import Mesh
 from romdask.materials.base import Material
-from romdask.online.model import _open_root
+from romdask.online.full_mesh import read_full_mesh
+from romdask.online.model import open_model_group
 from romdask.online.solver import OnlineResult
 
 __all__ = ["FullBases", "open_full", "reconstruct_displacement", "reconstruct_dual", "replay_law"]
@@ -38,6 +41,10 @@ class FullBases:
     ip_points : (N,) int64 global integration point of each store ip position, or None.
     strain : (6 N, n) strains of the modes at every integration point (components fastest,
         engineering shear), or None; lifting_strain : (6 N, n_l) those of the liftings, or None.
+    ip_element, ip_local_point : (N,) int64 the element (index into :attr:`mesh`) and the local
+        integration point of each store ip position, or None (models saved before they were).
+    mesh : the store's mesh (store order), read on first access; None when the model was saved
+        without it.
     """
 
     path: str
@@ -47,6 +54,14 @@ class FullBases:
     ip_points: np.ndarray | None
     strain: da.Array | None = None
     lifting_strain: da.Array | None = None
+    ip_element: np.ndarray | None = None
+    ip_local_point: np.ndarray | None = None
+    has_mesh: bool = False
+
+    @cached_property
+    def mesh(self) -> Mesh | None:
+        """The store mesh saved with the model (:func:`romdask.online.read_full_mesh`), or None."""
+        return read_full_mesh(self.path) if self.has_mesh else None
 
 
 def open_full(path: str | os.PathLike) -> FullBases:
@@ -56,24 +71,30 @@ def open_full(path: str | os.PathLike) -> FullBases:
     ------
     ValueError
         ``path`` is not a reduced model, or holds no full bases (save them with
-        ``model.save(path, full=reduce(..., return_full=True)[1])``).
+        ``reduce(...).save(path)``).
+
+    Notes
+    -----
+    Reads the metadata and the (N,) index arrays; the mesh is read on first use of
+    ``.mesh``.
     """
-    root = _open_root(path)
+    root = open_model_group(path)
     group = root.get("full")
-    if group is None or not list(group.array_keys()):
-        raise ValueError(
-            f"{path} holds no full bases; save the model with "
-            "model.save(path, full=full) where model, full = reduce(..., return_full=True)."
-        )
-    keys = set(group.array_keys())
+    keys = set(group.array_keys()) if group is not None else set()
+    if not keys:
+        raise ValueError(f"{path} holds no full bases; save the model with reduce(...).save(path) "
+                         "(or ReducedModel.save(path, full=reduction.full)).")
 
     def lazy(key: str) -> da.Array | None:
         return da.from_zarr(group[key]) if key in keys else None
 
+    def index(key: str) -> np.ndarray | None:
+        return group[key][...] if key in keys else None
+
     gappy = {q: da.from_zarr(group[f"gappy_{q}"]) for q in _GAPPY_COMPONENTS if f"gappy_{q}" in keys}
-    ip_points = group["ip_points"][...] if "ip_points" in keys else None
-    return FullBases(str(path), lazy("modes"), lazy("lifting"), gappy, ip_points, lazy("strain"),
-                     lazy("lifting_strain"))
+    return FullBases(str(path), lazy("modes"), lazy("lifting"), gappy, index("ip_points"), lazy("strain"),
+                     lazy("lifting_strain"), index("ip_element"), index("ip_local_point"),
+                     "mesh" in set(group.group_keys()))
 
 
 def _steps(result: OnlineResult, steps: Sequence[int] | slice | None) -> np.ndarray:
@@ -123,7 +144,7 @@ def reconstruct_displacement(full: FullBases, result: OnlineResult, steps: Any =
         if full.lifting is None or full.lifting.shape[1] != coefficients.shape[1]:
             raise ValueError(
                 f"the result has {coefficients.shape[1]} lifting coefficients but {full.path} holds no "
-                "matching full/lifting; save the model with full=reduce(..., return_full=True)[1]."
+                "matching full/lifting; save the model with reduce(...).save(path)."
             )
         u = u + da.from_array(coefficients, chunks=-1) @ full.lifting.T
     return u
@@ -200,7 +221,7 @@ def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any 
     n_state + 36)`` bytes of work memory; no mesh and no cluster needed.
     """
     if full.strain is None:
-        raise ValueError(f"{full.path} has no full/strain; save the model with full=reduce(..., return_full=True)[1].")
+        raise ValueError(f"{full.path} has no full/strain; save the model with reduce(...).save(path).")
     n = result.coordinates.shape[1]
     n_l = result.lifting_coefficients.shape[1]
     if full.strain.shape[1] != n or (n_l and (full.lifting_strain is None or full.lifting_strain.shape[1] != n_l)):

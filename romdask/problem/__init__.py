@@ -3,7 +3,16 @@ load patterns x amplitude tables, and their JSON description in solver ids (what
 keeps so that ``reduce`` and ``predict`` can rebuild the patterns on any numbering)."""
 
 from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
-from romdask.problem.patterns import describe_loads, loads_from_description, run_metadata
+from romdask.problem.patterns import (
+    describe_loads,
+    load_signature,
+    loads_from_description,
+    mesh_fingerprint,
+    pattern_signatures,
+    problem_signature,
+    run_metadata,
+    signature_differences,
+)
 from romdask.problem.problem import Problem
 
 __all__ = [
@@ -14,7 +23,12 @@ __all__ = [
     "Problem",
     "cyclic",
     "describe_loads",
+    "load_signature",
     "loads_from_description",
+    "mesh_fingerprint",
+    "pattern_signatures",
+    "problem_signature",
     "ramp",
     "run_metadata",
+    "signature_differences",
 ]

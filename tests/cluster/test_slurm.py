@@ -135,7 +135,7 @@ def test_a_scancelled_worker_job_loses_nothing(small_store, site_yaml):
     with cluster_client("slurm", config=site_yaml, jobs=2) as client:
         cluster = client.cluster
         client.wait_for_workers(2, timeout=120)
-        reference = reduce(store, law)
+        reference = reduce(store, law).model
         landed = None
         for attempt in range(3):
             client.wait_for_workers(2, timeout=120)
@@ -145,7 +145,7 @@ def test_a_scancelled_worker_job_loses_nothing(small_store, site_yaml):
 
             def run():
                 try:
-                    out["model"] = reduce(store, law)
+                    out["model"] = reduce(store, law).model
                 except BaseException as exc:  # reported below
                     out["error"] = exc
 

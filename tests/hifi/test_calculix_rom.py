@@ -26,7 +26,7 @@ import pytest
 
 from romdask.hifi.calculix import run_many, solve_calculix
 from romdask.materials import von_mises
-from romdask.offline import reduce
+from romdask.offline import ReduceOptions, reduce
 from romdask.offline.replay import replay
 from romdask.problem.patterns import run_metadata
 from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual, replay_law
@@ -74,11 +74,11 @@ def calculix_rom(tmp_path, n: int, increments: int) -> dict:
 
     # offline (replays the law on the training runs: the store has no stress there)
     t0 = time.perf_counter()
-    model, full = reduce(store_path, law, runs=names, tol_pod=1e-6, tol_ecm=1e-6, return_full=True)
+    reduction = reduce(store_path, law, runs=names, options=ReduceOptions(tol_pod=1e-6, tol_ecm=1e-6))
     figures["offline_time"] = time.perf_counter() - t0
-    report = model.metadata["reduce"]
+    report = reduction.report
     assert report["stress_replayed"]
-    model_path = model.save(tmp_path / "model.zarr", full=full)
+    model_path = reduction.save(tmp_path / "model.zarr")
     model = ReducedModel.open(model_path)
     figures.update(nodes=target.mesh.n_nodes, increments=len(target.times) - 1, n_modes=model.n_modes,
                    n_points=model.n_points, n_points_full=report["n_points_full"],
@@ -144,3 +144,25 @@ def test_rom_trained_on_calculix_predicts_calculix(tmp_path):
 def test_rom_trained_on_calculix_predicts_calculix_1105_nodes(tmp_path):
     """The CalculiX reference size (n=8, 1,105 nodes), 40 increments per cycle."""
     _check(calculix_rom(tmp_path, n=8, increments=40))
+
+
+def test_indicator_of_a_model_trained_on_calculix_stresses(tmp_path):
+    """A store written through the CalculiX path with ccx's stresses (.dat) but no state: reduce
+    gets p by replaying the law (not written into the store), so the model has a p basis and the
+    error indicator is finite (it was NaN when p came only from a stored state)."""
+    training = [plate_problem(amplitude=a, n=3, n_cycles=1, increments_per_cycle=16) for a in TRAIN]
+    names = [f"train-{a:g}" for a in TRAIN]
+    store_path = tmp_path / "store.zarr"
+    run_many(training, store_path, tmp_path / "ccx", names=names, n_subdomains=2, fields=("displacement", "stress"))
+    assert {"stress"} <= set(open_snapshots(store_path)) and "state" not in open_snapshots(store_path)
+    reduction = reduce(store_path)  # the law from the runs' metadata (run_metadata)
+    report = reduction.report
+    assert not report["stress_replayed"] and report["p_source"] == "replay"
+    assert "p" in reduction.model.gappy and report["gappy_ranks"]["p"] >= 1
+    assert "state" not in open_snapshots(store_path)  # the replay for p wrote nothing
+    model = ReducedModel.open(reduction.save(tmp_path / "model.zarr"))
+    target = plate_problem(amplitude=PREDICT, n=3, n_cycles=1, increments_per_cycle=16)
+    result = model.solve(Scenario.from_problem(target))
+    assert np.all(np.isfinite(result.indicator)) and result.indicator.max() > 0
+    # relative to ||p||: large only at the onset of plastic flow (p ~ 0 at a few points); small once it flows
+    assert result.indicator[-1] < 0.1

@@ -38,6 +38,7 @@ def test_reduce_command_writes_a_model(tmp_path, capsys):
     full = open_full(out)  # the bases for reconstructions, saved apart
     assert full.modes.shape[1] == model.n_modes and full.modes.shape[0] == full.lifting.shape[0]
     assert full.lifting.shape[1] == len(model.lifting["lifting_names"]) and "p" in full.gappy
+    assert full.mesh.n_nodes == full.modes.shape[0] // 3  # the store's mesh, saved with the model
     # refuses to overwrite; --law from a file gives the same model
     assert main(["reduce", str(tmp_path / "s.zarr"), "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from romdask.hifi import solve
 from romdask.hifi.builtin import SolverOptions
 from romdask.offline import inner
 from romdask.offline.gappy import qdeim_points
-from romdask.offline.reduce import reduce
+from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.online.model import ReducedModel
 from romdask.problem.patterns import describe_loads, loads_from_description
 from romdask.problems.plate import plate_problem
@@ -61,7 +61,8 @@ def _coefficients(store, names, snap_run, snap_time, which):
 @pytest.mark.parametrize("case", [("displacement", 2), ("pressure", 2)])
 def test_all_modes_and_full_quadrature_are_exact(stores, case):
     store, law = stores[case]
-    model, modes = reduce(store.path, law, tol_pod=1e-10, ecm=False, pod_method="tsqr", return_modes=True)
+    reduction = reduce(store.path, law, options=ReduceOptions(tol_pod=1e-10, ecm=False, pod_method="tsqr"))
+    model, modes = reduction.model, reduction.full["modes"].T
     layout = store.layout
     ds = open_snapshots(store.path)
     U = ds.displacement.values
@@ -118,8 +119,8 @@ def test_all_modes_and_full_quadrature_are_exact(stores, case):
 def test_ecm_model(stores, K, tmp_path):
     store, law = stores["displacement", K]
     tol = 1e-5
-    model = reduce(store.path, law, tol_ecm=tol)
-    full = reduce(store.path, law, ecm=False)
+    model = reduce(store.path, law, options=ReduceOptions(tol_ecm=tol)).model
+    full = reduce(store.path, law, options=ReduceOptions(ecm=False)).model
     report = model.metadata["reduce"]
     assert report["ecm_residual"] <= tol and np.all(model.weights >= 0)
     assert sum(report["points_per_subdomain"]) == report["ecm_points"] < store.layout.n_points / 2
@@ -152,8 +153,7 @@ def test_ecm_model(stores, K, tmp_path):
 
 
 def test_same_model_for_one_and_two_subdomains(stores):
-    reports = [reduce(stores["displacement", K][0].path, stores["displacement", K][1]).metadata["reduce"]
-               for K in (1, 2)]
+    reports = [reduce(stores["displacement", K][0].path, stores["displacement", K][1]).report for K in (1, 2)]
     s1, s2 = (np.array(r["singular_values"]) for r in reports)
     assert reports[0]["n_modes"] == reports[1]["n_modes"] >= 2
     k = reports[0]["n_modes"]
@@ -174,8 +174,9 @@ def test_missing_stresses_are_replayed(tmp_path):
     store = create_store(tmp_path / "s.zarr", problem.mesh, n_subdomains=2)
     writer = store.writer("bare", mesh=problem.mesh, times=problem.times, metadata={"loads": describe_loads(problem)})
     solve(problem, writer=writer, fields=("displacement",))
-    model = reduce(store.path, problem.material, ecm=False)
+    model = reduce(store.path, problem.material, options=ReduceOptions(ecm=False)).model
     assert model.metadata["reduce"]["stress_replayed"] is True
+    assert model.metadata["reduce"]["p_source"] == "state"  # written by the replay
     ds = open_snapshots(store.path)
     assert "stress" in ds and "state" in ds and set(model.gappy) == {"stress", "p"}
 
@@ -188,7 +189,8 @@ def test_ecm_integrates_the_reactions_of_the_training_snapshots(stores):
 
     store, law = stores["displacement", 2]
     tol = 1e-5
-    model, full = reduce(store.path, law, tol_ecm=tol, return_full=True)
+    reduction = reduce(store.path, law, options=ReduceOptions(tol_ecm=tol))
+    model, full = reduction.model, reduction.full
     layout = store.layout
     stress = open_snapshots(store.path).stress.values
     quad = quadrature(layout.mesh)
@@ -209,12 +211,13 @@ def test_ecm_integrates_the_reactions_of_the_training_snapshots(stores):
     assert "1 liftings" in model.metadata["reduce"]["ecm_integrand_fields"]
 
 
-def test_return_full_gives_the_bases_for_reconstruction(stores, tmp_path):
+def test_full_bases_for_reconstruction(stores, tmp_path):
     store, law = stores["displacement", 2]
-    model, full = reduce(store.path, law, return_full=True)
-    _, modes = reduce(store.path, law, return_modes=True)
+    reduction = reduce(store.path, law)
+    model, full = reduction.model, reduction.full
+    assert reduction.report is model.metadata["reduce"]
     n_points = store.layout.n_points
-    assert np.array_equal(full["modes"], modes.T)
+    assert full["modes"].shape == (store.layout.mesh.n_dofs, model.n_modes)
     assert full["gappy_stress"].shape == (6 * n_points, model.gappy["stress"].shape[1])
     assert full["gappy_p"].shape == (n_points, model.gappy["p"].shape[1])
     # the model's Gappy rows are the full basis rows of its reduced points
@@ -222,8 +225,10 @@ def test_return_full_gives_the_bases_for_reconstruction(stores, tmp_path):
     pos = order[np.searchsorted(store.layout.ip_points, model.point_ids, sorter=order)]
     assert np.array_equal(model.gappy["p"], full["gappy_p"][pos])
     assert np.array_equal(model.gappy["stress"], full["gappy_stress"].reshape(n_points, 6, -1)[pos].reshape(6 * pos.size, -1))
-    with pytest.raises(ValueError, match="not both"):
-        reduce(store.path, law, return_modes=True, return_full=True)
+    # the ip layout of the positions: element and local point of each row
+    layout = store.layout
+    assert np.array_equal(full["ip_element"], layout.ip_element[layout.ip_points])
+    assert np.array_equal(full["ip_local_point"], layout.ip_local[layout.ip_points])
 
 
 # ---- the ECM rows: summed integrands, compression, lazy blocks ----------------------------------
@@ -243,7 +248,7 @@ def _snapshot_rows(stress, fields, n_modes, weights):
 def test_compressed_ecm_rows_are_a_rotation_of_the_snapshot_rows(stores, rows):
     """Without truncation the compressed blocks are Q^T J for an orthogonal Q (same Gram matrix
     J^T J, so the same residual norms and the same ECM); moments summed over point blocks."""
-    from romdask.offline.reduce import _integrand_block, _integrand_moments, _integrand_transform
+    from romdask.offline.hyperreduction import integrand_block, integrand_moments, integrand_transform
 
     store, _ = stores["displacement", 2]
     stress = open_snapshots(store.path).stress.values
@@ -252,9 +257,9 @@ def test_compressed_ecm_rows_are_a_rotation_of_the_snapshot_rows(stores, rows):
     fields[3] *= 50.0  # a "lifting" of another magnitude: rescaled
     weights = np.random.default_rng(1).uniform(0.5, 1.5, n_points)
     cuts = [slice(0, n_points // 3), slice(n_points // 3, n_points)]
-    moments = [_integrand_moments(stress[:, c], fields[:, c], weights[c]) for c in cuts]
-    transform = _integrand_transform(moments, 3, rows, 0.0)
-    J = np.hstack([_integrand_block(stress[:, c], fields[:, c], transform) for c in cuts])
+    moments = [integrand_moments(stress[:, c], fields[:, c], weights[c]) for c in cuts]
+    transform = integrand_transform(moments, 3, rows, 0.0)
+    J = np.hstack([integrand_block(stress[:, c], fields[:, c], transform) for c in cuts])
     assert J.shape == (transform["n_rows"], n_points)
     reference, scales = _snapshot_rows(stress, fields, 3, weights)
     np.testing.assert_allclose(transform["scales"], scales, rtol=1e-10)
@@ -263,7 +268,7 @@ def test_compressed_ecm_rows_are_a_rotation_of_the_snapshot_rows(stores, rows):
     gram, gram_ref = J.T @ J, reference.T @ reference
     assert np.abs(gram - gram_ref).max() <= 1e-10 * np.abs(gram_ref).max()
     # truncation drops rows only
-    fewer = _integrand_transform(moments, 3, rows, 1e-4)
+    fewer = integrand_transform(moments, 3, rows, 1e-4)
     assert fewer["n_rows"] < transform["n_rows"] and fewer["n_rows"] % 4 == 0
 
 
@@ -277,8 +282,8 @@ def test_ecm_residual_on_the_uncompressed_rows(stores, scope, rows):
 
     store, law = stores["displacement", 2]
     tol = 1e-4
-    model, full = reduce(store.path, law, tol_ecm=tol, ecm_scope=scope, ecm_rows=rows, return_full=True)
-    report = model.metadata["reduce"]
+    reduction = reduce(store.path, law, options=ReduceOptions(tol_ecm=tol, ecm_scope=scope, ecm_rows=rows))
+    model, full, report = reduction.model, reduction.full, reduction.report
     assert report["ecm_scope"] == scope and report["ecm_residual"] <= tol
     assert report["ecm_rows"].startswith(rows)
     layout = store.layout
@@ -300,18 +305,20 @@ def test_ecm_residual_on_the_uncompressed_rows(stores, scope, rows):
     assert int(report["ecm_rows"].split(" x ")[1]) < J.shape[0]
     assert report["ecm_points"] < layout.n_points / 4
     with pytest.raises(ValueError, match="ecm_rows must be"):
-        reduce(store.path, law, ecm_rows="voigt")
+        ReduceOptions(ecm_rows="voigt")
 
 
-def test_ecm_graph_builds_the_integrands_on_the_workers(stores):
-    """The ECM graph is lazy, reads the stress and strain blocks itself (no numpy J inside, the
-    graph is far smaller than J) and computes to the same points as the eager path."""
+def test_ecm_graph_builds_the_integrands_on_the_workers(stores, raise_on_compute):
+    """The ECM stage is lazy, reads the stress and strain blocks itself (no numpy J inside, the
+    graph is far smaller than J) and computes to the same points as the eager path; warm-started
+    from its own points it meets the tolerance again."""
     import cloudpickle
     import dask
 
-    from romdask.offline.ecm import ecm_subdomains
-    from romdask.offline.reduce import _ecm_graph, _integrand_block, _integrand_moments, _integrand_transform
     from romdask.fem.quadrature import quadrature
+    from romdask.offline.ecm import ecm_subdomains
+    from romdask.offline.hyperreduction import (Hyperreduction, hyperreduce, integrand_block, integrand_moments,
+                                                integrand_transform)
     from romdask.offline.replay import strains
 
     store, _ = stores["displacement", 2]
@@ -319,25 +326,34 @@ def test_ecm_graph_builds_the_integrands_on_the_workers(stores):
     ds = open_snapshots(store.path)
     fields = strains(ds.displacement.data[5:9], layout)  # any lazy fields: 3 "modes", 1 "lifting"
     w = quadrature(layout.mesh).weights[layout.ip_points]
-
-    def fail(*args, **kwargs):
-        raise AssertionError("building the ECM graph triggered a compute")
-
-    with dask.config.set(scheduler=fail):
-        graph = _ecm_graph(ds.stress.data, fields[:3], fields[3:], w, layout.ip_offsets, 3, 1e-5, "subdomains")
+    with raise_on_compute():
+        graph = hyperreduce(ds.stress.data, fields[:3], fields[3:], w, layout.ip_offsets, tol=1e-5)
     n_rows = ds.stress.shape[0] * 4
     J_bytes = 8 * n_rows * layout.n_points
     graph_bytes = len(cloudpickle.dumps(dict(graph.__dask_graph__())))
     assert graph_bytes < J_bytes / 4, (graph_bytes, J_bytes)
-    result, transform = graph.compute(scheduler="sync")
+    result = graph.compute(scheduler="sync")
+    assert isinstance(result, Hyperreduction) and result.report["ecm_scope"] == "subdomains"
+    assert result.report["ecm_integrand_fields"] == "3 modes + 1 liftings"
+    assert sum(result.report["points_per_subdomain"]) == result.points.size
     # eager reference on the same blocks
     stress, F = ds.stress.values, fields.compute()
     cuts = [slice(int(a), int(c)) for a, c in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:])]
     with dask.config.set(scheduler="sync"):
-        moments = [_integrand_moments(stress[:, c], F[:, c], w[c]) for c in cuts]
-        t = _integrand_transform(moments, 3, transform["rows"], 1e-7)
-        eager = ecm_subdomains([_integrand_block(stress[:, c], F[:, c], t) for c in cuts], [w[c] for c in cuts],
+        moments = [integrand_moments(stress[:, c], F[:, c], w[c]) for c in cuts]
+        t = integrand_transform(moments, 3, "summed", 1e-7)
+        eager = ecm_subdomains([integrand_block(stress[:, c], F[:, c], t) for c in cuts], [w[c] for c in cuts],
                                tol=1e-5)
     np.testing.assert_array_equal(result.points, eager.points)
     np.testing.assert_allclose(result.weights, eager.weights, rtol=1e-8)
-    assert result.residual <= 1e-5
+    assert result.report["ecm_residual"] <= 1e-5
+    # warm start (the enrichment loop): the previous points are offered first, in both scopes
+    for scope in ("subdomains", "global"):
+        with raise_on_compute():
+            warm = hyperreduce(ds.stress.data, fields[:3], fields[3:], w, layout.ip_offsets, tol=1e-5, scope=scope,
+                               initial=result.points)
+        warm = warm.compute(scheduler="sync")
+        assert warm.report["ecm_residual"] <= 1e-5
+        assert np.isin(warm.points, result.points).mean() > 0.5, scope
+    with pytest.raises(ValueError, match="scope must be"):
+        hyperreduce(ds.stress.data, fields[:3], None, w, layout.ip_offsets, scope="auto")

@@ -14,7 +14,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from romdask.hifi import solve
 from romdask.materials import law_to_json
-from romdask.offline.reduce import reduce
+from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.problem.patterns import describe_loads
 from romdask.problems.plate import plate_problem
 from romdask.store import create_store, open_snapshots
@@ -99,8 +99,8 @@ def test_same_model_for_1_2_4_subdomains(stores, cluster2):
     with distributed.Client(cluster2):
         for K, store in stores[0].items():
             law = stores[1]
-            model = reduce(store.path, law, tol_ecm=TOL)
-            full = reduce(store.path, law, ecm=False)
+            model = reduce(store.path, law, options=ReduceOptions(tol_ecm=TOL)).model
+            full = reduce(store.path, law, options=ReduceOptions(ecm=False)).model
             report = model.metadata["reduce"]
             assert report["n_subdomains"] == K
             assert report["ecm_scope"] == ("global" if K == 1 else "subdomains")
@@ -114,8 +114,8 @@ def test_same_model_for_1_2_4_subdomains(stores, cluster2):
             err = np.linalg.norm(f_ecm - f_full, axis=1) / scale
             assert err.max() <= 10 * TOL, err.max()
             models[K] = model
-            tsqr[K] = np.asarray(reduce(store.path, law, ecm=False, pod_method="tsqr")
-                                 .metadata["reduce"]["singular_values"])
+            tsqr[K] = np.asarray(reduce(store.path, law, options=ReduceOptions(ecm=False, pod_method="tsqr"))
+                                 .report["singular_values"])
             forces[K] = (np.linalg.norm(f_full, axis=1), np.linalg.norm(f_ecm, axis=1), scale)
     ref = models[1].metadata["reduce"]
     s_ref = np.asarray(ref["singular_values"])
@@ -141,12 +141,13 @@ def test_same_model_on_threads_and_on_1_or_2_workers(stores, cluster2):
     store, law = stores[0][2], stores[1]
     with pytest.raises(ValueError):  # no active Client: dask's threaded scheduler
         distributed.default_client()
-    threads = reduce(store.path, law, tol_ecm=TOL)
+    options = ReduceOptions(tol_ecm=TOL)
+    threads = reduce(store.path, law, options=options).model
     with _cluster(1) as cluster1, distributed.Client(cluster1):
-        one = reduce(store.path, law, tol_ecm=TOL)
+        one = reduce(store.path, law, options=options).model
     with distributed.Client(cluster2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
-        two = reduce(store.path, law, tol_ecm=TOL)
+        two = reduce(store.path, law, options=options).model
     # points and mode strains bit-identical (same graph, same per-task numpy calls, same reduction
     # tree); ECM weights to 1e-6 (see _assert_same)
     _assert_same(one, threads, exact=True)
@@ -184,7 +185,7 @@ class _KillOnce(SchedulerPlugin):
 def test_worker_killed_mid_reduce_gives_the_same_model(stores):
     store, law = stores[0][4], stores[1]
     with _cluster(2) as cluster, distributed.Client(cluster) as client:
-        reference = reduce(store.path, law, tol_ecm=TOL)
+        reference = reduce(store.path, law, options=ReduceOptions(tol_ecm=TOL)).model
         landed = 0
         for attempt in range(3):
             client.wait_for_workers(2, timeout=60)
@@ -195,7 +196,7 @@ def test_worker_killed_mid_reduce_gives_the_same_model(stores):
 
                 def run():
                     try:
-                        out["model"] = reduce(store.path, law, tol_ecm=TOL)
+                        out["model"] = reduce(store.path, law, options=ReduceOptions(tol_ecm=TOL)).model
                     except BaseException as exc:  # reported below
                         out["error"] = exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 
@@ -78,6 +79,9 @@ def test_lazy_replay_equals_the_solver_output(solved, K, raise_on_compute):
     assert x_ref[..., 0].max() > 1e-5  # plastic flow happened: a real test of the replay
     np.testing.assert_allclose(stress, s_ref, rtol=0, atol=1e-9 * np.abs(s_ref).max())
     np.testing.assert_allclose(state, x_ref, rtol=0, atol=1e-9 * np.abs(x_ref).max())
+    # the lazy arrays compose with other dask operations (slicing, concatenation)
+    p = da.concatenate([out["ref"]["state"][:, :, 0], out["ref"]["state"][:1, :, 0]], axis=0).compute()
+    np.testing.assert_array_equal(p[:-1], state[..., 0])
 
 
 def test_replay_writes_fields_into_complete_runs(solved):

@@ -12,7 +12,7 @@ import pytest
 from romdask.fem.quadrature import internal_force, quadrature
 from romdask.problem.loads import Amplitude
 from romdask.materials import von_mises
-from romdask.offline.reduce import reduce
+from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.online import (
     OnlineConvergenceError,
     OnlineOptions,
@@ -55,9 +55,10 @@ def exact(training, tmp_path_factory):
     out = {}
     for loading in ("displacement", "pressure"):
         t = training(loading)
-        model, full = reduce(t.path, t.law, tol_pod=1e-10, ecm=False, pod_method="tsqr", runs=t.train,
-                             return_full=True)
-        path = model.save(tmp_path_factory.mktemp("exact") / f"{loading}.zarr", full=full)
+        reduction = reduce(t.path, t.law, runs=t.train,
+                           options=ReduceOptions(tol_pod=1e-10, ecm=False, pod_method="tsqr"))
+        model, full = reduction.model, reduction.full
+        path = reduction.save(tmp_path_factory.mktemp("exact") / f"{loading}.zarr")
         out[loading] = (t, model, full, path)
     return out
 
@@ -65,8 +66,8 @@ def exact(training, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ecm_model(training, tmp_path_factory):
     t = training("displacement")
-    model, full = reduce(t.path, t.law, tol_pod=1e-6, tol_ecm=1e-5, runs=t.train, return_full=True)
-    path = model.save(tmp_path_factory.mktemp("ecm") / "m.zarr", full=full)
+    reduction = reduce(t.path, t.law, runs=t.train, options=ReduceOptions(tol_pod=1e-6, tol_ecm=1e-5))
+    model, path = reduction.model, reduction.save(tmp_path_factory.mktemp("ecm") / "m.zarr")
     return t, model, path
 
 

@@ -1,0 +1,347 @@
+"""The middle and last stages of a reduction: integration-point fields, the one gather, the
+Gappy-POD bases of the dual quantities, and the assembly of the :class:`ReducedModel`.
+
+:func:`point_fields` is lazy (strains of the modes and liftings, stress and cumulated plastic
+strain snapshots); :func:`gather` computes them together with the lazy ECM of
+:func:`~romdask.offline.hyperreduction.hyperreduce` in ONE ``dask.compute``, so that every block
+is read and every strain computed once; :func:`dual_bases`, :func:`assemble` and
+:func:`full_bases` work on the gathered numpy arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from romdask.fem.quadrature import nodal_force_vector, pressure_vector
+from romdask.online.model import ReducedModel
+from romdask.problem.loads import NodalForce, Pressure
+from romdask.problem.patterns import load_signature
+
+from .gappy import point_rows, qdeim_points
+from .hyperreduction import Hyperreduction
+from .pod import POD
+from .replay import replay, strains
+from .training import Lifting, TrainingData
+
+__all__ = [
+    "DualBases",
+    "Gathered",
+    "PointFields",
+    "assemble",
+    "dual_bases",
+    "full_bases",
+    "gather",
+    "point_fields",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Voigt components per point of each dual quantity
+DUAL_COMPONENTS = {"stress": 6, "p": 1}
+
+
+@dataclass(frozen=True, eq=False)
+class PointFields:
+    """The modes and the fields at the integration points a reduced model is built from.
+
+    Lazy dask arrays from :func:`point_fields`, numpy arrays once gathered (:func:`gather`).
+    Points in the store's ip-field order (``layout.ip_points``).
+
+    Attributes
+    ----------
+    modes : (n, n_dofs) POD modes, store dof order
+    mode_strain : (n, N, 6) strains of the modes (engineering shear)
+    stress : (n_snap, N, 6) stress snapshots
+    lifting_strain : (n_l, N, 6) strains of the unit liftings, or None without lifting
+    p : (n_snap, N) cumulated plastic strain snapshots, or None (a law without state)
+    p_source : where p comes from: "state" (the store's ``state[..., 0]``), "p" (the store's
+        p field, e.g. CalculiX's PEEQ), "replay" (the law replayed along the runs, not
+        written) or None
+    """
+
+    modes: Any
+    mode_strain: Any
+    stress: Any
+    lifting_strain: Any = None
+    p: Any = None
+    p_source: str | None = None
+
+
+def _plastic_strain(data: TrainingData) -> tuple[da.Array | None, str | None]:
+    ds = data.snapshots
+    if "state" in ds:
+        return ds.state.data[:, :, 0], "state"
+    if "p" in ds:
+        return ds.p.data[:, :, 0], "p"
+    if data.law.n_state == 0:
+        return None, None
+    lazy = replay(data.store_path, data.law, runs=list(data.runs), write=False)
+    return da.concatenate([lazy[r]["state"][:, :, 0] for r in data.runs], axis=0), "replay"
+
+
+def point_fields(data: TrainingData, modes: da.Array, lifting: Lifting) -> PointFields:
+    """The strains of the modes and liftings, the stress and p snapshots, lazily.
+
+    Parameters
+    ----------
+    data : TrainingData (the store and its snapshots)
+    modes : (n, n_dofs) lazy POD modes (``pod(...).modes``), one block per subdomain
+    lifting : the Lifting of ``data``
+
+    Returns
+    -------
+    PointFields of dask arrays, one block per subdomain along the points.
+
+    Notes
+    -----
+    Nothing is computed. The strains are one task per subdomain reading its sub-mesh from the
+    store (:func:`~romdask.offline.strains`). p is the store's ``state[..., 0]``, else its
+    ``p`` field, else the law replayed along each run (:func:`~romdask.offline.replay` with
+    ``write=False``: one task per (run, subdomain), the store is not modified), else None for
+    a law without internal state.
+    """
+    mode_strain = strains(modes, data.store_path)  # sub-meshes read inside the tasks
+    lifting_strain = strains(lifting.lazy_vectors(), data.store_path) if lifting.n_liftings else None
+    p, source = _plastic_strain(data)
+    return PointFields(modes, mode_strain, data.snapshots.stress.data, lifting_strain, p, source)
+
+
+@dataclass(frozen=True, eq=False)
+class Gathered:
+    """The gathered :class:`PointFields` (numpy) and the computed reduced quadrature."""
+
+    fields: PointFields
+    hyperreduction: Hyperreduction
+
+
+def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gathered:
+    """Compute the lazy fields and the lazy ECM together: the ONE compute of a reduction.
+
+    Parameters
+    ----------
+    fields : lazy PointFields (:func:`point_fields`)
+    hyperreduction : the lazy ECM (:func:`~romdask.offline.hyperreduction.hyperreduce`) or a
+        computed Hyperreduction (e.g. :func:`~romdask.offline.hyperreduction.full_quadrature`)
+
+    Returns
+    -------
+    Gathered
+
+    Notes
+    -----
+    One ``dask.compute`` on the active scheduler: shared blocks (the stress, the mode strains)
+    are read / computed once for both the ECM and the gathered arrays. Memory in the driver:
+    the modes, mode strains (``48 n N`` bytes) and stress snapshots (``48 n_snap N`` bytes),
+    needed by the dense Gappy SVD and the model (see "Scale limit" in docs/offline.md).
+    """
+    lazy = {"modes": fields.modes, "mode_strain": fields.mode_strain, "stress": fields.stress}
+    if fields.lifting_strain is not None:
+        lazy["lifting_strain"] = fields.lifting_strain
+    if fields.p is not None:
+        lazy["p"] = fields.p
+    t0 = time.perf_counter()
+    got, hyper = dask.compute(lazy, hyperreduction)
+    logger.info("strains, stresses%s: %.1f s", " and ECM" if isinstance(hyperreduction, Delayed) else "",
+                time.perf_counter() - t0)
+    if hyper.report.get("ecm_scope"):
+        logger.info("ECM (%s, %s rows): %d points, residual %.3g, %.1f s in the ECM tasks", hyper.report["ecm_scope"],
+                    hyper.report["ecm_rows"], hyper.points.size, hyper.report["ecm_residual"],
+                    hyper.report["ecm_time"])
+    gathered = PointFields(got["modes"], got["mode_strain"], got["stress"], got.get("lifting_strain"),
+                           got.get("p"), fields.p_source)
+    return Gathered(gathered, hyper)
+
+
+@dataclass(frozen=True, eq=False)
+class DualBases:
+    """Gappy-POD bases of the dual quantities and their Q-DEIM points (:func:`dual_bases`).
+
+    Attributes
+    ----------
+    bases : quantity -> full basis, rows = store ip positions x components (components
+        fastest): ``"stress"`` (6 N, m_s), ``"p"`` (N, m_p) when p is known
+    singular_values : quantity -> all the singular values of its snapshots
+    points : sorted Q-DEIM points of every basis (ip positions), to add to the ECM points
+    """
+
+    bases: Mapping[str, np.ndarray]
+    singular_values: Mapping[str, np.ndarray]
+    points: np.ndarray
+
+    @property
+    def ranks(self) -> dict[str, int]:
+        return {q: int(b.shape[1]) for q, b in self.bases.items()}
+
+
+def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """POD basis (n_rows, m) of the columns of ``values.T`` with ``s_i / s_0 > tol``, and s."""
+    _, s, vt = np.linalg.svd(values, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        return np.zeros((values.shape[1], 0)), s
+    m = max(1, int(np.count_nonzero(s / s[0] > tol)))
+    return vt[:m].T.copy(), s
+
+
+def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -> DualBases:
+    """POD bases of the stress and cumulated-plastic-strain snapshots and their Q-DEIM points.
+
+    Parameters
+    ----------
+    stress : (n_snap, N, 6) stress snapshots
+    p : (n_snap, N) cumulated plastic strain snapshots, or None
+    tol : truncation, keep ``s_i / s_0 > tol`` (at least one mode)
+
+    Returns
+    -------
+    DualBases
+
+    Raises
+    ------
+    ValueError
+        p holds NaN or inf.
+
+    Notes
+    -----
+    A dense SVD of the ``(n_snap, 6 N)`` stress matrix in the driver: ``O(n_snap^2 N)`` flops,
+    ``48 n_snap N`` bytes for the right singular vectors. Q-DEIM (Drmac & Gugercin 2016) picks
+    ``m`` rows of each basis; all the components of their points are kept.
+
+    References
+    ----------
+    Z. Drmac, S. Gugercin, SISC 38 (2016) (Q-DEIM); F. Casenave et al., arXiv:1812.07228.
+    """
+    n_snap = stress.shape[0]
+    basis_s, s_s = _dual_basis(stress.reshape(n_snap, -1), tol)
+    bases, values = {"stress": basis_s}, {"stress": s_s}
+    if p is not None:
+        if not np.all(np.isfinite(p)):
+            raise ValueError("the cumulated plastic strain p (the store's state[:, :, 0], its p field or the law "
+                             "replay) holds NaN or inf; re-run the replay or check the solver's state output.")
+        bases["p"], values["p"] = _dual_basis(p, tol)
+    extra = [qdeim_points(b, DUAL_COMPONENTS[q]) for q, b in bases.items() if b.shape[1]]
+    points = np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64)
+    return DualBases(bases, values, points.astype(np.int64))
+
+
+def _unit_load(mesh, load: NodalForce | Pressure, n_dofs: int) -> np.ndarray:
+    if isinstance(load, NodalForce):
+        return nodal_force_vector(n_dofs, load.nodes, load.component, 1.0)
+    if isinstance(load, Pressure):
+        return pressure_vector(mesh, load.faces, 1.0)
+    raise TypeError(f"unsupported load {type(load).__name__}; expected NodalForce or Pressure")
+
+
+def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, n_points: int,
+            settings: Mapping[str, Any]) -> dict[str, Any]:
+    from romdask import __version__
+
+    hyper = gathered.hyperreduction
+    report: dict[str, Any] = dict(settings)
+    if hyper.report.get("ecm_scope") is None:
+        report["tol_ecm"] = None
+    report.update(
+        training_runs=list(data.runs), n_snapshots=int(gathered.fields.stress.shape[0]),
+        singular_values=basis.singular_values.tolist(), n_modes=int(basis.n_modes),
+        stress_replayed=data.stress_replayed, p_source=gathered.fields.p_source,
+        n_subdomains=data.layout.n_subdomains, n_points_full=int(gathered.fields.stress.shape[1]),
+    )
+    report.update(hyper.report)
+    report["gappy_singular_values"] = {q: s.tolist() for q, s in duals.singular_values.items()}
+    report["qdeim_points_added"] = int(n_points - hyper.points.size)
+    report["gappy_ranks"] = duals.ranks
+    report["training_loads"] = data.training_loads()
+    report["load_coefficients"] = "value * amplitude(t) of each run's pattern (unit load vectors and liftings)"
+    report["signature"] = load_signature(data.layout.mesh, data.dirichlet, data.loads)
+    report["romdask_version"] = __version__
+    return report
+
+
+def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathered, duals: DualBases, *,
+             settings: Mapping[str, Any]) -> ReducedModel:
+    """The reduced model: operators at the ECM and Q-DEIM points, unit load vectors, report.
+
+    Parameters
+    ----------
+    data, lifting, basis, gathered, duals : the outputs of the previous stages
+    settings : JSON options recorded first in the report (``tol_pod``, ``tol_ecm``,
+        ``gappy_tol``, ``product``, ``pod_method``)
+
+    Returns
+    -------
+    ReducedModel
+        Reduced points = ECM points and Q-DEIM points (weight 0), sorted; one law;
+        ``metadata["reduce"]`` the report (see docs/offline.md), with the load patterns' and
+        mesh's signature (:func:`romdask.problem.patterns.load_signature`).
+
+    Notes
+    -----
+    ``load_vectors[p] = modes @ f_p`` with ``f_p`` the nodal force / pressure vector of value 1
+    (full quadrature, never hyper-reduced): one assembly per pattern, O(n_dofs n). The lifting's
+    internal-force contribution comes online from the law at the reduced points, so
+    ``lifting_load`` is zero.
+    """
+    fields, hyper = gathered.fields, gathered.hyperreduction
+    mesh, law = data.layout.mesh, data.law
+    points = np.union1d(hyper.points, duals.points) if duals.points.size else np.sort(hyper.points)
+    weights = np.zeros(points.size)
+    weights[np.searchsorted(points, hyper.points)] = hyper.weights
+    gappy = {q: b[point_rows(points, DUAL_COMPONENTS[q])] for q, b in duals.bases.items()}
+    n_dofs = 3 * mesh.n_nodes
+    loads = data.loads
+    F = np.array([_unit_load(mesh, load, n_dofs) for load in loads]).reshape(len(loads), n_dofs)
+    lifting_operators = None
+    if lifting.n_liftings:
+        lifting_operators = {
+            "lifting_modes_strain": fields.lifting_strain[:, points, :].transpose(1, 2, 0),
+            "lifting_names": lifting.names,
+            "lifting_load": np.zeros((lifting.n_liftings, basis.n_modes)),
+        }
+    return ReducedModel(
+        modes_strain=fields.mode_strain[:, points, :].transpose(1, 2, 0),
+        weights=weights,
+        point_ids=data.layout.ip_points[points],
+        materials=((law, np.arange(points.size)),),
+        load_vectors=F @ fields.modes.T,
+        load_names=tuple(load.name for load in loads),
+        initial_state=law.initial_state(points.size),
+        lifting=lifting_operators,
+        gappy=gappy,
+        metadata={"reduce": _report(data, basis, gathered, duals, points.size, settings)},
+    )
+
+
+def full_bases(data: TrainingData, lifting: Lifting, gathered: Gathered, duals: DualBases) -> dict[str, np.ndarray]:
+    """The mesh-sized arrays saved under ``full/`` for reconstructions and exports.
+
+    Returns
+    -------
+    dict
+        ``"modes"`` (n_dofs, n), ``"lifting"`` (n_dofs, n_l; absent without lifting),
+        ``"gappy_stress"`` (6 N, m_s), ``"gappy_p"`` (N, m_p; absent without p), ``"strain"``
+        (6 N, n) and ``"lifting_strain"`` (6 N, n_l) (components fastest), ``"ip_points"``,
+        ``"ip_element"``, ``"ip_local_point"`` (N,) int64: the global point, the store element
+        and the local point of each ip position. Rows = full-space index, columns = basis
+        vectors; see :data:`romdask.online.FULL_KEYS`.
+    """
+    layout, fields = data.layout, gathered.fields
+    n_modes, n_points = fields.mode_strain.shape[:2]
+    ip_points = np.asarray(layout.ip_points, np.int64)
+    full = {"modes": fields.modes.T, "gappy_stress": duals.bases["stress"], "ip_points": ip_points,
+            "ip_element": np.asarray(layout.ip_element, np.int64)[ip_points],
+            "ip_local_point": np.asarray(layout.ip_local, np.int64)[ip_points],
+            "strain": fields.mode_strain.transpose(1, 2, 0).reshape(6 * n_points, n_modes)}
+    if lifting.n_liftings:
+        full["lifting"] = lifting.vectors.T
+        full["lifting_strain"] = fields.lifting_strain.transpose(1, 2, 0).reshape(6 * n_points, lifting.n_liftings)
+    if "p" in duals.bases:
+        full["gappy_p"] = duals.bases["p"]
+    return full
