@@ -8,10 +8,11 @@ first use of its names.
 
 from romdask.online.full_mesh import read_full_mesh
 from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes, open_model_group
-from romdask.online.scenario import Scenario
+from romdask.online.scenario import Scenario, problem_scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
-_RECONSTRUCT = ("FullBases", "open_full", "reconstruct_displacement", "reconstruct_dual", "replay_law")
+_RECONSTRUCT = ("FullBases", "open_full", "prediction_fields", "reconstruct_displacement", "reconstruct_dual",
+                "replay_law")
 
 
 def __getattr__(name: str):
@@ -35,6 +36,8 @@ __all__ = [
     "open_full",
     "open_full_modes",
     "open_model_group",
+    "prediction_fields",
+    "problem_scenario",
     "read_full_mesh",
     "reconstruct_displacement",
     "reconstruct_dual",

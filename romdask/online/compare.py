@@ -9,10 +9,16 @@ plastic strain ``(n_t, n_points)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ERROR_NORMS", "field_errors", "cycle_index", "error_table"]
+from romdask.materials import Material, von_mises
+
+__all__ = ["ERROR_NORMS", "Reference", "calculix_reference", "compare_prediction", "cycle_index", "error_table",
+           "field_errors"]
 
 #: what each error figure measures (printed under the tables)
 ERROR_NORMS = {
@@ -101,3 +107,105 @@ def error_table(predicted: Mapping[str, np.ndarray], reference: Mapping[str, np.
                     row[name] = peak / scale if scale > 0 else peak
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """A high-fidelity run in a model's order: ``times`` (n_t,), ``displacement`` (n_t, n_dofs),
+    ``stress`` (n_t, N, 6) and ``p`` (n_t, N) at the store's ip positions, and where the stress
+    came from (``"dat"``: the solver's own integration-point output; ``"law replay"``: the
+    model's law integrated along the run's strains, exactly what CalculiX computes, see
+    docs/calculix.md)."""
+
+    times: np.ndarray
+    displacement: np.ndarray
+    stress: np.ndarray
+    p: np.ndarray
+    stress_source: str
+
+
+def _run_fields(run: Any, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    frames = list(run.frames())
+    return {name: np.stack([f.data[name] for f in frames]) for name in names if name in run.fields}
+
+
+def calculix_reference(full: Any, law: Material, inp: str | Path, frd: str | Path,
+                       dat: str | Path | None = None) -> Reference:
+    """A CalculiX run (deck, .frd, optional .dat) in the order of a model's full bases.
+
+    Parameters
+    ----------
+    full : :func:`romdask.online.open_full` of the model (its saved mesh and ip layout).
+    law : the model's law (replayed on the run's strains when the .dat has no stress).
+    inp, frd, dat : the run's files (:func:`romdask.io.calculix.read_calculix`).
+
+    Returns
+    -------
+    Reference
+        With a zero frame at t = 0 prepended (CalculiX writes none; the runs start unloaded).
+
+    Raises
+    ------
+    ValueError
+        The run's mesh is not the model's (what differs), or the model holds no mesh.
+    """
+    from romdask.fem.quadrature import quadrature, strain
+    from romdask.io.calculix import read_calculix
+    from romdask.offline.replay import integrate_history
+    from romdask.store.layout import ip_layout, mesh_difference
+
+    mesh = full.mesh
+    if mesh is None or full.ip_element is None:
+        raise ValueError(f"{full.path} holds no mesh; re-run `romdask reduce` (models save their mesh since 0.2)")
+    run = read_calculix(inp=inp, frd=frd, dat=dat)
+    difference = mesh_difference(mesh, run.mesh)
+    if difference is not None:
+        raise ValueError(f"{frd}: not the model's mesh: {difference}")
+    fields = _run_fields(run, ("displacement", "stress", "state", "p"))
+    times = np.concatenate([[0.0], run.times]) if run.times[0] > 0 else run.times
+    if times.size > run.times.size:
+        fields = {k: np.concatenate([np.zeros((1, *v.shape[1:])), v]) for k, v in fields.items()}
+    u_run = fields["displacement"]  # (n_t, n_nodes_run, 3) in the deck's order
+    _, _, offset = ip_layout(run.mesh)
+    positions = offset[run.mesh.element_index(mesh.element_ids[full.ip_element])] + full.ip_local_point
+    stress, source = fields.get("stress"), "dat"
+    p = fields["state"][..., 0] if "state" in fields else fields["p"][..., 0] if "p" in fields else None
+    if stress is None or p is None:  # the law along the run's strains: CalculiX's own numbers
+        quad = quadrature(run.mesh)
+        history = np.stack([strain(quad, u.ravel()) for u in u_run])
+        replayed, state, failed = integrate_history(law, history, times)
+        if failed:
+            raise ValueError(f"{frd}: the law failed at {failed} point-increment(s) on the run's strains")
+        if stress is None:
+            stress, source = replayed, "law replay"
+        if p is None:
+            p = state[..., 0] if law.n_state else np.zeros(stress.shape[:2])
+    nodes = run.mesh.node_index(mesh.node_ids)
+    return Reference(times=times, displacement=u_run[:, nodes].reshape(len(times), -1),
+                     stress=stress[:, positions], p=p[:, positions], stress_source=source)
+
+
+def compare_prediction(fields: Mapping[str, Any], times: np.ndarray, reference: Reference, *,
+                       period: float | None = None) -> list[dict]:
+    """:func:`error_table` of a prediction's full fields (:func:`romdask.online.prediction_fields`
+    at output ``times``) against a reference, at the reference's times.
+
+    Raises
+    ------
+    ValueError
+        A reference time the prediction does not have (the same deck must drive both).
+    """
+    times = np.asarray(times, np.float64)
+    tol = 1e-6 * max(float(np.abs(times).max(initial=0.0)), 1e-300)
+    pos = np.searchsorted(times, reference.times - tol)
+    ok = (pos < times.size) & (np.abs(times[np.minimum(pos, times.size - 1)] - reference.times) <= tol)
+    if not np.all(ok):
+        raise ValueError(f"the reference has output times {reference.times[~ok][:5].tolist()} that the prediction "
+                         "has not; predict the reference's deck (romdask predict --deck)")
+    predicted = {"displacement": np.asarray(fields["displacement"][pos]),
+                 "von_mises": von_mises(np.asarray(fields["stress"][pos]))}
+    ref = {"displacement": reference.displacement, "von_mises": von_mises(reference.stress)}
+    if fields.get("p") is not None:
+        predicted["p"], ref["p"] = np.asarray(fields["p"][pos]), reference.p
+    cycles = cycle_index(reference.times, period) if period else None
+    return error_table(predicted, ref, cycles)

@@ -22,7 +22,8 @@ from romdask.online.full_mesh import read_full_mesh
 from romdask.online.model import open_model_group
 from romdask.online.solver import OnlineResult
 
-__all__ = ["FullBases", "open_full", "reconstruct_displacement", "reconstruct_dual", "replay_law"]
+__all__ = ["FullBases", "open_full", "prediction_fields", "reconstruct_displacement", "reconstruct_dual",
+           "replay_law"]
 
 _GAPPY_COMPONENTS = {"stress": 6, "p": 1}
 
@@ -247,4 +248,42 @@ def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any 
         if step in where:
             out["stress"][where[step]] = stress
             out["p"][where[step]] = state[:, 0] if law.n_state else 0.0
+    return out
+
+
+def prediction_fields(full: FullBases, result: OnlineResult, law: Material | None = None, *,
+                      dual: str = "replay") -> dict[str, Any]:
+    """What a user looks at: displacement, stress and cumulated plastic strain everywhere.
+
+    Parameters
+    ----------
+    full : :func:`open_full` of the model that produced ``result``.
+    result : OnlineResult.
+    law : the model's law, for ``dual="replay"`` (``model.materials[0][0]``).
+    dual : "replay" (default: the law integrated along the reduced strains at every point,
+        :func:`replay_law`; the accurate route) or "gappy" (Gappy-POD from the reduced points,
+        :func:`reconstruct_dual`; faster, less accurate).
+
+    Returns
+    -------
+    dict
+        ``"displacement"`` lazy (n_t, n_dofs) in the store's dof order; ``"stress"``
+        (n_t, N, 6) and ``"p"`` (n_t, N) in the store's ip-position order (``full.ip_points``
+        maps positions to global points; dask arrays for Gappy, numpy for the replay).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``dual``, no law for the replay, or bases missing from the model.
+    """
+    if dual not in ("replay", "gappy"):
+        raise ValueError(f"dual must be 'replay' or 'gappy'; got {dual!r}")
+    out: dict[str, Any] = {"displacement": reconstruct_displacement(full, result)}
+    if dual == "replay":
+        if law is None:
+            raise ValueError("the law replay needs the model's law (model.materials[0][0])")
+        out.update(replay_law(full, result, law))
+    else:
+        out["stress"] = reconstruct_dual(full, result, "stress")
+        out["p"] = reconstruct_dual(full, result, "p") if "p" in full.gappy else None
     return out

@@ -14,8 +14,9 @@ from typing import Any, Union
 import numpy as np
 
 from romdask.problem.loads import Amplitude
+from romdask.problem.patterns import describe_loads, problem_signature, signature_differences
 
-__all__ = ["Scenario", "Coefficient"]
+__all__ = ["Coefficient", "Scenario", "problem_scenario"]
 
 #: what a scenario accepts for a pattern's coefficient
 Coefficient = Union[Amplitude, Callable[[float], Any], float]
@@ -97,8 +98,6 @@ class Scenario:
 
         Dirichlet conditions with value 0 are listed in :attr:`homogeneous`.
         """
-        from romdask.problem.patterns import describe_loads
-
         description = describe_loads(problem)
         coefficients: dict[str, Coefficient] = {}
         homogeneous = []
@@ -138,3 +137,45 @@ class Scenario:
         """Times of every Amplitude table of the scenario (where a load may reverse)."""
         tables = [c.times for c in self.coefficients.values() if isinstance(c, Amplitude)]
         return np.unique(np.concatenate(tables)) if tables else np.zeros(0)
+
+
+def problem_scenario(model: Any, problem: Any) -> Scenario:
+    """The scenario of a new case (e.g. a user's deck read by
+    :func:`romdask.io.calculix.read_problem`) for ``model``, after checking that the problem has
+    the model's mesh and load patterns.
+
+    Parameters
+    ----------
+    model : ReducedModel (its ``metadata["reduce"]["signature"]``)
+    problem : Problem on the training mesh, with the training patterns (names, kinds, nodes or
+        faces); values, amplitudes, steps and times are free.
+
+    Returns
+    -------
+    Scenario
+        :meth:`Scenario.from_problem`.
+
+    Raises
+    ------
+    ValueError
+        The mesh or the patterns differ (every difference listed, e.g. "pattern 'LOAD' has 12
+        faces instead of 16"), or the model carries no signature (saved by an older romdask:
+        re-run ``romdask reduce``).
+    """
+    signature = model.metadata.get("reduce", {}).get("signature")
+    if signature is None:
+        raise ValueError("the model carries no signature of its mesh and load patterns (saved by an older "
+                         "romdask); re-run `romdask reduce` to check new cases against it")
+    differences = signature_differences(signature, problem_signature(problem))
+    if differences:
+        raise ValueError(f"{problem.name}: not the model's mesh and load patterns: " + "; ".join(differences)
+                         + ". A reduced model predicts new values, amplitudes and steps of its training "
+                         "patterns on its training mesh.")
+    scenario = Scenario.from_problem(problem)
+    lifted = set(model.lifting["lifting_names"]) if model.lifting is not None else set()
+    fixed = [n for n, c in scenario.coefficients.items()
+             if n not in lifted and n not in model.load_names and n not in scenario.homogeneous]
+    if fixed:
+        raise ValueError(f"{problem.name}: prescribed displacement(s) {fixed} are nonzero here but were zero in "
+                         "every training run (the model has no lifting for them); train with such a run")
+    return scenario
