@@ -14,6 +14,7 @@ from typing import Any, Union
 import numpy as np
 
 from romdask.problem.loads import Amplitude
+from romdask.stepping import collect_breakpoints
 
 __all__ = ["Scenario", "Coefficient"]
 
@@ -136,5 +137,4 @@ class Scenario:
 
     def breakpoints(self) -> np.ndarray:
         """Times of every Amplitude table of the scenario (where a load may reverse)."""
-        tables = [c.times for c in self.coefficients.values() if isinstance(c, Amplitude)]
-        return np.unique(np.concatenate(tables)) if tables else np.zeros(0)
+        return collect_breakpoints(c.times for c in self.coefficients.values() if isinstance(c, Amplitude))
