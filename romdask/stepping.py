@@ -14,8 +14,9 @@ Imports numpy and the standard library only (the online stage uses it).
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,19 +95,23 @@ def collect_breakpoints(tables: Iterable[Any]) -> np.ndarray:
     return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0)
 
 
-def segment_ends(t_a: float, t_b: float, breakpoints: np.ndarray) -> list[float]:
+def segment_ends(t_a: float, t_b: float, breakpoints: Sequence[float]) -> list[float]:
     """Ends of the segments of the output interval ``[t_a, t_b]``: the breakpoints strictly
     inside it, except those within ``SLIVER * (t_b - t_a)`` of either end, then ``t_b``.
 
+    ``breakpoints`` must be sorted ascending (as :func:`collect_breakpoints` returns them).
+    Cost: O(log len(breakpoints)) plus the breakpoints inside.
+
     Examples
     --------
-    >>> segment_ends(0.0, 1.0, np.array([0.0, 1e-12, 0.25, 1.0, 2.0]))
+    >>> segment_ends(0.0, 1.0, [0.0, 1e-12, 0.25, 1.0, 2.0])
     [0.25, 1.0]
     """
     length = t_b - t_a
-    inner = breakpoints[(breakpoints > t_a) & (breakpoints < t_b)]
-    inner = inner[(inner - t_a > SLIVER * length) & (t_b - inner > SLIVER * length)]
-    return [float(t) for t in inner] + [float(t_b)]
+    inner = breakpoints[bisect.bisect_right(breakpoints, t_a):bisect.bisect_left(breakpoints, t_b)]
+    ends = [float(t) for t in inner if t - t_a > SLIVER * length and t_b - t > SLIVER * length]
+    ends.append(float(t_b))
+    return ends
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,12 @@ def _equilibrate(stepper: Stepper, ctx: _Context, t0: float) -> None:
     stepper.commit()
 
 
-def _report(ctx: _Context, step: int, n_steps: int, t: float, counts: np.ndarray, history: list[float]) -> None:
+def _report(ctx: _Context, step: int, n_steps: int, t: float, counts: tuple[int, int, int],
+            history: list[float]) -> None:
     """Log the summary of an output step and call ``progress``."""
-    iterations, subincrements, cuts = (int(c) for c in counts)
+    if ctx.progress is None and not ctx.log.isEnabledFor(ctx.summary_level):
+        return
+    iterations, subincrements, cuts = counts
     residual = history[-1] if history else float("nan")
     ctx.log.log(ctx.summary_level, "output step %d/%d t=%.6g: %d iterations, %d sub-increments, %d cuts, "
                 "residual %.3e", step, n_steps, t, iterations, subincrements, cuts, residual)
@@ -216,8 +224,9 @@ def march(
     Parameters
     ----------
     times : (n_steps + 1,) strictly increasing output times; ``times[0]`` is the initial state.
-    breakpoints : times where a load may change direction (:func:`collect_breakpoints`); those
-        strictly inside an output interval become sub-increment ends (:func:`segment_ends`).
+    breakpoints : times where a load may change direction (:func:`collect_breakpoints`; any
+        order); those strictly inside an output interval become sub-increment ends
+        (:func:`segment_ends`).
     max_cuts : a segment's sub-increment may be halved down to ``segment / 2**max_cuts``; a
         failure at that size raises ``error``.
     equilibrate : first solve the equilibrium at ``times[0]`` with dt = 0 (``attempt(t0, t0)``
@@ -258,6 +267,7 @@ def march(
     times = np.asarray(times, dtype=np.float64)
     breakpoints = np.zeros(0) if breakpoints is None else np.asarray(breakpoints, dtype=np.float64)
     _check(times, breakpoints, max_cuts)
+    sorted_breakpoints = np.unique(breakpoints).tolist()
     ctx = _Context(int(max_cuts), error, f"{name}: " if name else "", logger if log is None else log,
                    summary_level, progress)
     n_steps = times.size - 1
@@ -270,12 +280,15 @@ def march(
     for step in range(1, n_steps + 1):
         t_a, t_b = float(times[step - 1]), float(times[step])
         history: list[float] = []
+        its = subs = cuts = 0
         t_now = t_a
-        for target in segment_ends(t_a, t_b, breakpoints):
-            counts[:, step - 1] += _segment(stepper, ctx, step, t_now, target, history)
+        for target in segment_ends(t_a, t_b, sorted_breakpoints):
+            i, n, c = _segment(stepper, ctx, step, t_now, target, history)
+            its, subs, cuts = its + i, subs + n, cuts + c
             t_now = target
+        counts[:, step - 1] = its, subs, cuts
         residuals.append(history)
         if on_step is not None:
             on_step(step, t_b)
-        _report(ctx, step, n_steps, t_b, counts[:, step - 1], history)
+        _report(ctx, step, n_steps, t_b, (its, subs, cuts), history)
     return Stepping(iterations=counts[0], subincrements=counts[1], cuts=counts[2], residuals=residuals)
