@@ -3,6 +3,9 @@
 It mirrors what CalculiX 2.20 does in a ``*VISCO`` step with fixed increments (see
 ``/work/shared/notes/calculix.md``): one increment per output interval, full Newton with the
 consistent tangent, the material integrated from the last converged state with the total strain.
+:func:`solve` is a short function over :class:`_HFSolver` (the assembled state, one Newton
+attempt per sub-increment); the time stepping is :func:`romdask.stepping.march`, shared with the
+online reduced solver.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from romdask.hifi.assembly import assemble_stiffness, max_asymmetry, sparsity
 from romdask.hifi.linear import LinearSolver, SingularMatrixError
 from romdask.problem.loads import NodalForce, Pressure
 from romdask.problem import Problem
+from romdask.stepping import StepFailure, Stepping, collect_breakpoints, march
 
 __all__ = ["ConvergenceError", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
 
@@ -112,6 +116,7 @@ class Result:
     newton_iterations : (n_steps,) Newton iterations per output increment, counted as linear
         solves (the predictor included) over all its converged sub-increments.
     n_subincrements : (n_steps,) sub-increments per output increment.
+    n_cuts : (n_steps,) halvings of a failed sub-increment per output increment.
     residual_history : per output increment, the list of relative residuals of all iterations.
     wall_time : seconds; ``timings`` splits it (assembly, material, linear, ...).
     n_factorizations : numerical factorizations done (<= total iterations: reused when the
@@ -129,6 +134,7 @@ class Result:
     wall_time: float
     timings: dict[str, float] = field(default_factory=dict)
     n_factorizations: int = 0
+    n_cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 # ---- problem set-up --------------------------------------------------------------------------
@@ -195,8 +201,7 @@ def _load_vectors(problem: Problem) -> list[tuple[object, np.ndarray]]:
 
 def _breakpoints(problem: Problem) -> np.ndarray:
     amps = [bc.amplitude for bc in problem.dirichlet] + [ld.amplitude for ld in problem.loads]
-    pts = [a.breakpoints() for a in amps if a is not None]
-    return np.unique(np.concatenate(pts)) if pts else np.zeros(0)
+    return collect_breakpoints(a.breakpoints() for a in amps if a is not None)
 
 
 def _symmetric(laws, option: bool | None) -> bool:
@@ -265,10 +270,261 @@ class _Materials:
 # ---- solver ----------------------------------------------------------------------------------
 
 
-class _Failure(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+class _HFSolver:
+    """The assembled state of one :func:`solve`: a :class:`romdask.stepping.Stepper`.
+
+    Holds the quadrature, the laws' states, the sparsity pattern and linear solver, the
+    displacement ``u`` and the committed ``u_n``, ``f_int_n`` and tangent ``tangent_n`` of the
+    last converged (sub-)increment, the tangent of the current factorization (reused while the
+    tangent is bitwise unchanged), the force scale and the timings.
+
+    Notes
+    -----
+    Memory: besides the factors, four (n_points, 6, 6) tangent arrays (the laws', the committed,
+    the factorized one, and a partial-group buffer when laws cover element sets) and a few
+    n_dofs vectors.
+    """
+
+    def __init__(self, problem: Problem, options: SolverOptions, fields: tuple[str, ...], writer) -> None:
+        t_start = _time.perf_counter()
+        self.problem, self.options, self.fields = problem, options, fields
+        self.timings = dict.fromkeys(("setup", "strain", "material", "force", "assembly", "linear", "output"), 0.0)
+        mesh = problem.mesh
+        self.dofs_c, self.owner = constrained_dofs(problem)
+        _check_rigid_modes(mesh, self.dofs_c)
+        self.quad = quadrature(mesh)
+        self.mats = _Materials(problem, self.quad)
+        self.symmetric = _symmetric([g["law"] for g in self.mats.groups], options.symmetric)
+        self.pattern = sparsity(mesh, self.dofs_c, symmetric=self.symmetric)
+        self.linear = LinearSolver(symmetric=self.symmetric, backend=options.linear_solver)
+        self.loads = _load_vectors(problem)
+        self.free = self.pattern.free
+        self.comp_c = self.dofs_c % 3
+        n_dofs, n_points = mesh.n_dofs, self.quad.n_points
+        self.u, self.u_n = np.zeros(n_dofs), np.zeros(n_dofs)
+        self.eps = np.empty((n_points, 6))
+        self.f_int, self.f_int_n = np.zeros(n_dofs), np.zeros(n_dofs)
+        self.data = np.zeros(self.pattern.nnz)
+        self.tangent_n = np.zeros((n_points, 6, 6))
+        # the tangent of the current factorization: an identical tangent (elastic increments)
+        # reuses the factors instead of refactorizing (exact: same matrix)
+        self.factorized_tangent = np.zeros((n_points, 6, 6))
+        self.factorized = False
+        self.n_factorizations = 0
+        self.force_scale = 0.0
+        self.default_writer = writer is None
+        self.writer = MemoryWriter() if writer is None else writer
+        self.reaction_rows: list[np.ndarray] = []
+        self.timings["setup"] = _time.perf_counter() - t_start
+
+    # ---- loads and outputs -------------------------------------------------------------------
+    def prescribed(self, t: float) -> np.ndarray:
+        """Prescribed values of the constrained dofs at ``t``."""
+        values = np.array([bc.scale(t) for bc in self.problem.dirichlet])
+        return values[self.owner] if len(self.owner) else np.zeros(0)
+
+    def external(self, t: float) -> np.ndarray:
+        """External force vector at ``t`` (all dofs)."""
+        f = np.zeros(self.problem.mesh.n_dofs)
+        for load, vec in self.loads:
+            s = load.scale(t)
+            if s != 0.0:
+                f += s * vec
+        return f
+
+    def reactions(self, f_ext: np.ndarray) -> np.ndarray:
+        """(n_dirichlet, 3) resultant of ``f_int - f_ext`` over each condition's dofs."""
+        out = np.zeros((len(self.problem.dirichlet), 3))
+        if len(self.dofs_c):
+            np.add.at(out, (self.owner, self.comp_c), (self.f_int - f_ext)[self.dofs_c])
+        return out
+
+    def output(self, step: int, t: float) -> None:
+        """Write the committed state of output time ``t`` (the :func:`march` ``on_step``)."""
+        t0 = _time.perf_counter()
+        row = self.reactions(self.external(t))
+        self.reaction_rows.append(row)
+        out = {"displacement": self.u}
+        if "strain" in self.fields:
+            out["strain"] = self.eps
+        if "stress" in self.fields:
+            out["stress"] = self.mats.stress
+        if "state" in self.fields:
+            out["state"] = self.mats.state()
+        out["reactions"] = row.copy()
+        self.writer.write(step, t, out)
+        self.timings["output"] += _time.perf_counter() - t0
+
+    # ---- one iteration -----------------------------------------------------------------------
+    def evaluate(self, t: float, dt: float) -> int:
+        """Strain, laws and internal force of ``u``; returns the number of failed points."""
+        t0 = _time.perf_counter()
+        strain(self.quad, self.u, out=self.eps)
+        t1 = _time.perf_counter()
+        n_failed = self.mats.evaluate(self.eps, dt, t)
+        t2 = _time.perf_counter()
+        internal_force(self.quad, self.mats.stress, out=self.f_int)
+        t3 = _time.perf_counter()
+        self.timings["strain"] += t1 - t0
+        self.timings["material"] += t2 - t1
+        self.timings["force"] += t3 - t2
+        return n_failed
+
+    def _unsymmetric_if_needed(self, tangent: np.ndarray) -> None:
+        """Switch to the unsymmetric solver when an automatic symmetric run meets an unsymmetric tangent."""
+        if self.symmetric and self.options.symmetric is None and max_asymmetry(tangent) > 1e-8:
+            logger.warning("unsymmetric material tangent met: switching to the unsymmetric solver")
+            self.linear.free()
+            self.factorized = False
+            self.symmetric = False
+            self.pattern = sparsity(self.problem.mesh, self.dofs_c, symmetric=False)
+            self.linear = LinearSolver(symmetric=False, backend=self.options.linear_solver)
+            self.data = np.zeros(self.pattern.nnz)
+
+    def correct(self, tangent: np.ndarray, rhs: np.ndarray) -> float:
+        """Solve ``K(tangent)_ff du = rhs``, add ``du`` to the free dofs; returns ``||du||_inf``.
+
+        The factors are reused when ``tangent`` equals that of the current factorization.
+        """
+        t0 = _time.perf_counter()
+        self._unsymmetric_if_needed(tangent)
+        reuse = self.factorized and np.array_equal(tangent, self.factorized_tangent)
+        if not reuse:
+            assemble_stiffness(self.quad, self.pattern, tangent, out=self.data)
+        t1 = _time.perf_counter()
+        try:
+            if not reuse:
+                self.factorized = False
+                self.n_factorizations += 1
+                self.linear.factorize(self.pattern.matrix(self.data))
+                np.copyto(self.factorized_tangent, tangent)
+                self.factorized = True
+            du = self.linear.solve(rhs)
+        except SingularMatrixError as exc:
+            # also met legitimately: a saturated viscoplastic law under load control overshoots
+            # to a near-zero tangent; a smaller increment cures it
+            raise StepFailure(f"singular tangent ({exc})") from exc
+        self.timings["assembly"] += t1 - t0
+        self.timings["linear"] += _time.perf_counter() - t1
+        self.u[self.free] += du
+        return float(np.abs(du).max())
+
+    def predictor_rhs(self, t_new: float, f_ext: np.ndarray) -> np.ndarray:
+        """Set the prescribed values of ``t_new``; the predictor's right-hand side
+        ``f_ext - f_int_n - K_fc du_c`` on the free dofs, with the converged tangent.
+
+        It keeps the prescribed-displacement jump from concentrating in the boundary elements
+        (no velocity extrapolation: robust at reversals).
+        """
+        rhs = f_ext - self.f_int_n
+        if len(self.dofs_c):
+            du_c = self.prescribed(t_new) - self.u[self.dofs_c]
+            if np.any(du_c != 0.0):
+                v = np.zeros(self.problem.mesh.n_dofs)
+                v[self.dofs_c] = du_c
+                t0 = _time.perf_counter()
+                eps_v = strain(self.quad, v)
+                sig_v = np.einsum("pij,pj->pi", self.tangent_n, eps_v)
+                rhs = rhs - internal_force(self.quad, sig_v)
+                self.timings["strain"] += _time.perf_counter() - t0
+            self.u[self.dofs_c] += du_c
+        return rhs[self.free]
+
+    def converged(self, norms: list[float], scale: float, du_norm: float | None) -> bool:
+        """Residual test (rtol, atol) and, unless the predictor alone passed it, the correction test.
+
+        The last correction must be small, or its estimated successor (linear-rate estimate
+        ``du * r_k / r_{k-1}``, as CalculiX's checkconvergence does).
+        """
+        opts, rn = self.options, norms[-1]
+        if not (rn <= opts.rtol * scale or rn <= opts.atol):
+            return False
+        if du_norm is None:
+            return True
+        ref = max(np.abs(self.u - self.u_n).max(initial=0.0), np.abs(self.u).max(initial=0.0))
+        return min(du_norm, du_norm * rn / max(norms[-2], 1e-300)) <= opts.ctol * ref
+
+    # ---- the Stepper protocol ----------------------------------------------------------------
+    def attempt(self, t_old: float, t_new: float, history: list[float]) -> int:
+        """One sub-increment from the committed state: the predictor, then full Newton.
+
+        Returns the number of linear solves; on success ``u``, ``f_int``, ``eps`` and the
+        laws' stress, tangent and trial state hold the converged values. Raises
+        :class:`~romdask.stepping.StepFailure`.
+        """
+        opts = self.options
+        dt = t_new - t_old
+        f_ext = self.external(t_new)
+        rhs = self.predictor_rhs(t_new, f_ext)
+        norms = [float(np.linalg.norm(rhs))]
+        n_solves = 0
+        du_norm = None
+        if norms[0] > 0.0:
+            du_norm = self.correct(self.tangent_n, rhs)
+            n_solves = 1
+        for k in range(opts.max_iter + 1):
+            n_failed = self.evaluate(t_new, dt)
+            if n_failed:
+                raise StepFailure(f"local integration failed at {n_failed} integration point(s)")
+            r = f_ext[self.free] - self.f_int[self.free]
+            rn = float(np.linalg.norm(r))
+            scale = max(float(np.linalg.norm(self.f_int)), float(np.linalg.norm(f_ext)), self.force_scale)
+            norms.append(rn)
+            history.append(rn / scale if scale > 0 else rn)
+            if not np.isfinite(rn):
+                raise StepFailure("non-finite residual")
+            if self.converged(norms, scale, du_norm):
+                self.force_scale = max(self.force_scale, scale)
+                return n_solves
+            if n_solves >= opts.max_iter:
+                raise StepFailure(f"no convergence in {opts.max_iter} iterations")
+            if k >= 2 and norms[-1] > norms[-2] > norms[-3]:
+                raise StepFailure("residual growing")
+            du_norm = self.correct(self.mats.tangent, r)
+            n_solves += 1
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def commit(self) -> None:
+        """The converged state becomes the committed one (laws' states, tangent, f_int, u)."""
+        self.mats.commit()
+        np.copyto(self.tangent_n, self.mats.tangent)
+        np.copyto(self.f_int_n, self.f_int)
+        np.copyto(self.u_n, self.u)
+
+    def restore(self) -> None:
+        """Back to the committed u (everything else is recomputed from it or kept committed)."""
+        np.copyto(self.u, self.u_n)
+
+    # ---- a run -------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Evaluate the virgin state (its tangent serves the first predictor); returns whether a
+        load or prescribed value is nonzero at t = 0 (then the initial equilibrium is needed)."""
+        times = self.problem.times
+        if self.evaluate(0.0, float(times[1] - times[0])):
+            raise ConvergenceError(f"{self.problem.name}: the material fails at zero strain; check the law's parameters")
+        np.copyto(self.tangent_n, self.mats.tangent)
+        return bool(np.any(self.prescribed(0.0) != 0.0) or np.any(self.external(0.0) != 0.0))
+
+    def close(self) -> None:
+        """Close the writer and free the linear solver's memory."""
+        self.writer.close()
+        self.linear.free()
+
+    def result(self, stepping: Stepping, wall: float) -> Result:
+        """The :class:`Result` of the run (fields from the default writer)."""
+        self.timings["total"] = wall
+        disp = None
+        out_fields: dict[str, np.ndarray] = {}
+        if self.default_writer:
+            disp = np.array(self.writer.fields["displacement"])
+            out_fields = {k: np.array(v) for k, v in self.writer.fields.items() if k in self.fields and k != "displacement"}
+        return Result(
+            times=np.array(self.problem.times), displacement=disp, fields=out_fields,
+            reactions=np.array(self.reaction_rows), reaction_names=tuple(bc.name for bc in self.problem.dirichlet),
+            newton_iterations=stepping.iterations, n_subincrements=stepping.subincrements,
+            residual_history=stepping.residuals, wall_time=wall, timings=self.timings,
+            n_factorizations=self.n_factorizations, n_cuts=stepping.cuts,
+        )
 
 
 def solve(
@@ -292,7 +548,8 @@ def solve(
     fields : subset of ("displacement", "strain", "stress", "state")
     options : SolverOptions
     progress : callable ``progress(step, n_steps, info)``, optional
-        Called after each output increment; ``info`` has time, iterations, residual, cuts.
+        Called after each output increment; ``info`` has time, iterations, subincrements,
+        cuts and residual (see :func:`romdask.stepping.march`).
 
     Returns
     -------
@@ -314,12 +571,16 @@ def solve(
     it the prescribed jump concentrates in the boundary elements and makes them yield
     spuriously); then full Newton on the free dofs with the consistent tangent, the material
     integrated from the state of t_n with the total strain. Iterations are counted as linear
-    solves (the predictor included). A nonzero load or prescribed value at t = 0 is equilibrated
-    first with dt = 0 (laws dividing by dt cannot do that). Convergence: see :class:`SolverOptions`. Failure (a material point failed,
-    ``max_iter`` reached, residual growing twice in a row, singular or non-finite tangent, e.g.
-    a mechanism that the rigid-body check does not see) halves the
-    sub-increment; the state is committed only at converged sub-increments. Output intervals
-    are split at amplitude breakpoints (load reversals) so that they are hit exactly.
+    solves (the predictor included). Convergence: see :class:`SolverOptions`.
+
+    The time stepping is :func:`romdask.stepping.march`, shared with the reduced solver: a
+    nonzero load or prescribed value at t = 0 is equilibrated first with dt = 0 (laws dividing
+    by dt cannot do that); output intervals are split at amplitude breakpoints (load reversals)
+    so that they are hit exactly; a failure (a material point failed, ``max_iter`` reached,
+    residual growing twice in a row, singular or non-finite tangent, e.g. a mechanism that the
+    rigid-body check does not see) halves the sub-increment; the state is committed only at
+    converged sub-increments.
+
     Cost per iteration: one strain + material + force pass and one assembly (numba, parallel),
     one PARDISO numerical factorization (the symbolic analysis is done once); when the tangent
     is bitwise that of the current factors (elastic increments) assembly and factorization are
@@ -329,263 +590,12 @@ def solve(
     bad = [f for f in fields if f not in _FIELDS]
     if bad:
         raise ValueError(f"unknown output fields {bad}; choose among {_FIELDS}")
-    mesh = problem.mesh
-    timings = dict.fromkeys(("setup", "strain", "material", "force", "assembly", "linear", "output"), 0.0)
-
-    dofs_c, owner = constrained_dofs(problem)
-    _check_rigid_modes(mesh, dofs_c)
-    quad = quadrature(mesh)
-    mats = _Materials(problem, quad)
-    symmetric = _symmetric([g["law"] for g in mats.groups], options.symmetric)
-    pattern = sparsity(mesh, dofs_c, symmetric=symmetric)
-    solver = LinearSolver(symmetric=symmetric, backend=options.linear_solver)
-    loads = _load_vectors(problem)
-    bc_of = owner
-    breakpoints = _breakpoints(problem) if options.split_at_breakpoints else np.zeros(0)
-    free = pattern.free
-    n_bc = len(problem.dirichlet)
-    comp_c = dofs_c % 3
-    timings["setup"] = _time.perf_counter() - t_start
-
-    def prescribed(t: float) -> np.ndarray:
-        values = np.array([bc.scale(t) for bc in problem.dirichlet])
-        return values[bc_of] if len(bc_of) else np.zeros(0)
-
-    def external(t: float) -> np.ndarray:
-        f = np.zeros(mesh.n_dofs)
-        for load, vec in loads:
-            s = load.scale(t)
-            if s != 0.0:
-                f += s * vec
-        return f
-
-    u = np.zeros(mesh.n_dofs)
-    eps = np.empty((quad.n_points, 6))
-    f_int = np.zeros(mesh.n_dofs)
-    data = np.zeros(pattern.nnz)
-    force_scale = 0.0
-    f_int_n = np.zeros(mesh.n_dofs)  # committed (converged) internal force and tangent
-    tangent_n = np.zeros((quad.n_points, 6, 6))
-    # the tangent of the current factorization: an identical tangent (elastic increments)
-    # reuses the factors instead of refactorizing (exact: same matrix)
-    factorized_tangent = np.zeros((quad.n_points, 6, 6))
-    factorized_valid = [False]
-    counts = {"factorizations": 0}
-
-    def reactions(f_int, f_ext) -> np.ndarray:
-        out = np.zeros((n_bc, 3))
-        if len(dofs_c):
-            np.add.at(out, (bc_of, comp_c), (f_int - f_ext)[dofs_c])
-        return out
-
-    def output(step: int, t: float, f_ext: np.ndarray) -> None:
-        t0 = _time.perf_counter()
-        out = {"displacement": u}
-        if "strain" in fields:
-            out["strain"] = eps
-        if "stress" in fields:
-            out["stress"] = mats.stress
-        if "state" in fields:
-            out["state"] = mats.state()
-        out["reactions"] = reactions(f_int, f_ext)
-        writer_.write(step, t, out)
-        timings["output"] += _time.perf_counter() - t0
-
-    def evaluate(t: float, dt: float) -> int:
-        t0 = _time.perf_counter()
-        strain(quad, u, out=eps)
-        t1 = _time.perf_counter()
-        n_failed = mats.evaluate(eps, dt, t)
-        t2 = _time.perf_counter()
-        internal_force(quad, mats.stress, out=f_int)
-        t3 = _time.perf_counter()
-        timings["strain"] += t1 - t0
-        timings["material"] += t2 - t1
-        timings["force"] += t3 - t2
-        return n_failed
-
-    def linear_step(tangent: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """Assemble K(tangent) on the free dofs, factorize, solve K du = rhs."""
-        nonlocal symmetric, pattern, solver, data
-        t0 = _time.perf_counter()
-        if symmetric and options.symmetric is None:
-            if max_asymmetry(tangent) > 1e-8:
-                logger.warning("unsymmetric material tangent met: switching to the unsymmetric solver")
-                solver.free()
-                factorized_valid[0] = False
-                symmetric = False
-                pattern = sparsity(mesh, dofs_c, symmetric=False)
-                solver = LinearSolver(symmetric=False, backend=options.linear_solver)
-                data = np.zeros(pattern.nnz)
-        reuse = factorized_valid[0] and np.array_equal(tangent, factorized_tangent)
-        if not reuse:
-            assemble_stiffness(quad, pattern, tangent, out=data)
-        t1 = _time.perf_counter()
-        try:
-            if not reuse:
-                factorized_valid[0] = False
-                counts["factorizations"] += 1
-                solver.factorize(pattern.matrix(data))
-                np.copyto(factorized_tangent, tangent)
-                factorized_valid[0] = True
-            du = solver.solve(rhs)
-        except SingularMatrixError as exc:
-            # also met legitimately: a saturated viscoplastic law under load control overshoots
-            # to a near-zero tangent; a smaller increment cures it
-            raise _Failure(f"singular tangent ({exc})") from exc
-        timings["assembly"] += t1 - t0
-        timings["linear"] += _time.perf_counter() - t1
-        return du
-
-    def newton(t_old: float, t_new: float, history: list[float]) -> int:
-        """One sub-increment from the committed state (u_n, f_int_n, tangent_n); returns the
-        number of linear solves. On success u, f_int, eps, stress hold the converged values."""
-        nonlocal force_scale
-        dt = t_new - t_old
-        u_old = u.copy()
-        f_ext = external(t_new)
-        # linear predictor with the converged tangent: K_ff du_f = f_ext - f_int_n - K_fc du_c.
-        # It keeps the prescribed-displacement jump from concentrating in the boundary elements
-        # (no velocity extrapolation: robust at reversals).
-        rhs_full = f_ext - f_int_n
-        if len(dofs_c):
-            du_c = prescribed(t_new) - u[dofs_c]
-            if np.any(du_c != 0.0):
-                v = np.zeros(mesh.n_dofs)
-                v[dofs_c] = du_c
-                t0 = _time.perf_counter()
-                eps_v = strain(quad, v)
-                sig_v = np.einsum("pij,pj->pi", tangent_n, eps_v)
-                rhs_full = rhs_full - internal_force(quad, sig_v)
-                timings["strain"] += _time.perf_counter() - t0
-            u[dofs_c] += du_c
-        rhs = rhs_full[free]
-        norms = [float(np.linalg.norm(rhs))]
-        n_solves = 0
-        du_norm = None
-        if norms[0] > 0.0:
-            du = linear_step(tangent_n, rhs)
-            n_solves = 1
-            u[free] += du
-            du_norm = float(np.abs(du).max())
-        for k in range(options.max_iter + 1):
-            n_failed = evaluate(t_new, dt)
-            if n_failed:
-                raise _Failure(f"local integration failed at {n_failed} integration point(s)")
-            r = f_ext[free] - f_int[free]
-            rn = float(np.linalg.norm(r))
-            scale = max(float(np.linalg.norm(f_int)), float(np.linalg.norm(f_ext)), force_scale)
-            norms.append(rn)
-            history.append(rn / scale if scale > 0 else rn)
-            if not np.isfinite(rn):
-                raise _Failure("non-finite residual")
-            if rn <= options.rtol * scale or rn <= options.atol:
-                ref = max(np.abs(u - u_old).max(initial=0.0), np.abs(u).max(initial=0.0))
-                # last correction small, or its estimated successor (linear-rate estimate
-                # du * r_k / r_{k-1}, as CalculiX's checkconvergence does) small
-                if du_norm is None or min(du_norm, du_norm * rn / max(norms[-2], 1e-300)) <= options.ctol * ref:
-                    force_scale = max(force_scale, scale)
-                    return n_solves
-            if n_solves >= options.max_iter:
-                raise _Failure(f"no convergence in {options.max_iter} iterations")
-            if k >= 2 and norms[-1] > norms[-2] > norms[-3]:
-                raise _Failure("residual growing")
-            du = linear_step(mats.tangent, r)
-            n_solves += 1
-            u[free] += du
-            du_norm = float(np.abs(du).max())
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def commit() -> None:
-        mats.commit()
-        np.copyto(tangent_n, mats.tangent)
-        np.copyto(f_int_n, f_int)
-
-    default_writer = writer is None
-    writer_ = MemoryWriter() if default_writer else writer
-    times = problem.times
-    n_steps = len(times) - 1
-    iterations = np.zeros(n_steps, np.int64)
-    n_sub = np.zeros(n_steps, np.int64)
-    histories: list[list[float]] = []
-    reaction_rows = []
-
+    hf = _HFSolver(problem, options, fields, writer)
+    breakpoints = _breakpoints(problem) if options.split_at_breakpoints else None
     try:
-        # tangent of the virgin state (zero strain, elastic) for the first predictor
-        if evaluate(0.0, float(times[1] - times[0])):
-            raise ConvergenceError("the material fails at zero strain")
-        np.copyto(tangent_n, mats.tangent)
-        f_ext0 = external(0.0)
-        if np.any(prescribed(0.0) != 0.0) or np.any(f_ext0 != 0.0):
-            # nonzero prescribed values at t = 0: solve the initial equilibrium with dt = 0
-            histories0: list[float] = []
-            try:
-                newton(0.0, 0.0, histories0)
-            except _Failure as exc:
-                raise ConvergenceError(f"initial equilibrium at t=0 failed: {exc.reason}; residuals {histories0}") from exc
-            commit()
-        reaction_rows.append(reactions(f_int, f_ext0))
-        output(0, 0.0, f_ext0)
-        for step in range(1, n_steps + 1):
-            t_a, t_b = float(times[step - 1]), float(times[step])
-            inner = breakpoints[(breakpoints > t_a) & (breakpoints < t_b)]
-            # avoid slivers: drop breakpoints within 1e-9 of the interval ends
-            inner = inner[(inner - t_a > 1e-9 * (t_b - t_a)) & (t_b - inner > 1e-9 * (t_b - t_a))]
-            targets = list(inner) + [t_b]
-            history: list[float] = []
-            t_now = t_a
-            for target in targets:
-                seg = target - t_now
-                dt = seg
-                min_dt = seg * 0.5 ** options.max_cuts
-                while t_now < target:
-                    t_next = target if t_now + dt >= target - 1e-12 * seg else t_now + dt
-                    u_saved = u.copy()
-                    try:
-                        its = newton(t_now, t_next, history)
-                    except _Failure as exc:
-                        u[:] = u_saved
-                        if dt / 2 < min_dt * (1 - 1e-12):
-                            raise ConvergenceError(
-                                f"{problem.name}: no convergence at t={t_next:.6g} (increment {step}, "
-                                f"from t={t_now:.6g}, sub-increment size {t_next - t_now:.3g} = "
-                                f"{seg:.3g} / 2**{options.max_cuts}, the minimum): {exc.reason}; "
-                                f"relative residuals of the increment: "
-                                f"{[float(f'{h:.3e}') for h in history]}"
-                            ) from exc
-                        logger.info("t=%.6g: %s; cutting the increment to %.3g", t_next, exc.reason, dt / 2)
-                        dt = dt / 2
-                        continue
-                    commit()
-                    iterations[step - 1] += its
-                    n_sub[step - 1] += 1
-                    t_now = t_next
-                    if dt < seg and its <= 4:  # easy after a cut: grow again
-                        dt = min(2 * dt, seg)
-                t_now = target
-            histories.append(history)
-            f_ext = external(t_b)
-            reaction_rows.append(reactions(f_int, f_ext))
-            output(step, t_b, f_ext)
-            logger.info("increment %d/%d t=%.6g: %d iterations, %d sub-increments, residual %.3e",
-                        step, n_steps, t_b, iterations[step - 1], n_sub[step - 1], history[-1])
-            if progress is not None:
-                progress(step, n_steps, {"time": t_b, "iterations": int(iterations[step - 1]),
-                                         "subincrements": int(n_sub[step - 1]), "residual": history[-1]})
+        stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(),
+                         on_step=hf.output, progress=progress, error=ConvergenceError, name=problem.name,
+                         log=logger, summary_level=logging.INFO)
     finally:
-        writer_.close()
-        solver.free()
-
-    wall = _time.perf_counter() - t_start
-    timings["total"] = wall
-    disp = None
-    out_fields: dict[str, np.ndarray] = {}
-    if default_writer:
-        disp = np.array(writer_.fields["displacement"])
-        out_fields = {k: np.array(v) for k, v in writer_.fields.items() if k in fields and k != "displacement"}
-    return Result(
-        times=np.array(times), displacement=disp, fields=out_fields,
-        reactions=np.array(reaction_rows), reaction_names=tuple(bc.name for bc in problem.dirichlet),
-        newton_iterations=iterations, n_subincrements=n_sub, residual_history=histories,
-        wall_time=wall, timings=timings, n_factorizations=counts["factorizations"],
-    )
+        hf.close()
+    return hf.result(stepping, _time.perf_counter() - t_start)

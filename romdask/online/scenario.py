@@ -15,6 +15,7 @@ import numpy as np
 
 from romdask.problem.loads import Amplitude
 from romdask.problem.patterns import describe_loads, problem_signature, signature_differences
+from romdask.stepping import collect_breakpoints
 
 __all__ = ["Coefficient", "Scenario", "problem_scenario"]
 
@@ -135,8 +136,7 @@ class Scenario:
 
     def breakpoints(self) -> np.ndarray:
         """Times of every Amplitude table of the scenario (where a load may reverse)."""
-        tables = [c.times for c in self.coefficients.values() if isinstance(c, Amplitude)]
-        return np.unique(np.concatenate(tables)) if tables else np.zeros(0)
+        return collect_breakpoints(c.times for c in self.coefficients.values() if isinstance(c, Amplitude))
 
 
 def problem_scenario(model: Any, problem: Any) -> Scenario:

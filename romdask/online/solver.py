@@ -20,6 +20,7 @@ from romdask.materials.base import von_mises
 from romdask.online.kernels import gather, internal_forces, scatter, tangent_times, total_strain
 from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
+from romdask.stepping import StepFailure, march
 
 __all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "solve"]
 
@@ -120,10 +121,6 @@ class OnlineResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Failure(Exception):
-    """A sub-increment failed (the caller cuts it)."""
-
-
 class _Laws:
     """Preallocated per-law buffers; evaluates every law on its reduced points."""
 
@@ -212,10 +209,6 @@ def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarr
     return out
 
 
-def _substeps(scenario: Scenario, options: OnlineOptions) -> np.ndarray:
-    return scenario.breakpoints() if options.split_at_breakpoints else np.zeros(0)
-
-
 def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
     """Solve the reduced equilibrium at every time of ``scenario``.
 
@@ -241,11 +234,13 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     -----
     Each (sub-)increment t_n -> t_{n+1}: the predictor (see :class:`OnlineOptions`), then full
     Newton with the consistent tangent, the laws integrated from the committed state of t_n
-    with the total strain; the state is committed at converged sub-increments only. A failed
-    law point, ``max_iterations`` solves, a residual growing twice in a row, a singular or
-    non-finite system halve the sub-increment (up to ``max_cuts`` halvings); after an easy
-    sub-increment it doubles again, up to the scenario's next time. A nonzero load at
-    ``times[0]`` is first equilibrated with dt = 0, as the built-in HF solver does.
+    with the total strain. The time stepping is :func:`romdask.stepping.march`, the built-in
+    HF solver's: the state is committed at converged sub-increments only; a failed law point,
+    ``max_iterations`` solves, a residual growing twice in a row, a singular or non-finite
+    system halve the sub-increment (up to ``max_cuts`` halvings); after an easy sub-increment
+    it doubles again, up to the scenario's next time or breakpoint. A nonzero load at
+    ``times[0]`` is first equilibrated with dt = 0. The same scenario is thus stepped through
+    the same sub-increments as by the HF solver.
 
     Cost per iteration: the laws at the r reduced points (their parallel numba kernels),
     ``12 r n`` for F_int (serial numba, weight-0 points skipped), ``36 r n`` for ``D E`` and
@@ -267,7 +262,9 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
 
 
 class _Solver:
-    """The state of one online computation (buffers allocated once in ``__init__``)."""
+    """The state of one online computation (buffers allocated once in ``__init__``): a
+    :class:`romdask.stepping.Stepper` (``attempt``, ``commit``, ``restore``) stepped by
+    :func:`romdask.stepping.march` in :meth:`run`."""
 
     def __init__(self, model: ReducedModel, scenario: Scenario, options: OnlineOptions,
                  lifting_names: tuple[str, ...]) -> None:
@@ -294,6 +291,12 @@ class _Solver:
         self.rhs, self.lift_force, self.da = np.zeros(n), np.zeros(n), np.zeros(n_l)
         self.force_scale = 0.0
         self.timings = dict.fromkeys(("law", "forces", "tangent", "linear"), 0.0)
+        n_t = scenario.times.size  # the result rows, filled at every output time
+        self.rows = {
+            "coordinates": np.zeros((n_t, n)), "lifting": np.zeros((n_t, n_l)),
+            "loads": np.zeros((n_t, len(model.load_names))), "stress": np.zeros((n_t, r, 6)),
+            "state": np.full((n_t, r, model.n_state_max), np.nan), "reactions": np.zeros((n_t, n_l)),
+        }
 
     # ---- one evaluation ------------------------------------------------------------------------
     def set_loads(self, t: float) -> None:
@@ -307,7 +310,7 @@ class _Solver:
         failed = self.laws.evaluate(self.strain, dt, t)
         t1 = _time.perf_counter()
         if failed:
-            raise _Failure(f"local integration failed at {failed} reduced point(s)")
+            raise StepFailure(f"local integration failed at {failed} reduced point(s)")
         internal_forces(self.E, self.w, self.stress, self.f_int, self.f_abs)
         t2 = _time.perf_counter()
         self.stiffness(self.E, self.DE, self.K)
@@ -326,24 +329,31 @@ class _Solver:
         try:
             self.gamma += np.linalg.solve(K, rhs)
         except np.linalg.LinAlgError as exc:
-            raise _Failure(f"singular reduced tangent ({exc})") from None
+            raise StepFailure(f"singular reduced tangent ({exc})") from None
         self.timings["linear"] += _time.perf_counter() - t0
 
-    # ---- one sub-increment -----------------------------------------------------------------------
-    def newton(self, t_new: float, dt: float, history: list[float]) -> int:
-        """Solve the sub-increment ending at ``t_new`` from the committed state; linear solves."""
+    # ---- the Stepper protocol (romdask.stepping) ---------------------------------------------
+    def predict(self) -> int:
+        """The "tangent" predictor ``K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)``
+        (loads of t_new set); returns the number of linear solves (0 or 1)."""
+        np.subtract(self.f_ext, self.f_int_n, out=self.rhs)
+        np.subtract(self.a, self.a_n, out=self.da)
+        np.dot(self.K_L, self.da, out=self.lift_force)
+        self.rhs -= self.lift_force
+        if np.any(self.rhs != 0.0):
+            self.linear_solve(self.K_n, self.rhs)
+            return 1
+        return 0
+
+    def attempt(self, t_old: float, t_new: float, history: list[float]) -> int:
+        """Solve the sub-increment ``t_old -> t_new`` from the committed state; returns the
+        number of linear solves (the predictor included); raises StepFailure."""
         opts = self.options
+        dt = t_new - t_old
         self.set_loads(t_new)
         n_solves = 0
         if opts.predictor == "tangent" and self.gamma.size:
-            # K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)
-            np.subtract(self.f_ext, self.f_int_n, out=self.rhs)
-            np.subtract(self.a, self.a_n, out=self.da)
-            np.dot(self.K_L, self.da, out=self.lift_force)
-            self.rhs -= self.lift_force
-            if np.any(self.rhs != 0.0):
-                self.linear_solve(self.K_n, self.rhs)
-                n_solves = 1
+            n_solves = self.predict()
         norms: list[float] = []
         while True:
             self.evaluate(t_new, dt)
@@ -353,18 +363,19 @@ class _Solver:
             norms.append(norm)
             history.append(norm / scale if scale > 0 else norm)
             if not np.isfinite(norm):
-                raise _Failure("non-finite residual")
+                raise StepFailure("non-finite residual")
             if norm <= opts.rtol * scale or norm <= opts.atol:
                 self.force_scale = max(self.force_scale, scale)
                 return n_solves
             if n_solves >= opts.max_iterations:
-                raise _Failure(f"no convergence in {opts.max_iterations} iterations")
+                raise StepFailure(f"no convergence in {opts.max_iterations} iterations")
             if len(norms) >= 3 and norms[-1] > norms[-2] > norms[-3]:
-                raise _Failure("residual growing")
+                raise StepFailure("residual growing")
             self.linear_solve(self.K, self.rhs)
             n_solves += 1
 
     def commit(self) -> None:
+        """The converged state becomes the committed one (laws, gamma, a, F_int, K, K_L)."""
         self.laws.commit()
         np.copyto(self.gamma_n, self.gamma)
         np.copyto(self.a_n, self.a)
@@ -373,100 +384,53 @@ class _Solver:
         self.stiffness(self.L, self.DL, self.K_L)
 
     def restore(self) -> None:
+        """Back to the committed gamma and a (the laws' trial states are simply overwritten)."""
         np.copyto(self.gamma, self.gamma_n)
         np.copyto(self.a, self.a_n)
 
-    # ---- time stepping ---------------------------------------------------------------------------
-    def increment(self, step: int, t_a: float, t_b: float, breakpoints: np.ndarray,
-                  history: list[float]) -> tuple[int, int, int]:
-        """Reach ``t_b`` from ``t_a`` (sub-increments); returns (solves, sub-increments, cuts)."""
-        inner = breakpoints[(breakpoints > t_a) & (breakpoints < t_b)]
-        inner = inner[(inner - t_a > 1e-9 * (t_b - t_a)) & (t_b - inner > 1e-9 * (t_b - t_a))]
-        solves = subs = cuts = 0
-        t_now = t_a
-        for target in (*inner, t_b):
-            seg = target - t_now
-            dt = seg
-            min_dt = seg * 0.5**self.options.max_cuts
-            while t_now < target:
-                t_next = target if t_now + dt >= target - 1e-12 * seg else t_now + dt
-                try:
-                    its = self.newton(t_next, t_next - t_now, history)
-                except _Failure as exc:
-                    self.restore()
-                    if dt / 2 < min_dt * (1 - 1e-12):
-                        raise OnlineConvergenceError(
-                            f"no convergence at t={t_next:.6g} (output step {step}, from t={t_now:.6g}, "
-                            f"sub-increment {t_next - t_now:.3g} = {seg:.3g} / 2**{self.options.max_cuts}, "
-                            f"the minimum): {exc}; relative residuals of the step: "
-                            f"{[float(f'{h:.3e}') for h in history]}"
-                        ) from None
-                    logger.info("t=%.6g: %s; cutting the increment to %.3g", t_next, exc, dt / 2)
-                    dt /= 2
-                    cuts += 1
-                    continue
-                self.commit()
-                solves += its
-                subs += 1
-                t_now = t_next
-                if dt < seg and its <= 4:
-                    dt = min(2 * dt, seg)
-            t_now = target
-        return solves, subs, cuts
-
-    def initial(self, history: list[float]) -> None:
-        """Equilibrium at ``times[0]`` (dt = 0) when the scenario loads the model there."""
-        t0 = float(self.scenario.times[0])
+    # ---- a run -------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Evaluate the virgin state at ``times[0]`` (its tangent serves the first predictor) and
+        set the loads there; returns whether they are nonzero (the initial equilibrium is needed)."""
+        times = self.scenario.times
+        t0 = float(times[0])
         try:
-            self.evaluate(t0, float(self.scenario.times[1] - t0))  # zero strain: the virgin tangent
-            np.copyto(self.K_n, self.K)
-            np.copyto(self.f_int_n, self.f_int)
-            self.stiffness(self.L, self.DL, self.K_L)
-            self.set_loads(t0)
-            if np.any(self.a != 0.0) or np.any(self.c != 0.0):
-                self.newton(t0, 0.0, history)
-                self.commit()
-        except _Failure as exc:
+            self.evaluate(t0, float(times[1] - t0))  # zero strain: the virgin tangent
+        except StepFailure as exc:
             raise OnlineConvergenceError(
-                f"initial equilibrium at t={t0:g} failed: {exc}; relative residuals {history}"
+                f"the laws fail in the initial state at t={t0:g}: {exc}; check the model's laws and initial state"
             ) from None
+        np.copyto(self.K_n, self.K)
+        np.copyto(self.f_int_n, self.f_int)
+        self.stiffness(self.L, self.DL, self.K_L)
+        self.set_loads(t0)
+        return bool(np.any(self.a != 0.0) or np.any(self.c != 0.0))
+
+    def output(self, step: int, t: float) -> None:
+        """Store the committed state of output ``step`` (the :func:`march` ``on_step``)."""
+        rows = self.rows
+        rows["coordinates"][step], rows["lifting"][step] = self.gamma, self.a
+        rows["loads"][step], rows["stress"][step] = self.c, self.stress
+        self.laws.store_state(rows["state"][step])
+        internal_forces(self.L, self.w, self.stress, rows["reactions"][step], self.reaction_abs)
 
     def run(self) -> OnlineResult:
+        """Step through the scenario's times and gather the result."""
         start = _time.perf_counter()
         model, times = self.model, self.scenario.times
-        n_t, r = times.size, model.n_points
-        coords = np.zeros((n_t, model.n_modes))
-        lift = np.zeros((n_t, len(self.lifting_names)))
-        loads = np.zeros((n_t, len(model.load_names)))
-        stress = np.zeros((n_t, r, 6))
-        state = np.full((n_t, r, model.n_state_max), np.nan)
-        reactions = np.zeros((n_t, len(self.lifting_names)))
-        stats = np.zeros((3, n_t - 1), np.int64)
-        residuals: list[list[float]] = []
-        breakpoints = _substeps(self.scenario, self.options)
-
-        def output(i: int) -> None:
-            coords[i], lift[i], loads[i], stress[i] = self.gamma, self.a, self.c, self.stress
-            self.laws.store_state(state[i])
-            internal_forces(self.L, self.w, self.stress, reactions[i], self.reaction_abs)
-
-        self.initial([])
-        output(0)
-        for step in range(1, n_t):
-            history: list[float] = []
-            stats[:, step - 1] = self.increment(step, float(times[step - 1]), float(times[step]), breakpoints, history)
-            residuals.append(history)
-            output(step)
-            logger.debug("step %d t=%.6g: %d iterations, %d cuts", step, times[step], stats[0, step - 1],
-                         stats[2, step - 1])
+        breakpoints = self.scenario.breakpoints() if self.options.split_at_breakpoints else None
+        stepping = march(self, times, breakpoints, max_cuts=self.options.max_cuts, equilibrate=self.start(),
+                         on_step=self.output, error=OnlineConvergenceError, log=logger)
+        rows = self.rows
+        stress, state = rows["stress"], rows["state"]
         indicator = _indicator(model, state)
         return OnlineResult(
-            times=np.array(times), coordinates=coords, lifting_names=self.lifting_names,
-            lifting_coefficients=lift, load_names=model.load_names, load_coefficients=loads,
-            iterations=stats[0], subincrements=stats[1], cuts=stats[2], residuals=residuals,
-            stress=stress, state=state, reactions=reactions,
+            times=np.array(times), coordinates=rows["coordinates"], lifting_names=self.lifting_names,
+            lifting_coefficients=rows["lifting"], load_names=model.load_names, load_coefficients=rows["loads"],
+            iterations=stepping.iterations, subincrements=stepping.subincrements, cuts=stepping.cuts,
+            residuals=stepping.residuals, stress=stress, state=state, reactions=rows["reactions"],
             gappy_coefficients=_gappy_coefficients(model, stress, state), indicator=indicator,
             flagged=indicator > self.options.indicator_threshold,
-            max_von_mises=von_mises(stress).max(axis=1) if r else np.zeros(n_t),
+            max_von_mises=von_mises(stress).max(axis=1) if model.n_points else np.zeros(times.size),
             wall_time=_time.perf_counter() - start, timings=dict(self.timings),
         )

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from numba import njit
 
+from romdask.fem.quadrature import quadrature, strain
 from romdask.hifi import ConvergenceError, SolverOptions, have_pardiso, solve
+from romdask.hifi.builtin import _HFSolver
+from romdask.materials import LAWS
+from romdask.online import ReducedModel, Scenario
+from romdask.online.solver import _Solver
+from romdask.stepping import StepFailure
 from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
 from romdask.materials import CalculixViscoplastic, Chaboche, LinearElastic, Material
 from romdask.problem import Problem
@@ -322,6 +328,66 @@ def test_reversal_inside_output_interval_is_split():
     np.testing.assert_allclose(coarse.displacement[-1], fine.displacement[-1], rtol=0, atol=1e-13)
     np.testing.assert_allclose(coarse.fields["state"][-1], fine.fields["state"][-1], rtol=0, atol=1e-12)
     assert fine.fields["state"][-1][:, 0].max() > 1e-4  # went plastic
+
+
+def recording(attempt, log):
+    """Wrap a solver's ``attempt`` to record (t_old, t_new, converged) of every call."""
+
+    def wrapped(self, t_old, t_new, history):
+        try:
+            n = attempt(self, t_old, t_new, history)
+        except StepFailure:
+            log.append((t_old, t_new, False))
+            raise
+        log.append((t_old, t_new, True))
+        return n
+
+    return wrapped
+
+
+def test_hf_and_reduced_solvers_step_identically(monkeypatch):
+    """The same problem through the HF solver and through a reduced model that contains its
+    exact solution (one mode, every integration point): the law fails on strain jumps above
+    0.0035, so both cut, regrow, stop at the amplitude breakpoint 0.3 inside the first output
+    interval and equilibrate the nonzero load at t=0 -- through the very same sub-increments.
+    (The strain jumps of the attempts, 0.002 to 0.008, stay 10 % away from the limit: round-off
+    differences between the two solvers cannot flip a decision.)"""
+    law = LimitedStepElastic(1000.0, 0.25, 0.0035)
+    monkeypatch.setitem(LAWS, "LimitedStepElastic", LimitedStepElastic)  # a ReducedModel stores registered laws only
+    mesh = box((2, 2, 2), element="C3D8")
+    amplitude = Amplitude([0.0, 0.3, 1.0], [0.2, 1.0, 0.4])  # up (strain jumps 0.008) then down
+    pull = Dirichlet(mesh.node_sets["xmax"], (0,), 0.01, amplitude, name="pull")
+    problem = Problem(mesh, law, tuple(symmetry(mesh)) + (pull,), [0.0, 0.5, 1.0])
+    hf_log, rom_log = [], []
+    monkeypatch.setattr(_HFSolver, "attempt", recording(_HFSolver.attempt, hf_log))
+    monkeypatch.setattr(_Solver, "attempt", recording(_Solver.attempt, rom_log))
+    hf = solve(problem)
+
+    # the reduced model: u(t) = 0.01 a(t) (g + v), g the unit lifting of "pull", v one mode
+    quad = quadrature(mesh)
+    g = np.zeros(mesh.n_dofs)
+    g[pull.dofs] = 1.0
+    v = hf.displacement[-1] / (0.01 * 0.4)
+    v[pull.dofs] = 0.0
+    n_pts = quad.n_points
+    model = ReducedModel(
+        modes_strain=strain(quad, v)[:, :, None], weights=quad.weights, point_ids=np.arange(n_pts),
+        materials=((law, np.arange(n_pts)),), load_vectors=np.zeros((0, 1)), load_names=(),
+        initial_state=law.initial_state(n_pts),
+        lifting={"lifting_modes_strain": strain(quad, g)[:, :, None], "lifting_names": ("pull",),
+                 "lifting_load": np.zeros((1, 1))},
+    )
+    with pytest.warns(RuntimeWarning, match="indicator"):  # no Gappy basis: no indicator
+        rom = model.solve(Scenario.from_problem(problem))
+
+    assert hf_log == rom_log
+    assert hf_log[0] == (0.0, 0.0, True)  # initial equilibrium
+    assert sum(not ok for *_, ok in hf_log) >= 4 and (0.0, 0.3, False) in hf_log  # cuts
+    assert [t for _, t, ok in hf_log if ok and t in (0.3, 0.5, 1.0)] == [0.3, 0.5, 1.0]  # breakpoint, outputs
+    assert np.array_equal(hf.n_subincrements, rom.subincrements) and np.array_equal(hf.n_cuts, rom.cuts)
+    assert hf.n_cuts.sum() == sum(not ok for *_, ok in hf_log)
+    # the reduced model is exact: its solution is the HF one
+    np.testing.assert_allclose(rom.coordinates[:, 0], 0.01 * amplitude(problem.times), rtol=1e-10)
 
 
 # ---- input handling and interfaces -------------------------------------------------------------
