@@ -2,7 +2,7 @@
 
 from .elements import ELEMENTS, Element, FaceElement, get_element
 from .mesh import ELEMENT_TYPES, CellBlock, Mesh
-from .partition import Partition, partition, renumber
+from .partition import Partition, default_subdomains, partition, partition_cells, renumber
 from .quadrature import (
     BlockQuadrature,
     Quadrature,
@@ -33,6 +33,8 @@ __all__ = [
     "pressure_vector",
     "nodal_force_vector",
     "Partition",
+    "default_subdomains",
     "partition",
+    "partition_cells",
     "renumber",
 ]

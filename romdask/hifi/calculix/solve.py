@@ -229,7 +229,8 @@ def run_many(
     client : a distributed Client (default: the active one, else dask's threads)
     threads : ccx threads per run
     fields : stored fields (see :func:`solve_calculix`)
-    n_subdomains : subdomains of a new store (default 1)
+    n_subdomains : subdomains of a new store (default
+        :func:`romdask.fem.partition.default_subdomains`: 1 below 40,000 dofs)
     overwrite : replace complete runs of the same names
     deck_options : passed to :func:`write_deck`
 
@@ -265,7 +266,7 @@ def run_many(
     ip = _ip_output(fields)
     store_path = Path(store_path)
     if not (store_path.exists() and any(store_path.iterdir())):
-        create_store(store_path, problems[0].mesh, n_subdomains=n_subdomains or 1)
+        create_store(store_path, problems[0].mesh, n_subdomains=n_subdomains)
     else:
         SnapshotStore.open(store_path).check_mesh(problems[0].mesh, f"run_many({names[0]!r})")
     workdir = Path(workdir)
