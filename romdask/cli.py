@@ -183,9 +183,16 @@ def _training_law(store, law_file: str | None):
 
     if law_file:
         return law_from_json(json.loads(Path(law_file).read_text()))
-    entries = {name: attrs.get("metadata", {}).get("material") for name, attrs in store.runs().items()
+    runs = store.runs()
+    entries = {name: attrs.get("metadata", {}).get("material") for name, attrs in runs.items()
                if attrs.get("status") == "complete"}
     missing = sorted(n for n, e in entries.items() if e is None)
+    blocked = [(n, runs[n]["metadata"]["problem_error"]) for n in missing
+               if runs[n].get("metadata", {}).get("problem_error")]
+    if blocked:  # a user's deck with cards romdask cannot model: say which
+        name, reason = blocked[0]
+        raise ValueError(f"run {name!r} carries no law nor load patterns: romdask could not read its CalculiX "
+                         f"deck when it was ingested: {reason}")
     if missing or not entries:
         raise ValueError(
             f"runs {missing or '(none)'} carry no metadata['material']: pass --law law.json "

@@ -62,7 +62,13 @@ def _patterns(store: SnapshotStore, names: Sequence[str], all_runs: dict) -> dic
     out = {}
     reference = None
     for name in names:
-        description = (all_runs[name].get("metadata") or {}).get("loads")
+        metadata = all_runs[name].get("metadata") or {}
+        description = metadata.get("loads")
+        if description is None and metadata.get("problem_error"):
+            raise ValueError(
+                f"run {name!r} has no load description: romdask could not read its CalculiX deck as a "
+                f"problem when it was ingested: {metadata['problem_error']}"
+            )
         if description is None:
             raise ValueError(
                 f"run {name!r} has no load description; write runs with "

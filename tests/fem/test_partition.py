@@ -131,30 +131,8 @@ from hypothesis import given, settings, strategies as st
 from romdask.fem import default_subdomains, partition_cells
 from romdask.problems.meshing import box
 
-_CORNERS = {"C3D10": 4, "C3D20R": 8}
-
-
-def gmsh_like(mesh, seed=0, n_unused=7, midside_first=True):
-    """``mesh`` renumbered as pre-processors do: midside nodes before the corners (gmsh), the
-    nodes shuffled inside each group, unused nodes interleaved, ids with gaps."""
-    rng = np.random.default_rng(seed)
-    n_corner = _CORNERS[mesh.blocks[0].type]
-    corner = np.zeros(mesh.n_nodes, bool)
-    for b in mesh.blocks:
-        corner[b.connectivity[:, :n_corner].ravel()] = True
-    groups = [rng.permutation(np.flatnonzero(~corner)), rng.permutation(np.flatnonzero(corner))]
-    order = np.concatenate(groups if midside_first else groups[::-1])  # old node of each new slot
-    n_total = mesh.n_nodes + n_unused
-    slots = np.sort(rng.choice(n_total, mesh.n_nodes, replace=False))  # new index of each old-order slot
-    new_of_old = np.empty(mesh.n_nodes, np.int64)
-    new_of_old[order] = slots
-    nodes = rng.uniform(-1, 1, (n_total, 3))  # unused nodes somewhere
-    nodes[new_of_old] = mesh.nodes
-    ids = np.sort(rng.choice(10 * n_total, n_total, replace=False)) + 1
-    blocks = tuple(CellBlock(b.type, new_of_old[b.connectivity], 3 * np.arange(len(b)) + 11) for b in mesh.blocks)
-    return Mesh(nodes, blocks, ids, {k: new_of_old[v] for k, v in mesh.node_sets.items()},
-                mesh.element_sets, mesh.surfaces)
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from numbering import gmsh_like  # noqa: E402
 
 def _check(mesh, p, k):
     assert p.n_parts == k
@@ -197,7 +175,7 @@ def test_partition_in_a_subprocess_never_segfaults(tmp_path):
     code = textwrap.dedent("""
         import numpy as np, sys
         sys.path.insert(0, %r)
-        from tests.fem.test_partition import gmsh_like
+        from numbering import gmsh_like
         from romdask.fem import partition, partition_cells
         from romdask.problems.meshing import box
         for element in ("C3D10", "C3D20R"):
@@ -206,7 +184,7 @@ def test_partition_in_a_subprocess_never_segfaults(tmp_path):
                 assert np.all(np.bincount(partition(mesh, k).element_part, minlength=k) > 0)
         cells = np.array([[0, 5, 7, 9], [5, 7, 9, 11], [7, 9, 11, 13], [9, 11, 13, 15]])
         print(partition_cells([cells], 2, ncommon=3).tolist())
-    """ % str(Path(__file__).resolve().parents[2]))
+    """ % str(Path(__file__).resolve().parents[1]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"child exited with {proc.returncode} (negative: killed by signal):\n{proc.stderr}"
     parts = eval(proc.stdout.strip().splitlines()[-1])

@@ -69,7 +69,8 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
         The .frd holds other times than the problem's (e.g. ccx cut an increment), or the deck's
         mesh is not the problem's.
     """
-    run = read_calculix(inp=ccx.deck, frd=ccx.frd, dat=ccx.dat if ccx.dat.is_file() else None, name=name)
+    run = read_calculix(inp=ccx.deck, frd=ccx.frd, dat=ccx.dat if ccx.dat.is_file() else None, name=name,
+                        problem_metadata=False)
     mesh = problem.mesh
     if not (np.array_equal(run.mesh.node_ids, mesh.node_ids) and np.array_equal(run.mesh.element_ids, mesh.element_ids)):
         raise ValueError(f"{ccx.deck}: the deck's node / element numbering is not the problem's {problem.name!r}")
