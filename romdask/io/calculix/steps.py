@@ -90,6 +90,8 @@ def _given_times(times, ends: np.ndarray, where: Card) -> np.ndarray:
     for end in ends:
         t[np.abs(t - end) <= 1e-5 * end] = end
     t = t[t > 1e-12 * ends[-1]]  # the run's t = 0, if given
+    if np.any(np.diff(t) <= 0):
+        raise where.line.error("times= has two output times at one step end (within the .frd's 6 digits)")
     if t.size and t[-1] > ends[-1]:
         raise where.line.error(f"output time {t[-1]:g} is after the end of the last step ({ends[-1]:g}): "
                                "are these the times of another deck's run?")
