@@ -273,7 +273,16 @@ def test_read_calculix_unsupported_deck_keeps_the_snapshots(tmp_path, caplog):
     assert "problem_error" not in read_calculix(tmp_path / "run.frd", problem_metadata=False).metadata
 
 
-def test_include_errors_name_the_line(tmp_path):
+def test_include_errors_name_the_file_and_line(tmp_path):
     path = _deck(tmp_path, "*NODE\n*INCLUDE, INPUT=missing.inc\n")
     with pytest.raises(ReaderError, match=r"deck.inp: line 2: \*INCLUDE file missing.inc not found"):
         read_inp(path)
+    (tmp_path / "materials.inc").write_text("** materials\n*MATERIAL, NAME=STEEL\n*ELASTIC\n210000., 0.3\n"
+                                           "*EXPANSION\n1.2e-5\n")
+    path = _deck(tmp_path, CUBES + "*INCLUDE, INPUT=materials.inc\n*SOLID SECTION, ELSET=EALL, MATERIAL=STEEL\n"
+                           "*STEP\n*STATIC\n*CLOAD\nRIGHT, 1, 1.\n*END STEP\n*EQUATION\n", "inc.inp")
+    with pytest.raises(ReaderError) as err:
+        read_problem(path)
+    n = len(CUBES.splitlines())
+    assert f"{tmp_path / 'materials.inc'} line 5: keyword *EXPANSION" in str(err.value)
+    assert f"line {n + 8}: keyword *EQUATION" in str(err.value) and "2 unsupported" in str(err.value)

@@ -72,16 +72,23 @@ def _unsupported(card: Card) -> list[str]:
     return bad
 
 
-def _place(card: Card, model: list[Card], steps: list[DeckStep], problems: list[str]) -> None:
+def _where(card: Card, deck: Path) -> str:
+    """``line 12``, or ``mesh/part.inp line 12`` for a line of an included file."""
+    if card.line.path == deck:
+        return f"line {card.line.number}"
+    return f"{card.line.path} line {card.line.number}"
+
+
+def _place(card: Card, model: list[Card], steps: list[DeckStep], problems: list[str], deck: Path) -> None:
     """Put a supported card in the model data or in its step."""
-    where = f"line {card.line.number}"
+    where = _where(card, deck)
     if card.keyword == "*STEP":
         steps.append(DeckStep(card))
     elif card.keyword in ("*STATIC", "*VISCO"):
         if not steps:
             problems.append(f"{where}: {card.keyword} outside a *STEP")
         elif steps[-1].procedure is not None:
-            problems.append(f"{where}: a second procedure in the step of line {steps[-1].card.line.number}")
+            problems.append(f"{where}: a second procedure in the step of {_where(steps[-1].card, deck)}")
         else:
             steps[-1].procedure = card
     elif card.keyword in _LOADS and steps:
@@ -103,15 +110,15 @@ def _scan(path: Path) -> tuple[list[Card], list[DeckStep], list[str]]:
         if card.keyword in HARMLESS:
             continue
         if card.keyword not in _OPTIONS:
-            problems.append(f"line {card.line.number}: keyword {card.keyword}")
+            problems.append(f"{_where(card, path)}: keyword {card.keyword}")
             continue
         bad = _unsupported(card)
         if bad:
-            problems.append(f"line {card.line.number}: {card.keyword} option(s) {', '.join(bad)}")
-        _place(card, model, steps, problems)
+            problems.append(f"{_where(card, path)}: {card.keyword} option(s) {', '.join(bad)}")
+        _place(card, model, steps, problems, path)
     for step in steps:
         if step.procedure is None:
-            problems.append(f"line {step.card.line.number}: *STEP without *STATIC or *VISCO")
+            problems.append(f"{_where(step.card, path)}: *STEP without *STATIC or *VISCO")
     return model, steps, problems
 
 
