@@ -200,7 +200,8 @@ def test_c3d20r_cload_automatic_increments(tmp_path):
     with pytest.raises(ValueError, match="not a whole number of increments"):
         read_problem(deck)  # automatic increments: the times are the .frd's
     problem = read_problem(deck, times=ccx.times)
-    assert len(problem.dirichlet) == len(problem.mesh.node_sets["TIP"])  # one per clamped node (named by id)
+    (clamp,) = problem.dirichlet  # the nodes of one *BOUNDARY card, line by line: one pattern
+    assert clamp.components == (0, 1, 2) and len(clamp.nodes) == np.sum(problem.mesh.nodes[:, 0] == 0.0)
     np.testing.assert_array_equal(problem.times[1:], ccx.times)
     res = solve(problem, fields=("displacement", "state"))
     assert res.fields["state"][:, :, 0].max() > 1e-3

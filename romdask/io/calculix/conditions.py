@@ -67,19 +67,21 @@ class _Spec:
 
 
 class _History:
-    """Per key: the (step, spec) of every card that set it; the first card's name and rank."""
+    """Per key: the (step, spec) of every card that set it; for the first card's line, its rank,
+    name and group (the ``** romdask name=``, the set / surface name, or the card for lines
+    naming single ids: a card listing nodes one by one makes one pattern of them)."""
 
     def __init__(self) -> None:
         self.changes: dict[tuple, list[tuple[int, _Spec]]] = {}
-        self.origin: dict[tuple, tuple[int, str]] = {}
+        self.origin: dict[tuple, tuple[int, str, object]] = {}
 
-    def set(self, key: tuple, step: int, spec: _Spec, name: str, card: Card) -> None:
+    def set(self, key: tuple, step: int, spec: _Spec, name: str, card: Card, group: object) -> None:
         """A card sets ``key`` in ``step``: a boundary replaces what was set before in the step (or
         in the model data); loads set twice in one step add up (with the same amplitude), as in
         CalculiX (``bounadd.f``, ``forcadd.f``, ``loadadd.f``)."""
         changes = self.changes.setdefault(key, [])
         if key not in self.origin:
-            self.origin[key] = (len(self.origin), name)
+            self.origin[key] = (len(self.origin), name, group)
         if not changes or changes[-1][0] != step:
             changes.append((step, spec))
             return
@@ -113,13 +115,14 @@ def _record(history: _History, cards: list[tuple[int, Card]], spans, amplitudes,
         for row in load_rows(card, mesh, lookups):
             spec = _spec(card, mode, amplitudes, row.value)
             name = card.hint or row.target
+            group = card.hint or (("ids", card.line) if row.target.isdigit() else row.target)
             for key in row.keys:
                 if kind == "dirichlet" and step > 0 and key not in history.origin:
                     raise row.line.error(
                         f"{name}: a prescribed displacement first applied in step {step + 1} is not supported "
                         "(a romdask pattern constrains its dofs for the whole run); constrain the dofs from "
                         "the first step, with an amplitude that is zero before")
-                history.set(key, max(step, 0), spec, name, card)
+                history.set(key, max(step, 0), spec, name, card, group)
 
 
 def _segment(spec: _Spec | None, span: StepSpan, v_start: float, amplitudes: dict):
@@ -197,10 +200,11 @@ def deck_conditions(
     Returns
     -------
     dirichlet, loads
-        One pattern per (first card, function of time), nodal forces also per direction,
-        prescribed displacements also per set of components; in order of first appearance.
-        Names: the card's ``** romdask name=`` comment, else the set / surface name or the id
-        of its line (made unique later).
+        One pattern per (first card line's set or surface, or first card for lines naming
+        single ids; function of time), nodal forces also per direction, prescribed displacements
+        also per set of components; in order of first appearance. Names: the card's
+        ``** romdask name=`` comment, else the set / surface name or the id of the first line
+        (made unique later).
 
     Raises
     ------
@@ -226,20 +230,23 @@ def deck_conditions(
 
 
 def _patterns(history: _History, spans, amplitudes):
+    """Keys with the same first group and the same function of time -> one pattern each, named
+    after the first key's line."""
     groups: dict[tuple, list[tuple]] = {}
     for key, changes in history.changes.items():
-        rank, name = history.origin[key]
+        rank, _, origin = history.origin[key]
         kind = key[0]
-        group = (kind, name, key[2] if kind == "cload" else None, tuple(changes))
+        group = (kind, origin, key[2] if kind == "cload" else None, tuple(changes))
         groups.setdefault(group, []).append((rank, key))
     dirichlet, loads = [], []
     for group, members in sorted(groups.items(), key=lambda item: min(r for r, _ in item[1])):
-        kind, name, _, changes = group
+        kind, _, _, changes = group
         times, values = _function(list(changes), spans, amplitudes)
         value, amp = _value_amplitude(list(changes), times, values, amplitudes, len(spans))
         keys = [k for _, k in sorted(members)]
+        name = history.origin[keys[0]][1]
         if kind == "dirichlet":
-            dirichlet += _dirichlet(keys, name, value, amp)
+            dirichlet += _dirichlet(keys, {k: history.origin[k][1] for k in keys}, value, amp)
         elif kind == "cload":
             loads.append(NodalForce(np.array([k[1] for k in keys]), keys[0][2], value, amp, name=name))
         else:
@@ -247,12 +254,14 @@ def _patterns(history: _History, spans, amplitudes):
     return tuple(dirichlet), tuple(loads)
 
 
-def _dirichlet(keys, name: str, value: float, amp) -> list[Dirichlet]:
-    """Dirichlet conditions (nodes x components) of one group: one per set of components."""
+def _dirichlet(keys, names: dict, value: float, amp) -> list[Dirichlet]:
+    """Dirichlet conditions (nodes x components) of one group: one per set of components, named
+    after its first node's line."""
     components: dict[int, list[int]] = {}
     for _, node, comp in keys:
         components.setdefault(node, []).append(comp)
     by_set: dict[tuple[int, ...], list[int]] = {}
     for node, comps in components.items():
         by_set.setdefault(tuple(sorted(set(comps))), []).append(node)
-    return [Dirichlet(np.array(nodes), comps, value, amp, name=name) for comps, nodes in by_set.items()]
+    return [Dirichlet(np.array(nodes), comps, value, amp, name=names[("dirichlet", nodes[0], comps[0])])
+            for comps, nodes in by_set.items()]
