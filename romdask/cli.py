@@ -326,7 +326,7 @@ def _hifi(args: argparse.Namespace) -> int:
 
             path = Path(args.store)
             store = (SnapshotStore.open(path) if path.exists() and any(path.iterdir())
-                     else create_store(path, mesh, n_subdomains=args.subdomains or 1))
+                     else create_store(path, mesh, n_subdomains=args.subdomains))
             status = {}
             for name, problem in zip(names, problems):
                 writer = store.writer(name, mesh=problem.mesh, times=problem.times, solver="romdask",
@@ -368,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     ing.add_argument("sources", nargs="+", help="result files; CalculiX files of one stem form one run")
     ing.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
     ing.add_argument("--subdomains", type=int, default=None,
-                     help="number of subdomains K of a new store (METIS); omit for an existing store")
+                     help="number of subdomains K of a new store (METIS; default: 1 below 40,000 dofs, "
+                          "else one per core with >= 20,000 dofs each and <= 200,000 dofs each, see "
+                          "romdask.fem.default_subdomains); omit for an existing store")
     ing.add_argument("--no-compression", action="store_true", help="store uncompressed (default: Blosc lz4)")
     ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
     ing.set_defaults(func=_ingest)
@@ -423,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     hifi.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
     hifi.add_argument("--workdir", default="romdask-hifi", help="folder of the CalculiX decks and results")
     hifi.add_argument("--threads", type=int, default=1, help="ccx threads per run (default 1)")
-    hifi.add_argument("--subdomains", type=int, default=None, help="subdomains of a new store (default 1)")
+    hifi.add_argument("--subdomains", type=int, default=None,
+                      help="subdomains of a new store (default: romdask.fem.default_subdomains, 1 below 40,000 dofs)")
     hifi.set_defaults(func=_hifi)
 
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 from .elements import ELEMENTS, Element, FaceElement, get_element
 from .extrapolate import extrapolation_matrix, ip_to_elements, ip_to_nodes, node_element_counts
 from .mesh import ELEMENT_TYPES, CellBlock, Mesh
-from .partition import Partition, partition, renumber
+from .partition import Partition, default_subdomains, partition, partition_cells, renumber
 from .quadrature import (
     BlockQuadrature,
     Quadrature,
@@ -38,6 +38,8 @@ __all__ = [
     "pressure_vector",
     "nodal_force_vector",
     "Partition",
+    "default_subdomains",
     "partition",
+    "partition_cells",
     "renumber",
 ]

@@ -71,11 +71,17 @@ def training_law(store: str | Path | SnapshotStore, runs: Sequence[str] | None =
     all_runs, names = _complete_runs(store, runs)
     entries = {name: (all_runs[name].get("metadata") or {}).get("material") for name in names}
     missing = sorted(n for n, e in entries.items() if e is None)
+    blocked = [(n, all_runs[n]["metadata"]["problem_error"]) for n in missing
+               if (all_runs[n].get("metadata") or {}).get("problem_error")]
+    if blocked:  # a user's deck with cards romdask cannot model: say which
+        name, reason = blocked[0]
+        raise ValueError(f"run {name!r} carries no law nor load patterns: romdask could not read its CalculiX "
+                         f"deck when it was ingested: {reason}")
     if missing:
         raise ValueError(
-            f"runs {missing} carry no metadata['material']: give the law (reduce(store, law), "
-            "`romdask reduce --law law.json` with romdask.materials.law_to_json of the law), or write the "
-            "runs with metadata=romdask.problem.patterns.run_metadata(problem)."
+            f"runs {missing} carry no metadata['material']: give the law (`romdask reduce --law law.yaml`, "
+            "romdask template law; reduce(store, law)), or ingest the runs with --law, or write them with "
+            "metadata=romdask.problem.patterns.run_metadata(problem)."
         )
     distinct: dict[str, list[str]] = {}
     for name, entry in entries.items():
@@ -92,11 +98,17 @@ def _patterns(layout: StoreLayout, names: Sequence[str], all_runs: Mapping[str, 
     out: dict[str, Patterns] = {}
     reference = None
     for name in names:
-        description = (all_runs[name].get("metadata") or {}).get("loads")
+        metadata = all_runs[name].get("metadata") or {}
+        description = metadata.get("loads")
+        if description is None and metadata.get("problem_error"):
+            raise ValueError(
+                f"run {name!r} has no load description: romdask could not read its CalculiX deck as a "
+                f"problem when it was ingested: {metadata['problem_error']}"
+            )
         if description is None:
             raise ValueError(
-                f"run {name!r} has no load description; write runs with "
-                "metadata={'loads': describe_loads(problem)} (romdask.problem.patterns.describe_loads)."
+                f"run {name!r} has no load description: ingest it with --loads loads.yaml (romdask template "
+                "loads), or write runs with metadata=romdask.problem.run_metadata(problem)."
             )
         dirichlet, loads = loads_from_description(layout.mesh, description)
         patterns = pattern_signatures(layout.mesh, dirichlet, loads)

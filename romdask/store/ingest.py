@@ -134,8 +134,9 @@ def ingest(
     sources : file paths (grouped into runs: CalculiX .inp/.frd/.dat of one stem = one run;
         read with :func:`romdask.io.read_run`) and/or :class:`~romdask.io.run.Run` objects
     store_path : the store (created when absent)
-    n_subdomains : K for a new store (METIS on the first run's mesh); for an existing store,
-        must be None or its K
+    n_subdomains : K for a new store (METIS on the first run's mesh; default
+        :func:`romdask.fem.partition.default_subdomains` of that mesh and this machine: 1 below
+        40,000 dofs); for an existing store, must be None or its K
     partition : solver-given node partition for a new store (default: the first run's
         ``Run.partition`` when it has one, else METIS)
     compression : "lz4" (default), "zstd" or None, for a new store
@@ -196,8 +197,6 @@ def ingest(
         if client is None:  # same process: hand the run already read to its task
             items[0] = (items[0][0], first)
         part = partition if partition is not None else first.partition
-        if part is None and n_subdomains is None:
-            raise ValueError("a new store needs n_subdomains (or a partition); e.g. --subdomains 4")
         store = create_store(store_path, first.mesh, n_subdomains=n_subdomains, partition=part,
                              compression=compression, units=first.metadata.get("units"))
         log.info("created %s with %d subdomains from run %s", store_path, store.n_subdomains, first.name)

@@ -6,6 +6,7 @@ the snapshot data itself is handled by :mod:`romdask.store.writer` and :mod:`rom
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import zarr
 
 from romdask.fem.elements import get_element
 from romdask.fem.mesh import CellBlock, Mesh
-from romdask.fem.partition import Partition, partition as metis_partition, renumber
+from romdask.fem.partition import Partition, default_subdomains, partition as metis_partition, renumber
 
 __all__ = [
     "FORMAT",
@@ -32,6 +33,8 @@ __all__ = [
     "subdomain_key",
     "write_mesh",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "romdask-snapshots"
 VERSION = 1
@@ -114,12 +117,14 @@ def _partition_from_nodes(mesh: Mesh, node_part) -> Partition:
 def store_mesh(mesh: Mesh, n_subdomains: int | None, partition=None, seed: int = 0) -> tuple[Mesh, Partition]:
     """The store-ordered mesh and partition of ``mesh``.
 
-    ``partition``: None (METIS into ``n_subdomains``), a Partition of ``mesh`` or a node
+    ``partition``: None (METIS into ``n_subdomains``, default
+    :func:`~romdask.fem.partition.default_subdomains`), a Partition of ``mesh`` or a node
     subdomain array (n_nodes,).
     """
     if partition is None:
         if n_subdomains is None:
-            raise ValueError("give n_subdomains (or a partition) to create a snapshot store")
+            n_subdomains = default_subdomains(mesh.n_dofs, mesh.n_elements)
+            logger.info("%d subdomain(s) for %d dofs (default_subdomains)", n_subdomains, mesh.n_dofs)
         part = metis_partition(mesh, int(n_subdomains), seed=seed)
     elif isinstance(partition, Partition):
         part = partition

@@ -74,7 +74,9 @@ def create_store(
     ----------
     path : folder of the Zarr v3 store (created)
     mesh : Mesh of the runs (any numbering: the store keeps its own, subdomain by subdomain)
-    n_subdomains : number of subdomains K (METIS, deterministic for ``seed``)
+    n_subdomains : number of subdomains K (METIS, deterministic for ``seed``); default
+        :func:`romdask.fem.partition.default_subdomains` of the mesh and this machine (1 below
+        40,000 dofs)
     partition : a :class:`~romdask.fem.partition.Partition` of ``mesh`` or a subdomain per
         node (n_nodes,) given by the solver, instead of METIS
     compression : "lz4" (Blosc byte-shuffle + lz4, default), "zstd" or None

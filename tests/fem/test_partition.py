@@ -1,6 +1,7 @@
 """METIS partitioning and renumbering to contiguous subdomain dofs."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,120 @@ def test_renumber_rejects_foreign_partition():
     mesh = two_block_box(2)
     with pytest.raises(ValueError, match="partition this mesh first"):
         renumber(mesh, partition(two_block_box(3), 2))
+
+
+# ---- any node numbering (gmsh, other pre-processors), never a crash ---------------------------
+
+import subprocess
+import sys
+import textwrap
+
+from hypothesis import given, settings, strategies as st
+
+from romdask.fem import default_subdomains, partition_cells
+from romdask.problems.meshing import box
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from numbering import gmsh_like  # noqa: E402
+
+def _check(mesh, p, k):
+    assert p.n_parts == k
+    assert np.all(np.bincount(p.element_part, minlength=k) > 0)
+    owner = np.full(mesh.n_nodes, k)
+    for b, parts in zip(mesh.blocks, np.split(p.element_part, mesh.block_offsets[1:-1])):
+        for row, part in zip(b.connectivity, parts):
+            owner[row] = np.minimum(owner[row], part)
+    owner[owner == k] = 0
+    np.testing.assert_array_equal(p.node_part, owner)
+    new, newp = renumber(mesh, p)
+    assert newp.is_contiguous and newp.dof_offsets[-1] == mesh.n_dofs
+
+
+@pytest.mark.parametrize("element", ["C3D10", "C3D20R"])
+@pytest.mark.parametrize("midside_first", [True, False])
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_partition_quadratic_meshes_any_numbering(element, midside_first, k):
+    """Shuffled ids with gaps, corners numbered after (gmsh) or before the midside nodes,
+    unused nodes: METIS gets a compact numbering; every subdomain non-empty, ownership rule."""
+    mesh = gmsh_like(box((3, 2, 2), element=element), seed=k, midside_first=midside_first)
+    _check(mesh, partition(mesh, k), k)
+
+
+def test_partition_mixed_element_types():
+    """A C3D10 part and a C3D20R part (disconnected) in one mesh, gapped numbering."""
+    tet = gmsh_like(box((2, 2, 1), element="C3D10"), seed=1)
+    hexa = gmsh_like(box((2, 1, 1), element="C3D20R", origin=(5, 0, 0)), seed=2)
+    n = tet.n_nodes
+    blocks = tet.blocks + tuple(CellBlock(b.type, b.connectivity + n, b.ids + 100000) for b in hexa.blocks)
+    mesh = Mesh(np.vstack([tet.nodes, hexa.nodes]), blocks, np.concatenate([tet.node_ids, hexa.node_ids + 10**6]))
+    for k in (2, 3, 4):
+        _check(mesh, partition(mesh, k), k)
+
+
+def test_partition_in_a_subprocess_never_segfaults(tmp_path):
+    """The user's case (gmsh C3D10: corner nodes after the midside nodes) and the raw cell list
+    with gaps that killed pymetis (SIGSEGV) run in a child: a regression fails this test instead
+    of killing pytest."""
+    code = textwrap.dedent("""
+        import numpy as np, sys
+        sys.path.insert(0, %r)
+        from numbering import gmsh_like
+        from romdask.fem import partition, partition_cells
+        from romdask.problems.meshing import box
+        for element in ("C3D10", "C3D20R"):
+            mesh = gmsh_like(box((3, 2, 2), element=element), seed=5)
+            for k in (2, 3, 4):
+                assert np.all(np.bincount(partition(mesh, k).element_part, minlength=k) > 0)
+        cells = np.array([[0, 5, 7, 9], [5, 7, 9, 11], [7, 9, 11, 13], [9, 11, 13, 15]])
+        print(partition_cells([cells], 2, ncommon=3).tolist())
+    """ % str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"child exited with {proc.returncode} (negative: killed by signal):\n{proc.stderr}"
+    parts = eval(proc.stdout.strip().splitlines()[-1])
+    assert sorted(set(parts)) == [0, 1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(2, 4), element=st.sampled_from(["C3D10", "C3D20R"]),
+       n_unused=st.integers(0, 30), midside_first=st.booleans())
+def test_partition_random_numberings(seed, k, element, n_unused, midside_first):
+    mesh = gmsh_like(box((2, 2, 2), element=element), seed=seed, n_unused=n_unused, midside_first=midside_first)
+    _check(mesh, partition(mesh, k, seed=seed % 7), k)
+
+
+def test_partition_cells_validates_what_goes_to_metis():
+    good = np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
+    with pytest.raises(ValueError, match="integer vertex numbers"):
+        partition_cells([good.astype(float)], 2, ncommon=3)
+    with pytest.raises(ValueError, match="negative vertex numbers"):
+        partition_cells([good - 1], 2, ncommon=3)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        partition_cells([good.ravel()], 2, ncommon=3)
+    with pytest.raises(ValueError, match="without vertices"):
+        partition_cells([np.zeros((2, 0), np.int64)], 2, ncommon=3)
+    with pytest.raises(ValueError, match="cannot split 2 elements into 3"):
+        partition_cells([good], 3, ncommon=3)
+    with pytest.raises(ValueError, match="n_parts must be >= 1"):
+        partition_cells([good], 0, ncommon=3)
+    with pytest.raises(ValueError, match="n_parts must be an integer"):
+        partition_cells([good], 1.5, ncommon=3)
+    with pytest.raises(ValueError, match="ncommon must be in 1..4"):
+        partition_cells([good], 2, ncommon=5)
+    with pytest.raises(ValueError, match="cannot split 0 elements"):
+        partition_cells([], 2, ncommon=3)
+    np.testing.assert_array_equal(partition_cells([good], 1, ncommon=3), [0, 0])
+    chain = np.array([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]])
+    huge = chain * 10**12 + 7  # far beyond int32: compacted, fine
+    assert sorted(set(partition_cells([huge], 2, ncommon=3).tolist())) == [0, 1]
+
+
+def test_default_subdomains():
+    assert default_subdomains(39_999, 10_000, n_cpus=64) == 1
+    assert default_subdomains(40_000, 10_000, n_cpus=64) == 2  # >= 20,000 dofs per subdomain
+    assert default_subdomains(100_000, 30_000, n_cpus=2) == 2  # one per core
+    assert default_subdomains(100_000, 30_000, n_cpus=8) == 5
+    assert default_subdomains(1_000_000, 300_000, n_cpus=2) == 5  # <= 200,000 dofs each
+    assert default_subdomains(3_000_000, 3, n_cpus=8) == 3  # never more than the elements
+    assert default_subdomains(100_000, 30_000) >= 1  # this machine's cores
+    with pytest.raises(ValueError, match="n_cpus must be >= 1"):
+        default_subdomains(100_000, 10, n_cpus=0)

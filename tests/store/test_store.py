@@ -258,8 +258,10 @@ def test_compression_on_and_off_hold_identical_data(tmp_path):
 
 def test_store_errors_say_how_to_fix(tmp_path):
     mesh = two_block_mesh()
-    with pytest.raises(ValueError, match="n_subdomains"):
-        create_store(tmp_path / "a.zarr", mesh)
+    store = create_store(tmp_path / "a.zarr", mesh)  # n_subdomains: default_subdomains (small mesh: 1)
+    assert store.n_subdomains == 1
+    with pytest.raises(ValueError, match="cannot split .* elements into 100000"):
+        create_store(tmp_path / "a2.zarr", mesh, n_subdomains=100000)
     with pytest.raises(ValueError, match="unknown compression"):
         create_store(tmp_path / "b.zarr", mesh, n_subdomains=2, compression="gzip")
     create_store(tmp_path / "c.zarr", mesh, n_subdomains=2)

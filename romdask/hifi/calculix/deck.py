@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from romdask.io.calculix.cards import NAME_COMMENT
 from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.problem import Problem
@@ -28,7 +29,6 @@ __all__ = ["NAME_COMMENT", "TIGHT_CONTROLS", "deck_segments", "format_number", "
 logger = logging.getLogger(__name__)
 
 #: comment line naming the condition(s) of the next load card
-NAME_COMMENT = "** romdask name="
 #: ``*CONTROLS,PARAMETERS=FIELD`` of the verified decks: residual and correction 1e-9
 TIGHT_CONTROLS = (1e-9, 1e-9, None, None, 1e-9, 1e-9)
 _ALL = "EALL"

@@ -69,7 +69,8 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
         The .frd holds other times than the problem's (e.g. ccx cut an increment), or the deck's
         mesh is not the problem's.
     """
-    run = read_calculix(inp=ccx.deck, frd=ccx.frd, dat=ccx.dat if ccx.dat.is_file() else None, name=name)
+    run = read_calculix(inp=ccx.deck, frd=ccx.frd, dat=ccx.dat if ccx.dat.is_file() else None, name=name,
+                        problem_metadata=False)
     mesh = problem.mesh
     if not (np.array_equal(run.mesh.node_ids, mesh.node_ids) and np.array_equal(run.mesh.element_ids, mesh.element_ids)):
         raise ValueError(f"{ccx.deck}: the deck's node / element numbering is not the problem's {problem.name!r}")
@@ -229,7 +230,8 @@ def run_many(
     client : a distributed Client (default: the active one, else dask's threads)
     threads : ccx threads per run
     fields : stored fields (see :func:`solve_calculix`)
-    n_subdomains : subdomains of a new store (default 1)
+    n_subdomains : subdomains of a new store (default
+        :func:`romdask.fem.partition.default_subdomains`: 1 below 40,000 dofs)
     overwrite : replace complete runs of the same names
     deck_options : passed to :func:`write_deck`
 
@@ -265,7 +267,7 @@ def run_many(
     ip = _ip_output(fields)
     store_path = Path(store_path)
     if not (store_path.exists() and any(store_path.iterdir())):
-        create_store(store_path, problems[0].mesh, n_subdomains=n_subdomains or 1)
+        create_store(store_path, problems[0].mesh, n_subdomains=n_subdomains)
     else:
         SnapshotStore.open(store_path).check_mesh(problems[0].mesh, f"run_many({names[0]!r})")
     workdir = Path(workdir)

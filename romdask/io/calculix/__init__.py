@@ -1,6 +1,7 @@
-"""Readers of CalculiX runs: the deck's mesh (.inp), nodal results (.frd), integration-point
-results of ``*EL PRINT`` (.dat), and :func:`read_calculix` combining them into a Run; the
-``.frd`` writer :func:`write_frd` (results where cgx users look at them)."""
+"""Readers of CalculiX runs: the deck's mesh (.inp) and problem (loads, laws, steps), nodal
+results (.frd), integration-point results of ``*EL PRINT`` (.dat), and :func:`read_calculix`
+combining them into a Run; the ``.frd`` writer :func:`write_frd` (results where cgx users look
+at them)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ from romdask.io.calculix.dat import DatBlock, DatResults, ip_layout, read_dat
 from romdask.io.calculix.frd import FrdBlock, FrdElements, FrdResults, read_frd
 from romdask.io.calculix.frd_writer import FRD_ENCODINGS, FRD_FIELDS, write_frd
 from romdask.io.calculix.inp import read_inp
+from romdask.io.calculix.problem import read_problem
 from romdask.io.run import FieldSpec, Frame, ReaderError, Run
 
 __all__ = [
     "DatBlock", "DatResults", "FRD_ENCODINGS", "FRD_FIELDS", "FrdBlock", "FrdElements", "FrdResults",
-    "read_calculix", "read_dat", "read_frd", "read_inp", "write_frd",
+    "read_calculix", "read_dat", "read_frd", "read_inp", "read_problem", "write_frd",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
+_SUFFIXES = (".inp", ".frd", ".dat")
 _VOIGT = ("xx", "yy", "zz", "xy", "xz", "yz")
 _SDV14 = (
     "p",
@@ -33,8 +36,26 @@ _SDV14 = (
 )  # fmt: skip  (romdask.materials.CalculixViscoplastic.state_names)
 
 
+def _stem(path: Path) -> Path:
+    """``beam_a0.05`` for ``beam_a0.05.inp`` (only a CalculiX suffix is cut: dots in names stay)."""
+    return path.with_name(path.name[: -len(path.suffix)]) if path.suffix.lower() in _SUFFIXES else path
+
+
 def _find(path: Path | None, stem: Path, suffix: str) -> Path:
-    return Path(path) if path is not None else stem.with_suffix(suffix)
+    return Path(path) if path is not None else stem.with_name(stem.name + suffix)
+
+
+def _problem_metadata(inp: Path, mesh: Mesh, times: np.ndarray) -> dict:
+    """``run_metadata`` of the deck's problem on the run's output times, or the reason it cannot
+    be read (``problem_error``: the unsupported keywords and their lines)."""
+    from romdask.problem.patterns import run_metadata
+
+    try:
+        return run_metadata(read_problem(inp, times=times, mesh=mesh))
+    except ValueError as exc:
+        logger.warning("%s: the load patterns and law are not recorded (romdask reduce will refuse this "
+                       "run): %s", inp, exc)
+        return {"problem_error": str(exc)}
 
 
 def _check_mesh(frd: FrdResults, mesh: Mesh) -> None:
@@ -81,61 +102,8 @@ def _match_times(frd_times: np.ndarray, dat_times: np.ndarray) -> np.ndarray | N
     return None
 
 
-def read_calculix(
-    path: str | Path | None = None,
-    *,
-    inp: str | Path | None = None,
-    frd: str | Path | None = None,
-    dat: str | Path | None = None,
-    name: str | None = None,
-    allow_incomplete: bool = False,
-) -> Run:
-    """A CalculiX run as a :class:`~romdask.io.run.Run`.
-
-    Parameters
-    ----------
-    path : any of ``run.inp`` / ``run.frd`` / ``run.dat``; the other files are looked for with
-        the same stem unless given explicitly.
-    inp, frd, dat : explicit file paths (the .dat is optional).
-    name : run name (default: the stem).
-    allow_incomplete : read a .frd without its closing ``9999`` (a run that stopped early).
-        Beware: after a divergence CalculiX writes the last, NOT converged, attempt as a frame.
-
-    Returns
-    -------
-    Run
-        Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
-        ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
-        get 0) and, when the .dat has them at every output time for every integration point,
-        ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
-        p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
-        ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
-        per frame, ``frd_encoding``, ``frd_complete``.
-
-    Raises
-    ------
-    ReaderError
-        Missing files (listing the paths looked for), unreadable or truncated files,
-        non-finite values, non-increasing times, .frd nodes or elements not in the deck.
-
-    Notes
-    -----
-    The files are indexed here (headers only); ``run.frames()`` reads one frame at a time
-    (one .frd block plus the matching .dat blocks), so memory stays at a few frames.
-    """
-    given = [p for p in (path, inp, frd, dat) if p is not None]
-    if not given:
-        raise ReaderError("<none>", "read_calculix needs a path or inp=/frd=")
-    stem = Path(path).with_suffix("") if path is not None else Path(given[0]).with_suffix("")
-    inp_path, frd_path = _find(inp, stem, ".inp"), _find(frd, stem, ".frd")
-    missing = [p for p in (inp_path, frd_path) if not p.is_file()]
-    if missing:
-        raise ReaderError(missing[0], "missing CalculiX file(s): " + ", ".join(str(p) for p in missing)
-                          + f" (looked for {inp_path} and {frd_path}; pass inp=/frd= explicitly)")
-    dat_path = _find(dat, stem, ".dat")
-    if dat is not None and not dat_path.is_file():
-        raise ReaderError(dat_path, "the .dat file does not exist")
-    mesh = read_inp(inp_path)
+def _frd_displacements(frd_path: Path, mesh: Mesh, allow_incomplete: bool):
+    """(results, DISP blocks, their times) of a .frd checked against the deck's mesh."""
     results = read_frd(frd_path)
     if not results.complete and not allow_incomplete:
         raise ReaderError(frd_path, "no closing 9999 line: the run stopped early or the file is cut short "
@@ -153,42 +121,112 @@ def read_calculix(
     for k in range(1, len(times)):
         if times[k] <= times[k - 1]:
             raise ReaderError(frd_path, f"non-increasing times: {disp[k].describe()} after t={times[k - 1]:g}")
+    return results, disp, times
 
+
+def _dat_fields(dat_path: Path, mesh: Mesh, times: np.ndarray):
+    """(DatResults, kind -> (FieldSpec, blocks at each .frd time), times with the .dat's digits)
+    for the .dat fields printed at every .frd time and every integration point."""
+    dat_results = read_dat(dat_path)
+    n_points = int(ip_layout(mesh)[0].sum())
+    found: dict[str, list[list[DatBlock]]] = {}
+    for kind in dat_results.kinds():
+        kt = dat_results.times(kind)
+        match = _match_times(times, kt)
+        if match is None:
+            logger.info("%s: %s not at every .frd output time: not read", dat_path, kind)
+            continue
+        per_time = [[b for b in dat_results.blocks if b.kind == kind and b.time == kt[i]] for i in match]
+        if any(sum(b.n_rows for b in bl) < n_points for bl in per_time):
+            logger.info("%s: %s not printed at all %d integration points: not read", dat_path, kind, n_points)
+            continue
+        found[kind] = per_time
+    if "state" in found:
+        found.pop("p", None)
+    out = {}
+    for kind, per_time in found.items():
+        n = per_time[0][0].n_values
+        if kind == "state":
+            comps = _SDV14 if n == 14 else tuple(f"sdv{i + 1}" for i in range(n))
+        else:
+            comps = ("p",) if kind == "p" else _VOIGT
+        out[kind] = (FieldSpec("ip", comps), per_time)
+    if out:  # more digits: the .dat prints 7, the .frd 6 below t = 1 (10 from 1 to 1e10)
+        dat_t = np.array([bl[0].time for bl in next(iter(out.values()))[1]])
+        times = np.where((times < 1.0) | (times >= 1e10), dat_t, times)
+    return dat_results, out, times
+
+
+def read_calculix(
+    path: str | Path | None = None,
+    *,
+    inp: str | Path | None = None,
+    frd: str | Path | None = None,
+    dat: str | Path | None = None,
+    name: str | None = None,
+    allow_incomplete: bool = False,
+    problem_metadata: bool = True,
+) -> Run:
+    """A CalculiX run as a :class:`~romdask.io.run.Run`.
+
+    Parameters
+    ----------
+    path : any of ``run.inp`` / ``run.frd`` / ``run.dat``; the other files are looked for with
+        the same stem unless given explicitly.
+    inp, frd, dat : explicit file paths (the .dat is optional).
+    name : run name (default: the stem: the file name without .inp / .frd / .dat; other dots
+        stay, ``beam_a0.05.inp`` -> ``beam_a0.05``).
+    allow_incomplete : read a .frd without its closing ``9999`` (a run that stopped early).
+        Beware: after a divergence CalculiX writes the last, NOT converged, attempt as a frame.
+    problem_metadata : read the deck's load patterns and law into ``metadata`` (what
+        :func:`romdask.offline.reduce` needs; False when the caller records them itself).
+
+    Returns
+    -------
+    Run
+        Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
+        ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
+        get 0) and, when the .dat has them at every output time for every integration point,
+        ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
+        p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
+        ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
+        per frame, ``frd_encoding``, ``frd_complete``; with ``problem_metadata``, ``loads`` and
+        ``material`` (:func:`romdask.problem.patterns.run_metadata` of
+        :func:`~romdask.io.calculix.problem.read_problem` on the .frd's output times) or, when
+        romdask cannot model the deck, ``problem_error`` (the reason, logged as a warning: the
+        snapshots are read all the same).
+
+    Raises
+    ------
+    ReaderError
+        Missing files (listing the paths looked for), unreadable or truncated files,
+        non-finite values, non-increasing times, .frd nodes or elements not in the deck.
+
+    Notes
+    -----
+    The files are indexed here (headers only); ``run.frames()`` reads one frame at a time
+    (one .frd block plus the matching .dat blocks), so memory stays at a few frames.
+    """
+    given = [p for p in (path, inp, frd, dat) if p is not None]
+    if not given:
+        raise ReaderError("<none>", "read_calculix needs a path or inp=/frd=")
+    stem = _stem(Path(path if path is not None else given[0]))
+    inp_path, frd_path = _find(inp, stem, ".inp"), _find(frd, stem, ".frd")
+    missing = [p for p in (inp_path, frd_path) if not p.is_file()]
+    if missing:
+        raise ReaderError(missing[0], "missing CalculiX file(s): " + ", ".join(str(p) for p in missing)
+                          + f" (looked for {inp_path} and {frd_path}; pass inp=/frd= explicitly)")
+    dat_path = _find(dat, stem, ".dat")
+    if dat is not None and not dat_path.is_file():
+        raise ReaderError(dat_path, "the .dat file does not exist")
+    mesh = read_inp(inp_path)
+    results, disp, times = _frd_displacements(frd_path, mesh, allow_incomplete)
     fields = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
-    dat_fields: dict[str, tuple[np.ndarray, list[list[DatBlock]]]] = {}
     sources = [inp_path, frd_path]
-    dat_results = None
+    dat_results, dat_fields = None, {}
     if dat_path.is_file():
-        dat_results = read_dat(dat_path)
-        n_points = int(ip_layout(mesh)[0].sum())
-        for kind in dat_results.kinds():
-            kt = dat_results.times(kind)
-            match = _match_times(times, kt)
-            if match is None:
-                logger.info("%s: %s not at every .frd output time: not read", dat_path, kind)
-                continue
-            per_time = [[b for b in dat_results.blocks if b.kind == kind and b.time == kt[i]] for i in match]
-            if any(sum(b.n_rows for b in bl) < n_points for bl in per_time):
-                logger.info("%s: %s not printed at all %d integration points: not read", dat_path, kind, n_points)
-                continue
-            dat_fields[kind] = (match, per_time)
-        if "state" in dat_fields:
-            dat_fields.pop("p", None)
-        for kind, (match, per_time) in dat_fields.items():
-            n = per_time[0][0].n_values
-            if kind == "state":
-                comps = _SDV14 if n == 14 else tuple(f"sdv{i + 1}" for i in range(n))
-            elif kind == "p":
-                comps = ("p",)
-            else:
-                comps = _VOIGT
-            fields[kind] = FieldSpec("ip", comps)
-        # more digits: the .dat prints 7, the .frd 6 below t = 1 (10 from 1 to 1e10)
-        if dat_fields:
-            match, per_time = next(iter(dat_fields.values()))
-            dat_t = np.array([bl[0].time for bl in per_time])
-            low = (times < 1.0) | (times >= 1e10)
-            times = np.where(low, dat_t, times)
+        dat_results, dat_fields, times = _dat_fields(dat_path, mesh, times)
+        fields.update({kind: spec for kind, (spec, _) in dat_fields.items()})
         sources.append(dat_path)
 
     def frames() -> Iterator[Frame]:
@@ -220,5 +258,6 @@ def read_calculix(
             "frd_steps": [[b.step, b.increment] for b in disp],
             "frd_encoding": disp[0].encoding,
             "frd_complete": results.complete,
+            **(_problem_metadata(inp_path, mesh, times) if problem_metadata else {}),
         },
     )
