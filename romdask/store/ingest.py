@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import dask
@@ -16,7 +17,7 @@ from romdask.io.run import Run
 from .layout import is_store
 from .writer import SnapshotStore, create_store
 
-__all__ = ["group_sources", "ingest"]
+__all__ = ["group_sources", "ingest", "with_user_files"]
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,47 @@ def _load(item: Run | list[Path], reader_options: Mapping) -> Run:
     return read_run(_primary(item), **options)
 
 
-def _ingest_one(store_path: str, item, overwrite: bool, reader_options: Mapping) -> tuple[str, str, BaseException | None]:
+def with_user_files(run: Run, law: str | Path | None = None, loads: str | Path | None = None) -> Run:
+    """``run`` with the law and / or the load patterns of the user's files in its metadata (they
+    replace what its deck gave) and the files among its sources (so that an ingest with other
+    files is a change of sources).
+
+    Parameters
+    ----------
+    run : a Run read from a solver's files
+    law : a law file (:func:`romdask.problem.files.read_law_file`)
+    loads : a loads file, resolved on the run's mesh for the run's name
+        (:func:`romdask.problem.files.read_loads_file`)
+
+    Raises
+    ------
+    ValueError
+        A file that cannot be read or resolved on the run's mesh (naming the file and the entry).
+    """
+    if law is None and loads is None:
+        return run
+    from romdask.materials import law_to_json
+    from romdask.problem.files import read_law_file, read_loads_file
+
+    metadata = dict(run.metadata)
+    sources = list(run.sources)
+    if law is not None:
+        metadata["material"] = law_to_json(read_law_file(law))
+        sources.append(Path(law))
+    if loads is not None:
+        metadata["loads"] = read_loads_file(loads, run.mesh, run=run.name)
+        sources.append(Path(loads))
+    if "material" in metadata and "loads" in metadata:
+        metadata.pop("problem_error", None)  # the files supply what the deck could not
+    return replace(run, metadata=metadata, sources=tuple(sources))
+
+
+def _ingest_one(store_path: str, item, overwrite: bool, reader_options: Mapping,
+                files: Mapping[str, str | None]) -> tuple[str, str, BaseException | None]:
     """A task: read one run and write it; returns (name, status, error)."""
     name = item.name if isinstance(item, Run) else item[0].stem
     try:
-        run = _load(item, reader_options)
+        run = with_user_files(_load(item, reader_options), **files)
         name = run.name
         store = SnapshotStore.open(store_path)
         return name, store.ingest_run(run, overwrite=overwrite), None
@@ -126,6 +163,8 @@ def ingest(
     overwrite: bool = False,
     progress: bool = False,
     reader_options: Mapping | None = None,
+    law: str | Path | None = None,
+    loads: str | Path | None = None,
 ) -> dict[str, str]:
     """Ingest runs into a snapshot store, creating it from the first run if needed.
 
@@ -143,6 +182,9 @@ def ingest(
     overwrite : replace complete runs whose sources changed (default: error)
     progress : show a progress bar (dask's, or distributed's under a Client)
     reader_options : keyword arguments for the readers
+    law, loads : a law file and a loads file (YAML / JSON, ``romdask template law|loads``)
+        recorded in every run's metadata, for sources without a deck (Z-set, XDMF / VTU series)
+        or to replace what a deck gives (:func:`with_user_files`)
 
     Returns
     -------
@@ -172,6 +214,11 @@ def ingest(
     if not items:
         raise ValueError("no sources to ingest")
     reader_options = dict(reader_options or {})
+    files = {"law": None if law is None else str(law), "loads": None if loads is None else str(loads)}
+    if law is not None:
+        from romdask.problem.files import read_law_file
+
+        read_law_file(law)  # a bad law file fails before anything is written
     if store_path.exists() and any(store_path.iterdir()):
         if not is_store(store_path):
             raise ValueError(f"{store_path} exists and is not a romdask snapshot store; choose another path")
@@ -201,7 +248,7 @@ def ingest(
                              compression=compression, units=first.metadata.get("units"))
         log.info("created %s with %d subdomains from run %s", store_path, store.n_subdomains, first.name)
     tasks = [
-        dask.delayed(_ingest_one, pure=False)(str(store_path), item, overwrite, reader_options,
+        dask.delayed(_ingest_one, pure=False)(str(store_path), item, overwrite, reader_options, files,
                                               dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")
         for name, item in items
     ]

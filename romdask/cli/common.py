@@ -1,0 +1,106 @@
+"""Helpers shared by the subcommands: a solver progress bar, sizes, cluster options, NAME=VALUE."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_cluster_options", "cluster_context", "disk_size", "human_bytes", "is_reduced_model", "name_values",
+           "solver_progress"]
+
+
+def solver_progress(label: str) -> Callable[[int, int, dict], None]:
+    """A one-line text progress bar on stderr, the ``progress`` callback of the built-in solver
+    (redrawn in a terminal; only the final line otherwise)."""
+    start = time.perf_counter()
+    live = sys.stderr.isatty()
+
+    def progress(step: int, n_steps: int, info: dict) -> None:
+        if not live and step != n_steps:
+            return
+        width = 30
+        done = int(width * step / max(n_steps, 1))
+        elapsed = time.perf_counter() - start
+        sys.stderr.write(
+            f"\r{label} [{'#' * done}{'.' * (width - done)}] {step}/{n_steps} t={info.get('time', 0.0):.4g} s "
+            f"(Newton {info.get('iterations', '')}, cuts {info.get('cuts', 0)}) {elapsed:6.1f} s"
+        )
+        if step == n_steps:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return progress
+
+
+def disk_size(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--cluster``, ``--cluster-config``, ``--jobs``, ``--min-jobs``, ``--max-jobs``."""
+    parser.add_argument("--cluster", default=None,
+                        help="'local' (LocalCluster, a worker per core), 'slurm', 'pbs' (dask-jobqueue) or the "
+                             "address of a running scheduler (default: dask's threads in this process)")
+    parser.add_argument("--cluster-config", default=None,
+                        help="site settings, YAML in dask's config format (deploy/slurm/jobqueue.yaml)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="slurm/pbs: number of worker jobs (default 1); local: number of workers")
+    parser.add_argument("--min-jobs", type=int, default=None, help="adaptive scaling: fewest jobs (workers)")
+    parser.add_argument("--max-jobs", type=int, default=None, help="adaptive scaling: most jobs (workers)")
+
+
+def cluster_context(args: argparse.Namespace) -> Any:
+    """No --cluster: dask's local threads (yields None); else :func:`romdask.cluster.cluster_client`
+    ("local", "slurm", "pbs" or a scheduler address; --jobs = workers of a local cluster)."""
+    if not args.cluster:
+        if args.cluster_config or args.jobs is not None or args.min_jobs is not None or args.max_jobs is not None:
+            raise ValueError("--cluster-config / --jobs / --min-jobs / --max-jobs need --cluster")
+        return contextlib.nullcontext(None)
+    from romdask.cluster import cluster_client
+
+    local = args.cluster == "local"
+    return cluster_client(args.cluster, config=args.cluster_config,
+                          n_workers=args.jobs if local else None, jobs=None if local else args.jobs,
+                          minimum_jobs=args.min_jobs, maximum_jobs=args.max_jobs)
+
+
+def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any] = float) -> dict[str, Any]:
+    """``["a=1", "b=2"]`` -> ``{"a": parse("1"), ...}``; ValueError naming ``option`` otherwise."""
+    values: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{option} takes NAME=VALUE (a load pattern of the model and its value); got {item!r}")
+        if name in values:
+            raise ValueError(f"{option}: {name} given twice")
+        try:
+            values[name] = parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{option} {item!r}: {exc}") from None
+    return values
+
+
+def is_reduced_model(path: Path) -> bool:
+    """True for a folder written by ``ReducedModel.save`` (its root attributes say so)."""
+    try:
+        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    from romdask.online.model import FORMAT
+
+    return attrs.get("format") == FORMAT

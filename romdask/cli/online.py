@@ -1,0 +1,259 @@
+"""``romdask predict`` and ``romdask compare``: a saved reduced model on a new case, its full fields
+where users look at them (ParaView, cgx), and its errors against a high-fidelity run."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from romdask.cli.common import name_values
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    pred = sub.add_parser(
+        "predict", help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
+        description="The case is a CalculiX deck of the training mesh and load patterns (--deck: its values, "
+                    "amplitudes and steps), a triangle wave of the patterns' peak values (--set NAME=VALUE and the "
+                    "cyclic options), or any history per pattern (--amplitude NAME=file.csv). Values are in the "
+                    "units of the training runs.",
+    )
+    pred.add_argument("model", help="reduced-model folder (romdask reduce)")
+    pred.add_argument("--deck", default=None, help="CalculiX deck of the new case (same mesh and pattern names)")
+    pred.add_argument("--set", nargs="+", metavar="NAME=VALUE",
+                      help="cyclic case: the peak value of each pattern (e.g. top_displacement=0.006); with "
+                           "--amplitude: a factor on the table")
+    pred.add_argument("--amplitude", nargs="+", metavar="NAME=FILE",
+                      help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
+    pred.add_argument("--cycles", type=float, default=1, help="cyclic case: number of cycles (default 1)")
+    pred.add_argument("--period", type=float, default=10.0, help="cyclic case: period [s] (default 10)")
+    pred.add_argument("--r-ratio", type=float, default=-1.0, help="cyclic case: load ratio min/max (default -1)")
+    pred.add_argument("--increments-per-cycle", type=int, default=40, help="cyclic case (default 40)")
+    pred.add_argument("--increments-per-segment", type=int, default=10,
+                      help="--amplitude case: increments between two times of the tables (default 10)")
+    pred.add_argument("--indicator-threshold", type=float, default=0.1,
+                      help="flag output times whose error indicator exceeds this (default 0.1)")
+    pred.add_argument("--out", default="prediction.npz",
+                      help="the result, reloadable by romdask compare (default prediction.npz)")
+    pred.add_argument("--vtu", default=None, metavar="STEM",
+                      help="full fields as a ParaView series STEM.pvd (displacement, stress, von Mises, plastic "
+                           "strain at nodes and cells, error indicator)")
+    pred.add_argument("--frd", default=None, metavar="FILE", help="full fields as a CalculiX .frd (cgx)")
+    pred.add_argument("--csv", default=None, metavar="FILE",
+                      help="per output time: error indicator, largest von Mises at the reduced points, reactions")
+    pred.add_argument("--fields", choices=("replay", "gappy"), default="replay",
+                      help="stress and plastic strain everywhere by replaying the law along the reduced strains "
+                           "(default, accurate) or by Gappy-POD from the reduced points (faster)")
+    pred.add_argument("--store", default=None,
+                      help="the training store: its mesh with its node sets, for --vtu (default: the model's mesh)")
+    pred.set_defaults(func=predict)
+
+    cmp = sub.add_parser(
+        "compare", help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
+    cmp.add_argument("model", help="reduced-model folder")
+    cmp.add_argument("prediction", help="a prediction (.npz of romdask predict --out) or a deck (.inp) to predict now")
+    cmp.add_argument("reference", help="the reference CalculiX run's .frd (its .inp and .dat by stem)")
+    cmp.add_argument("--inp", default=None, help="the reference's deck (default: the .frd's stem .inp)")
+    cmp.add_argument("--dat", default=None,
+                     help="the reference's .dat with S at the integration points (default: the stem's, if any; "
+                          "without it the law is replayed on the reference's strains)")
+    cmp.add_argument("--period", type=float, default=None, help="cycle period [s]: errors per cycle too")
+    cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
+                     help="the prediction's stress and plastic strain by law replay (default) or Gappy-POD")
+    cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
+    cmp.set_defaults(func=compare)
+
+
+# ---- the case --------------------------------------------------------------------------------------
+
+
+def _grid(tables: list, per_segment: int) -> np.ndarray:
+    """The union of the tables' times (and 0), each interval split into ``per_segment`` increments."""
+    if per_segment < 1:
+        raise ValueError(f"--increments-per-segment must be >= 1; got {per_segment}")
+    knots = np.unique(np.concatenate([[0.0], *(t.times for t in tables)]))
+    knots = knots[knots >= 0.0]
+    if knots.size < 2:
+        raise ValueError("the amplitude tables end at t = 0: give times after 0")
+    steps = [np.linspace(a, b, per_segment + 1)[:-1] for a, b in zip(knots[:-1], knots[1:])]
+    return np.concatenate([*steps, knots[-1:]])
+
+
+def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
+    """(Scenario, a description of the case) from --deck, --amplitude or --set."""
+    from romdask.online import Scenario, problem_scenario
+    from romdask.problem.files import read_amplitude_csv
+    from romdask.problem.loads import Amplitude, cyclic
+
+    if args.deck:
+        if args.set or args.amplitude:
+            raise ValueError("--deck gives every value, amplitude and step of the case: drop --set / --amplitude")
+        from romdask.io.calculix import read_problem
+
+        return problem_scenario(model, read_problem(args.deck)), str(args.deck)
+    values = name_values(args.set, "--set")
+    tables = name_values(args.amplitude, "--amplitude", parse=read_amplitude_csv)
+    if tables:
+        alone = sorted(set(values) - set(tables))
+        if alone:
+            raise ValueError(f"--set {alone} without --amplitude: with amplitude tables every pattern needs its table "
+                             "(a constant is a one-row CSV)")
+        coefficients = {n: Amplitude(t.times, values.get(n, 1.0) * t.values) for n, t in tables.items()}
+        times = _grid(list(tables.values()), args.increments_per_segment)
+        return Scenario(times, coefficients), f"amplitude tables of {', '.join(tables)}"
+    if not values:
+        raise ValueError("give the case: --deck new.inp, --set NAME=VALUE (a cyclic case) or --amplitude NAME=file.csv")
+    amplitude = cyclic(period=args.period, n_cycles=args.cycles, r_ratio=args.r_ratio)
+    n_steps = max(1, round(args.increments_per_cycle * args.cycles))
+    times = np.linspace(0.0, args.period * args.cycles, n_steps + 1)
+    coefficients = {name: Amplitude(amplitude.times, v * amplitude.values) for name, v in values.items()}
+    return Scenario(times, coefficients), f"{args.cycles:g} cycle(s) of period {args.period:g} s"
+
+
+# ---- predict ---------------------------------------------------------------------------------------
+
+
+def _summary(args: argparse.Namespace, case: str, result, threshold: float) -> None:
+    t = result.times
+    print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} s, solved in "
+          f"{result.wall_time:.3f} s ({int(result.iterations.sum())} Newton iterations, {int(result.cuts.sum())} cuts)")
+    for i, name in enumerate(result.lifting_names):
+        r = result.reactions[:, i]
+        print(f"  reaction of {name}: min {r.min():.6g}, max {r.max():.6g} (force units of the runs)")
+    print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g}")
+    indicator = result.indicator
+    peak = "unavailable (no plastic-strain basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
+    print(f"  error indicator: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+
+
+def _write_csv(path: str, result) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["time", "error_indicator", "flagged", "max_von_mises_reduced_points",
+                      *(f"reaction_{n}" for n in result.lifting_names),
+                      *(f"coefficient_{n}" for n in (*result.lifting_names, *result.load_names))])
+        for k, t in enumerate(result.times):
+            out.writerow([f"{t:.9g}", f"{result.indicator[k]:.6g}", int(result.flagged[k]),
+                          f"{result.max_von_mises[k]:.9g}", *(f"{v:.9g}" for v in result.reactions[k]),
+                          *(f"{v:.9g}" for v in result.lifting_coefficients[k]),
+                          *(f"{v:.9g}" for v in result.load_coefficients[k])])
+    return path
+
+
+def _law(model, fields: str):
+    if fields == "gappy":
+        return None
+    if len(model.materials) != 1:
+        raise ValueError("the model has several laws: the law replay needs one; use --fields gappy")
+    return model.materials[0][0]
+
+
+def _full_fields(args: argparse.Namespace, model, result) -> None:
+    from romdask.io.fields import write_prediction_frd, write_prediction_vtu
+    from romdask.online import open_full, prediction_fields
+
+    full = open_full(args.model)
+    mesh = full.mesh
+    if args.store:
+        from romdask.store import SnapshotStore
+
+        mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+    if mesh is None:
+        raise ValueError(f"{args.model} holds no mesh (saved by an older romdask): pass --store (the training "
+                         "store) or re-run `romdask reduce`")
+    fields = prediction_fields(full, result, _law(model, args.fields), dual=args.fields)
+    options = {"stress": fields["stress"], "plastic_strain": fields["p"], "indicator": result.indicator,
+               "ip_points": full.ip_points}
+    if args.vtu:
+        series = write_prediction_vtu(args.vtu, mesh, result.times, fields["displacement"], **options)
+        print(f"wrote {series.pvd} ({len(series.files)} files)")
+    if args.frd:
+        path = write_prediction_frd(args.frd, mesh, result.times, fields["displacement"], **options,
+                                    description=f"romdask {Path(args.model).name}")
+        print(f"wrote {path}")
+
+
+def predict(args: argparse.Namespace) -> int:
+    from romdask.online import OnlineOptions, ReducedModel
+    from romdask.online.results import save_result
+
+    model = ReducedModel.open(args.model)
+    scenario, case = _scenario(args, model)
+    options = OnlineOptions(indicator_threshold=args.indicator_threshold)
+    result = model.solve(scenario, options)
+    _summary(args, case, result, options.indicator_threshold)
+    print(f"wrote {save_result(args.out, result)}")
+    if args.csv:
+        print(f"wrote {_write_csv(args.csv, result)}")
+    if args.vtu or args.frd:
+        _full_fields(args, model, result)
+    return 0
+
+
+# ---- compare ---------------------------------------------------------------------------------------
+
+
+def _prediction(args: argparse.Namespace, model):
+    from romdask.online import OnlineOptions
+    from romdask.online.results import load_result
+
+    path = Path(args.prediction)
+    if path.suffix.lower() == ".inp":
+        from romdask.io.calculix import read_problem
+        from romdask.online import problem_scenario
+
+        return model.solve(problem_scenario(model, read_problem(path)), OnlineOptions()), f"prediction of {path.name}"
+    return load_result(path), f"prediction {path.name}"
+
+
+def _reference_files(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
+    frd = Path(args.reference)
+    inp = Path(args.inp) if args.inp else frd.with_suffix(".inp")
+    dat = Path(args.dat) if args.dat else frd.with_suffix(".dat")
+    if args.dat and not dat.is_file():
+        raise FileNotFoundError(f"--dat {dat}: no such file")
+    return inp, frd, dat if dat.is_file() else None
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.3g} %"
+
+
+def compare(args: argparse.Namespace) -> int:
+    from romdask.online import ReducedModel, open_full, prediction_fields
+    from romdask.online.compare import ERROR_NORMS, calculix_reference, compare_prediction
+
+    model = ReducedModel.open(args.model)
+    result, what = _prediction(args, model)
+    full = open_full(args.model)
+    law = model.materials[0][0]
+    inp, frd, dat = _reference_files(args)
+    reference = calculix_reference(full, law, inp, frd, dat)
+    fields = prediction_fields(full, result, _law(model, args.fields), dual=args.fields)
+    rows = compare_prediction(fields, result.times, reference, period=args.period)
+    print(f"romdask compare: {what} by {args.model} against {frd.name} ({reference.times.size} output times; "
+          f"reference stress from {'the .dat' if reference.stress_source == 'dat' else 'the law replayed on its strains'}"
+          f"; prediction's stress by {'law replay' if args.fields == 'replay' else 'Gappy-POD'})")
+    print(f"  {'':10} {'displacement':>14} {'von Mises':>12} {'plastic strain':>15}")
+    for row in rows:
+        label = "all" if row["cycle"] == "all" else f"cycle {row['cycle']}"
+        print(f"  {label:10} {row['displacement']:>14.3e} {_percent(row.get('von_mises')):>12} "
+              f"{_percent(row.get('p')):>15}")
+    first = rows[0]
+    print(f"  reference max von Mises {first['max_von_mises']:.6g}, max plastic strain {first.get('max_p', 0.0):.4g}")
+    for name, norm in ERROR_NORMS.items():
+        print(f"  {name}: {norm}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"prediction": what, "reference": str(frd), "rows": rows,
+                                               "norms": ERROR_NORMS, "stress_source": reference.stress_source},
+                                              indent=1))
+        print(f"wrote {args.json}")
+    return 0
