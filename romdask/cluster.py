@@ -407,6 +407,24 @@ def _draw(done: int, total: int, elapsed: float, stream) -> None:
 
 
 @contextlib.contextmanager
+def _final_line(stream) -> Iterator[None]:
+    """Dask's local schedulers: one line per computation when it ends (tasks and seconds)."""
+    from dask.callbacks import Callback
+
+    class _Count(Callback):
+        def _start_state(self, dsk, state):
+            self.total, self.start = sum(len(state[k]) for k in ("ready", "waiting", "cache")), time.perf_counter()
+
+        def _finish(self, dsk, state, errored):
+            _draw(self.total, self.total, time.perf_counter() - self.start, stream)
+            stream.write("\n")
+            stream.flush()
+
+    with _Count():
+        yield
+
+
+@contextlib.contextmanager
 def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator[None]:
     """A text progress bar of every dask computation while the context is open.
 
@@ -414,7 +432,7 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     ----------
     client : None (dask's local schedulers: ``dask.diagnostics.ProgressBar``) or a
         ``distributed.Client`` (any cluster kind: counts tasks on its scheduler)
-    interval : seconds between redraws
+    interval : seconds between redraws (a stream that is not a terminal gets the final state only)
     stream : where to draw (default ``sys.stderr``)
 
     Returns
@@ -428,10 +446,11 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     the plugin cannot be installed the bar is skipped with a warning and the computation runs.
     """
     stream = sys.stderr if stream is None else stream
+    live = bool(getattr(stream, "isatty", lambda: False)())  # a log file gets the final line only
     if client is None:
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar(dt=interval, out=stream):
+        with ProgressBar(dt=interval, out=stream) if live else _final_line(stream):
             yield
         return
     counter = _TaskCounter()
@@ -445,7 +464,7 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     start = time.perf_counter()
 
     def poll():
-        while not stop.wait(interval):
+        while live and not stop.wait(interval):
             with contextlib.suppress(Exception):
                 _draw(*client.run_on_scheduler(_counts, name=_TaskCounter.name), time.perf_counter() - start, stream)
 

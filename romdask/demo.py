@@ -13,6 +13,7 @@ Stages, as a user runs them on a laptop:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -73,15 +74,6 @@ def _hf_run(store: SnapshotStore, name: str, problem, progress: Callable | None)
     return solve(problem, writer=writer, fields=FIELDS, progress=progress)
 
 
-def _relative(error: np.ndarray, reference: np.ndarray) -> float:
-    scale = np.linalg.norm(reference)
-    return float(np.linalg.norm(error) / scale) if scale > 0 else float(np.linalg.norm(error))
-
-
-def _max_relative(error: np.ndarray, reference: np.ndarray) -> float:
-    scale = np.abs(reference).max()
-    return float(np.abs(error).max() / scale) if scale > 0 else float(np.abs(error).max())
-
 
 def run_demo(
     out: str | Path,
@@ -95,7 +87,8 @@ def run_demo(
 
     Parameters
     ----------
-    out : output folder (created): ``store.zarr``, ``model.zarr``, ``*.png``, ``rom.pvd``
+    out : output folder (created): ``store.zarr``, ``model.zarr``, ``*.png``, ``rom.pvd``,
+        ``summary.json`` (the figures)
     settings : DemoSettings
     progress : ``label -> callback`` for the built-in solver's progress (see
         :func:`romdask.hifi.solve`), or None
@@ -117,7 +110,7 @@ def run_demo(
     (``*_gappy``). The online time excludes numba compilation (one warm-up solve of the first
     increment).
     """
-    from romdask.cluster import cluster_client
+    from romdask.cluster import cluster_client, progress_bar
     from romdask.offline import ReduceOptions, reduce
     from romdask.online import ReducedModel, Scenario, open_full
 
@@ -143,7 +136,7 @@ def run_demo(
 
     # 2. offline reduction on a LocalCluster
     start = time.perf_counter()
-    with cluster_client("local", n_workers=workers):
+    with cluster_client("local", n_workers=workers) as client, progress_bar(client):
         reduction = reduce(store_path, training[0].material, runs=names,
                            options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
     model_path = reduction.save(out / "model.zarr", overwrite=True)
@@ -173,6 +166,9 @@ def run_demo(
         figures["files"] += _plots(out, model, layout, rom, reference, target, step_error)
     if vtu:
         figures["files"].append(_vtu(out, layout, rom.times, fields))
+    summary = out / "summary.json"
+    summary.write_text(json.dumps({k: v for k, v in figures.items() if k != "files"}, indent=1))
+    figures["files"].append(summary)
     return figures
 
 
@@ -185,37 +181,37 @@ def compare(full, result, reference, law) -> tuple[dict, dict]:
     result : the OnlineResult
     reference : :func:`romdask.store.open_snapshots` of the HF run (displacement, stress, state),
         the store of the model's training runs (same node and integration-point order)
-    law : the constitutive law (for :func:`romdask.online.replay_law`)
+    law : the constitutive law (for the law replay, :func:`romdask.online.prediction_fields`)
 
     Returns
     -------
-    errors : ``error_displacement`` (``||U_rom - U_hf||_F / ||U_hf||_F``, time-space L2);
-        ``error_von_mises`` and ``error_p``, the largest pointwise difference over all times and
-        points relative to the largest HF value, with the ROM fields from the law replayed
-        along the reduced strains; the same from Gappy-POD (``*_gappy``); ``replay_time``
-        (s), ``max_von_mises`` and ``max_p`` of the HF run
+    errors : ``error_displacement``, ``error_von_mises`` and ``error_p``
+        (:func:`romdask.online.compare.field_errors`: time-space L2; largest pointwise difference
+        relative to the largest HF value), the ROM's stress and p from the law replayed along the
+        reduced strains; the same from Gappy-POD (``*_gappy``); ``replay_time`` (s),
+        ``max_von_mises`` and ``max_p`` of the HF run
     fields : ``u_rom, u_hf`` (n_t, n_dofs), ``vm_rom, vm_hf, p_rom, p_hf`` (n_t, n_points)
     """
-    from romdask.online import reconstruct_displacement, reconstruct_dual, replay_law
+    from romdask.online import prediction_fields
+    from romdask.online.compare import field_errors
 
-    fields = {"u_hf": reference.displacement.values, "u_rom": np.asarray(reconstruct_displacement(full, result)),
-              "vm_hf": von_mises(reference.stress.values), "p_hf": reference.state.values[..., 0]}
     start = time.perf_counter()
-    replayed = replay_law(full, result, law)
+    replayed = prediction_fields(full, result, law, dual="replay")
     replay_time = time.perf_counter() - start
-    fields.update(vm_rom=von_mises(replayed["stress"]), p_rom=replayed["p"])
-    vm_gappy = von_mises(np.asarray(reconstruct_dual(full, result, "stress")))
-    p_gappy = np.asarray(reconstruct_dual(full, result, "p"))
+    gappy = prediction_fields(full, result, dual="gappy")
+    hf = {"displacement": reference.displacement.values, "von_mises": von_mises(reference.stress.values),
+          "p": reference.state.values[..., 0]}
+    rom = {"displacement": np.asarray(replayed["displacement"]), "von_mises": von_mises(replayed["stress"]),
+           "p": replayed["p"]}
+    by_replay = field_errors(rom, hf)
+    by_gappy = field_errors({"von_mises": von_mises(np.asarray(gappy["stress"])), "p": np.asarray(gappy["p"])}, hf)
     errors = {
-        "error_displacement": _relative(fields["u_rom"] - fields["u_hf"], fields["u_hf"]),
-        "error_von_mises": _max_relative(fields["vm_rom"] - fields["vm_hf"], fields["vm_hf"]),
-        "error_p": _max_relative(fields["p_rom"] - fields["p_hf"], fields["p_hf"]),
-        "error_von_mises_gappy": _max_relative(vm_gappy - fields["vm_hf"], fields["vm_hf"]),
-        "error_p_gappy": _max_relative(p_gappy - fields["p_hf"], fields["p_hf"]),
-        "replay_time": replay_time,
-        "max_von_mises": float(fields["vm_hf"].max()),
-        "max_p": float(fields["p_hf"].max()),
+        "error_displacement": by_replay["displacement"], "error_von_mises": by_replay["von_mises"],
+        "error_p": by_replay["p"], "error_von_mises_gappy": by_gappy["von_mises"], "error_p_gappy": by_gappy["p"],
+        "replay_time": replay_time, "max_von_mises": by_replay["max_von_mises"], "max_p": by_replay["max_p"],
     }
+    fields = {"u_rom": rom["displacement"], "u_hf": hf["displacement"], "vm_rom": rom["von_mises"],
+              "vm_hf": hf["von_mises"], "p_rom": rom["p"], "p_hf": hf["p"]}
     return errors, fields
 
 

@@ -1,9 +1,11 @@
 """`romdask demo`: the whole pipeline (train, reduce on a LocalCluster, predict, compare) on a small plate."""
 
+import json
 import re
 
 import meshio
 import numpy as np
+import pytest
 
 from romdask.cli import main
 
@@ -16,8 +18,15 @@ def test_demo_runs_the_pipeline_and_writes_plots_and_fields(tmp_path, capsys):
     for label in ("HF time", "online time", "speedup", "error displacement", "error von Mises",
                   "error plastic strain", "max error indicator"):
         assert label in text, label
+    # an unseen amplitude in the trained range, cyclic extrapolation to 2 cycles; measured on this case
+    # (2026-12): displacement 1.09e-4, von Mises 0.35 % (law replay) / 0.60 % (Gappy-POD)
     error = float(re.search(r"error displacement \(L2 time-space\)\s+(\S+)", text).group(1))
-    assert 0 < error < 1e-2  # an unseen amplitude in the trained range, cyclic extrapolation to 2 cycles
+    assert 0 < error < 3e-4
+    replay, gappy = map(float, re.search(r"error von Mises \(max, of max\)\s+(\S+) % law replay.*?, (\S+) % Gappy",
+                                          text).groups())
+    assert replay < 0.7 and gappy < 1.2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["error_displacement"] == pytest.approx(error, rel=1e-2)
     for png in ("singular_values", "reduced_points", "error_indicator", "force_displacement"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
     pvd = (out / "rom.pvd").read_text()

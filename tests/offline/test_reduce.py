@@ -165,7 +165,7 @@ def test_runs_need_load_descriptions(tmp_path):
     problem = plate_problem(n=3, n_cycles=0.5, increments_per_cycle=4)
     store = create_store(tmp_path / "s.zarr", problem.mesh, n_subdomains=1)
     solve(problem, writer=store.writer("bare", mesh=problem.mesh, times=problem.times), fields=("displacement",))
-    with pytest.raises(ValueError, match=r"run 'bare'.*describe_loads\(problem\)"):
+    with pytest.raises(ValueError, match=r"run .bare. has no load description: ingest it with --loads.*run_metadata\(problem\)"):
         reduce(store.path, problem.material)
 
 
