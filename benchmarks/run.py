@@ -8,6 +8,7 @@ Usage::
     python benchmarks/run.py rom [--nodes 10000] [--cycles 3]   (romdask demo: HF vs ROM, built-in solver)
     python benchmarks/run.py rom_calculix [--nodes 10000] [--cycles 1]   (needs ccx; benchmarks/rom_calculix.py)
     python benchmarks/run.py cluster [--nodes 10000]   (reduce on threads / LocalCluster / SLURM jobs)
+    python benchmarks/run.py own_deck   (needs ccx; a user's decks, examples/calculix-part, via the CLI)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -535,7 +536,7 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
                         p = pod(U, method=method, product=product if prod else None, tol=1e-6)
                         pods.append(time.perf_counter() - t0)
                         ratios.append(reads[-1] / pods[-1])
-                    _, modes_s = best(lambda: da.store(p.modes, _NullSink(), lock=False))
+                    _, modes_s = best(lambda basis=p: da.store(basis.modes, _NullSink(), lock=False))
                     s = np.asarray(p.singular_values)
                     sv[(n_workers, method, prod, chunking)] = s
                     pod_s, read_s = min(pods), min(reads)
@@ -664,7 +665,6 @@ def _scaling_case(nodes: int, repeats: int) -> dict:
     import shutil
     import tempfile
 
-    import numpy as np
     from distributed import Client, LocalCluster
 
     import romdask
@@ -838,6 +838,52 @@ def run_rom_calculix(args) -> list[dict]:
     return rows
 
 
+def run_own_deck(args) -> list[dict]:
+    """The CLI session of docs/own-decks.md on examples/calculix-part: each step's wall time as a
+    user sees it (a fresh process each, imports and numba loading included), ccx on the new deck
+    against the reduced model's online solve (warm, Python API, best of 3), and the errors of
+    ``romdask compare``."""
+    import shutil
+    import tempfile
+
+    example = HERE.parent / "examples" / "calculix-part"
+    row: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "part"
+        shutil.copytree(example, work)
+
+        def timed(key: str, *cmd: str) -> None:
+            t0 = time.perf_counter()
+            subprocess.run(list(cmd), cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            row[key] = time.perf_counter() - t0
+
+        romdask = (sys.executable, "-m", "romdask.cli")
+        for name in ("train-90", "train-130", "new-110"):
+            timed(f"ccx_{name.replace('-', '_')}_s", "ccx", "-i", name)
+        timed("ingest_s", *romdask, "ingest", *(f"{r}.{e}" for r in ("train-90", "train-130")
+                                             for e in ("inp", "frd", "dat")), "--store", "runs.zarr")
+        timed("reduce_s", *romdask, "reduce", "runs.zarr", "--out", "model.zarr")
+        timed("predict_cli_s", *romdask, "predict", "model.zarr", "--deck", "new-110.inp", "--out", "p.npz")
+        timed("predict_cli_full_fields_s", *romdask, "predict", "model.zarr", "--deck", "new-110.inp", "--out",
+              "p.npz", "--vtu", "rom/new", "--frd", "rom.frd")
+        timed("compare_s", *romdask, "compare", "model.zarr", "p.npz", "new-110.frd", "--period", "10",
+              "--json", "errors.json")
+        code = ("import json, sys; from romdask.io.calculix import read_problem; "
+                "from romdask.online import ReducedModel, problem_scenario; "
+                "m = ReducedModel.open('model.zarr'); s = problem_scenario(m, read_problem('new-110.inp')); "
+                "t = [m.solve(s).wall_time for _ in range(4)]; "
+                "print(json.dumps({'online_s': min(t[1:]), 'n_modes': m.n_modes, 'n_points': m.n_points}))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=work, check=True, stdout=subprocess.PIPE, text=True)
+        row.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        errors = json.loads((work / "errors.json").read_text())["rows"]
+    row.update(error_displacement=errors[0]["displacement"], error_von_mises=errors[0]["von_mises"],
+               error_p=errors[0]["p"], max_von_mises=errors[0]["max_von_mises"], max_p=errors[0]["max_p"],
+               error_von_mises_per_cycle=[r["von_mises"] for r in errors[1:]],
+               speedup_vs_ccx=row["ccx_new_110_s"] / row["online_s"], load_avg=os.getloadavg()[0])
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def _record(name: str, rows: list[dict] | dict) -> None:
     extra = {}
     if isinstance(rows, dict):  # {"rows": [...], other keys recorded next to them}
@@ -878,7 +924,7 @@ def main(argv=None) -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling",
-                                                     "rom", "rom_calculix", "cluster"])
+                                                     "rom", "rom_calculix", "cluster", "own_deck"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
@@ -900,7 +946,7 @@ def main(argv=None) -> None:
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
     rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
             "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom,
-            "rom_calculix": run_rom_calculix, "cluster": run_cluster}[args.benchmark](args)
+            "rom_calculix": run_rom_calculix, "cluster": run_cluster, "own_deck": run_own_deck}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 
