@@ -255,6 +255,34 @@ def rom_calculix_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def own_deck_table(entry: dict) -> list[str]:
+    lines = [
+        f"## A user's own CalculiX decks through the command line ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py own_deck`: the session of docs/own-decks.md on `examples/calculix-part/` (715",
+        "nodes, 360 C3D10, gmsh-like numbering, cyclic traction on a named surface; trained on 90 and 130 MPa, one",
+        "cycle each; predicted: 110 MPa over three cycles, 120 increments). Each command in a fresh process, as a user",
+        "runs it (imports and numba cache loading included); online = the reduced solve alone (Python API, warm, best",
+        "of 3). Errors of `romdask compare` against ccx on the same deck (stress from its .dat; the ROM's by law",
+        "replay): displacement time-space L2; von Mises and p as the largest pointwise difference over all points and",
+        "times relative to the largest ccx value.",
+        "",
+        "| ccx train [s] | ingest [s] | reduce [s] | predict (CLI) [s] | + VTU and .frd [s] | compare [s] | ccx new deck [s] "
+        "| online [s] | speedup vs ccx | modes / points | error u | error von Mises (per cycle) | error p | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        cycles = " / ".join(f"{100 * v:.3f}" for v in r["error_von_mises_per_cycle"])
+        lines.append(
+            f"| {r['ccx_train_90_s']:.1f} + {r['ccx_train_130_s']:.1f} | {r['ingest_s']:.1f} | {r['reduce_s']:.1f} | "
+            f"{r['predict_cli_s']:.1f} | {r['predict_cli_full_fields_s']:.1f} | {r['compare_s']:.1f} | "
+            f"{r['ccx_new_110_s']:.1f} | {r['online_s']:.4f} | {r['speedup_vs_ccx']:.0f}x | "
+            f"{r['n_modes']} / {r['n_points']} | {r['error_displacement']:.1e} | {100 * r['error_von_mises']:.3f} % "
+            f"({cycles} %) | {100 * r['error_p']:.2f} % | {r['load_avg']:.1f} |"
+        )
+    return lines + [""]
+
+
 def cluster_table(entry: dict) -> list[str]:
     st = entry["store"]
     lines = [
@@ -301,6 +329,8 @@ def main() -> None:
         lines += rom_table(data["rom"])
     if "rom_calculix" in data:
         lines += rom_calculix_table(data["rom_calculix"])
+    if "own_deck" in data:
+        lines += own_deck_table(data["own_deck"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 

@@ -41,6 +41,7 @@ __all__ = [
     "load_signature",
     "loads_from_description",
     "mesh_fingerprint",
+    "pattern_names",
     "pattern_signatures",
     "problem_signature",
     "run_metadata",
@@ -80,6 +81,15 @@ def _unique_names(names: list[str], generated: list[str]) -> list[str]:
     return out
 
 
+def pattern_names(dirichlet: Sequence[Dirichlet], loads: Sequence[NodalForce | Pressure]) -> list[str]:
+    """The patterns' names, Dirichlet conditions first: given names kept, empty ones
+    "dirichlet-<i>" / "load-<i>"; ValueError on duplicates."""
+    return _unique_names(
+        [bc.name for bc in dirichlet] + [load.name for load in loads],
+        [f"dirichlet-{i}" for i in range(len(dirichlet))] + [f"load-{i}" for i in range(len(loads))],
+    )
+
+
 def describe_loads(problem: Problem) -> dict[str, Any]:
     """A JSON-serializable description of the load patterns of ``problem``, in solver ids.
 
@@ -111,10 +121,7 @@ def describe_loads(problem: Problem) -> dict[str, Any]:
     result as ``metadata={"loads": ...}`` to :meth:`romdask.store.SnapshotStore.writer`.
     """
     mesh = problem.mesh
-    names = _unique_names(
-        [bc.name for bc in problem.dirichlet] + [load.name for load in problem.loads],
-        [f"dirichlet-{i}" for i in range(len(problem.dirichlet))] + [f"load-{i}" for i in range(len(problem.loads))],
-    )
+    names = pattern_names(problem.dirichlet, problem.loads)
     dirichlet = []
     for bc, name in zip(problem.dirichlet, names):
         dirichlet.append(
@@ -310,10 +317,7 @@ def pattern_signatures(
     TypeError
         A load is neither a NodalForce nor a Pressure.
     """
-    names = _unique_names(
-        [bc.name for bc in dirichlet] + [load.name for load in loads],
-        [f"dirichlet-{i}" for i in range(len(dirichlet))] + [f"load-{i}" for i in range(len(loads))],
-    )
+    names = pattern_names(dirichlet, loads)
     node_ids = np.asarray(mesh.node_ids, np.int64)
     patterns = [_pattern(name, "dirichlet", bc.components, node_ids[bc.nodes])
                 for bc, name in zip(dirichlet, names)]
