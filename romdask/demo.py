@@ -217,7 +217,7 @@ def compare(full, result, reference, law) -> tuple[dict, dict]:
 
 def _cell_mean(layout, field: np.ndarray) -> np.ndarray:
     """(n_t, n_points, ...) in store ip-position order -> (n_t, n_elements, ...) element means."""
-    elements = layout.ip_element
+    elements = layout.ip_element[layout.ip_points]  # ip_element is per global point, fields per position
     counts = np.bincount(elements, minlength=layout.mesh.n_elements)
     out = np.zeros((field.shape[0], layout.mesh.n_elements) + field.shape[2:])
     np.add.at(out, (slice(None), elements), field)

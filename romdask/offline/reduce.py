@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -105,9 +105,6 @@ class ReduceOptions:
         """The options recorded at the head of the report."""
         return {"tol_pod": self.tol_pod, "tol_ecm": self.tol_ecm, "gappy_tol": self.gappy_tol,
                 "product": self.product, "pod_method": self.pod_method}
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)

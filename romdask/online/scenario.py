@@ -166,9 +166,10 @@ def problem_scenario(model: Any, problem: Any) -> Scenario:
     if signature is None:
         raise ValueError("the model carries no signature of its mesh and load patterns (saved by an older "
                          "romdask); re-run `romdask reduce` to check new cases against it")
+    where = problem.metadata.get("source", problem.name)  # a deck's path
     differences = signature_differences(signature, problem_signature(problem))
     if differences:
-        raise ValueError(f"{problem.name}: not the model's mesh and load patterns: " + "; ".join(differences)
+        raise ValueError(f"{where}: not the model's mesh and load patterns: " + "; ".join(differences)
                          + ". A reduced model predicts new values, amplitudes and steps of its training "
                          "patterns on its training mesh.")
     scenario = Scenario.from_problem(problem)
@@ -176,6 +177,6 @@ def problem_scenario(model: Any, problem: Any) -> Scenario:
     fixed = [n for n, c in scenario.coefficients.items()
              if n not in lifted and n not in model.load_names and n not in scenario.homogeneous]
     if fixed:
-        raise ValueError(f"{problem.name}: prescribed displacement(s) {fixed} are nonzero here but were zero in "
+        raise ValueError(f"{where}: prescribed displacement(s) {fixed} are nonzero here but were zero in "
                          "every training run (the model has no lifting for them); train with such a run")
     return scenario
