@@ -229,7 +229,7 @@ class _Materials:
             buf = None if pts is None else (np.empty((n_pts, 6)), np.empty((n_pts, 6)), np.empty((n_pts, 6, 6)))
             self.groups.append({"law": law, "points": pts, "state": law.initial_state(n_pts),
                                 "trial": law.initial_state(n_pts), "buf": buf,
-                                "temperature": np.zeros((n_pts, 2))})  # no thermal loads yet
+                                "temperature": np.zeros((n_pts, 3))})  # no thermal loads yet
         self.stress = np.zeros((n, 6))
         self.tangent = np.zeros((n, 6, 6))
         self.n_state = max((g["law"].n_state for g in self.groups), default=0)

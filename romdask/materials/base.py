@@ -10,8 +10,9 @@ once::
 
 with ``strain (n, 6)`` the total strain at t_{n+1} (Voigt ``xx yy zz xy xz yz``, engineering
 shear), ``state_old (n, n_state)`` at t_n, ``dt`` the increment length, ``time`` = t_{n+1} and
-``temperature (n, 2)`` the temperature of each point at t_n and t_{n+1} (laws without thermal
-behaviour ignore it). Outputs are written into ``stress (n, 6)`` (tensor components),
+``temperature (n, 3)`` the temperature of each point: initial (the reference of the thermal
+strain, CalculiX's ``*INITIAL CONDITIONS,TYPE=TEMPERATURE``), at t_n and at t_{n+1} (laws
+without thermal behaviour ignore it; CalculiX's law uses the initial and the end temperature). Outputs are written into ``stress (n, 6)`` (tensor components),
 ``tangent (n, 6, 6)`` with ``tangent[i, j] = d stress_i / d strain_j`` (engineering-shear
 columns) and ``state_new (n, n_state)``. The return value counts the points whose local
 integration failed (the caller cuts the increment); a failed point gets the elastic trial
@@ -116,8 +117,8 @@ class Material(ABC):
         state_old : (n, n_state) state at the start of the increment.
         dt : increment length.
         time : time at the end of the increment.
-        temperature : optional (n, 2) temperature at the start and end of the increment
-            (default 0; laws without thermal behaviour ignore it).
+        temperature : optional (n, 3) temperature: initial, at the start and at the end of the
+            increment (default 0; laws without thermal behaviour ignore it).
         out : optional preallocated ``(stress (n, 6), tangent (n, 6, 6), state_new (n, n_state))``
             float64 C-contiguous arrays.
 
@@ -141,10 +142,10 @@ class Material(ABC):
                 f"got {state_old.shape}. Use initial_state(n) for a virgin state."
             )
         if temperature is None:
-            temperature = np.zeros((n, 2))
+            temperature = np.zeros((n, 3))
         temperature = np.ascontiguousarray(temperature, dtype=np.float64)
-        if temperature.shape != (n, 2):
-            raise ValueError(f"temperature must have shape ({n}, 2) (start and end of the increment); "
+        if temperature.shape != (n, 3):
+            raise ValueError(f"temperature must have shape ({n}, 3) (initial, start and end of the increment); "
                              f"got {temperature.shape}.")
         if out is None:
             stress = np.empty((n, 6))

@@ -135,7 +135,7 @@ class _Laws:
                 "law": law, "kernel": law.kernel, "params": law.params, "points": points, "whole": whole,
                 "state": np.ascontiguousarray(model.initial_state[points, : law.n_state]),
                 "trial": np.empty((n_g, law.n_state)),
-                "temperature": np.zeros((n_g, 2)),  # no thermal loads yet
+                "temperature": np.zeros((n_g, 3)),  # no thermal loads yet
                 "strain": None if whole else np.empty((n_g, 6)),
                 "stress": stress if whole else np.empty((n_g, 6)),
                 "tangent": tangent if whole else np.empty((n_g, 6, 6)),

@@ -2,7 +2,17 @@
 load patterns x amplitude tables, and their JSON description in solver ids (what a stored run
 keeps so that ``reduce`` and ``predict`` can rebuild the patterns on any numbering)."""
 
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.loads import (
+    Amplitude,
+    Centrifugal,
+    Dirichlet,
+    Gravity,
+    NodalForce,
+    Pressure,
+    Temperature,
+    cyclic,
+    ramp,
+)
 from romdask.problem.patterns import (
     describe_loads,
     load_signature,
@@ -17,10 +27,13 @@ from romdask.problem.problem import Problem
 
 __all__ = [
     "Amplitude",
+    "Centrifugal",
     "Dirichlet",
+    "Gravity",
     "NodalForce",
     "Pressure",
     "Problem",
+    "Temperature",
     "cyclic",
     "describe_loads",
     "load_signature",

@@ -1,8 +1,11 @@
 """Load patterns x amplitude tables: what a high-fidelity run and a reduced scenario are made of.
 
 A load pattern is a fixed spatial distribution (prescribed displacement on nodes, nodal forces,
-pressure on a surface) scaled in time by an :class:`Amplitude`. A reduced model keeps one reduced
-vector per pattern; a new scenario changes only the amplitudes.
+pressure on a surface, a centrifugal or gravity body force on elements) scaled in time by an
+:class:`Amplitude`. A reduced model keeps one reduced vector per pattern; a new scenario changes
+only the amplitudes. Temperatures are nodal patterns too (:class:`Temperature`), but they are
+inputs of the laws, not forces: a reduced model maps ANY nodal temperature field to its reduced
+points (:mod:`romdask.fem.temperature`), so a new scenario may change their shapes as well.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Amplitude", "Dirichlet", "NodalForce", "Pressure", "cyclic", "ramp"]
+__all__ = ["Amplitude", "BodyForce", "Centrifugal", "Dirichlet", "Gravity", "NodalForce", "Pressure", "Temperature",
+           "cyclic", "ramp"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,6 +155,125 @@ class Pressure:
         if f.size == 0:
             raise ValueError("pressure on an empty surface")
         object.__setattr__(self, "faces", f)
+
+    def scale(self, t) -> float:
+        return 1.0 if self.amplitude is None else float(self.amplitude(t))
+
+
+def _check_elements(elements, what: str) -> np.ndarray:
+    a = np.unique(np.asarray(elements, np.int64).ravel())
+    if a.size == 0:
+        raise ValueError(f"{what} on an empty element set")
+    if a[0] < 0:
+        raise ValueError(f"{what}: element indices must be >= 0; got {a[0]}")
+    return a
+
+
+def _vector3(v, what: str, *, unit: bool = False) -> np.ndarray:
+    a = np.array(v, np.float64).reshape(-1)
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} must be 3 finite numbers; got {v!r}")
+    if unit:
+        norm = float(np.linalg.norm(a))
+        if norm == 0.0:
+            raise ValueError(f"{what} must not be zero")
+        a = a / norm
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Centrifugal:
+    """Centrifugal body force of a rotation about an axis (CalculiX ``*DLOAD`` ``CENTRIF``).
+
+    The force per unit volume at a point ``x`` of ``elements`` is
+    ``density * value * amplitude(t) * r`` with ``r`` the part of ``x - point`` normal to
+    ``axis``: ``value`` is omega^2 (rad^2/s^2 in consistent units), taken on the UNDEFORMED
+    geometry as CalculiX does without NLGEOM (``e_c3d.f``: no spin softening in a static step).
+
+    Parameters
+    ----------
+    elements : global element indices
+    value : omega^2
+    point, axis : a point of the axis and its direction (normalized here)
+    density : mass density of the elements (``*DENSITY``)
+    """
+
+    elements: np.ndarray
+    value: float
+    point: np.ndarray
+    axis: np.ndarray
+    density: float
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elements", _check_elements(self.elements, "centrifugal load"))
+        object.__setattr__(self, "point", _vector3(self.point, "centrifugal load point"))
+        object.__setattr__(self, "axis", _vector3(self.axis, "centrifugal load axis", unit=True))
+        if not (np.isfinite(self.density) and self.density > 0):
+            raise ValueError(f"centrifugal load {self.name!r}: density must be > 0; got {self.density}")
+
+    def scale(self, t) -> float:
+        return 1.0 if self.amplitude is None else float(self.amplitude(t))
+
+
+@dataclass(frozen=True, eq=False)
+class Gravity:
+    """Gravity body force ``density * value * amplitude(t) * direction`` per unit volume on
+    ``elements`` (CalculiX ``*DLOAD`` ``GRAV``: value = acceleration, direction normalized)."""
+
+    elements: np.ndarray
+    value: float
+    direction: np.ndarray
+    density: float
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elements", _check_elements(self.elements, "gravity load"))
+        object.__setattr__(self, "direction", _vector3(self.direction, "gravity direction", unit=True))
+        if not (np.isfinite(self.density) and self.density > 0):
+            raise ValueError(f"gravity load {self.name!r}: density must be > 0; got {self.density}")
+
+    def scale(self, t) -> float:
+        return 1.0 if self.amplitude is None else float(self.amplitude(t))
+
+
+#: the body-force patterns
+BodyForce = Centrifugal | Gravity
+
+
+@dataclass(frozen=True, eq=False)
+class Temperature:
+    """A nodal temperature pattern: ``T[nodes] += values * amplitude(t)`` (CalculiX ``*TEMPERATURE``
+    with ``AMPLITUDE=``: the nodal temperature is amplitude(t) x value).
+
+    ``values`` is one number per node of ``nodes`` (or one for all); ``amplitude=None`` means
+    the values hold at all times. See :meth:`romdask.problem.Problem.nodal_temperature` for how
+    patterns and the initial temperature combine.
+    """
+
+    nodes: np.ndarray
+    values: np.ndarray | float
+    amplitude: Amplitude | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        raw = np.asarray(self.nodes, np.int64).ravel()
+        if raw.size == 0:
+            raise ValueError("temperature pattern on an empty node set")
+        if np.unique(raw).size != raw.size:
+            raise ValueError(f"temperature pattern {self.name!r} names a node twice")
+        values = np.array(np.broadcast_to(np.asarray(self.values, np.float64), raw.shape))
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"temperature pattern {self.name!r} has non-finite values")
+        order = np.argsort(raw)
+        nodes, values = raw[order], values[order]
+        nodes.setflags(write=False)
+        values.setflags(write=False)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "values", values)
 
     def scale(self, t) -> float:
         return 1.0 if self.amplitude is None else float(self.amplitude(t))

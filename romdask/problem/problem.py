@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from romdask.fem.mesh import Mesh
-from romdask.problem.loads import Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Centrifugal, Dirichlet, Gravity, NodalForce, Pressure, Temperature
 
 if TYPE_CHECKING:
     from romdask.materials import Material
@@ -28,20 +28,29 @@ class Problem:
         One law for every element, or one per element set; the sets must cover every element
         exactly once.
     dirichlet : tuple of Dirichlet
-    loads : tuple of NodalForce / Pressure
+    loads : tuple of NodalForce / Pressure / Centrifugal / Gravity
     times : array of float, shape (n_steps + 1,)
         Output times, starting at 0, strictly increasing: one increment per interval (the solver
         may cut an increment into sub-increments but reports only these times).
     name : str
+    initial_temperature : None, float or array (n_nodes,)
+        None: an athermal problem (every law gets temperature 0). Otherwise the initial nodal
+        temperature (CalculiX ``*INITIAL CONDITIONS,TYPE=TEMPERATURE``), the reference of the
+        thermal strains, and the temperature of every node that no pattern covers.
+    temperatures : tuple of Temperature
+        Nodal temperature patterns x amplitudes (see :meth:`nodal_temperature`); they need an
+        ``initial_temperature``.
     """
 
     mesh: Mesh
     material: "Material | Mapping[str, Material]"
     dirichlet: tuple[Dirichlet, ...]
     times: np.ndarray
-    loads: tuple[NodalForce | Pressure, ...] = ()
+    loads: tuple[NodalForce | Pressure | Centrifugal | Gravity, ...] = ()
     name: str = "problem"
     metadata: Mapping[str, object] = field(default_factory=dict)
+    initial_temperature: float | np.ndarray | None = None
+    temperatures: tuple[Temperature, ...] = ()
 
     def __post_init__(self) -> None:
         t = np.array(self.times, np.float64)
@@ -60,7 +69,57 @@ class Problem:
                 raise ValueError(f"{self.name}: nodal force {load.name!r} names nodes beyond {n - 1}")
             if isinstance(load, Pressure) and load.faces[:, 0].max() >= self.mesh.n_elements:
                 raise ValueError(f"{self.name}: pressure {load.name!r} names elements beyond the mesh")
+            if isinstance(load, (Centrifugal, Gravity)) and load.elements.max() >= self.mesh.n_elements:
+                raise ValueError(f"{self.name}: body force {load.name!r} names elements beyond the mesh")
+        self._check_temperatures()
         self.material_elements()  # validates coverage
+
+    def _check_temperatures(self) -> None:
+        object.__setattr__(self, "temperatures", tuple(self.temperatures))
+        n = self.mesh.n_nodes
+        if self.initial_temperature is None:
+            if self.temperatures:
+                raise ValueError(f"{self.name}: temperature patterns need an initial_temperature "
+                                 "(CalculiX: *INITIAL CONDITIONS,TYPE=TEMPERATURE)")
+            return
+        t0 = np.array(np.broadcast_to(np.asarray(self.initial_temperature, np.float64), (n,)))
+        if not np.all(np.isfinite(t0)):
+            raise ValueError(f"{self.name}: the initial temperature has non-finite values")
+        t0.setflags(write=False)
+        object.__setattr__(self, "initial_temperature", t0)
+        for pattern in self.temperatures:
+            if not isinstance(pattern, Temperature):
+                raise TypeError(f"{self.name}: temperatures must be Temperature patterns; got {type(pattern).__name__}")
+            if pattern.nodes[-1] >= n:
+                raise ValueError(f"{self.name}: temperature pattern {pattern.name!r} names nodes beyond {n - 1}")
+
+    @property
+    def thermal(self) -> bool:
+        """True when the problem has temperatures (an ``initial_temperature``)."""
+        return self.initial_temperature is not None
+
+    def nodal_temperature(self, t: float) -> np.ndarray:
+        """The nodal temperature at time ``t``, shape (n_nodes,).
+
+        A node covered by no pattern keeps its initial temperature; a covered node has the sum
+        over the patterns covering it of ``values * amplitude(t)`` (CalculiX: a node's
+        ``*TEMPERATURE`` replaces its initial value). Zeros for an athermal problem.
+        """
+        n = self.mesh.n_nodes
+        if self.initial_temperature is None:
+            return np.zeros(n)
+        out = np.array(self.initial_temperature, np.float64)
+        if not self.temperatures:
+            return out
+        covered = np.zeros(n, bool)
+        for pattern in self.temperatures:
+            covered[pattern.nodes] = True
+        out[covered] = 0.0
+        for pattern in self.temperatures:
+            s = pattern.scale(t)
+            if s != 0.0:
+                out[pattern.nodes] += s * pattern.values
+        return out
 
     def material_elements(self) -> list[tuple["Material", np.ndarray]]:
         """(law, sorted global element indices) pairs covering every element exactly once."""
