@@ -1,4 +1,5 @@
-"""Reference problems (quarter plate with a hole, holed specimen, cube) and structured meshing."""
+"""Reference problems (quarter plate with a hole, holed specimen, cube, spinning blade under flight
+cycles) and structured meshing."""
 
 from romdask.problems.cube import cube_mesh, cube_problem, default_cube_material
 from romdask.problems.meshing import (
@@ -25,8 +26,19 @@ from romdask.problems.plate import (
     ring_mesh,
 )
 from romdask.problems.specimen import specimen_mesh, specimen_problem
+from romdask.problems.thermal import (
+    blade_mesh,
+    blade_n_for_nodes,
+    blade_node_count,
+    default_thermal_material,
+    flight_cycle,
+    thermal_problem,
+)
 
 __all__ = [
+    "blade_mesh",
+    "blade_n_for_nodes",
+    "blade_node_count",
     "boundary_faces",
     "box",
     "box_node_count",
@@ -36,7 +48,9 @@ __all__ = [
     "cyclic_times",
     "default_cube_material",
     "default_plate_material",
+    "default_thermal_material",
     "face_nodes",
+    "flight_cycle",
     "hex8_to_hex20",
     "hex_to_tet4",
     "map_nodes",
@@ -51,4 +65,5 @@ __all__ = [
     "specimen_problem",
     "surface_where",
     "tet4_to_tet10",
+    "thermal_problem",
 ]

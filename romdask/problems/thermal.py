@@ -1,0 +1,255 @@
+"""A rotating turbine-blade-like plate under flight cycles: the thermomechanical reference problem.
+
+The part is a straight blade of span L (radial, x from the root radius R0 to R0 + L), chord 2 C
+(y) and a lenticular section (thickness 2 h(y) = 2 h_mid (1 - (1 - edge ratio) (y / C)^2): thin
+leading and trailing edges), spinning about the engine axis (the y axis through the origin).
+One quarter is modelled (x in [R0, R0 + L], y in [0, C], z in [0, h(y)]) with the symmetry
+planes of the chord (y = 0) and of the section (z = 0). Mapped hex grid of ``4 n x n x n_z``
+cells (n along the half chord, 4 n along the span, ``n_z = max(2, round(n / 3))`` through the
+half thickness).
+
+Loads, one flight cycle per ``period`` (a sum of spatial patterns x amplitudes, every node
+covered, :meth:`romdask.problem.Problem.nodal_temperature`):
+
+- ``ambient``: the initial temperature T0 at every node, always on;
+- ``heating``: (T_peak - T0) S(s), s = (x - R0) / L, S(s) = s (2 - s) (cold root, hot tip),
+  amplitude 0 -> 1 (heat-up) -> 1 (hold) -> 0 (cool-down);
+- ``edge_transient``: dT_edge (y / C)^2 S(s), the thin edges leading the core during heat-up
+  (amplitude up to +1) and lagging it during cool-down (down to -1/2), zero at steady state;
+- ``rotation``: centrifugal load (``*DLOAD`` ``CENTRIF``) with omega^2 and the spin amplitude
+  0 -> 1 (take-off) -> 1 -> 0 (landing).
+
+Boundary conditions: ux = 0 on the root face (the blade rests on its root, free to slide and
+to expand thermally in y and z), uy = 0 on y = 0, uz = 0 on z = 0. They remove the rigid modes
+and prescribe nothing that a symmetric blade on a sliding root would not do (no clamped edges:
+no spurious stress singularity). The root stays at T0 (S(0) = 0).
+
+Node counts (C3D8): n = 4: 255; n = 6: 525; n = 8: 1,188; n = 10: 1,804; n = 12: 3,185;
+n = 18: 9,709; n = 19: 10,780; n = 20: 13,608. C3D10 (the same grid split into 6 tets per hex,
+midside nodes added): n = 3: 875; n = 4: 1,485.
+
+Units: mm, s, MPa, tonne / mm^3, degrees Celsius.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from romdask.fem.mesh import Mesh
+from romdask.problem import Problem
+from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Temperature
+from romdask.problems.meshing import boundary_faces, box, box_node_count, convert, map_nodes, nodes_where, surface_where
+
+if TYPE_CHECKING:
+    from romdask.materials import Material
+
+__all__ = [
+    "BLADE",
+    "FLIGHT_BREAKPOINTS",
+    "blade_counts",
+    "blade_mesh",
+    "blade_n_for_nodes",
+    "blade_node_count",
+    "default_thermal_material",
+    "flight_cycle",
+    "flight_times",
+    "thermal_problem",
+]
+
+#: Geometry (mm) and mass density (tonne / mm^3, a nickel superalloy) of the blade.
+BLADE = {"root_radius": 240.0, "span": 60.0, "half_chord": 15.0, "half_thickness": 2.0, "edge_ratio": 0.35,
+         "density": 8.2e-9}
+#: Breakpoints of one flight cycle as fractions of the period: every amplitude is linear between them.
+FLIGHT_BREAKPOINTS = (0.0, 0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 1.0)
+#: Ambient (initial, reference) temperature and the default thermal loading (degrees C).
+AMBIENT = 20.0
+PEAK_TEMPERATURE = 950.0
+EDGE_TRANSIENT = 200.0
+#: Default rotation speed (rad/s): ~13,400 rpm.
+OMEGA = 1400.0
+
+
+def blade_counts(n: int, n_z: int | None = None) -> tuple[int, int, int]:
+    """Cells (span, half chord, half thickness) of the blade grid for size ``n``."""
+    if int(n) < 1:
+        raise ValueError(f"the blade size n (cells along the half chord) must be >= 1; got {n}")
+    n = int(n)
+    n_z = max(2, int(n / 3 + 0.5)) if n_z is None else int(n_z)
+    if n_z < 1:
+        raise ValueError(f"n_z (layers through the half thickness) must be >= 1; got {n_z}")
+    return 4 * n, n, n_z
+
+
+def blade_mesh(n: int = 8, element: str = "C3D8", *, n_z: int | None = None, root_radius: float = BLADE["root_radius"],
+               span: float = BLADE["span"], half_chord: float = BLADE["half_chord"],
+               half_thickness: float = BLADE["half_thickness"], edge_ratio: float = BLADE["edge_ratio"]) -> Mesh:
+    """Structured mesh of one quarter of the blade (mm).
+
+    Parameters
+    ----------
+    n : cells along the half chord (4 n along the span)
+    element : C3D8 (default), C3D20R, C3D4 or C3D10 (:func:`romdask.problems.meshing.convert`;
+        C3D20 is allowed here but CalculiX's temperature rule on it is not reproduced)
+    n_z : layers through the half thickness (default max(2, round(n / 3)))
+    root_radius, span, half_chord, half_thickness : R0, L, C, h_mid
+    edge_ratio : half thickness at the edges (y = C) over h_mid
+
+    Returns
+    -------
+    Mesh with node sets ``root`` (x = R0), ``tip`` (x = R0 + L), ``ysym`` (y = 0), ``zsym``
+    (z = 0), ``edge`` (y = C), ``skin`` (the curved outer face); the same surfaces; element set
+    ``all``.
+
+    Notes
+    -----
+    Nodes (C3D8): (4 n + 1)(n + 1)(n_z + 1), :func:`blade_node_count`. The grid is mapped from
+    the box [0, 1]^3: x = R0 + L u, y = C v, z = h(y) w.
+    """
+    if not (0.0 < edge_ratio <= 1.0):
+        raise ValueError(f"edge_ratio must lie in (0, 1]; got {edge_ratio}")
+    if min(root_radius, span, half_chord, half_thickness) <= 0:
+        raise ValueError("root_radius, span, half_chord and half_thickness must be positive")
+    shape = blade_counts(n, n_z)
+    param = box(shape, (1.0, 1.0, 1.0), element="C3D8")
+
+    def to_blade(p: np.ndarray) -> np.ndarray:
+        u, v, w = p[:, 0], p[:, 1], p[:, 2]
+        h = half_thickness * (1.0 - (1.0 - edge_ratio) * v**2)
+        return np.column_stack([root_radius + span * u, half_chord * v, h * w])
+
+    hexes = map_nodes(param, to_blade)
+    planes = {"root": "xmin", "tip": "xmax", "ysym": "ymin", "edge": "ymax", "zsym": "zmin", "skin": "zmax"}
+    hexes = Mesh(hexes.nodes, hexes.blocks, None, {k: param.node_sets[v] for k, v in planes.items()},
+                 {"all": np.arange(hexes.n_elements)}, {k: param.surfaces[v] for k, v in planes.items()})
+    mesh = convert(hexes, element)
+    if element != "C3D8":  # midside nodes of the curved skin back onto it
+        nodes = np.array(mesh.nodes)
+        v = nodes[:, 1] / half_chord
+        skin = mesh.node_sets["skin"]
+        nodes[skin, 2] = half_thickness * (1.0 - (1.0 - edge_ratio) * v[skin] ** 2)
+        mesh = Mesh(nodes, mesh.blocks, mesh.node_ids, mesh.node_sets, mesh.element_sets, mesh.surfaces)
+    return mesh
+
+
+def blade_node_count(n: int, element: str = "C3D8", n_z: int | None = None) -> int:
+    """Exact node count of :func:`blade_mesh` (without building it)."""
+    return box_node_count(blade_counts(n, n_z), element)
+
+
+def blade_n_for_nodes(target: int, element: str = "C3D8") -> int:
+    """The size ``n`` of :func:`blade_mesh` whose node count is closest to ``target``."""
+    if target < 1:
+        raise ValueError(f"target node count must be positive; got {target}")
+    candidates = np.arange(1, 200)
+    counts = np.array([blade_node_count(int(n), element) for n in candidates])
+    return int(candidates[np.argmin(np.abs(counts - target))])
+
+
+def flight_cycle(period: float = 100.0, n_cycles: int = 1) -> dict[str, Amplitude]:
+    """The amplitudes of ``n_cycles`` identical flight cycles of ``period`` seconds.
+
+    Returns
+    -------
+    dict with ``spin`` (multiplies omega^2: up over 0-0.1 period, held to 0.7, down by 0.8),
+    ``heating`` (up over 0-0.2, held to 0.6, down by 0.8) and ``edge_transient`` (+1 at 0.1,
+    back to 0 at 0.3; -1/2 at 0.7, back to 0 at 0.8), then rest to the end of the period. Breakpoints: :data:`FLIGHT_BREAKPOINTS`.
+    """
+    if period <= 0 or int(n_cycles) != n_cycles or n_cycles < 1:
+        raise ValueError(f"flight_cycle needs period > 0 and a whole number of cycles >= 1; got {period}, {n_cycles}")
+    one = {
+        "spin": (0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0),
+        "heating": (0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0),
+        "edge_transient": (0.0, 1.0, 0.5, 0.0, 0.0, -0.5, 0.0, 0.0),
+    }
+    frac = np.asarray(FLIGHT_BREAKPOINTS)
+    times = np.concatenate([[0.0]] + [(c + frac[1:]) * period for c in range(int(n_cycles))])
+    return {name: Amplitude(times, np.concatenate([[v[0]]] + [np.asarray(v[1:])] * int(n_cycles)))
+            for name, v in one.items()}
+
+
+def flight_times(period: float, n_cycles: int, increments_per_cycle: int) -> np.ndarray:
+    """Uniform output times over the cycles, every breakpoint of :data:`FLIGHT_BREAKPOINTS` on
+    an increment boundary (``increments_per_cycle`` a multiple of 10)."""
+    if increments_per_cycle < 1 or increments_per_cycle % 10:
+        raise ValueError(f"increments_per_cycle must be a positive multiple of 10 (the flight cycle's "
+                         f"breakpoints fall on tenths of the period); got {increments_per_cycle}")
+    return np.arange(int(n_cycles) * increments_per_cycle + 1) * (period / increments_per_cycle)
+
+
+def spanwise_profile(mesh: Mesh, root_radius: float = BLADE["root_radius"], span: float = BLADE["span"]) -> np.ndarray:
+    """S(s) = s (2 - s) at every node, s = (x - R0) / L: 0 at the root, 1 at the tip."""
+    s = np.clip((mesh.nodes[:, 0] - root_radius) / span, 0.0, 1.0)
+    return s * (2.0 - s)
+
+
+def default_thermal_material() -> "Material":
+    """A nickel-superalloy-like viscoplastic law with temperature tables (CalculiX's
+    ``*ELASTIC`` / ``*PLASTIC`` / ``*CREEP,LAW=NORTON`` / ``*EXPANSION,ZERO=20`` with temperature
+    columns), softened so that a cheap run plastifies: see :data:`MATERIAL_TABLES`."""
+    raise NotImplementedError("default_thermal_material needs the temperature-dependent CalculixViscoplastic")
+
+
+def thermal_problem(size: int = 8, n_cycles: int = 1, peak_temperature: float = PEAK_TEMPERATURE,
+                    omega: float = OMEGA, *, period: float = 100.0, increments_per_cycle: int = 40,
+                    element: str = "C3D8", material: "Material | None" = None, ambient: float = AMBIENT,
+                    edge_transient: float = EDGE_TRANSIENT, **mesh_options) -> Problem:
+    """The spinning blade under ``n_cycles`` flight cycles.
+
+    Parameters
+    ----------
+    size : ``n`` of :func:`blade_mesh` (cells along the half chord): 8 gives 1,188 nodes,
+        19 gives 10,780 (C3D8)
+    n_cycles : identical flight cycles (:func:`flight_cycle`)
+    peak_temperature : tip temperature at the hold (degrees C)
+    omega : rotation speed at the hold (rad/s); the load is omega^2 x the spin amplitude
+    period, increments_per_cycle : cycle length (s) and uniform increments per cycle (a
+        multiple of 10)
+    element, mesh_options : passed to :func:`blade_mesh`
+    material : a law; default :func:`default_thermal_material`
+    ambient : initial temperature, the reference of the thermal strain (degrees C)
+    edge_transient : how far the edges lead the core at the tip during heat-up (degrees C)
+
+    Returns
+    -------
+    Problem with ``initial_temperature = ambient``, the temperature patterns ``ambient``,
+    ``heating`` and ``edge_transient`` and the centrifugal load ``rotation`` (module docstring);
+    ``metadata`` holds the parameters.
+
+    Notes
+    -----
+    Temperature range: ``ambient`` at the root at all times, never below it anywhere (for
+    ``edge_transient <= peak - ambient``); the largest value, ``peak + edge_transient / 2``, at
+    the tip's edge at 0.2 period (end of the heat-up, the edge still leading).
+    """
+    if peak_temperature <= ambient:
+        raise ValueError(f"peak_temperature ({peak_temperature}) must exceed the ambient temperature ({ambient})")
+    if omega < 0:
+        raise ValueError(f"omega must be >= 0 (rad/s); got {omega}")
+    mesh = blade_mesh(size, element, **mesh_options)
+    amplitudes = flight_cycle(period, n_cycles)
+    times = flight_times(period, n_cycles, increments_per_cycle)
+    geometry = {k: mesh_options.get(k, BLADE[k]) for k in ("root_radius", "span", "half_chord")}
+    profile = spanwise_profile(mesh, geometry["root_radius"], geometry["span"])
+    chord = (mesh.nodes[:, 1] / geometry["half_chord"]) ** 2
+    every = np.arange(mesh.n_nodes)
+    temperatures = (
+        Temperature(every, ambient, None, name="ambient"),
+        Temperature(every, (peak_temperature - ambient) * profile, amplitudes["heating"], name="heating"),
+        Temperature(every, edge_transient * chord * profile, amplitudes["edge_transient"], name="edge_transient"),
+    )
+    dirichlet = (Dirichlet(mesh.node_sets["root"], (0,), name="root"),
+                 Dirichlet(mesh.node_sets["ysym"], (1,), name="ysym"),
+                 Dirichlet(mesh.node_sets["zsym"], (2,), name="zsym"))
+    rotation = Centrifugal(np.arange(mesh.n_elements), float(omega) ** 2, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0),
+                           BLADE["density"], amplitudes["spin"], name="rotation")
+    metadata = {
+        "scenario_parameters": ("peak_temperature", "omega", "n_cycles", "period"),
+        "peak_temperature": float(peak_temperature), "omega": float(omega), "n_cycles": int(n_cycles),
+        "period": float(period), "increments_per_cycle": int(increments_per_cycle), "ambient": float(ambient),
+        "edge_transient": float(edge_transient), "mesh": {"size": int(size), "element": element, **mesh_options},
+    }
+    law = material if material is not None else default_thermal_material()
+    return Problem(mesh, law, dirichlet, times, (rotation,), name="blade_thermal", metadata=metadata,
+                   initial_temperature=float(ambient), temperatures=temperatures)
