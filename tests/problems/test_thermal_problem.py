@@ -82,36 +82,41 @@ def test_flight_cycle_amplitudes():
         np.testing.assert_allclose(a.times[:len(FLIGHT_BREAKPOINTS)], 100.0 * np.asarray(FLIGHT_BREAKPOINTS))
         assert a(0.0) == 0.0 and a(100.0) == 0.0 and a(200.0) == 0.0, name
         np.testing.assert_allclose(a(np.linspace(0, 100, 41)), a(np.linspace(100, 200, 41)))  # identical cycles
-    assert amps["spin"](40.0) == amps["heating"](40.0) == 1.0 and amps["edge_transient"](40.0) == 0.0
-    assert amps["edge_transient"](10.0) == 1.0 and amps["edge_transient"](70.0) == -0.5
+        assert a(40.0) == 1.0 and a(90.0) == 0.0, name  # hold, rest
+    assert amps["core"](10.0) == 0.5 and amps["edge"](10.0) == 0.75  # the edges lead the heat-up
+    assert amps["core"](70.0) == 0.5 and amps["edge"](70.0) == 0.0  # and the cool-down
     with pytest.raises(ValueError, match="whole number"):
         flight_cycle(100.0, 1.5)
 
 
-def test_temperature_field_range_and_shape():
-    problem = thermal_problem(4, n_cycles=2, peak_temperature=900.0, edge_transient=150.0, material=LAW)
-    x = problem.mesh.nodes
+@pytest.mark.parametrize("element", ["C3D8", "C3D10"])
+def test_temperature_field_range_and_shape(element):
+    problem = thermal_problem(4, n_cycles=2, peak_temperature=900.0, element=element, material=LAW)
+    mesh, x = problem.mesh, problem.mesh.nodes
     assert len(problem.times) == 81 and problem.times[-1] == 200.0
+    # one pattern per row of equal y, every node in exactly one (CalculiX: one *TEMPERATURE a node)
+    covered = np.concatenate([p.nodes for p in problem.temperatures])
+    np.testing.assert_array_equal(np.sort(covered), np.arange(mesh.n_nodes))
+    for p in problem.temperatures:
+        assert np.ptp(x[p.nodes, 1]) < 1e-9
+    assert len(problem.temperatures) == (5 if element == "C3D8" else 9)
     T = np.array([problem.nodal_temperature(t) for t in problem.times])
-    np.testing.assert_allclose(problem.initial_temperature, 20.0)
-    np.testing.assert_allclose(T[0], 20.0)  # starts at the ambient (reference) temperature
-    np.testing.assert_allclose(T[-1], 20.0)  # and ends there
-    np.testing.assert_allclose(T[:, problem.mesh.node_sets["root"]], 20.0)  # the root stays cold
-    assert T.min() >= 20.0 - 1e-9
-    assert T.max() == pytest.approx(900.0 + 150.0 / 2)  # the tip's edge at the end of the heat-up
-    hot = np.unravel_index(np.argmax(T), T.shape)
-    assert problem.times[hot[0]] in (20.0, 120.0) and x[hot[1], 0] == R0 + L and x[hot[1], 1] == C
-    hold = T[np.searchsorted(problem.times, 40.0)]  # steady: no transient, hot tip, linear in nothing
-    tip = problem.mesh.node_sets["tip"]
-    np.testing.assert_allclose(hold[tip], 900.0)
-    s = (x[:, 0] - R0) / L
-    np.testing.assert_allclose(hold, 20.0 + 880.0 * s * (2.0 - s))
-    # during the heat-up the edges lead the core; during the cool-down they lag
-    heat, cool = T[4], T[28]  # t = 10 s and 70 s
-    at_tip_edge = np.flatnonzero((x[:, 0] == R0 + L) & (x[:, 1] == C))
-    at_tip_core = np.flatnonzero((x[:, 0] == R0 + L) & (x[:, 1] == 0.0))
-    assert heat[at_tip_edge].min() == pytest.approx(heat[at_tip_core].max() + 150.0)
-    assert cool[at_tip_edge].max() == pytest.approx(cool[at_tip_core].min() - 75.0)
+    np.testing.assert_allclose(problem.initial_temperature, 0.0)
+    np.testing.assert_allclose(T[0], 0.0)  # starts at the initial (reference) temperature
+    np.testing.assert_allclose(T[[40, 80]], 0.0, atol=1e-12)  # and comes back at the end of each cycle
+    np.testing.assert_allclose(T[:, mesh.node_sets["root"]], 0.0)  # the root stays cold
+    assert T.min() >= 0.0 and T.max() == pytest.approx(900.0)
+    s, w = (x[:, 0] - R0) / L, (x[:, 1] / C) ** 2
+    profile = 900.0 * s * (2.0 - s) * (1.0 - 0.2 * w)  # the edges run 20 % cooler than the core
+    for k in (8, 12, 16, 24, 48, 56, 64):  # hold (t = 20..60 s, 120..160 s): steady, hot tip
+        np.testing.assert_allclose(T[k], profile, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(T[4], profile * (0.5 + 0.25 * w), rtol=1e-12)  # t = 10 s: edges lead
+    np.testing.assert_allclose(T[28], profile * (0.5 - 0.5 * w), rtol=1e-12)  # t = 70 s: edges cooled
+    tip = mesh.node_sets["tip"]
+    tip_edge, tip_core = tip[np.isclose(x[tip, 1], C)], tip[np.isclose(x[tip, 1], 0.0)]
+    np.testing.assert_allclose(T[4, tip_edge], 0.8 * 900.0 * 0.75)  # ahead of the core's 0.5 x 900
+    np.testing.assert_allclose(T[4, tip_core], 450.0)
+    np.testing.assert_allclose(T[28, tip_edge], 0.0, atol=1e-12)
 
 
 def test_rotation_load():
@@ -129,10 +134,11 @@ def test_deterministic_and_checked():
     np.testing.assert_array_equal(a.mesh.nodes, b.mesh.nodes)
     for t in (10.0, 20.0, 70.0):
         np.testing.assert_array_equal(a.nodal_temperature(t), b.nodal_temperature(t))
+    assert [p.name for p in a.temperatures] == [f"row_{k:02d}" for k in range(5)]
     assert a.metadata == b.metadata and a.metadata["peak_temperature"] == 950.0
     with pytest.raises(ValueError, match="multiple of 10"):
         thermal_problem(4, increments_per_cycle=25, material=LAW)
     with pytest.raises(ValueError, match="peak_temperature"):
-        thermal_problem(4, peak_temperature=10.0, material=LAW)
+        thermal_problem(4, peak_temperature=-10.0, material=LAW)
     with pytest.raises(ValueError, match="whole number"):
         thermal_problem(4, n_cycles=0, material=LAW)
