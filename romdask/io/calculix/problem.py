@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from romdask.fem.mesh import Mesh
-from romdask.io.calculix.cards import Card, deck_cards, parse_float
+from romdask.io.calculix.cards import Card, deck_cards
 from romdask.io.calculix.conditions import deck_conditions
 from romdask.io.calculix.inp import MESH_KEYWORDS, read_inp
-from romdask.io.calculix.laws import deck_laws, section_material
+from romdask.io.calculix.laws import deck_laws, material_density, section_material
 from romdask.io.calculix.steps import DeckStep, step_times
 from romdask.io.calculix.thermal import deck_initial_temperature, deck_temperatures
 from romdask.io.run import ReaderError
@@ -129,34 +129,14 @@ def _scan(path: Path) -> tuple[list[Card], list[DeckStep], list[str]]:
     return model, steps, problems
 
 
-#: the cards of a *MATERIAL (another keyword ends it, as in CalculiX)
-_MATERIAL_CARDS = ("*ELASTIC", "*PLASTIC", "*CYCLIC HARDENING", "*CREEP", "*EXPANSION", "*DENSITY")
-
-
 def _densities(mesh: Mesh, model: list[Card]) -> np.ndarray:
     """The ``*DENSITY`` of each element's material (``*SOLID SECTION``), NaN where none."""
-    densities: dict[str, float] = {}
-    current = None
-    for card in model:
-        if card.keyword == "*MATERIAL":
-            current = card.params.get("NAME", "")
-        elif card.keyword == "*DENSITY":
-            if current is None:
-                raise card.line.error("*DENSITY outside a *MATERIAL")
-            rows = [items for _, items in card.rows]
-            if not rows or not rows[0]:
-                raise card.line.error("*DENSITY needs a line 'density'")
-            values = {parse_float(line, items[0], "density") for line, items in card.rows}
-            if len(values) > 1:
-                raise card.line.error(f"material {current}: temperature-dependent *DENSITY is not supported")
-            densities[current] = values.pop()
-        elif card.keyword not in _MATERIAL_CARDS:
-            current = None
+    densities = material_density(model)
     out = np.full(mesh.n_elements, np.nan)
     for card in model:
         if card.keyword == "*SOLID SECTION":
             elset, material = card.params.get("ELSET", ""), card.params.get("MATERIAL", "")
-            if elset in mesh.element_sets and material in densities:
+            if elset in mesh.element_sets and densities.get(material) is not None:
                 out[np.asarray(mesh.element_sets[elset], np.int64)] = densities[material]
     return out
 
@@ -219,8 +199,7 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     if len(kinds) > 1:
         raise ReaderError(path, "*STATIC and *VISCO steps mixed: creep would be on in some steps only")
     mesh = read_inp(path) if mesh is None else mesh
-    law_cards = [c for c in model if c.keyword not in ("*DENSITY", "*INITIAL CONDITIONS")]
-    material = section_material(path, mesh, law_cards, deck_laws(law_cards, visco=kinds == {"*VISCO"}))
+    material = section_material(path, mesh, model, deck_laws(model, visco=kinds == {"*VISCO"}))
     out_times, spans = step_times(steps, times)
     dirichlet, loads = deck_conditions(mesh, model, steps, spans, _densities(mesh, model))
     conditions = _unique_names(dirichlet + loads)
