@@ -21,10 +21,9 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from romdask.fem.quadrature import nodal_force_vector, pressure_vector
 from romdask.online.model import ReducedModel
-from romdask.problem.loads import NodalForce, Pressure
 from romdask.problem.patterns import load_signature
+from romdask.problem.vectors import unit_load_vector
 
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
@@ -232,12 +231,8 @@ def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -
     return DualBases(bases, values, points.astype(np.int64))
 
 
-def _unit_load(mesh, load: NodalForce | Pressure, n_dofs: int) -> np.ndarray:
-    if isinstance(load, NodalForce):
-        return nodal_force_vector(n_dofs, load.nodes, load.component, 1.0)
-    if isinstance(load, Pressure):
-        return pressure_vector(mesh, load.faces, 1.0)
-    raise TypeError(f"unsupported load {type(load).__name__}; expected NodalForce or Pressure")
+def _unit_load(mesh, load, n_dofs: int) -> np.ndarray:
+    return unit_load_vector(mesh, load)
 
 
 def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, n_points: int,
