@@ -13,6 +13,7 @@ import logging
 import time as _time
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,8 @@ class OnlineResult:
         ``indicator > threshold``.
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
     wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
+    temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
+        None otherwise), for :func:`~romdask.online.replay_law` (not saved by ``save_result``).
     """
 
     times: np.ndarray
@@ -119,6 +122,7 @@ class OnlineResult:
     max_von_mises: np.ndarray
     wall_time: float
     timings: dict[str, float] = field(default_factory=dict)
+    temperature: Any = None
 
 
 class _Laws:
@@ -473,4 +477,5 @@ class _Solver:
             flagged=indicator > self.options.indicator_threshold,
             max_von_mises=von_mises(stress).max(axis=1) if model.n_points else np.zeros(times.size),
             wall_time=_time.perf_counter() - start, timings=dict(self.timings),
+            temperature=self.scenario.temperature,
         )
