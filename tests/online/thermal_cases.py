@@ -60,7 +60,7 @@ def bar_problem(pull: float, dy: float, dz: float, *, name: str = "bar", times=T
 
 
 #: name -> (pull, dy, dz)
-RUNS = {"train_a": (0.004, 300.0, 0.0), "train_b": (-0.002, 0.0, 250.0)}
+RUNS = {"train_a": (0.004, 300.0, 0.0), "train_b": (-0.002, 0.0, 250.0), "train_c": (0.002, 200.0, -150.0)}
 
 
 def write_runs(path, runs=RUNS, n_subdomains: int = 2, fields=FIELDS):
