@@ -7,6 +7,7 @@ from .partition import Partition, default_subdomains, partition, partition_cells
 from .quadrature import (
     BlockQuadrature,
     Quadrature,
+    body_force_vector,
     internal_force,
     mass_matrix,
     nodal_force_vector,
@@ -37,6 +38,7 @@ __all__ = [
     "mass_matrix",
     "pressure_vector",
     "nodal_force_vector",
+    "body_force_vector",
     "Partition",
     "default_subdomains",
     "partition",

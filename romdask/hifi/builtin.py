@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from romdask.fem.quadrature import internal_force, pressure_vector, quadrature, strain
+from romdask.fem.quadrature import internal_force, quadrature, strain
+from romdask.fem.temperature import temperature_operator
 from romdask.hifi.assembly import assemble_stiffness, max_asymmetry, sparsity
 from romdask.hifi.linear import LinearSolver, SingularMatrixError
-from romdask.problem.loads import NodalForce, Pressure
 from romdask.problem import Problem
+from romdask.problem.vectors import unit_load_vector
 from romdask.stepping import StepFailure, Stepping, collect_breakpoints, march
 
 __all__ = ["ConvergenceError", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
@@ -185,23 +186,13 @@ def _check_rigid_modes(mesh, dofs: np.ndarray) -> None:
 
 
 def _load_vectors(problem: Problem) -> list[tuple[object, np.ndarray]]:
-    mesh = problem.mesh
-    out = []
-    for load in problem.loads:
-        if isinstance(load, NodalForce):
-            f = np.zeros(mesh.n_dofs)
-            np.add.at(f, 3 * load.nodes + load.component, load.value)
-        elif isinstance(load, Pressure):
-            f = pressure_vector(mesh, load.faces, load.value)
-        else:
-            raise TypeError(f"unsupported load {type(load).__name__}; expected NodalForce or Pressure")
-        out.append((load, f))
-    return out
+    """(load, force vector of its value, amplitude excluded) per load pattern."""
+    return [(load, load.value * unit_load_vector(problem.mesh, load)) for load in problem.loads]
 
 
 def _breakpoints(problem: Problem) -> np.ndarray:
-    amps = [bc.amplitude for bc in problem.dirichlet] + [ld.amplitude for ld in problem.loads]
-    return collect_breakpoints(a.breakpoints() for a in amps if a is not None)
+    patterns = (*problem.dirichlet, *problem.loads, *problem.temperatures)
+    return collect_breakpoints(p.amplitude.breakpoints() for p in patterns if p.amplitude is not None)
 
 
 def _symmetric(laws, option: bool | None) -> bool:
@@ -229,10 +220,21 @@ class _Materials:
             buf = None if pts is None else (np.empty((n_pts, 6)), np.empty((n_pts, 6)), np.empty((n_pts, 6, 6)))
             self.groups.append({"law": law, "points": pts, "state": law.initial_state(n_pts),
                                 "trial": law.initial_state(n_pts), "buf": buf,
-                                "temperature": np.zeros((n_pts, 3))})  # no thermal loads yet
+                                "temperature": np.zeros((n_pts, 3))})
         self.stress = np.zeros((n, 6))
         self.tangent = np.zeros((n, 6, 6))
         self.n_state = max((g["law"].n_state for g in self.groups), default=0)
+
+    @property
+    def thermal(self) -> bool:
+        """True when some law has a temperature behaviour (the others ignore the temperature)."""
+        return any(getattr(g["law"], "thermal", False) for g in self.groups)
+
+    def set_temperature(self, temperature: np.ndarray) -> None:
+        """Every point's (initial, start, end) temperature, ``temperature (n_points, 3)``."""
+        for g in self.groups:
+            pts = g["points"]
+            g["temperature"][:] = temperature if pts is None else temperature[pts]
 
     def evaluate(self, eps: np.ndarray, dt: float, t: float) -> int:
         failed = 0
@@ -312,12 +314,37 @@ class _HFSolver:
         self.factorized = False
         self.n_factorizations = 0
         self.force_scale = 0.0
+        self._init_temperatures()
         self.default_writer = writer is None
         self.writer = MemoryWriter() if writer is None else writer
         self.reaction_rows: list[np.ndarray] = []
         self.timings["setup"] = _time.perf_counter() - t_start
 
+    def _init_temperatures(self) -> None:
+        """Point temperatures (initial, start, end) of the current attempt, all initial for now;
+        ``committed_temperature``: the end temperature of the committed state."""
+        n_points = self.quad.n_points
+        self.thermal = self.problem.thermal
+        self.thermal_laws = self.thermal and self.mats.thermal
+        self.point_temperature = np.zeros((n_points, 3))
+        self.temperature_operator = temperature_operator(self.problem.mesh) if self.thermal else None
+        if self.thermal:
+            self.point_temperature[:] = (self.temperature_operator @ self.problem.initial_temperature)[:, None]
+        self.committed_temperature = self.point_temperature[:, 2].copy()
+        self.mats.set_temperature(self.point_temperature)
+
     # ---- loads and outputs -------------------------------------------------------------------
+    def set_temperature(self, t_new: float) -> bool:
+        """The points' temperatures of a sub-increment ending at ``t_new``: initial, committed,
+        ``t_new``'s; returns whether the end temperature differs from the committed one."""
+        if not self.thermal:
+            return False
+        T = self.point_temperature
+        T[:, 1] = self.committed_temperature
+        T[:, 2] = self.temperature_operator @ self.problem.nodal_temperature(t_new)
+        self.mats.set_temperature(T)
+        return not np.array_equal(T[:, 2], self.committed_temperature)
+
     def prescribed(self, t: float) -> np.ndarray:
         """Prescribed values of the constrained dofs at ``t``."""
         values = np.array([bc.scale(t) for bc in self.problem.dirichlet])
@@ -351,6 +378,8 @@ class _HFSolver:
             out["stress"] = self.mats.stress
         if "state" in self.fields:
             out["state"] = self.mats.state()
+        if self.thermal:
+            out["temperature"] = self.problem.nodal_temperature(t)
         out["reactions"] = row.copy()
         self.writer.write(step, t, out)
         self.timings["output"] += _time.perf_counter() - t0
@@ -409,14 +438,27 @@ class _HFSolver:
         self.u[self.free] += du
         return float(np.abs(du).max())
 
-    def predictor_rhs(self, t_new: float, f_ext: np.ndarray) -> np.ndarray:
+    def start_force(self, t_new: float, dt: float) -> np.ndarray:
+        """The internal force the predictor starts from: ``f_int_n``, or, when the temperature of
+        a thermal law changes, the internal force of ``u_n`` at the new temperature (so that the
+        predictor takes up the thermal out-of-balance: one extra law evaluation)."""
+        if not self.set_temperature(t_new) or not self.thermal_laws:
+            return self.f_int_n
+        n_failed = self.evaluate(t_new, dt)
+        if n_failed:
+            raise StepFailure(f"local integration failed at {n_failed} integration point(s) "
+                              "(temperature change at the converged displacement)")
+        return self.f_int.copy()
+
+    def predictor_rhs(self, t_new: float, f_ext: np.ndarray, f_start: np.ndarray) -> np.ndarray:
         """Set the prescribed values of ``t_new``; the predictor's right-hand side
-        ``f_ext - f_int_n - K_fc du_c`` on the free dofs, with the converged tangent.
+        ``f_ext - f_start - K_fc du_c`` on the free dofs, with the converged tangent
+        (``f_start``: :meth:`start_force`).
 
         It keeps the prescribed-displacement jump from concentrating in the boundary elements
         (no velocity extrapolation: robust at reversals).
         """
-        rhs = f_ext - self.f_int_n
+        rhs = f_ext - f_start
         if len(self.dofs_c):
             du_c = self.prescribed(t_new) - self.u[self.dofs_c]
             if np.any(du_c != 0.0):
@@ -455,7 +497,10 @@ class _HFSolver:
         opts = self.options
         dt = t_new - t_old
         f_ext = self.external(t_new)
-        rhs = self.predictor_rhs(t_new, f_ext)
+        f_start = self.start_force(t_new, dt)
+        # the thermal out-of-balance acts as a load: it is part of the force scale
+        thermal_force = 0.0 if f_start is self.f_int_n else float(np.linalg.norm(f_start - self.f_int_n))
+        rhs = self.predictor_rhs(t_new, f_ext, f_start)
         norms = [float(np.linalg.norm(rhs))]
         n_solves = 0
         du_norm = None
@@ -468,7 +513,8 @@ class _HFSolver:
                 raise StepFailure(f"local integration failed at {n_failed} integration point(s)")
             r = f_ext[self.free] - self.f_int[self.free]
             rn = float(np.linalg.norm(r))
-            scale = max(float(np.linalg.norm(self.f_int)), float(np.linalg.norm(f_ext)), self.force_scale)
+            scale = max(float(np.linalg.norm(self.f_int)), float(np.linalg.norm(f_ext)), thermal_force,
+                        self.force_scale)
             norms.append(rn)
             history.append(rn / scale if scale > 0 else rn)
             if not np.isfinite(rn):
@@ -490,6 +536,7 @@ class _HFSolver:
         np.copyto(self.tangent_n, self.mats.tangent)
         np.copyto(self.f_int_n, self.f_int)
         np.copyto(self.u_n, self.u)
+        np.copyto(self.committed_temperature, self.point_temperature[:, 2])
 
     def restore(self) -> None:
         """Back to the committed u (everything else is recomputed from it or kept committed)."""
@@ -503,7 +550,8 @@ class _HFSolver:
         if self.evaluate(0.0, float(times[1] - times[0])):
             raise ConvergenceError(f"{self.problem.name}: the material fails at zero strain; check the law's parameters")
         np.copyto(self.tangent_n, self.mats.tangent)
-        return bool(np.any(self.prescribed(0.0) != 0.0) or np.any(self.external(0.0) != 0.0))
+        thermal_start = self.thermal_laws and self.set_temperature(0.0)
+        return bool(np.any(self.prescribed(0.0) != 0.0) or np.any(self.external(0.0) != 0.0) or thermal_start)
 
     def close(self) -> None:
         """Close the writer and free the linear solver's memory."""
@@ -517,7 +565,8 @@ class _HFSolver:
         out_fields: dict[str, np.ndarray] = {}
         if self.default_writer:
             disp = np.array(self.writer.fields["displacement"])
-            out_fields = {k: np.array(v) for k, v in self.writer.fields.items() if k in self.fields and k != "displacement"}
+            out_fields = {k: np.array(v) for k, v in self.writer.fields.items()
+                          if (k in self.fields or k == "temperature") and k != "displacement"}
         return Result(
             times=np.array(self.problem.times), displacement=disp, fields=out_fields,
             reactions=np.array(self.reaction_rows), reaction_names=tuple(bc.name for bc in self.problem.dirichlet),

@@ -21,6 +21,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from romdask.fem.quadrature import quadrature, strain
+from romdask.fem.temperature import temperature_operator
 from romdask.store.layout import StoreLayout, subdomain_key
 from romdask.store.writer import SnapshotStore
 
@@ -34,6 +35,7 @@ from .halo import (
     subdomain_halos,
     submesh,
 )
+from .temperature import point_history, run_temperatures
 
 __all__ = ["replay", "strains"]
 
@@ -119,7 +121,8 @@ def _read_local(store_path: str, run: str, sources) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def integrate_history(law, strain_history: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def integrate_history(law, strain_history: np.ndarray, times: np.ndarray,
+                      temperature: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Integrate ``law`` along a strain history at many points.
 
     Parameters
@@ -127,6 +130,9 @@ def integrate_history(law, strain_history: np.ndarray, times: np.ndarray) -> tup
     law : a romdask material (``initial_state``, ``integrate``)
     strain_history : (n_steps, n_points, 6) total strains at ``times``
     times : (n_steps,) output times
+    temperature : None (athermal: 0) or ``(initial (n_points,), history (n_steps, n_points))``:
+        increment n gets ``[initial, T_{n-1}, T_n]`` (step 0: ``[initial, initial, T_0]``, as
+        the solvers' initial equilibrium)
 
     Returns
     -------
@@ -144,25 +150,36 @@ def integrate_history(law, strain_history: np.ndarray, times: np.ndarray) -> tup
     state = np.empty((n_steps, n_pts, law.n_state))
     tangent = np.empty((n_pts, 6, 6))
     old = law.initial_state(n_pts)
+    T = np.zeros((n_pts, 3))
     n_failed = 0
     for n in range(n_steps):
         dt = float(times[n] - times[n - 1]) if n else 0.0
-        _, _, _, failed = law.integrate(strain_history[n], old, dt, float(times[n]), out=(stress[n], tangent, state[n]))
+        if temperature is not None:
+            T[:, 0] = temperature[0]
+            T[:, 1] = temperature[1][n - 1] if n else temperature[0]
+            T[:, 2] = temperature[1][n]
+        _, _, _, failed = law.integrate(strain_history[n], old, dt, float(times[n]), temperature=T,
+                                        out=(stress[n], tangent, state[n]))
         n_failed += failed
         old = state[n]
     return stress, state, n_failed
 
 
-def _replay_task(store_path: str, run: str, sources, mesh, law, times):
+def _replay_task(store_path: str, run: str, sources, mesh, law, times, local_temperature=None):
     u = _read_local(store_path, run, sources)
     eps = _strain_rows(u, mesh)
-    return integrate_history(law, eps, np.asarray(times))
+    temperature = None
+    if local_temperature is not None:
+        operator = temperature_operator(load_submesh(mesh))
+        temperature = point_history(operator, local_temperature, store_path, run, np.asarray(times))
+    return integrate_history(law, eps, np.asarray(times), temperature)
 
 
-def _replay_write_task(store_path: str, run: str, k: int, sources, mesh, law, times, names) -> int:
+def _replay_write_task(store_path: str, run: str, k: int, sources, mesh, law, times, names,
+                       local_temperature=None) -> int:
     from romdask.store.dual import write_ip_block
 
-    stress, state, n_failed = _replay_task(store_path, run, sources, mesh, law, times)
+    stress, state, n_failed = _replay_task(store_path, run, sources, mesh, law, times, local_temperature)
     write_ip_block(store_path, run, names[0], k, stress)
     write_ip_block(store_path, run, names[1], k, state)
     return n_failed
@@ -200,7 +217,9 @@ def replay(
     -----
     One task per (run, subdomain): reads the run's displacement of the subdomain and its halo
     columns straight from the store, computes the strains on the sub-mesh and integrates the
-    law step by step (:func:`integrate_history`). Tasks carry the store path, small halo index
+    law step by step (:func:`integrate_history`), at the run's point temperatures when the runs
+    are thermal (:mod:`~romdask.offline.temperature`: the store's temperature field or the
+    description's patterns, mapped by the sub-mesh's temperature operator). Tasks carry the store path, small halo index
     arrays and a reference to each subdomain's sub-mesh (read from the store inside the task,
     cached per worker process), never snapshot data or mesh arrays. Memory per task:
     the run's local displacement history plus stress, strain and state histories of the
@@ -219,6 +238,11 @@ def replay(
         raise ValueError(f"{store_path}: no complete run(s) {missing}; complete runs: {sorted(all_runs)}")
     halos = subdomain_halos(layout)
     meshes = store_submeshes(layout, str(Path(store_path).resolve()))  # read inside the tasks
+    thermal = run_temperatures(store, names)
+
+    def local(run: str, h):
+        return None if thermal is None else thermal[run].local(h.nodes, h.sources)
+
     law_d = dask.delayed(law, pure=True, name="romdask-law-" + tokenize(type(law).__name__, law.params))
     n_pts = tuple(int(b - a) for a, b in zip(layout.ip_offsets[:-1], layout.ip_offsets[1:]))
     if not write:
@@ -228,7 +252,8 @@ def replay(
             name = "romdask-replay-" + tokenize(store_path, run, law_d.key, meshes)
             dsk = {}
             for k, h in enumerate(halos):
-                dsk[(name, k)] = (_replay_task, store_path, run, list(h.sources), meshes[k], law_d.key, times)
+                dsk[(name, k)] = (_replay_task, store_path, run, list(h.sources), meshes[k], law_d.key, times,
+                                  local(run, h))
                 dsk[(name + "-stress", 0, k, 0)] = (operator.getitem, (name, k), 0)
                 dsk[(name + "-state", 0, k, 0)] = (operator.getitem, (name, k), 1)
             steps = (len(times),)
@@ -257,7 +282,7 @@ def replay(
         times = np.asarray(all_runs[run]["times"], np.float64)
         tasks[run] = [
             dask.delayed(_replay_write_task, pure=False)(store_path, run, k, list(h.sources), meshes[k], law_d,
-                                                         times, tuple(fields),
+                                                         times, tuple(fields), local(run, h),
                                                          dask_key_name=f"romdask-replay-write-{run}-{k}-{tokenize(store_path)}")
             for k, h in enumerate(halos)
         ]

@@ -21,10 +21,11 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from romdask.fem.quadrature import nodal_force_vector, pressure_vector
+from romdask.fem.temperature import temperature_operator
 from romdask.online.model import ReducedModel
-from romdask.problem.loads import NodalForce, Pressure
+from romdask.online.thermal import operator_rows
 from romdask.problem.patterns import load_signature
+from romdask.problem.vectors import unit_load_vector
 
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
@@ -34,6 +35,7 @@ from .training import Lifting, TrainingData
 
 __all__ = [
     "DualBases",
+    "thermal_rows",
     "Gathered",
     "PointFields",
     "assemble",
@@ -232,12 +234,8 @@ def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -
     return DualBases(bases, values, points.astype(np.int64))
 
 
-def _unit_load(mesh, load: NodalForce | Pressure, n_dofs: int) -> np.ndarray:
-    if isinstance(load, NodalForce):
-        return nodal_force_vector(n_dofs, load.nodes, load.component, 1.0)
-    if isinstance(load, Pressure):
-        return pressure_vector(mesh, load.faces, 1.0)
-    raise TypeError(f"unsupported load {type(load).__name__}; expected NodalForce or Pressure")
+def _unit_load(mesh, load, n_dofs: int) -> np.ndarray:
+    return unit_load_vector(mesh, load)
 
 
 def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, n_points: int,
@@ -261,8 +259,41 @@ def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases
     report["training_loads"] = data.training_loads()
     report["load_coefficients"] = "value * amplitude(t) of each run's pattern (unit load vectors and liftings)"
     report["signature"] = load_signature(data.layout.mesh, data.dirichlet, data.loads)
+    if data.thermal:
+        report["thermal"] = {
+            "temperature_source": {r: t.source for r, t in data.temperatures.items()},
+            "initial_temperature_source": {r: t.initial_source for r, t in data.temperatures.items()},
+            "common_initial_temperature": data.initial_temperature() is not None,
+        }
     report["romdask_version"] = __version__
     return report
+
+
+def thermal_rows(data: TrainingData, positions: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The temperature operator's rows at store ip ``positions`` (None for athermal runs).
+
+    Returns
+    -------
+    dict
+        ``nodes`` (r, n_en) solver node ids (-1 padding), ``weights`` (r, n_en), and
+        ``initial`` (r,) the runs' common initial temperature there (absent when they differ).
+
+    Notes
+    -----
+    Builds the whole operator (:func:`romdask.fem.temperature.temperature_operator`,
+    ``n_points n_en`` entries) in the driver, as the mode strains already are.
+    """
+    if not data.thermal:
+        return None
+    mesh = data.layout.mesh
+    operator = temperature_operator(mesh)
+    rows = np.asarray(data.layout.ip_points, np.int64)[positions]
+    nodes, weights = operator_rows(operator, rows, mesh.node_ids)
+    out = {"nodes": nodes, "weights": weights}
+    initial = data.initial_temperature()
+    if initial is not None:
+        out["initial"] = operator[rows] @ initial
+    return out
 
 
 def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathered, duals: DualBases, *,
@@ -287,7 +318,9 @@ def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathere
     ``load_vectors[p] = modes @ f_p`` with ``f_p`` the nodal force / pressure vector of value 1
     (full quadrature, never hyper-reduced): one assembly per pattern, O(n_dofs n). The lifting's
     internal-force contribution comes online from the law at the reduced points, so
-    ``lifting_load`` is zero.
+    ``lifting_load`` is zero. Thermal runs: the temperature operator's rows at the reduced
+    points (one operator for the ECM and the Q-DEIM points) and the common initial temperature
+    (:func:`thermal_rows`).
     """
     fields, hyper = gathered.fields, gathered.hyperreduction
     mesh, law = data.layout.mesh, data.law
@@ -316,6 +349,7 @@ def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathere
         lifting=lifting_operators,
         gappy=gappy,
         metadata={"reduce": _report(data, basis, gathered, duals, points.size, settings)},
+        temperature=thermal_rows(data, points),
     )
 
 
@@ -329,8 +363,11 @@ def full_bases(data: TrainingData, lifting: Lifting, gathered: Gathered, duals: 
         ``"gappy_stress"`` (6 N, m_s), ``"gappy_p"`` (N, m_p; absent without p), ``"strain"``
         (6 N, n) and ``"lifting_strain"`` (6 N, n_l) (components fastest), ``"ip_points"``,
         ``"ip_element"``, ``"ip_local_point"`` (N,) int64: the global point, the store element
-        and the local point of each ip position. Rows = full-space index, columns = basis
-        vectors; see :data:`romdask.online.FULL_KEYS`.
+        and the local point of each ip position; thermal runs: ``"temperature_nodes"``,
+        ``"temperature_weights"`` (N, n_en) the temperature operator at every ip position
+        (solver node ids) and ``"initial_temperature"`` (N,) (when the runs share one), for
+        :func:`romdask.online.replay_law`. Rows = full-space index, columns = basis vectors;
+        see :data:`romdask.online.FULL_KEYS`.
     """
     layout, fields = data.layout, gathered.fields
     n_modes, n_points = fields.mode_strain.shape[:2]
@@ -344,4 +381,9 @@ def full_bases(data: TrainingData, lifting: Lifting, gathered: Gathered, duals: 
         full["lifting_strain"] = fields.lifting_strain.transpose(1, 2, 0).reshape(6 * n_points, lifting.n_liftings)
     if "p" in duals.bases:
         full["gappy_p"] = duals.bases["p"]
+    thermal = thermal_rows(data, np.arange(n_points))
+    if thermal is not None:
+        full["temperature_nodes"], full["temperature_weights"] = thermal["nodes"], thermal["weights"]
+        if "initial" in thermal:
+            full["initial_temperature"] = thermal["initial"]
     return full

@@ -26,6 +26,7 @@ from romdask.problem.patterns import loads_from_description, pattern_signatures
 from romdask.store import SnapshotStore, StoreLayout, open_snapshots
 
 from .replay import replay
+from .temperature import RunTemperature, run_temperatures
 
 __all__ = ["Lifting", "TrainingData", "lift", "training_data", "training_law"]
 
@@ -141,6 +142,8 @@ class TrainingData:
         (displacement, stress and whatever else every run holds: state, p)
     law : the constitutive law of every integration point
     stress_replayed : True when the stresses were missing and the law was replayed (and written)
+    temperatures : None (athermal runs) or run name -> its temperatures
+        (:func:`~romdask.offline.temperature.run_temperatures`); every run is thermal or none is
     """
 
     store_path: str
@@ -151,6 +154,20 @@ class TrainingData:
     snapshots: xr.Dataset
     law: Material
     stress_replayed: bool
+    temperatures: Mapping[str, RunTemperature] | None = None
+
+    @property
+    def thermal(self) -> bool:
+        return self.temperatures is not None
+
+    def initial_temperature(self) -> np.ndarray | None:
+        """(n_nodes,) the runs' common initial temperature (store order), None if they differ
+        or the runs are athermal."""
+        if self.temperatures is None:
+            return None
+        first = self.temperatures[self.runs[0]].initial
+        same = all(np.array_equal(t.initial, first) for t in self.temperatures.values())
+        return first if same else None
 
     @property
     def dirichlet(self) -> tuple[Dirichlet, ...]:
@@ -208,13 +225,15 @@ def training_data(store_path: str | Path, law: Material | None = None, *,
     ------
     ValueError
         Unknown or incomplete runs, a run without load description, runs with different
-        patterns or laws, or a failed law replay.
+        patterns or laws, thermal and athermal runs mixed, or a failed law replay.
 
     Notes
     -----
-    Reads metadata and the mesh only, except when some run lacks the stresses: then the law is
-    replayed along every run's strain history and the stress and state are written into the
-    store (:func:`~romdask.offline.replay`, one task per (run, subdomain), computed here).
+    Reads metadata and the mesh only (and, for thermal runs whose description gives no initial
+    temperature, their temperature field at step 0), except when some run lacks the stresses:
+    then the law is replayed along every run's strain history (at its temperatures) and the
+    stress and state are written into the store (:func:`~romdask.offline.replay`, one task per
+    (run, subdomain), computed here).
     """
     store_path = str(Path(store_path))
     store = SnapshotStore.open(store_path, mode="r")
@@ -223,6 +242,7 @@ def training_data(store_path: str | Path, law: Material | None = None, *,
         law = training_law(store, names)
     layout = store.layout
     patterns = _patterns(layout, names, all_runs)
+    temperatures = run_temperatures(store, names)  # checks: all thermal or none
     ds = open_snapshots(store_path, runs=names, row_chunks="subdomain")
     replayed = "stress" not in ds
     if replayed:
@@ -235,7 +255,7 @@ def training_data(store_path: str | Path, law: Material | None = None, *,
     dirichlet_per_run = [patterns[r][0] for r in names]
     lifted = tuple(i for i in range(len(dirichlet_per_run[0]))
                    if any(d[i].value != 0.0 for d in dirichlet_per_run))
-    return TrainingData(store_path, layout, tuple(names), patterns, lifted, ds, law, replayed)
+    return TrainingData(store_path, layout, tuple(names), patterns, lifted, ds, law, replayed, temperatures)
 
 
 # ---- lifting ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ first use of its names.
 
 from romdask.online.full_mesh import read_full_mesh
 from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes, open_model_group
-from romdask.online.scenario import Scenario, problem_scenario
+from romdask.online.scenario import Scenario, ScenarioTemperature, problem_scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
 _RECONSTRUCT = ("FullBases", "open_full", "prediction_fields", "reconstruct_displacement", "reconstruct_dual",
@@ -33,6 +33,7 @@ __all__ = [
     "OnlineResult",
     "ReducedModel",
     "Scenario",
+    "ScenarioTemperature",
     "open_full",
     "open_full_modes",
     "open_model_group",

@@ -14,6 +14,10 @@ and read back without pickle, without Dask and without a mesh::
       materials/points_<i>            reduced points of law i (int64)
       lifting/modes_strain, lifting/load      optional (prescribed displacements)
       gappy/<quantity>    (r * k, m)  Gappy-POD basis rows at the reduced points
+      temperature/nodes   (r, n_en)   version 2, thermal models: solver node ids of the temperature
+                                      operator's row at each reduced point (-1 padding)
+      temperature/weights (r, n_en)   its weights (0 padding): T_k = sum_j weights[k, j] T[nodes[k, j]]
+      temperature/initial (r,)        optional: the training runs' initial temperature there
       full/               optional, never read by :meth:`ReducedModel.open` (see
                           :mod:`romdask.online.reconstruct`):
         modes             (n_dofs, n)          full modes, store dof order
@@ -21,6 +25,9 @@ and read back without pickle, without Dask and without a mesh::
         gappy_stress      (6 N, m_s)           stress basis, store ip positions, components fastest
         gappy_p           (N, m_p)             cumulated-plastic-strain basis
         ip_points         (N,) int64           global integration point of each store ip position
+        temperature_nodes, temperature_weights (N, n_en)  thermal models: the temperature
+                          operator's rows at every store ip position (solver node ids, -1 padding)
+        initial_temperature (N,)               the training runs' initial temperature there
         ip_element, ip_local_point  (N,) int64 its element (index into full/mesh) and local point
         strain, lifting_strain      (6 N, n), (6 N, n_l) strains of the modes / liftings
         mesh/             the store's mesh (:mod:`romdask.online.full_mesh`)
@@ -43,6 +50,7 @@ import zarr
 
 from romdask.materials import Material, law_from_json, law_to_json
 from romdask.serialize import compressors, plain
+from romdask.online.thermal import check_temperature_operator
 
 if TYPE_CHECKING:  # the solver imports this module
     from romdask.fem.mesh import Mesh
@@ -52,13 +60,17 @@ if TYPE_CHECKING:  # the solver imports this module
 __all__ = ["FORMAT", "FULL_KEYS", "VERSION", "ReducedModel", "open_full_modes", "open_model_group"]
 
 FORMAT = "romdask-reduced-model"
-VERSION = 1
+VERSION = 2
+#: versions :meth:`ReducedModel.open` reads (1: before temperatures)
+READABLE_VERSIONS = (1, 2)
 _LIFTING_KEYS = ("lifting_modes_strain", "lifting_names", "lifting_load")
 #: arrays a model may carry under full/ (see :meth:`ReducedModel.save`)
 FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "ip_element", "ip_local_point", "strain",
-             "lifting_strain")
+             "lifting_strain", "temperature_nodes", "temperature_weights", "initial_temperature")
 #: integer arrays of full/, one row per store ip position
 _FULL_INDEX_KEYS = ("ip_points", "ip_element", "ip_local_point")
+#: arrays of full/ with one row per store ip position and n_en columns (the temperature operator)
+_FULL_OPERATOR_KEYS = ("temperature_nodes", "temperature_weights")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -130,6 +142,12 @@ class ReducedModel:
         ``(r * k, m)`` (k components per point, k = 1 allowed).
     metadata : JSON-serializable dict (tolerances, singular values, ECM residual, runs, units);
         kept as plain JSON types (tuples become lists).
+    temperature : None (an athermal model: the laws get temperature 0) or, for a model trained
+        on runs with temperatures, the temperature operator's rows at the reduced points:
+        ``{"nodes": (r, n_en) int64 solver node ids (-1 padding), "weights": (r, n_en)
+        (0 padding, rows summing to 1), "initial": (r,) the training runs' common initial
+        temperature there (optional: absent when the runs' initial temperatures differ)}``
+        (:mod:`romdask.online.thermal`). A thermal model needs a scenario with temperatures.
 
     Raises
     ------
@@ -153,6 +171,7 @@ class ReducedModel:
     lifting: Mapping[str, Any] | None = None
     gappy: Mapping[str, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    temperature: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -235,6 +254,8 @@ class ReducedModel:
             gappy[key] = basis
         put("gappy", gappy)
 
+        put("temperature", check_temperature_operator(self.temperature, r))
+
         if not isinstance(self.metadata, Mapping):
             raise ValueError(f"metadata must be a dict; got {type(self.metadata).__name__}.")
         meta = plain(self.metadata, "metadata")
@@ -297,6 +318,11 @@ class ReducedModel:
     def n_state_max(self) -> int:
         return int(self.initial_state.shape[1])
 
+    @property
+    def thermal(self) -> bool:
+        """True when the model was trained with temperatures (it carries a temperature operator)."""
+        return self.temperature is not None
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the model by its name in the Zarr group."""
         out = {
@@ -313,6 +339,8 @@ class ReducedModel:
             out["lifting/load"] = self.lifting["lifting_load"]
         for key, basis in self.gappy.items():
             out[f"gappy/{key}"] = basis
+        for key, arr in (self.temperature or {}).items():
+            out[f"temperature/{key}"] = arr
         return out
 
     def info(self) -> dict[str, Any]:
@@ -333,6 +361,7 @@ class ReducedModel:
                 {**law_to_json(law), "n_points": int(points.size)} for law, points in self.materials
             ],
             "gappy": {k: list(v.shape) for k, v in self.gappy.items()},
+            "thermal": self.thermal,
             "nbytes": int(sum(a.nbytes for a in self.arrays().values())),
             "metadata": meta,
         }
@@ -420,7 +449,7 @@ class ReducedModel:
         rows: dict[str, int] = {}
         for key, arr in full.items():
             shape = getattr(arr, "shape", None)
-            ndim = 1 if key in _FULL_INDEX_KEYS else 2
+            ndim = 1 if key in (*_FULL_INDEX_KEYS, "initial_temperature") else 2
             if shape is None or len(shape) != ndim:
                 raise ValueError(f"full[{key!r}] must be a {ndim}-D array; got {shape or type(arr).__name__}.")
             expected = {"modes": self.n_modes, "lifting": n_l, "strain": self.n_modes, "lifting_strain": n_l}.get(key)
@@ -435,7 +464,12 @@ class ReducedModel:
             rows[key] = int(shape[0])
         dofs = {rows[k] for k in ("modes", "lifting") if k in rows}
         six = ("gappy_stress", "strain", "lifting_strain")  # 6 rows per point, components fastest
-        points = {rows[k] // (6 if k in six else 1) for k in (*six, "gappy_p", *_FULL_INDEX_KEYS) if k in rows}
+        per_point = ("gappy_p", *_FULL_INDEX_KEYS, *_FULL_OPERATOR_KEYS, "initial_temperature")
+        points = {rows[k] // (6 if k in six else 1) for k in (*six, *per_point) if k in rows}
+        widths = {tuple(full[k].shape[1:]) for k in _FULL_OPERATOR_KEYS if k in full}
+        if len(widths) > 1 or (widths and not self.thermal):
+            raise ValueError(f"full temperature_nodes and temperature_weights must have the same shape, for a thermal "
+                             f"model only; got {sorted(widths)} (thermal: {self.thermal}).")
         if len(dofs) > 1 or len(points) > 1 or any(rows.get(k, 0) % 6 for k in six):
             raise ValueError(
                 f"full arrays disagree in size: rows {rows}; modes and lifting need n_dofs rows, "
@@ -469,6 +503,8 @@ class ReducedModel:
                 "load_names": list(self.load_names),
                 "lifting_names": lifting_names,
                 "gappy": list(self.gappy),
+                "thermal": self.thermal,
+                "temperature": sorted(self.temperature or ()),
                 "metadata": self.metadata,
             }
         )
@@ -525,6 +561,12 @@ class ReducedModel:
                 "lifting_names": lifting_names,
                 "lifting_load": read("lifting/load"),
             }
+        temperature = None
+        if attrs.get("thermal"):  # version 2
+            keys = attrs.get("temperature", [])
+            if not isinstance(keys, list) or not {"nodes", "weights"} <= set(keys) <= {"nodes", "weights", "initial"}:
+                raise ValueError(f"{path}: invalid temperature arrays {keys!r} in the attributes.")
+            temperature = {key: read(f"temperature/{key}") for key in keys}
         return cls(
             modes_strain=read("modes_strain"),
             weights=read("weights"),
@@ -536,6 +578,7 @@ class ReducedModel:
             lifting=lifting,
             gappy={key: read(f"gappy/{key}") for key in gappy_names},
             metadata=attrs.get("metadata", {}),
+            temperature=temperature,
         )
 
 
@@ -552,10 +595,10 @@ def open_model_group(path: str | os.PathLike) -> zarr.Group:
     except Exception as exc:
         raise ValueError(f"{path} is not a Zarr v3 group (a romdask reduced model): {exc}") from None
     fmt, version = root.attrs.get("format"), root.attrs.get("version")
-    if fmt != FORMAT or version != VERSION:
+    if fmt != FORMAT or version not in READABLE_VERSIONS:
         raise ValueError(
-            f"{path} has format {fmt!r} version {version!r}; this romdask reads {FORMAT!r} version "
-            f"{VERSION} only. Re-save the model with a matching romdask."
+            f"{path} has format {fmt!r} version {version!r}; this romdask reads {FORMAT!r} versions "
+            f"{list(READABLE_VERSIONS)}. Re-save the model with a matching romdask."
         )
     return root
 
@@ -564,7 +607,7 @@ def _write_full(root: zarr.Group, key: str, arr: Any, comp: Any) -> None:
     """Stream one full array (numpy or dask) to ``full/<key>``, chunked along its rows."""
     import dask.array as da
 
-    dtype = np.int64 if key in _FULL_INDEX_KEYS else np.float64
+    dtype = np.int64 if key in (*_FULL_INDEX_KEYS, "temperature_nodes") else np.float64
     n_rows = int(arr.shape[0])
     rows = int(arr.chunks[0][0]) if isinstance(arr, da.Array) else min(n_rows, 65536)
     if key in ("gappy_stress", "strain", "lifting_strain"):  # whole points per chunk: the (steps, N, 6) reshape stays chunk-local

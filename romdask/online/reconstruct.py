@@ -44,6 +44,9 @@ class FullBases:
         engineering shear), or None; lifting_strain : (6 N, n_l) those of the liftings, or None.
     ip_element, ip_local_point : (N,) int64 the element (index into :attr:`mesh`) and the local
         integration point of each store ip position, or None (models saved before they were).
+    temperature_nodes, temperature_weights : (N, n_en) the temperature operator at every store
+        ip position (solver node ids, -1 padding), thermal models only (else None);
+        initial_temperature : (N,) the training runs' common initial temperature there, or None.
     mesh : the store's mesh (store order), read on first access; None when the model was saved
         without it.
     """
@@ -58,6 +61,13 @@ class FullBases:
     ip_element: np.ndarray | None = None
     ip_local_point: np.ndarray | None = None
     has_mesh: bool = False
+    temperature_nodes: da.Array | None = None
+    temperature_weights: da.Array | None = None
+    initial_temperature: da.Array | None = None
+
+    @property
+    def thermal(self) -> bool:
+        return self.temperature_nodes is not None
 
     @cached_property
     def mesh(self) -> Mesh | None:
@@ -95,7 +105,8 @@ def open_full(path: str | os.PathLike) -> FullBases:
     gappy = {q: da.from_zarr(group[f"gappy_{q}"]) for q in _GAPPY_COMPONENTS if f"gappy_{q}" in keys}
     return FullBases(str(path), lazy("modes"), lazy("lifting"), gappy, index("ip_points"), lazy("strain"),
                      lazy("lifting_strain"), index("ip_element"), index("ip_local_point"),
-                     "mesh" in set(group.group_keys()))
+                     "mesh" in set(group.group_keys()), lazy("temperature_nodes"), lazy("temperature_weights"),
+                     lazy("initial_temperature"))
 
 
 def _steps(result: OnlineResult, steps: Sequence[int] | slice | None) -> np.ndarray:
@@ -189,7 +200,22 @@ def reconstruct_dual(full: FullBases, result: OnlineResult, quantity: str, steps
     return field.reshape(chosen.size, -1, k) if k > 1 else field
 
 
-def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any = None) -> dict[str, np.ndarray]:
+def _point_temperatures(full: FullBases, result: OnlineResult, temperature: Any) -> Any:
+    """The scenario's temperatures at every ip position (None for an athermal model)."""
+    temperature = result.temperature if temperature is None else temperature
+    if not full.thermal:
+        if temperature is not None:
+            raise ValueError(f"{full.path} is an athermal model; the replay takes no temperatures.")
+        return None
+    if temperature is None:
+        raise ValueError(f"{full.path} is a thermal model: give the scenario's temperatures "
+                         "(replay_law(..., temperature=scenario.temperature); a loaded result does not keep them).")
+    initial = None if full.initial_temperature is None else np.asarray(full.initial_temperature)
+    return temperature.at_points(np.asarray(full.temperature_nodes), np.asarray(full.temperature_weights), initial)
+
+
+def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any = None,
+               temperature: Any = None) -> dict[str, np.ndarray]:
     """Stress and cumulated plastic strain at EVERY integration point by integrating ``law``
     along the reduced strain history ``eps(t) = E gamma(t) + L a(t)`` (the nonintrusive replay).
 
@@ -200,6 +226,9 @@ def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any 
     law : the constitutive law of the training runs (``model.materials[0][0]`` for a one-law
         model).
     steps : output steps to return (None: all); the law is integrated over every step anyway.
+    temperature : thermal models: the scenario's :class:`~romdask.online.ScenarioTemperature`
+        (default ``result.temperature``, kept by the solver), mapped to every point by the
+        saved temperature operator; increment n gets ``[T_init, T(t_{n-1}), T(t_n)]``.
 
     Returns
     -------
@@ -237,11 +266,22 @@ def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any 
     buffers = (np.empty((N, 6)), np.empty((N, 6, 6)), np.empty((N, law.n_state)))
     stress = np.zeros((N, 6))
     where = {int(step): i for i, step in enumerate(chosen)}
+    points = _point_temperatures(full, result, temperature)
+    T = np.zeros((N, 3))
+    if points is not None:
+        T[:, 0] = T[:, 2] = points.initial
+        work, end = np.zeros(points.patterns.shape[0]), np.zeros(N)
     for step in range(result.times.size):
         strain = (E @ result.coordinates[step] + L @ result.lifting_coefficients[step]).reshape(N, 6)
-        if step > 0 or np.any(strain != 0.0):  # a load at times[0]: dt = 0, as the solver does
+        if points is not None:
+            T[:, 1] = T[:, 2]  # T_init before step 0, as the solver's initial equilibrium
+            points.fill(float(result.times[step]), end, work)
+            T[:, 2] = end
+        heated = points is not None and np.any(T[:, 2] != T[:, 0])
+        if step > 0 or np.any(strain != 0.0) or heated:  # a load at times[0]: dt = 0, as the solver does
             dt = float(result.times[step] - result.times[step - 1]) if step else 0.0
-            stress, _, new_state, failed = law.integrate(strain, state, dt, float(result.times[step]), out=buffers)
+            stress, _, new_state, failed = law.integrate(strain, state, dt, float(result.times[step]), temperature=T,
+                                                         out=buffers)
             if failed:
                 raise ValueError(f"the law failed at {failed} point(s) at t={result.times[step]:.6g} (step {step}).")
             np.copyto(state, new_state)

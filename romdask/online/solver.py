@@ -13,6 +13,7 @@ import logging
 import time as _time
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,8 @@ class OnlineResult:
         ``indicator > threshold``.
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
     wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
+    temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
+        None otherwise), for :func:`~romdask.online.replay_law` (not saved by ``save_result``).
     """
 
     times: np.ndarray
@@ -119,13 +122,14 @@ class OnlineResult:
     max_von_mises: np.ndarray
     wall_time: float
     timings: dict[str, float] = field(default_factory=dict)
+    temperature: Any = None
 
 
 class _Laws:
     """Preallocated per-law buffers; evaluates every law on its reduced points."""
 
-    def __init__(self, model: ReducedModel, stress: np.ndarray, tangent: np.ndarray) -> None:
-        self.stress, self.tangent = stress, tangent
+    def __init__(self, model: ReducedModel, stress: np.ndarray, tangent: np.ndarray, temperature: np.ndarray) -> None:
+        self.stress, self.tangent, self.temperature = stress, tangent, temperature
         r = model.n_points
         self.groups = []
         for law, points in model.materials:
@@ -135,7 +139,7 @@ class _Laws:
                 "law": law, "kernel": law.kernel, "params": law.params, "points": points, "whole": whole,
                 "state": np.ascontiguousarray(model.initial_state[points, : law.n_state]),
                 "trial": np.empty((n_g, law.n_state)),
-                "temperature": np.zeros((n_g, 3)),  # no thermal loads yet
+                "temperature": temperature if whole else np.zeros((n_g, 3)),
                 "strain": None if whole else np.empty((n_g, 6)),
                 "stress": stress if whole else np.empty((n_g, 6)),
                 "tangent": tangent if whole else np.empty((n_g, 6, 6)),
@@ -150,6 +154,7 @@ class _Laws:
             else:
                 e = g["strain"]
                 gather(strain, g["points"], e)
+                gather(self.temperature, g["points"], g["temperature"])
             failed += int(g["kernel"](e, g["state"], dt, t, g["temperature"], g["params"], g["stress"], g["tangent"],
                                       g["trial"]))
             if not g["whole"]:
@@ -257,7 +262,7 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a romdask.online.Scenario; got {type(scenario).__name__}.")
     lifting_names = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
-    scenario.check(model.load_names, lifting_names)
+    scenario.check(model.load_names, lifting_names, model.thermal)
     return _Solver(model, scenario, options, lifting_names).run()
 
 
@@ -277,7 +282,16 @@ class _Solver:
         self.w = model.weights
         self.strain, self.stress = np.zeros((r, 6)), np.zeros((r, 6))
         self.tangent = np.zeros((r, 6, 6))
-        self.laws = _Laws(model, self.stress, self.tangent)
+        self.temperature = np.zeros((r, 3))  # [initial, T(t_old), T(t_new)] at each reduced point
+        self.laws = _Laws(model, self.stress, self.tangent, self.temperature)
+        self.thermal = None
+        if model.thermal:  # mapped once: O(n_patterns r n_en)
+            op = model.temperature
+            self.thermal = scenario.temperature.at_points(op["nodes"], op["weights"], op.get("initial"))
+            self.temperature[:, 0] = self.thermal.initial
+            self.t_old, self.t_new = np.zeros(r), np.zeros(r)
+            self.t_work = np.zeros(self.thermal.patterns.shape[0])
+        self.temperature_changed = False
         self.gamma, self.gamma_n = np.zeros(n), np.zeros(n)
         self.a, self.a_n = np.zeros(n_l), np.zeros(n_l)
         self.c = np.zeros(len(model.load_names))
@@ -304,16 +318,33 @@ class _Solver:
         self.scenario.values(self.model.load_names, t, out=self.c)
         np.dot(self.c, self.model.load_vectors, out=self.f_ext)
 
-    def evaluate(self, t: float, dt: float) -> None:
+    def set_temperatures(self, t_old: float, t_new: float) -> None:
+        """``[T_init, T(t_old), T(t_new)]`` at the reduced points (thermal models; ``T_init`` for
+        ``T(t_old)`` at the initial equilibrium, t_new == t_old); O(n_patterns r)."""
+        if self.thermal is None:
+            return
+        if t_new == t_old:  # the initial equilibrium: from the virgin state at T_init
+            np.copyto(self.t_old, self.thermal.initial)
+        else:
+            self.thermal.fill(t_old, self.t_old, self.t_work)
+        self.thermal.fill(t_new, self.t_new, self.t_work)
+        self.temperature[:, 1] = self.t_old
+        self.temperature[:, 2] = self.t_new
+        self.temperature_changed = bool(np.any(self.t_old != self.t_new))
+
+    def evaluate(self, t: float, dt: float, trial: bool = False) -> None:
+        """Laws, F_int and K at the current gamma (``trial``: at the committed lifting ``a_n``,
+        F_int only: the thermal predictor)."""
         t0 = _time.perf_counter()
-        total_strain(self.E, self.gamma, self.L, self.a, self.strain)
+        total_strain(self.E, self.gamma, self.L, self.a_n if trial else self.a, self.strain)
         failed = self.laws.evaluate(self.strain, dt, t)
         t1 = _time.perf_counter()
         if failed:
             raise StepFailure(f"local integration failed at {failed} reduced point(s)")
         internal_forces(self.E, self.w, self.stress, self.f_int, self.f_abs)
         t2 = _time.perf_counter()
-        self.stiffness(self.E, self.DE, self.K)
+        if not trial:
+            self.stiffness(self.E, self.DE, self.K)
         t3 = _time.perf_counter()
         self.timings["law"] += t1 - t0
         self.timings["forces"] += t2 - t1
@@ -333,10 +364,19 @@ class _Solver:
         self.timings["linear"] += _time.perf_counter() - t0
 
     # ---- the Stepper protocol (romdask.stepping) ---------------------------------------------
-    def predict(self) -> int:
+    def predict(self, t_new: float, dt: float) -> int:
         """The "tangent" predictor ``K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)``
-        (loads of t_new set); returns the number of linear solves (0 or 1)."""
-        np.subtract(self.f_ext, self.f_int_n, out=self.rhs)
+        (loads of t_new set); returns the number of linear solves (0 or 1).
+
+        When the temperature changes over the increment, ``F_int_n`` is replaced by the internal
+        force of the committed strain under the new temperatures (one law evaluation): the
+        thermal strain jump enters the predictor exactly instead of through a first Newton
+        iteration at a far-off trial state."""
+        if self.temperature_changed:
+            self.evaluate(t_new, dt, trial=True)
+            if not np.all(np.isfinite(self.f_int)):
+                raise StepFailure("non-finite internal force at the thermal predictor")
+        np.subtract(self.f_ext, self.f_int if self.temperature_changed else self.f_int_n, out=self.rhs)
         np.subtract(self.a, self.a_n, out=self.da)
         np.dot(self.K_L, self.da, out=self.lift_force)
         self.rhs -= self.lift_force
@@ -351,9 +391,10 @@ class _Solver:
         opts = self.options
         dt = t_new - t_old
         self.set_loads(t_new)
+        self.set_temperatures(t_old, t_new)
         n_solves = 0
         if opts.predictor == "tangent" and self.gamma.size:
-            n_solves = self.predict()
+            n_solves = self.predict(t_new, dt)
         norms: list[float] = []
         while True:
             self.evaluate(t_new, dt)
@@ -394,6 +435,7 @@ class _Solver:
         set the loads there; returns whether they are nonzero (the initial equilibrium is needed)."""
         times = self.scenario.times
         t0 = float(times[0])
+        self.temperature[:, 1] = self.temperature[:, 2] = self.temperature[:, 0]  # virgin: at T_init
         try:
             self.evaluate(t0, float(times[1] - t0))  # zero strain: the virgin tangent
         except StepFailure as exc:
@@ -404,7 +446,9 @@ class _Solver:
         np.copyto(self.f_int_n, self.f_int)
         self.stiffness(self.L, self.DL, self.K_L)
         self.set_loads(t0)
-        return bool(np.any(self.a != 0.0) or np.any(self.c != 0.0))
+        self.set_temperatures(t0, t0)
+        heated = self.temperature_changed  # T(t0) != T_init: thermal stresses to equilibrate
+        return bool(np.any(self.a != 0.0) or np.any(self.c != 0.0) or heated)
 
     def output(self, step: int, t: float) -> None:
         """Store the committed state of output ``step`` (the :func:`march` ``on_step``)."""
@@ -433,4 +477,5 @@ class _Solver:
             flagged=indicator > self.options.indicator_threshold,
             max_von_mises=von_mises(stress).max(axis=1) if model.n_points else np.zeros(times.size),
             wall_time=_time.perf_counter() - start, timings=dict(self.timings),
+            temperature=self.scenario.temperature,
         )

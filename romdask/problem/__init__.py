@@ -24,6 +24,7 @@ from romdask.problem.patterns import (
     signature_differences,
 )
 from romdask.problem.problem import Problem
+from romdask.problem.vectors import unit_load_vector
 
 __all__ = [
     "Amplitude",
@@ -44,4 +45,5 @@ __all__ = [
     "ramp",
     "run_metadata",
     "signature_differences",
+    "unit_load_vector",
 ]

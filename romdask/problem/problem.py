@@ -81,6 +81,14 @@ class Problem:
             if self.temperatures:
                 raise ValueError(f"{self.name}: temperature patterns need an initial_temperature "
                                  "(CalculiX: *INITIAL CONDITIONS,TYPE=TEMPERATURE)")
+            laws = self.material.values() if isinstance(self.material, Mapping) else (self.material,)
+            thermal = [type(law).__name__ for law in laws if getattr(law, "thermal", False)]
+            if thermal:
+                raise ValueError(
+                    f"{self.name}: the law(s) {sorted(set(thermal))} have a temperature behaviour but the problem "
+                    "is athermal; give Problem(initial_temperature=...) (the reference of the thermal strains; "
+                    "CalculiX: *INITIAL CONDITIONS,TYPE=TEMPERATURE)"
+                )
             return
         t0 = np.array(np.broadcast_to(np.asarray(self.initial_temperature, np.float64), (n,)))
         if not np.all(np.isfinite(t0)):

@@ -18,12 +18,15 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.cards import Card, deck_cards
 from romdask.io.calculix.conditions import deck_conditions
 from romdask.io.calculix.inp import MESH_KEYWORDS, read_inp
-from romdask.io.calculix.laws import deck_laws, section_material
+from romdask.io.calculix.laws import deck_laws, material_density, section_material
 from romdask.io.calculix.steps import DeckStep, step_times
+from romdask.io.calculix.thermal import deck_initial_temperature, deck_temperatures
 from romdask.io.run import ReaderError
 from romdask.problem import Problem
 
@@ -31,7 +34,7 @@ __all__ = ["HARMLESS", "SUPPORTED", "read_problem"]
 
 logger = logging.getLogger(__name__)
 
-_LOADS = ("*BOUNDARY", "*CLOAD", "*DLOAD", "*DSLOAD")
+_LOADS = ("*BOUNDARY", "*CLOAD", "*DLOAD", "*DSLOAD", "*TEMPERATURE")
 _OPTIONS = {
     **MESH_KEYWORDS,
     "*MATERIAL": {"NAME"}, "*ELASTIC": {"TYPE"}, "*PLASTIC": {"HARDENING"}, "*CYCLIC HARDENING": set(),
@@ -39,24 +42,28 @@ _OPTIONS = {
     "*BOUNDARY": {"AMPLITUDE", "OP", "TYPE"}, "*CLOAD": {"AMPLITUDE", "OP"}, "*DLOAD": {"AMPLITUDE", "OP"},
     "*DSLOAD": {"AMPLITUDE", "OP"}, "*STEP": {"INC", "INCF", "NLGEOM", "AMPLITUDE"},
     "*STATIC": {"DIRECT", "SOLVER"}, "*VISCO": {"DIRECT", "SOLVER", "CETOL"}, "*END STEP": set(),
+    "*INITIAL CONDITIONS": {"TYPE"}, "*TEMPERATURE": {"AMPLITUDE", "OP", "FILE", "BSTEP"}, "*DENSITY": set(),
+    "*EXPANSION": {"ZERO", "TYPE"},
 }  # fmt: skip
 #: accepted and ignored: headings, output requests (which fields, how often, which format: the
-#: solution is the same), solver controls (tolerances), *DENSITY (no mass in static steps;
-#: gravity and centrifugal loads are refused)
+#: solution is the same), solver controls (tolerances), the heat-transfer constants of a
+#: material (*CONDUCTIVITY, *SPECIFIC HEAT: no heat transfer in *STATIC / *VISCO steps)
 HARMLESS = ("*HEADING", "*NODE FILE", "*EL FILE", "*NODE PRINT", "*EL PRINT", "*NODE OUTPUT",
             "*ELEMENT OUTPUT", "*OUTPUT", "*FILE FORMAT", "*SECTION PRINT", "*TIME POINTS",
-            "*CONTROLS", "*DENSITY")  # fmt: skip
+            "*CONTROLS", "*CONDUCTIVITY", "*SPECIFIC HEAT")  # fmt: skip
 _VALUES = {  # allowed values of options (upper-case, blanks removed, as CalculiX reads them)
     ("*ELASTIC", "TYPE"): {"ISO"}, ("*PLASTIC", "HARDENING"): {"ISOTROPIC", "KINEMATIC", "COMBINED"},
     ("*CREEP", "LAW"): {"NORTON"}, ("*AMPLITUDE", "TIME"): {"TOTALTIME", "STEPTIME"},
     ("*AMPLITUDE", "DEFINITION"): {"TABULAR"}, ("*BOUNDARY", "OP"): {"MOD"}, ("*CLOAD", "OP"): {"MOD"},
     ("*DLOAD", "OP"): {"MOD"}, ("*DSLOAD", "OP"): {"MOD"}, ("*BOUNDARY", "TYPE"): {"DISPLACEMENT"},
     ("*STEP", "NLGEOM"): {"NO"}, ("*STEP", "AMPLITUDE"): {"RAMP", "STEP"},
-    ("*SURFACE", "TYPE"): {"ELEMENT", "NODE"},
+    ("*SURFACE", "TYPE"): {"ELEMENT", "NODE"}, ("*INITIAL CONDITIONS", "TYPE"): {"TEMPERATURE"},
+    ("*TEMPERATURE", "OP"): {"MOD"},
 }  # fmt: skip
 SUPPORTED = ("meshes (*NODE, *ELEMENT C3D4/C3D8/C3D10/C3D20/C3D20R, *NSET, *ELSET, *SURFACE), isotropic "
-             "*ELASTIC, *PLASTIC, *CYCLIC HARDENING, *CREEP,LAW=NORTON, *SOLID SECTION, *AMPLITUDE, "
-             "*BOUNDARY, *CLOAD, *DLOAD / *DSLOAD (pressures), *STATIC / *VISCO steps")
+             "*ELASTIC, *PLASTIC, *CYCLIC HARDENING, *CREEP,LAW=NORTON, *EXPANSION, *DENSITY, *SOLID SECTION, "
+             "*AMPLITUDE, *BOUNDARY, *CLOAD, *DLOAD / *DSLOAD (pressures P, CENTRIF, GRAV), "
+             "*INITIAL CONDITIONS,TYPE=TEMPERATURE, *TEMPERATURE (AMPLITUDE=, FILE=, BSTEP=), *STATIC / *VISCO steps")
 
 
 def _unsupported(card: Card) -> list[str]:
@@ -122,6 +129,18 @@ def _scan(path: Path) -> tuple[list[Card], list[DeckStep], list[str]]:
     return model, steps, problems
 
 
+def _densities(mesh: Mesh, model: list[Card]) -> np.ndarray:
+    """The ``*DENSITY`` of each element's material (``*SOLID SECTION``), NaN where none."""
+    densities = material_density(model)
+    out = np.full(mesh.n_elements, np.nan)
+    for card in model:
+        if card.keyword == "*SOLID SECTION":
+            elset, material = card.params.get("ELSET", ""), card.params.get("MATERIAL", "")
+            if elset in mesh.element_sets and densities.get(material) is not None:
+                out[np.asarray(mesh.element_sets[elset], np.int64)] = densities[material]
+    return out
+
+
 def _unique_names(conditions) -> tuple:
     seen: dict[str, int] = {}
     out = []
@@ -182,11 +201,20 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     mesh = read_inp(path) if mesh is None else mesh
     material = section_material(path, mesh, model, deck_laws(model, visco=kinds == {"*VISCO"}))
     out_times, spans = step_times(steps, times)
-    dirichlet, loads = deck_conditions(mesh, model, steps, spans)
+    dirichlet, loads = deck_conditions(mesh, model, steps, spans, _densities(mesh, model))
     conditions = _unique_names(dirichlet + loads)
+    t0 = deck_initial_temperature(path, mesh, model)
+    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, t0))
+    laws = material.values() if isinstance(material, dict) else [material]
+    if t0 is None and any(getattr(law, "thermal", False) for law in laws):
+        raise ReaderError(path, "the materials have temperature tables or *EXPANSION but the deck has no "
+                                "*INITIAL CONDITIONS,TYPE=TEMPERATURE: CalculiX would run it athermally with the "
+                                "first rows of the tables; give the nodes initial temperatures, or remove the "
+                                "temperature columns and *EXPANSION")
     stem = path.name[: -len(path.suffix)] if path.suffix.lower() == ".inp" else path.name
     try:
         return Problem(mesh, material, conditions[: len(dirichlet)], out_times, conditions[len(dirichlet):],
-                       name=name or stem, metadata={"source": str(path)})  # fmt: skip
+                       name=name or stem, metadata={"source": str(path)}, initial_temperature=t0,
+                       temperatures=temperatures)  # fmt: skip
     except ValueError as exc:
         raise ReaderError(path, str(exc)) from None

@@ -1,0 +1,282 @@
+"""Temperatures of a CalculiX deck as romdask :class:`~romdask.problem.loads.Temperature` patterns.
+
+CalculiX 2.20's rules, measured with ccx here (``NT`` output of one-element decks; the source
+is ``temperatures.f``, ``tempload.f``, ``utempread.c``):
+
+* ``*INITIAL CONDITIONS,TYPE=TEMPERATURE`` (node or node set, value) gives T0. A node without
+  one gets the marker 1.2357111317 of a user routine: romdask refuses such decks.
+* A ``*TEMPERATURE`` line REPLACES the node's temperature (a later line or step wins); the node
+  keeps its value and amplitude in later steps until another card names it.
+* With ``AMPLITUDE=a``: ``value * a(total time)`` for a ``TIME=TOTAL TIME`` amplitude, else
+  ``value * a(step time)`` -- and, unlike ``*BOUNDARY`` and the loads, a step-time amplitude
+  is KEPT in the later steps, re-evaluated on each step's own step time (measured: 100 x a at
+  step time 0.5 in the next step gives 50).
+* Without ``AMPLITUDE=``: at once in ``*VISCO`` (the first increment already has the value),
+  ramped linearly over the step from the value at its start in ``*STATIC`` or with
+  ``*STEP,AMPLITUDE=RAMP``.
+* ``FILE=heat.frd[,BSTEP=n]`` (n = 1 by default): the LAST ``NDTEMP`` block of step n of that
+  results file, for every node in it, applied like a card without amplitude (at once in
+  ``*VISCO``, ramped in ``*STATIC``). ``ESTEP=`` is not a 2.20 parameter (ccx warns and ignores
+  it): refused here.
+* The first increment starts from T0 (``t1old = t0``).
+
+Every node thus follows a piecewise-linear function of the total time on the run's output
+times (a value reached at a step's first increment is spread over that increment, as CalculiX
+does). Nodes are grouped by their first card line's set (or card, for single ids) and by the
+sequence of (step, mode, amplitude) that set them; each group becomes:
+
+1. one pattern ``values x the deck's table`` when it is one ``AMPLITUDE=`` card of the first
+   step holding for the whole run (a total-time amplitude, or a single step) and starting at T0;
+2. else one pattern ``values x amplitude`` when its functions are proportional (exactly, to
+   1e-12);
+3. else one pattern per knot time ``tau_j`` of the group's functions, ``values = T(tau_j)``
+   times the hat amplitude of ``tau_j`` (1 at tau_j, 0 at the neighbouring knots): the hats sum
+   to 1, so the sum is the piecewise-linear interpolant, exact at every output time. Named
+   ``<name>@<tau_j>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from romdask.fem.mesh import Mesh
+from romdask.io.calculix.cards import Card, DeckLine, parse_float
+from romdask.io.calculix.conditions import deck_amplitudes
+from romdask.io.calculix.steps import DeckStep, StepSpan
+from romdask.io.calculix.targets import node_targets
+from romdask.io.run import ReaderError
+from romdask.problem.loads import Amplitude, Temperature
+
+__all__ = ["deck_initial_temperature", "deck_temperatures"]
+
+logger = logging.getLogger(__name__)
+
+_TOL = 1e-12
+
+
+def deck_initial_temperature(path: Path, mesh: Mesh, model: Sequence[Card]) -> np.ndarray | None:
+    """T0 per node from ``*INITIAL CONDITIONS,TYPE=TEMPERATURE`` (None: no such card).
+
+    Raises
+    ------
+    ReaderError
+        Other ``TYPE=``, malformed lines, unknown nodes or sets, nodes of elements left without
+        an initial temperature.
+    """
+    cards = [c for c in model if c.keyword == "*INITIAL CONDITIONS"]
+    if not cards:
+        return None
+    t0 = np.full(mesh.n_nodes, np.nan)
+    lookups: dict = {}
+    for card in cards:
+        if card.params.get("TYPE") != "TEMPERATURE":
+            raise card.line.error(f"*INITIAL CONDITIONS,TYPE={card.params.get('TYPE', '(none)')}: romdask reads "
+                                  "TYPE=TEMPERATURE only")
+        for line, items in card.rows:
+            if len(items) < 2:
+                raise line.error("*INITIAL CONDITIONS,TYPE=TEMPERATURE lines are 'node or node set, temperature'")
+            nodes = node_targets(line, items[0], mesh, lookups)
+            t0[nodes] = parse_float(line, items[1], "initial temperature")
+    used = np.zeros(mesh.n_nodes, bool)
+    for b in mesh.blocks:
+        used[np.asarray(b.connectivity).ravel()] = True
+    missing = np.flatnonzero(used & np.isnan(t0))
+    if missing.size:
+        raise cards[0].line.error(
+            f"{missing.size} node(s) of elements have no initial temperature (ids "
+            f"{mesh.node_ids[missing[:10]].tolist()}...); CalculiX would give them the marker 1.2357111317 of a user "
+            "routine: give every node an initial temperature")
+    t0[np.isnan(t0)] = 0.0  # nodes of no element: never used
+    return t0
+
+
+def _file_values(card: Card, line: DeckLine, mesh: Mesh, deck: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(node indices, temperatures) of ``*TEMPERATURE,FILE=`` (last NDTEMP block of step BSTEP)."""
+    from romdask.io.calculix.frd import read_frd
+
+    name = card.params["FILE"]
+    path = Path(name) if Path(name).is_absolute() else deck.parent / name
+    if not path.is_file():
+        raise line.error(f"*TEMPERATURE,FILE={name}: no such results file (looked for {path})")
+    step_text = card.params.get("BSTEP", "1")
+    try:
+        step = int(float(step_text))
+    except ValueError:
+        raise line.error(f"*TEMPERATURE BSTEP={step_text} is not a step number") from None
+    try:
+        results = read_frd(path)
+    except ReaderError as exc:
+        raise line.error(f"*TEMPERATURE,FILE={name}: {exc}") from None
+    blocks = [b for b in results.select("NDTEMP") if b.step == step]
+    if not blocks:
+        steps = sorted({b.step for b in results.select("NDTEMP")})
+        logger.warning("%s line %d: %s has no NDTEMP block in step %d (steps with temperatures: %s); CalculiX "
+                       "keeps the temperatures unchanged", line.path, line.number, path, step, steps)
+        return None
+    ids, values = results.read(blocks[-1])
+    if values.shape[1] != 1:
+        raise line.error(f"*TEMPERATURE,FILE={name}: {blocks[-1].describe()} has {values.shape[1]} components")
+    try:
+        nodes = mesh.node_index(ids)
+    except KeyError as exc:
+        raise line.error(f"*TEMPERATURE,FILE={name}: node ids of the results file not in the deck: "
+                         f"{exc.args[0]}") from None
+    return np.asarray(nodes, np.int64), values[:, 0]
+
+
+_OPTIONS = {"AMPLITUDE", "OP", "FILE", "BSTEP"}
+
+
+def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[np.ndarray, np.ndarray, object]]:
+    """(nodes, values, group) of each line of a ``*TEMPERATURE`` card (one entry for FILE=)."""
+    bad = sorted(set(card.params) - _OPTIONS)
+    if bad:
+        hint = " (CalculiX 2.20 ignores ESTEP=: it takes the last increment of step BSTEP)" if "ESTEP" in bad else ""
+        raise card.line.error(f"*TEMPERATURE option(s) {', '.join(bad)} not supported{hint}")
+    if card.params.get("OP", "MOD") != "MOD":
+        raise card.line.error("*TEMPERATURE,OP=NEW is not supported (CalculiX resets every node to its initial "
+                              "temperature but keeps their amplitudes)")
+    if "FILE" in card.params:
+        if card.params.get("AMPLITUDE"):
+            raise card.line.error("*TEMPERATURE with FILE= and AMPLITUDE=: CalculiX ignores the amplitude; remove it")
+        if card.rows:
+            raise card.rows[0][0].error("*TEMPERATURE,FILE= takes its temperatures from the file: remove the data "
+                                        "lines (CalculiX would hand them to a user routine)")
+        got = _file_values(card, card.line, mesh, deck)
+        return [] if got is None else [(got[0], got[1], ("file", card.line))]
+    if "BSTEP" in card.params:
+        raise card.line.error("*TEMPERATURE BSTEP= needs FILE=")
+    out = []
+    for line, items in card.rows:
+        if len(items) != 2:
+            raise line.error("*TEMPERATURE lines are 'node or node set, temperature' (gradients are for beams "
+                             "and shells)")
+        nodes = node_targets(line, items[0], mesh, lookups)
+        value = parse_float(line, items[1], "temperature")
+        group = card.hint or (("ids", card.line) if items[0].isdigit() else items[0].upper())
+        out.append((nodes, np.full(len(nodes), value), group))
+    return out
+
+
+def _name(group) -> str:
+    if isinstance(group, str):
+        return group
+    kind, line = group
+    return f"{'file' if kind == 'file' else 'temperature'}-line{line.number}"
+
+
+def _evaluate(spec, span: StepSpan, v_start: np.ndarray, values: np.ndarray, amplitudes) -> tuple:
+    """(function of t -> array, breakpoints inside the step) for one step of a group."""
+    t0, t1 = span.start, span.end
+    if spec is None:
+        return (lambda t: v_start), []
+    mode, amplitude = spec
+    if mode == "amplitude":
+        amp, total = amplitudes[amplitude]
+        shift = 0.0 if total else t0
+        inner = [float(b) + shift for b in amp.times if t0 < float(b) + shift < t1]
+        return (lambda t: values * float(amp(t - shift))), inner
+    if mode == "ramp":
+        return (lambda t: v_start + (values - v_start) * (t - t0) / (t1 - t0)), []
+    return (lambda t: values), []  # once
+
+
+def _functions(changes, values: np.ndarray, t0: np.ndarray, spans: Sequence[StepSpan], amplitudes):
+    """Knot times and values (n_nodes, n_knots) of a group's nodes over all steps."""
+    by_step = {step: k for k, (step, _) in enumerate(changes)}
+    times: list[float] = [spans[0].start]
+    columns: list[np.ndarray] = [t0]
+    spec, current = None, np.zeros(0)
+    for k, span in enumerate(spans):
+        if k in by_step:
+            spec = changes[by_step[k]][1]
+            current = values[:, by_step[k]]
+        f, inner = _evaluate(spec, span, columns[-1], current, amplitudes)
+        start = f(span.start)
+        if np.any(np.abs(start - columns[-1]) > _TOL * np.maximum(np.abs(start), np.abs(columns[-1]))):
+            points = [(span.first, f(span.first))] + [(b, f(b)) for b in inner if b > span.first]
+        else:
+            points = [(b, f(b)) for b in inner]
+        points.append((span.end, f(span.end)))
+        for t, v in points:
+            if t > times[-1]:
+                times.append(t)
+                columns.append(np.array(np.broadcast_to(v, t0.shape), np.float64))
+    return np.array(times), np.column_stack(columns)
+
+
+def _group_patterns(name, nodes, changes, values, t0, spans, amplitudes, n_steps) -> list[Temperature]:
+    times, table = _functions(changes, values, t0, spans, amplitudes)
+    (step, (mode, amplitude)), = changes[:1]
+    if len(changes) == 1 and step == 0 and mode == "amplitude":
+        amp, total = amplitudes[amplitude]
+        if (total or n_steps == 1) and np.all(values[:, 0] * float(amp(0.0)) == t0):
+            return [Temperature(nodes, values[:, 0], amp, name=name)]
+    scale = np.abs(table).max(initial=0.0)
+    j = int(np.argmax(np.linalg.norm(table, axis=0)))
+    ref = table[:, j]
+    r = int(np.argmax(np.abs(ref)))
+    if ref[r] != 0.0:
+        amp_values = table[r] / ref[r]
+        if np.all(np.abs(table - np.outer(ref, amp_values)) <= _TOL * scale):
+            return [Temperature(nodes, ref, Amplitude(times, amp_values), name=name)]
+    out = []
+    for k, tau in enumerate(times):
+        hat = np.zeros(len(times))
+        hat[k] = 1.0
+        out.append(Temperature(nodes, table[:, k], Amplitude(times, hat), name=f"{name}@{tau:g}"))
+    return out
+
+
+def deck_temperatures(
+    deck: Path, mesh: Mesh, model: Sequence[Card], steps: Sequence[DeckStep], spans: Sequence[StepSpan],
+    t0: np.ndarray | None,
+) -> tuple[Temperature, ...]:
+    """The ``*TEMPERATURE`` cards of the steps as patterns (see the module docstring).
+
+    Raises
+    ------
+    ReaderError
+        ``*TEMPERATURE`` without initial temperatures or outside a step, unsupported options
+        (``OP=NEW``, ``ESTEP=``, ``USER``...), unknown amplitudes, nodes, sets or files.
+    """
+    outside = next((c for c in model if c.keyword == "*TEMPERATURE"), None)
+    if outside is not None:
+        raise outside.line.error("*TEMPERATURE outside a *STEP (CalculiX accepts it only within a step)")
+    cards = [(k, card) for k, step in enumerate(steps) for card in step.loads if card.keyword == "*TEMPERATURE"]
+    if not cards:
+        return ()
+    if t0 is None:
+        raise cards[0][1].line.error("*TEMPERATURE without *INITIAL CONDITIONS,TYPE=TEMPERATURE (CalculiX refuses "
+                                     "it too)")
+    amplitudes = deck_amplitudes(model)
+    history: dict[int, list] = {}  # node -> [(step, spec, value)]
+    origin: dict[int, object] = {}
+    lookups: dict = {}
+    for k, card in cards:
+        name = card.params.get("AMPLITUDE", "")
+        if name and name not in amplitudes:
+            raise card.line.error(f"unknown amplitude {name}")
+        spec = ("amplitude", name) if name else (spans[k].default, None)
+        for nodes, values, group in _card_rows(card, mesh, deck, lookups):
+            for node, value in zip(nodes.tolist(), values.tolist()):
+                changes = history.setdefault(node, [])
+                origin.setdefault(node, group)
+                if changes and changes[-1][0] == k:
+                    changes[-1] = (k, spec, value)  # the last line of the step wins
+                else:
+                    changes.append((k, spec, value))
+    groups: dict[tuple, list[int]] = {}
+    for node, changes in history.items():
+        groups.setdefault((origin[node], tuple((s, spec) for s, spec, _ in changes)), []).append(node)
+    out: list[Temperature] = []
+    for (group, structure), members in groups.items():
+        nodes = np.array(sorted(members), np.int64)
+        values = np.array([[v for _, _, v in history[n]] for n in nodes.tolist()], np.float64)
+        out += _group_patterns(_name(group), nodes, list(structure), values, t0[nodes], spans, amplitudes,
+                               len(spans))
+    return tuple(out)
