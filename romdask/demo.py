@@ -235,21 +235,29 @@ def _vtu(out: Path, layout, times, fields: dict) -> Path:
     return write_vtu_series(out / "rom", layout.mesh, times, point, cell)
 
 
-def _plots(out: Path, model, layout, rom, reference, target, step_error) -> list[Path]:
-    import matplotlib
+class _Figures:
+    """Saves matplotlib figures (Agg) into ``out`` and remembers the paths."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, out: Path):
+        import matplotlib
 
-    report = model.metadata["reduce"]
-    paths = []
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-    def save(fig, name: str) -> None:
+        self.plt, self.out, self.paths = plt, out, []
+
+    def save(self, fig, name: str) -> None:
         fig.tight_layout()
-        paths.append(out / name)
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        self.paths.append(self.out / name)
+        fig.savefig(self.paths[-1], dpi=120)
+        self.plt.close(fig)
 
+
+def _reduction_plots(figures: _Figures, model, layout, rom, step_error, xy: tuple[int, int] = (0, 1)) -> None:
+    """singular_values.png, reduced_points.png (projected on the ``xy`` coordinates) and
+    error_indicator.png: the plots every demo shares."""
+    plt = figures.plt
+    report = model.metadata["reduce"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     s = np.asarray(report["singular_values"])
     ax.semilogy(np.arange(1, s.size + 1), s / s[0], "o-", ms=3, label="displacement (POD)")
@@ -259,37 +267,44 @@ def _plots(out: Path, model, layout, rom, reference, target, step_error) -> list
     ax.axhline(report["tol_pod"], color="grey", lw=0.8, ls="--", label="POD tolerance")
     ax.set(xlabel="index", ylabel="s_i / s_0", title="Singular values")
     ax.legend(fontsize=8)
-    save(fig, "singular_values.png")
+    figures.save(fig, "singular_values.png")
 
     quad = quadrature(layout.mesh)
     xyz = quad.coordinates[model.point_ids]
     nodes = layout.mesh.nodes
+    a, b = xy
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(nodes[:, 0], nodes[:, 1], ",", color="0.75")
+    ax.plot(nodes[:, a], nodes[:, b], ",", color="0.75")
     ecm = model.weights > 0
-    ax.scatter(xyz[ecm, 0], xyz[ecm, 1], s=12, c="C3", label=f"ECM points ({ecm.sum()})")
-    ax.scatter(xyz[~ecm, 0], xyz[~ecm, 1], s=12, marker="x", c="C0", label=f"Q-DEIM points ({(~ecm).sum()})")
-    ax.set(aspect="equal", xlabel="x [mm]", ylabel="y [mm]", title="Reduced integration points (projected on z)")
+    ax.scatter(xyz[ecm, a], xyz[ecm, b], s=12, c="C3", label=f"ECM points ({ecm.sum()})")
+    ax.scatter(xyz[~ecm, a], xyz[~ecm, b], s=12, marker="x", c="C0", label=f"Q-DEIM points ({(~ecm).sum()})")
+    names = "xyz"
+    ax.set(aspect="equal", xlabel=f"{names[a]} [mm]", ylabel=f"{names[b]} [mm]",
+           title="Reduced integration points (projected)")
     ax.legend(fontsize=8, loc="upper right")
-    save(fig, "reduced_points.png")
+    figures.save(fig, "reduced_points.png")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.semilogy(rom.times, np.maximum(step_error, 1e-16), label="displacement error (HF)")
     ax.semilogy(rom.times, np.maximum(rom.indicator, 1e-16), label="error indicator (Gappy p)")
     ax.set(xlabel="time [s]", ylabel="relative", title="ROM error and indicator")
     ax.legend(fontsize=8)
-    save(fig, "error_indicator.png")
+    figures.save(fig, "error_indicator.png")
 
+
+def _plots(out: Path, model, layout, rom, reference, target, step_error) -> list[Path]:
+    figures = _Figures(out)
+    _reduction_plots(figures, model, layout, rom, step_error)
     pattern = target.metadata["load_pattern"]
     top = reference.reaction_names.index(pattern)
     lifted = list(model.lifting["lifting_names"]).index(pattern)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = figures.plt.subplots(figsize=(5, 4))
     ax.plot(rom.lifting_coefficients[:, lifted], reference.reactions[:, top, 1], "k-", lw=1.5, label="HF (built-in)")
     ax.plot(rom.lifting_coefficients[:, lifted], rom.reactions[:, lifted], "C3--", lw=1.2, label="ROM")
     ax.set(xlabel="prescribed displacement [mm]", ylabel="reaction force [N]", title="Force-displacement")
     ax.legend(fontsize=8)
-    save(fig, "force_displacement.png")
-    return paths
+    figures.save(fig, "force_displacement.png")
+    return figures.paths
 
 
 def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]]:

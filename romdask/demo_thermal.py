@@ -1,0 +1,235 @@
+"""The whole romdask pipeline on the thermomechanical reference problem (``romdask demo --problem thermal``).
+
+The spinning blade of :mod:`romdask.problems.thermal` under flight cycles (temperature-dependent
+viscoplastic law, thermal expansion, centrifugal load), as the plate demo of :mod:`romdask.demo`:
+
+1. high fidelity: one flight cycle at each training (peak temperature, rotation speed), built-in
+   solver, written into a snapshot store;
+2. offline: :func:`romdask.offline.reduce` on a LocalCluster (the temperature is an input of the
+   model: it keeps the temperature operator at its reduced points);
+3. online: an unseen flight (peak temperature and speed between the training ones) over several
+   cycles; the built-in solver computes the same case as the reference.
+
+:func:`run_thermal_demo` returns the summary figures and writes plots (temperature field,
+plastic strain, reduction) and VTU fields.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from dask.system import CPU_COUNT
+
+from romdask.demo import FIELDS, _cell_mean, _Figures, _hf_run, _reduction_plots, _vtu, compare
+from romdask.problems.thermal import thermal_problem
+from romdask.store import create_store, open_snapshots
+
+__all__ = ["ThermalDemoSettings", "run_thermal_demo", "thermal_summary_table"]
+
+
+@dataclass(frozen=True)
+class ThermalDemoSettings:
+    """What the thermal demo trains on and predicts.
+
+    Attributes
+    ----------
+    size : blade mesh size n (:func:`romdask.problems.thermal.blade_mesh`: 6 -> 525 nodes,
+        8 -> 1,188)
+    train : (peak temperature [C], rotation speed [rad/s]) of each training flight
+    predict : the unseen flight
+    cycles : flight cycles of the prediction (more than the training's: cyclic extrapolation)
+    train_cycles : flight cycles of each training run
+    increments_per_cycle : a multiple of 10 (:func:`romdask.problems.thermal.flight_times`)
+    tol_pod, tol_ecm : offline tolerances
+    workers : LocalCluster workers (None: one per core)
+    subdomains : store subdomains (None: 2 per worker)
+    """
+
+    size: int = 6
+    train: tuple[tuple[float, float], ...] = ((900.0, 1300.0), (1000.0, 1500.0))
+    predict: tuple[float, float] = (950.0, 1400.0)
+    cycles: int = 3
+    train_cycles: int = 1
+    increments_per_cycle: int = 40
+    tol_pod: float = 1e-6
+    tol_ecm: float = 1e-6
+    workers: int | None = None
+    subdomains: int | None = None
+
+    def problem(self, flight: tuple[float, float], cycles: int):
+        peak, omega = flight
+        return thermal_problem(self.size, cycles, peak, omega, increments_per_cycle=self.increments_per_cycle)
+
+
+def run_thermal_demo(
+    out: str | Path,
+    settings: ThermalDemoSettings = ThermalDemoSettings(),
+    *,
+    progress: Callable[[str], Callable | None] = lambda label: None,
+    plots: bool = True,
+    vtu: bool = True,
+) -> dict:
+    """Train, reduce, predict and compare on the spinning blade; write plots and VTU fields.
+
+    Parameters
+    ----------
+    out : output folder (created): ``store.zarr``, ``model.zarr``, ``*.png``, ``rom.pvd``,
+        ``summary.json``
+    settings : ThermalDemoSettings
+    progress : ``label -> callback`` for the built-in solver's progress, or None
+    plots, vtu : write the figures / the VTU series
+
+    Returns
+    -------
+    dict of the summary figures plus ``"files"`` (see :func:`romdask.demo.run_demo`; the errors
+    are those of :func:`romdask.demo.compare`) and ``max_temperature``, ``plastified`` (the
+    fraction of integration points with p > 0 at the end of the HF reference).
+
+    Notes
+    -----
+    The online time excludes numba compilation (one warm-up solve of the first increment). The
+    temperature is never reduced: the model maps the scenario's nodal temperatures to its points.
+    """
+    from romdask.cluster import cluster_client, progress_bar
+    from romdask.offline import ReduceOptions, reduce
+    from romdask.online import ReducedModel, Scenario, open_full
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"files": []}
+    training = [settings.problem(flight, settings.train_cycles) for flight in settings.train]
+    target = settings.problem(settings.predict, settings.cycles)
+    mesh = target.mesh
+    workers = settings.workers or CPU_COUNT
+    store_path = out / "store.zarr"
+    store = create_store(store_path, mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
+
+    # 1. high-fidelity training flights
+    names, hf_train = [], 0.0
+    for (peak, omega), problem in zip(settings.train, training):
+        name = f"train-{peak:g}C-{omega:g}rad"
+        hf_train += _hf_run(store, name, problem, progress(f"HF {name}")).wall_time
+        names.append(name)
+    figures.update(nodes=mesh.n_nodes, dofs=mesh.n_dofs, hf_training_time=hf_train)
+
+    # 2. offline reduction on a LocalCluster
+    start = time.perf_counter()
+    with cluster_client("local", n_workers=workers) as client, progress_bar(client):
+        reduction = reduce(store_path, training[0].material, runs=names,
+                           options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
+    model_path = reduction.save(out / "model.zarr", overwrite=True)
+    figures["offline_time"] = time.perf_counter() - start
+    model = ReducedModel.open(model_path)
+    report = model.metadata["reduce"]
+    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
+                   ecm_residual=report["ecm_residual"])
+
+    # 3. online prediction (first increment once: numba compilation), HF reference
+    scenario = Scenario.from_problem(target)
+    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous, scenario.temperature))
+    rom = model.solve(scenario)
+    figures["online_time"] = rom.wall_time
+    reference = _hf_run(store, "reference", target, progress("HF reference"))
+    figures["hf_time"] = reference.wall_time
+    figures["speedup"] = reference.wall_time / rom.wall_time
+
+    # 4. errors on the whole mesh
+    hf = open_snapshots(store_path, runs=["reference"])
+    errors, fields = compare(open_full(model_path), rom, hf, target.material)
+    temperature = np.array([target.nodal_temperature(t) for t in rom.times])
+    figures.update(errors, max_indicator=float(np.max(rom.indicator)),
+                   flagged_steps=int(np.count_nonzero(rom.flagged)), max_temperature=float(temperature.max()),
+                   plastified=float(np.mean(fields["p_hf"][-1] > 0)))
+    u_rom, u_hf = fields["u_rom"], fields["u_hf"]
+    step_error = np.linalg.norm(u_rom - u_hf, axis=1) / np.linalg.norm(u_hf, axis=1).max()
+    layout = store.layout
+    if plots:
+        figures["files"] += _thermal_plots(out, model, layout, rom, target, temperature, fields, step_error)
+    if vtu:
+        figures["files"].append(_vtu(out, layout, rom.times, fields))
+    summary = out / "summary.json"
+    summary.write_text(json.dumps({k: v for k, v in figures.items() if k != "files"}, indent=1))
+    figures["files"].append(summary)
+    return figures
+
+
+def _thermal_plots(out: Path, model, layout, rom, target, temperature, fields, step_error) -> list[Path]:
+    """The shared reduction plots plus temperature.png and plastic_strain.png: maps on the
+    section plane z = 0 (element layer on it, x = span, y = chord) and histories."""
+    figures = _Figures(out)
+    plt = figures.plt
+    _reduction_plots(figures, model, layout, rom, step_error)
+    mesh = layout.mesh
+    period = target.metadata["period"]
+    # elements with a face on z = 0, their centroids (x, y), their mean nodal temperature
+    layer = np.unique(mesh.surfaces["zsym"][:, 0])
+    conn = [np.asarray(b.connectivity) for b in mesh.blocks]
+    corners = np.concatenate([c[:, :4] if c.shape[1] in (4, 10) else c[:, :8] for c in conn]) if len(conn) == 1 else None
+    if corners is None:  # pragma: no cover - the blade is one block
+        raise ValueError("the thermal demo's plots expect a single-block mesh")
+    centroid = mesh.nodes[corners[layer]].mean(axis=1)
+    times = rom.times
+    heat_up, hold = np.argmin(np.abs(times - 0.1 * period)), np.argmin(np.abs(times - 0.4 * period))
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    levels = np.linspace(0.0, max(temperature.max(), 1.0), 21)
+    for ax, k, label in ((axes[0], heat_up, "heat-up"), (axes[1], hold, "hold")):
+        cell = temperature[k][corners[layer]].mean(axis=1)
+        c = ax.tricontourf(centroid[:, 0], centroid[:, 1], cell, levels=levels, cmap="inferno")
+        ax.set(aspect="equal", xlabel="x (span) [mm]", ylabel="y (chord) [mm]", title=f"T at t = {times[k]:g} s ({label})")
+    fig.colorbar(c, ax=axes[:2], label="temperature [C]", shrink=0.8)
+    x = mesh.nodes
+    tip = mesh.node_sets["tip"]
+    for y, name in ((x[tip, 1].min(), "tip, core"), (x[tip, 1].max(), "tip, edge")):
+        node = tip[np.argmin(np.abs(x[tip, 1] - y) + x[tip, 2])]
+        axes[2].plot(times, temperature[:, node], label=name)
+    spin = target.loads[0]
+    axes[2].plot(times, [temperature.max() * spin.scale(t) for t in times], "k:", lw=1, label="omega^2 (scaled)")
+    axes[2].set(xlabel="time [s]", ylabel="temperature [C]", title="Flight cycles")
+    axes[2].legend(fontsize=8)
+    figures.save(fig, "temperature.png")
+
+    p_hf, p_rom = _cell_mean(layout, fields["p_hf"]), _cell_mean(layout, fields["p_rom"])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    top = max(p_hf[-1, layer].max(), 1e-12)
+    levels = np.linspace(0.0, top, 21)
+    for ax, p, label in ((axes[0], p_hf, "HF (built-in)"), (axes[1], p_rom, "ROM")):
+        c = ax.tricontourf(centroid[:, 0], centroid[:, 1], np.clip(p[-1, layer], 0.0, top), levels=levels, cmap="viridis")
+        ax.set(aspect="equal", xlabel="x (span) [mm]", ylabel="y (chord) [mm]", title=f"p at t = {times[-1]:g} s, {label}")
+    fig.colorbar(c, ax=axes[:2], label="equivalent plastic strain", shrink=0.8)
+    axes[2].plot(times, fields["p_hf"].max(axis=1), "k-", lw=1.5, label="max p, HF")
+    axes[2].plot(times, fields["p_rom"].max(axis=1), "C3--", lw=1.2, label="max p, ROM")
+    axes[2].set(xlabel="time [s]", ylabel="equivalent plastic strain", title="Plastic strain history")
+    axes[2].legend(fontsize=8)
+    figures.save(fig, "plastic_strain.png")
+    return figures.paths
+
+
+def thermal_summary_table(figures: dict, settings: ThermalDemoSettings) -> list[tuple[str, str]]:
+    """The thermal demo's printed table as (label, value) rows."""
+    f = figures
+    flights = ", ".join(f"{p:g} C / {w:g} rad/s" for p, w in settings.train)
+    return [
+        ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs (blade size {settings.size})"),
+        ("training", f"{len(settings.train)} HF flights ({flights}), {settings.train_cycles} cycle(s): "
+                     f"{f['hf_training_time']:.1f} s"),
+        ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
+        ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
+        ("prediction", f"{settings.predict[0]:g} C / {settings.predict[1]:g} rad/s, {settings.cycles} cycles "
+                       f"(max temperature {f['max_temperature']:.0f} C, {100 * f['plastified']:.0f} % of the points "
+                       "plastified)"),
+        ("HF time", f"{f['hf_time']:.2f} s"),
+        ("online time", f"{f['online_time']:.3f} s"),
+        ("speedup", f"{f['speedup']:.0f}x"),
+        ("error displacement (L2 time-space)", f"{f['error_displacement']:.2e}"),
+        ("error von Mises (max, of max)", f"{100 * f['error_von_mises']:.2f} % law replay "
+                                          f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % Gappy-POD"),
+        ("error plastic strain (max, of max)", f"{100 * f['error_p']:.2f} % law replay, "
+                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})"),
+        ("max error indicator", f"{f['max_indicator']:.2e} ({f['flagged_steps']} flagged steps)"),
+    ]
