@@ -17,6 +17,7 @@ Differences that are intentional (none change the numbers):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -375,7 +376,7 @@ def _hardening_block(curves: tuple, base: int, name: str) -> np.ndarray:
     ``[nt, T (nt), (offset, rows) per curve, (offset, rows) per neighbour pair, tables...]``."""
     nt = len(curves)
     tables = [[(e, e, s, s) for s, e in rows] for _, rows in curves]
-    for (ta, a), (tb, b) in zip(curves[:-1], curves[1:]):
+    for (ta, a), (tb, b) in pairwise(curves):
         merged = _plmix_rows(a, b, f"{name} between temperatures {ta} and {tb}")
         if len(merged) > _MAX_ROWS:
             raise ValueError(f"{name}: merging the curves of temperatures {ta} and {tb} gives {len(merged)} rows; "

@@ -22,7 +22,9 @@ from romdask.fem.mesh import CellBlock, Mesh
 from romdask.fem.quadrature import quadrature, strain
 from romdask.fem.temperature import temperature_operator
 from romdask.hifi.calculix import run_ccx
-from romdask.hifi.calculix.deck import format_number as fmt  # <= 20 characters, exact when it fits
+from romdask.hifi.calculix.deck import (
+    format_number as fmt,  # <= 20 characters, exact when it fits
+)
 from romdask.io.calculix.cards import deck_cards
 from romdask.io.calculix.dat import read_dat
 from romdask.io.calculix.frd import read_frd
