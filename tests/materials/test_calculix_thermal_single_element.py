@@ -22,11 +22,14 @@ from romdask.fem.mesh import CellBlock, Mesh
 from romdask.fem.quadrature import quadrature, strain
 from romdask.fem.temperature import temperature_operator
 from romdask.hifi.calculix import run_ccx
-from romdask.hifi.calculix.deck import format_number as fmt  # <= 20 characters, exact when it fits
+from romdask.hifi.calculix.deck import (
+    format_number as fmt,  # <= 20 characters, exact when it fits
+)
 from romdask.io.calculix.cards import deck_cards
 from romdask.io.calculix.dat import read_dat
 from romdask.io.calculix.frd import read_frd
 from romdask.io.calculix.laws import deck_laws
+from romdask.materials import CalculixViscoplastic, LinearElastic
 
 pytestmark = pytest.mark.skipif(shutil.which("ccx") is None, reason="ccx (apt package calculix-ccx) not installed")
 
@@ -83,6 +86,16 @@ def temperature_value(x):
     return 420.0 + 30.0 * x[:, 0] - 20.0 * x[:, 1] + 10.0 * x[:, 2]
 
 
+def _uniform_20(x):
+    return np.full(len(x), 20.0)
+
+
+#: (initial temperature, *TEMPERATURE value, its amplitude) of each scenario: "ramp" crosses
+#: the tables; "node" stays at the first table temperature, where CalculiX merges the curves of
+#: 20 and 220 with ratio 0 (plmix.f), cutting the 20 curve at 0.008, the end of the 220 one
+SCENARIOS = {"ramp": (initial_temperature, temperature_value, AMP_T), "node": (_uniform_20, _uniform_20, [1.0] * 5)}
+
+
 def _tensor(e):
     return np.array([[e[0], e[3] / 2, e[4] / 2], [e[3] / 2, e[1], e[5] / 2], [e[4] / 2, e[5] / 2, e[2]]])
 
@@ -92,17 +105,21 @@ def _amplitude(name, values):
     return [f"*AMPLITUDE, NAME={name}, TIME=TOTAL TIME"] + [f"{t!r}, {v!r}" for t, v in zip(AMP_TIMES, values)]
 
 
-def write_deck(path, etype, nodes, hardening, visco):
+def write_deck(path, etype, nodes, hardening, visco, scenario="ramp"):
     u = nodes @ _tensor(DIRECTION).T
     lines = ["*HEADING", "thermal single element", "*NODE"]
     lines += [f"{i + 1}, {fmt(x)}, {fmt(y)}, {fmt(z)}" for i, (x, y, z) in enumerate(nodes)]
     lines += [f"*ELEMENT, TYPE={etype}, ELSET=EALL", "1, " + ", ".join(str(i + 1) for i in range(len(nodes)))]
-    material = MATERIAL.format(hardening=hardening.upper()) + (CYCLIC if hardening == "combined" else "")
+    t_init, t_value, amp_t = SCENARIOS[scenario]
+    if hardening is None:  # elastic: *ELASTIC and *EXPANSION only
+        material = MATERIAL.split("*PLASTIC")[0]
+    else:
+        material = MATERIAL.format(hardening=hardening.upper()) + (CYCLIC if hardening == "combined" else "")
     lines += (material + (CREEP if visco else "") + EXPANSION).splitlines()
     lines += ["*SOLID SECTION, ELSET=EALL, MATERIAL=HOT"]
-    lines += _amplitude("AU", AMP_U) + _amplitude("AT", AMP_T)
+    lines += _amplitude("AU", AMP_U) + _amplitude("AT", amp_t)
     lines += ["*INITIAL CONDITIONS, TYPE=TEMPERATURE"]
-    lines += [f"{i + 1}, {fmt(t)}" for i, t in enumerate(initial_temperature(nodes))]
+    lines += [f"{i + 1}, {fmt(t)}" for i, t in enumerate(t_init(nodes))]
     procedure = "*VISCO, DIRECT, CETOL=1e6" if visco else "*STATIC, DIRECT"
     for k, n_inc in enumerate(INCREMENTS):
         period = AMP_TIMES[k + 1] - AMP_TIMES[k]
@@ -110,24 +127,26 @@ def write_deck(path, etype, nodes, hardening, visco):
         lines += ["*BOUNDARY, AMPLITUDE=AU"]
         lines += [f"{i + 1}, {c + 1}, {c + 1}, {fmt(u[i, c])}" for i in range(len(nodes)) for c in range(3)]
         lines += ["*TEMPERATURE, AMPLITUDE=AT"]
-        lines += [f"{i + 1}, {fmt(t)}" for i, t in enumerate(temperature_value(nodes))]
-        lines += ["*NODE OUTPUT, DOUBLE", "U, NT", "*EL PRINT, ELSET=EALL", "S, SDV", "*END STEP"]
+        lines += [f"{i + 1}, {fmt(t)}" for i, t in enumerate(t_value(nodes))]
+        lines += ["*NODE OUTPUT, DOUBLE", "U, NT", "*EL PRINT, ELSET=EALL", "S" if hardening is None else "S, SDV",
+                  "*END STEP"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def replay(law, mesh, frd, times):
+def replay(law, mesh, frd, times, scenario="ramp"):
     """The law along ccx's displacements, at romdask's integration-point temperatures."""
     quad = quadrature(mesh)
     op = temperature_operator(mesh)
     x = mesh.nodes
-    t_init = op @ initial_temperature(x)
-    t_prev = op @ (np.interp(0.0, AMP_TIMES, AMP_T) * temperature_value(x))
+    initial, value, amp_t = SCENARIOS[scenario]
+    t_init = op @ initial(x)
+    t_prev = op @ (np.interp(0.0, AMP_TIMES, amp_t) * value(x))
     state = law.initial_state(quad.n_points)
     stress, states, nodal_t, ip_t = [], [], [], []
     for (block, ids, disp), t_now, t_old in zip(frd.frames("DISP"), times, [0.0] + list(times[:-1])):
         assert np.array_equal(ids, mesh.node_ids)
-        t_nodes = np.interp(t_now, AMP_TIMES, AMP_T) * temperature_value(x)
+        t_nodes = np.interp(t_now, AMP_TIMES, amp_t) * value(x)
         t_ip = op @ t_nodes
         temps = np.column_stack([t_init, t_prev, t_ip])
         s, _, state, nf = law.integrate(strain(quad, disp.ravel()), state, t_now - t_old, t_now, temperature=temps)
@@ -174,3 +193,34 @@ def test_thermal_law_matches_ccx(tmp_path, etype, nodes, hardening, visco):
     if visco:
         ref = sdv_ccx[:, :, 13]
         assert np.all(np.abs(state[:, :, 13] - ref) <= 1e-6 * np.abs(ref) + 1e-12)
+
+
+def _run(tmp_path, etype, nodes, hardening, visco, scenario):
+    deck = write_deck(tmp_path / "one.inp", etype, nodes, hardening, visco, scenario)
+    run_ccx(deck, timeout=60)
+    law = deck_laws(deck_cards(deck), visco=visco)["HOT"]
+    mesh = Mesh(nodes, (CellBlock(etype, [np.arange(len(nodes))]),))
+    dat = read_dat(tmp_path / "one.dat")
+    times = dat.times("stress")
+    stress, state, _, t1 = replay(law, mesh, read_frd(tmp_path / "one.frd"), times, scenario)
+    s_ccx = np.array([dat.frame(mesh, "stress", i) for i in range(len(times))])
+    return law, stress, state, t1, s_ccx
+
+
+def test_at_a_table_temperature_the_curves_are_merged_as_plmix_does(tmp_path):
+    law, stress, state, t1, s_ccx = _run(tmp_path, "C3D8", HEX, "isotropic", False, "node")
+    assert np.all(t1 == 20.0) and state[:, :, 0].max() > 0.012  # past the 0.008 cut
+    assert np.all(np.abs(stress - s_ccx) <= 1e-6 * np.abs(s_ccx) + 1e-6)
+    # the 20 curve alone (no merge with the 220 one) is another material: several MPa off
+    alone = CalculixViscoplastic(elastic=law.elastic, plastic=[r for r in law.plastic if r[2] == 20.0],
+                                 expansion=law.expansion, expansion_zero=law.expansion_zero)  # fmt: skip
+    mesh = Mesh(HEX, (CellBlock("C3D8", [np.arange(8)]),))
+    other, _, _, _ = replay(alone, mesh, read_frd(tmp_path / "one.frd"), read_dat(tmp_path / "one.dat").times("stress"),
+                            "node")  # fmt: skip
+    assert np.abs(other - s_ccx).max() > 1.0
+
+
+def test_thermal_elastic_matches_ccx(tmp_path):
+    law, stress, _, t1, s_ccx = _run(tmp_path, "C3D10", TET, None, False, "ramp")
+    assert isinstance(law, LinearElastic) and law.thermal and t1.max() > 420.0
+    assert np.all(np.abs(stress - s_ccx) <= 1e-6 * np.abs(s_ccx) + 1e-6)

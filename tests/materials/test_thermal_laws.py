@@ -11,7 +11,13 @@ temperature must be exactly as consistent as at a fixed one.
 import numpy as np
 import pytest
 
-from romdask.materials import CalculixViscoplastic, Chaboche, LinearElastic, law_from_json, law_to_json
+from romdask.materials import (
+    CalculixViscoplastic,
+    Chaboche,
+    LinearElastic,
+    law_from_json,
+    law_to_json,
+)
 from romdask.materials.calculix import _curve_at, _hardening
 
 H = 1e-8

@@ -52,7 +52,7 @@ def _problem_metadata(inp: Path, mesh: Mesh, times: np.ndarray) -> dict:
 
     try:
         return run_metadata(read_problem(inp, times=times, mesh=mesh))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: patterns the description cannot hold
         logger.warning("%s: the load patterns and law are not recorded (romdask reduce will refuse this "
                        "run): %s", inp, exc)
         return {"problem_error": str(exc)}

@@ -42,7 +42,7 @@ _OPTIONS = {
     "*BOUNDARY": {"AMPLITUDE", "OP", "TYPE"}, "*CLOAD": {"AMPLITUDE", "OP"}, "*DLOAD": {"AMPLITUDE", "OP"},
     "*DSLOAD": {"AMPLITUDE", "OP"}, "*STEP": {"INC", "INCF", "NLGEOM", "AMPLITUDE"},
     "*STATIC": {"DIRECT", "SOLVER"}, "*VISCO": {"DIRECT", "SOLVER", "CETOL"}, "*END STEP": set(),
-    "*INITIAL CONDITIONS": {"TYPE"}, "*TEMPERATURE": {"AMPLITUDE", "OP", "FILE", "BSTEP"}, "*DENSITY": set(),
+    "*INITIAL CONDITIONS": {"TYPE"}, "*TEMPERATURE": {"AMPLITUDE", "OP", "FILE", "BSTEP", "ESTEP"}, "*DENSITY": set(),
     "*EXPANSION": {"ZERO", "TYPE"},
 }  # fmt: skip
 #: accepted and ignored: headings, output requests (which fields, how often, which format: the

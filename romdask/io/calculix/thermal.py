@@ -131,9 +131,11 @@ def _file_values(card: Card, line: DeckLine, mesh: Mesh, deck: Path) -> tuple[np
 _OPTIONS = {"AMPLITUDE", "OP", "FILE", "BSTEP"}
 
 
-def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[np.ndarray, np.ndarray, object]]:
-    """(nodes, values, group) of each line of a ``*TEMPERATURE`` card (one entry for FILE=)."""
-    bad = sorted(set(card.params) - _OPTIONS)
+def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[np.ndarray, np.ndarray, object, str]]:
+    """(nodes, values, group, name) of each line of a ``*TEMPERATURE`` card (one entry for
+    FILE=): the group is the ``** romdask name=``, the set name, or the card for lines naming
+    single ids; the name the ``** romdask name=``, else the set or id of the line, else the file."""
+    bad = sorted(set(card.params) - _OPTIONS)  # (problem.py lets ESTEP through for this message)
     if bad:
         hint = " (CalculiX 2.20 ignores ESTEP=: it takes the last increment of step BSTEP)" if "ESTEP" in bad else ""
         raise card.line.error(f"*TEMPERATURE option(s) {', '.join(bad)} not supported{hint}")
@@ -147,7 +149,8 @@ def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[
             raise card.rows[0][0].error("*TEMPERATURE,FILE= takes its temperatures from the file: remove the data "
                                         "lines (CalculiX would hand them to a user routine)")
         got = _file_values(card, card.line, mesh, deck)
-        return [] if got is None else [(got[0], got[1], ("file", card.line))]
+        name = card.hint or Path(card.params["FILE"]).name
+        return [] if got is None else [(got[0], got[1], ("file", card.line), name)]
     if "BSTEP" in card.params:
         raise card.line.error("*TEMPERATURE BSTEP= needs FILE=")
     out = []
@@ -158,15 +161,8 @@ def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[
         nodes = node_targets(line, items[0], mesh, lookups)
         value = parse_float(line, items[1], "temperature")
         group = card.hint or (("ids", card.line) if items[0].isdigit() else items[0].upper())
-        out.append((nodes, np.full(len(nodes), value), group))
+        out.append((nodes, np.full(len(nodes), value), group, card.hint or items[0].upper()))
     return out
-
-
-def _name(group) -> str:
-    if isinstance(group, str):
-        return group
-    kind, line = group
-    return f"{'file' if kind == 'file' else 'temperature'}-line{line.number}"
 
 
 def _evaluate(spec, span: StepSpan, v_start: np.ndarray, values: np.ndarray, amplitudes) -> tuple:
@@ -211,8 +207,9 @@ def _functions(changes, values: np.ndarray, t0: np.ndarray, spans: Sequence[Step
 
 def _group_patterns(name, nodes, changes, values, t0, spans, amplitudes, n_steps) -> list[Temperature]:
     times, table = _functions(changes, values, t0, spans, amplitudes)
-    (step, (mode, amplitude)), = changes[:1]
-    if len(changes) == 1 and step == 0 and mode == "amplitude":
+    step, (mode, amplitude) = changes[0]
+    same = all(spec == changes[0][1] for _, spec in changes) and np.all(values == values[:, :1])
+    if same and step == 0 and mode == "amplitude":  # one card (repeated in later steps: no change)
         amp, total = amplitudes[amplitude]
         if (total or n_steps == 1) and np.all(values[:, 0] * float(amp(0.0)) == t0):
             return [Temperature(nodes, values[:, 0], amp, name=name)]
@@ -256,13 +253,15 @@ def deck_temperatures(
     amplitudes = deck_amplitudes(model)
     history: dict[int, list] = {}  # node -> [(step, spec, value)]
     origin: dict[int, object] = {}
+    names: dict[object, str] = {}
     lookups: dict = {}
     for k, card in cards:
         name = card.params.get("AMPLITUDE", "")
         if name and name not in amplitudes:
             raise card.line.error(f"unknown amplitude {name}")
         spec = ("amplitude", name) if name else (spans[k].default, None)
-        for nodes, values, group in _card_rows(card, mesh, deck, lookups):
+        for nodes, values, group, label in _card_rows(card, mesh, deck, lookups):
+            names.setdefault(group, label)
             for node, value in zip(nodes.tolist(), values.tolist()):
                 changes = history.setdefault(node, [])
                 origin.setdefault(node, group)
@@ -277,6 +276,6 @@ def deck_temperatures(
     for (group, structure), members in groups.items():
         nodes = np.array(sorted(members), np.int64)
         values = np.array([[v for _, _, v in history[n]] for n in nodes.tolist()], np.float64)
-        out += _group_patterns(_name(group), nodes, list(structure), values, t0[nodes], spans, amplitudes,
+        out += _group_patterns(names[group], nodes, list(structure), values, t0[nodes], spans, amplitudes,
                                len(spans))
     return tuple(out)
