@@ -9,6 +9,7 @@ Usage::
     python benchmarks/run.py rom_calculix [--nodes 10000] [--cycles 1]   (needs ccx; benchmarks/rom_calculix.py)
     python benchmarks/run.py cluster [--nodes 10000]   (reduce on threads / LocalCluster / SLURM jobs)
     python benchmarks/run.py own_deck   (needs ccx; a user's decks, examples/calculix-part, via the CLI)
+    python benchmarks/run.py thermal [--nodes 10000] [--cycles 1]   (needs ccx; the spinning blade's decks via the CLI)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -884,6 +885,66 @@ def run_own_deck(args) -> list[dict]:
     return [row]
 
 
+def run_thermal(args) -> list[dict]:
+    """The thermal reference problem (the spinning blade, tests/thermal_deck.py) at ``--nodes``
+    (the blade size with at least that many nodes), through the command line as in
+    tests/test_thermal_cli.py: two ccx training flights (900 C / 1300 rad/s and 1000 C /
+    1500 rad/s, one cycle each), ingest, reduce, predict the new flight (950 C / 1400 rad/s,
+    ``--cycles``) from its deck, ccx on that deck, compare. ccx: 2 threads, ITERATIVE CHOLESKY.
+    Online = the reduced solve alone (Python API, warm, best of 3), in the same run as ccx on the
+    same deck: the ratio is measured, not combined from two runs."""
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from thermal_deck import write_blade
+
+    from romdask.problems.thermal import blade_node_count
+
+    target = args.nodes[0]
+    size = next(n for n in range(1, 200) if blade_node_count(n) >= target)
+    cycles = int(args.cycles)
+    cases = {"train-900": (900.0, 1300.0, 1), "train-1000": (1000.0, 1500.0, 1), "new-950": (950.0, 1400.0, cycles)}
+    row: dict = {"nodes": blade_node_count(size), "blade_size": size, "cycles": cycles,
+                 "increments": 40 * cycles}
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "CCX_NPROC_EQUATION_SOLVER": "2"}
+    work = Path(tempfile.mkdtemp(prefix="romdask-bench-thermal-"))
+    try:
+        write_blade(work, cases, size=size, solver="ITERATIVE CHOLESKY")
+
+        def timed(key: str, *cmd: str) -> None:
+            t0 = time.perf_counter()
+            subprocess.run(list(cmd), cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=env)
+            row[key] = time.perf_counter() - t0
+            print(f"{key}: {row[key]:.1f} s", file=sys.stderr, flush=True)
+
+        romdask = (sys.executable, "-m", "romdask.cli")
+        for name in cases:
+            timed(f"ccx_{name.replace('-', '_')}_s", "ccx", "-i", name)
+        timed("ingest_s", *romdask, "ingest", *(f"{r}.{e}" for r in ("train-900", "train-1000")
+                                             for e in ("inp", "frd", "dat")), "--store", "runs.zarr")
+        timed("reduce_s", *romdask, "reduce", "runs.zarr", "--out", "model.zarr")
+        timed("predict_cli_s", *romdask, "predict", "model.zarr", "--deck", "new-950.inp", "--out", "p.npz")
+        timed("compare_s", *romdask, "compare", "model.zarr", "p.npz", "new-950.frd", "--period", "100",
+              "--json", "errors.json")
+        code = ("import json; from romdask.io.calculix import read_problem; "
+                "from romdask.online import ReducedModel, problem_scenario; "
+                "m = ReducedModel.open('model.zarr'); s = problem_scenario(m, read_problem('new-950.inp')); "
+                "t = [m.solve(s).wall_time for _ in range(4)]; "
+                "print(json.dumps({'online_s': min(t[1:]), 'n_modes': m.n_modes, 'n_points': m.n_points}))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=work, check=True, stdout=subprocess.PIPE, text=True)
+        row.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        errors = json.loads((work / "errors.json").read_text())["rows"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    row.update(error_displacement=errors[0]["displacement"], error_von_mises=errors[0]["von_mises"],
+               error_p=errors[0]["p"], max_von_mises=errors[0]["max_von_mises"], max_p=errors[0]["max_p"],
+               speedup_vs_ccx=row["ccx_new_950_s"] / row["online_s"], load_avg=os.getloadavg()[0])
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def _record(name: str, rows: list[dict] | dict) -> None:
     extra = {}
     if isinstance(rows, dict):  # {"rows": [...], other keys recorded next to them}
@@ -924,7 +985,7 @@ def main(argv=None) -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling",
-                                                     "rom", "rom_calculix", "cluster", "own_deck"])
+                                                     "rom", "rom_calculix", "cluster", "own_deck", "thermal"])
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
@@ -939,14 +1000,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 4 if args.benchmark == "pod" else 2
-    if args.nodes is None and args.benchmark in ("rom", "rom_calculix"):
+    if args.nodes is None and args.benchmark in ("rom", "rom_calculix", "thermal"):
         args.nodes = [10000]
         args.cycles = 3 if args.benchmark == "rom" and "--cycles" not in argv else args.cycles
     if args.nodes is None and args.benchmark not in ("ecm", "scaling", "cluster"):
         args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
     rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
             "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom,
-            "rom_calculix": run_rom_calculix, "cluster": run_cluster, "own_deck": run_own_deck}[args.benchmark](args)
+            "rom_calculix": run_rom_calculix, "cluster": run_cluster, "own_deck": run_own_deck,
+            "thermal": run_thermal}[args.benchmark](args)
     _record(args.benchmark, rows)
     print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
 

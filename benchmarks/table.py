@@ -283,6 +283,35 @@ def own_deck_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def thermal_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Thermomechanics: the spinning blade, CalculiX against the reduced model ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py thermal`: the thermal reference problem ([thermomechanics.md](thermomechanics.md);",
+        "quarter blade, C3D8, temperature-dependent viscoplastic law with expansion, centrifugal load, a temperature",
+        "field per chord row) as a user's ccx decks (`tests/thermal_deck.py`), through the command line: two ccx",
+        "training flights (900 C / 1300 rad/s and 1000 C / 1500 rad/s, one cycle of 40 increments each), `ingest`,",
+        "`reduce`, `predict --deck` of the new flight (950 C / 1400 rad/s), ccx on that deck, `compare`. ccx 2.20: 2",
+        "threads, `SOLVER=ITERATIVE CHOLESKY`. Online = the reduced solve alone (Python API, warm, best of 3), measured",
+        "in the same run as ccx on the same deck. Errors of `romdask compare` (stress from ccx's .dat; the ROM's by",
+        "law replay): displacement time-space L2; von Mises and p: largest pointwise difference over all points and",
+        "times relative to the largest ccx value.",
+        "",
+        "| nodes | cycles | ccx train [s] | ingest [s] | reduce [s] | predict (CLI) [s] | compare [s] | ccx new deck [s] "
+        "| online [s] | speedup vs ccx | modes / points | error u | error von Mises | error p (max p) | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        lines.append(
+            f"| {r['nodes']:,} | {r['cycles']} | {r['ccx_train_900_s']:.0f} + {r['ccx_train_1000_s']:.0f} | "
+            f"{r['ingest_s']:.1f} | {r['reduce_s']:.1f} | {r['predict_cli_s']:.1f} | {r['compare_s']:.1f} | "
+            f"{r['ccx_new_950_s']:.0f} | {r['online_s']:.3f} | {r['speedup_vs_ccx']:,.0f}x | "
+            f"{r['n_modes']} / {r['n_points']} | {r['error_displacement']:.1e} | {100 * r['error_von_mises']:.2f} % | "
+            f"{100 * r['error_p']:.2f} % ({r['max_p']:.1e}) | {r['load_avg']:.1f} |"
+        )
+    return lines + [""]
+
+
 def cluster_table(entry: dict) -> list[str]:
     st = entry["store"]
     lines = [
@@ -331,6 +360,8 @@ def main() -> None:
         lines += rom_calculix_table(data["rom_calculix"])
     if "own_deck" in data:
         lines += own_deck_table(data["own_deck"])
+    if "thermal" in data:
+        lines += thermal_table(data["thermal"])
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 

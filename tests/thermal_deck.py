@@ -57,8 +57,9 @@ def part_lines(size: int, element: str = "C3D8") -> list[str]:
 
 
 def deck_lines(size: int, peak_temperature: float, omega: float, cycles: int, title: str,
-               element: str = "C3D8") -> list[str]:
-    """A deck: the part included, the law, the flight cycles as amplitudes, one step per segment."""
+               element: str = "C3D8", solver: str | None = None) -> list[str]:
+    """A deck: the part included, the law, the flight cycles as amplitudes, one step per segment
+    (``solver``: the ``*VISCO`` card's SOLVER=, default SPOOLES)."""
     problem = thermal_problem(size, cycles, peak_temperature, omega, period=PERIOD,
                               increments_per_cycle=INCREMENTS_PER_CYCLE, element=element, material=_ANY_LAW)
     t = MATERIAL_TABLES
@@ -89,7 +90,8 @@ def deck_lines(size: int, peak_temperature: float, omega: float, cycles: int, ti
     for t0, t1 in zip(breakpoints[:-1], breakpoints[1:]):
         lines += [
             f"** flight segment t = {t0:g} .. {t1:g} s",
-            "*STEP, INC=1000", "*VISCO, DIRECT, CETOL=1.E6", f"{dt:g}, {t1 - t0:g}",
+            "*STEP, INC=1000", "*VISCO, DIRECT, CETOL=1.E6" + (f", SOLVER={solver}" if solver else ""),
+            f"{dt:g}, {t1 - t0:g}",
             "*DLOAD, AMPLITUDE=SPIN", f"BLADE, CENTRIF, {_num(omega ** 2)}, 0., 0., 0., 0., 1., 0.",
             *cards,
             "*NODE FILE", "U, NT",
@@ -100,8 +102,9 @@ def deck_lines(size: int, peak_temperature: float, omega: float, cycles: int, ti
 
 
 def write_blade(folder: str | Path, cases: dict[str, tuple[float, float, int]], size: int = 6,
-                element: str = "C3D8") -> dict[str, Path]:
-    """``blade.inp`` and one deck per case ``name -> (peak temperature, omega, cycles)``."""
+                element: str = "C3D8", solver: str | None = None) -> dict[str, Path]:
+    """``blade.inp`` and one deck per case ``name -> (peak temperature, omega, cycles)``
+    (``size``: :func:`romdask.problems.thermal.blade_mesh`'s n, 6: 525 nodes, 19: 10,780)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "blade.inp").write_text("\n".join(part_lines(size, element)) + "\n")
@@ -109,7 +112,7 @@ def write_blade(folder: str | Path, cases: dict[str, tuple[float, float, int]], 
     for name, (peak, omega, cycles) in cases.items():
         title = f"spinning blade, peak {peak:g} C, omega {omega:g} rad/s, {cycles} flight cycle(s) of {PERIOD:g} s"
         decks[name] = folder / f"{name}.inp"
-        decks[name].write_text("\n".join(deck_lines(size, peak, omega, cycles, title, element)) + "\n")
+        decks[name].write_text("\n".join(deck_lines(size, peak, omega, cycles, title, element, solver)) + "\n")
     return decks
 
 
