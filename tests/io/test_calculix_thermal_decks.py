@@ -4,6 +4,7 @@ The expected temperatures are what ccx 2.20 printed (``NT``) for the same decks;
 are in tests/hifi/test_calculix_thermal.py (``test_temperature_rules_match_ccx``).
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,88 +19,8 @@ from romdask.problem import Problem
 from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Temperature, ramp
 from romdask.problems.meshing import box
 
-# one unit cube, C3D8, node ids with gaps; sets A (2 nodes) and B (2 nodes) with gapped ids
-CUBE = """*NODE, NSET=NALL
-1, 0, 0, 0
-12, 1, 0, 0
-23, 1, 1, 0
-34, 0, 1, 0
-45, 0, 0, 1
-56, 1, 0, 1
-67, 1, 1, 1
-78, 0, 1, 1
-*ELEMENT, TYPE=C3D8, ELSET=EALL
-5, 1, 12, 23, 34, 45, 56, 67, 78
-*NSET, NSET=A
-1, 12
-*NSET, NSET=B
-23, 34
-"""
-MATERIAL = """*MATERIAL, NAME=M
-*ELASTIC
-200000., 0.3
-*PLASTIC
-1000., 0.
-*CREEP, LAW=NORTON
-1e-30, 2., 0.
-*EXPANSION
-1e-5
-*SOLID SECTION, ELSET=EALL, MATERIAL=M
-*BOUNDARY
-1, 1, 3
-12, 2, 3
-34, 1, 1
-34, 3, 3
-45, 1, 2
-"""
-VISCO = "*VISCO, DIRECT, CETOL=1e6"
-# six steps: no amplitude (A), nothing, step-time amplitude (B), no amplitude (A) -- B keeps its
-# step-time amplitude --, total-time amplitude (node 45), nothing
-RULES = """*INITIAL CONDITIONS, TYPE=TEMPERATURE
-NALL, 20.
-*AMPLITUDE, NAME=UP
-0., 0., 1., 1.
-*AMPLITUDE, NAME=TOT, TIME=TOTAL TIME
-0., 0., 10., 10.
-*STEP
-{proc}
-0.25, 1.
-*TEMPERATURE
-A, 120.
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*END STEP
-*STEP
-{proc}
-0.25, 1.
-*TEMPERATURE, AMPLITUDE=UP
-B, 100.
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*TEMPERATURE
-A, 50.
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*TEMPERATURE, AMPLITUDE=TOT
-45, 10.
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*END STEP
-"""
-TIMES = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0]
-# ccx 2.20's NT of nodes (A, B, 45), *VISCO: a card without amplitude applies at once
-NT_VISCO = [(120, 20, 20)] * 6 + [(120, 25, 20), (120, 50, 20), (120, 75, 20), (120, 100, 20), (50, 50, 20),
-                                  (50, 100, 20), (50, 50, 45), (50, 100, 50), (50, 50, 55), (50, 100, 60)]
-# *STATIC (and *VISCO with *STEP,AMPLITUDE=RAMP): ramped over the step from the value at its start
-NT_STATIC = [(45, 20, 20), (70, 20, 20), (95, 20, 20), (120, 20, 20)] + NT_VISCO[4:10] + [(85, 50, 20)] + NT_VISCO[11:]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thermal_decks import CUBE, FILE_STEPS, MATERIAL, NT_STATIC, NT_VISCO, RULES, TIMES, VISCO  # noqa: E402
 
 
 def _deck(tmp_path, text, name="deck.inp"):
@@ -131,25 +52,6 @@ def _heat_frd(tmp_path, mesh):
     disp = np.zeros((4, mesh.n_nodes, 3))
     return write_frd(tmp_path / "heat.frd", mesh, [0.5, 1.0, 1.5, 2.0], {"DISP": disp, "NDTEMP": temps},
                      steps=[1, 1, 2, 2], encoding="float32")
-
-
-FILE_STEPS = """*INITIAL CONDITIONS, TYPE=TEMPERATURE
-NALL, 20.
-*STEP
-{proc}
-0.5, 1.
-*TEMPERATURE, FILE=heat.frd, BSTEP=2
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*END STEP
-*STEP
-{proc}
-0.5, 1.
-*TEMPERATURE, FILE=heat.frd
-*END STEP
-"""
 
 
 @pytest.mark.parametrize("proc", [VISCO, "*STATIC, DIRECT"])
