@@ -78,6 +78,12 @@ class Material(ABC):
     symmetric_tangent: ClassVar[bool] = False
 
     @property
+    def thermal(self) -> bool:
+        """True when the law depends on temperature (temperature tables or thermal expansion):
+        solvers refuse such a law in a problem without temperatures. Default False."""
+        return False
+
+    @property
     def n_state(self) -> int:
         """Number of internal state variables per integration point."""
         return len(self.state_names)

@@ -289,10 +289,19 @@ parameters:
   hardening: isotropic             # isotropic | kinematic | combined (*PLASTIC,HARDENING=)
   norton: [1.0e-9, 3.0, 0.0]       # *CREEP,LAW=NORTON A, n, m (p_dot = A q^n t^m); null: rate independent
   cyclic_hardening: null           # *CYCLIC HARDENING rows, for hardening: combined only
+  # Temperature dependence (thermal problems only; CalculiX's rules: every constant at the
+  # temperature of the end of the increment, linear between rows, constant outside):
+  # elastic: [[210000.0, 0.3, 20.0], [180000.0, 0.31, 500.0]]   # *ELASTIC rows E, nu, T (young, poisson: null)
+  # plastic: rows [stress, plastic strain, T], one curve per temperature, T increasing
+  #   (curves of two temperatures are merged as CalculiX's plmix.f does)
+  # norton: [[1.0e-9, 3.0, 0.0, 20.0], [5.0e-9, 3.0, 0.0, 500.0]]  # rows A, n, m, T (need elastic rows)
+  # expansion: [[1.2e-5, 20.0], [1.4e-5, 500.0]]  # *EXPANSION rows alpha, T (secant), or one number
+  # expansion_zero: 20.0           # *EXPANSION,ZERO=: eth = alpha(T)(T - zero) - alpha(T0)(T0 - zero)
 # type: LinearElastic
-# parameters: {young: 210000.0, poisson: 0.3}
+# parameters: {young: 210000.0, poisson: 0.3}   # also elastic, expansion, expansion_zero as above
 # type: Chaboche                   # Norton flow, Voce isotropic + Armstrong-Frederick kinematic hardening
 # parameters: {young: 200000.0, poisson: 0.3, r0: 10.0, q: 0.0, b: 0.0, k: 300.0, n: 30.0, c: 1.0e5, d: 1.0e3}
+#   thermal: table: rows [young, poisson, r0, q, b, k, n, c, d, T] (scalars left out), expansion, expansion_zero
 """
 
 _LOADS_TEMPLATE = """\

@@ -20,7 +20,7 @@ def _integrate(law, params, eps, state, dt, t):
     stress = np.empty((1, 6))
     tangent = np.empty((1, 6, 6))
     new = np.empty((1, law.n_state))
-    nf = law.kernel(eps[None], state[None], dt, t, np.zeros((1, 2)), params, stress, tangent, new)
+    nf = law.kernel(eps[None], state[None], dt, t, np.zeros((1, 3)), params, stress, tangent, new)
     assert nf == 0
     return stress[0], tangent[0], new[0]
 
