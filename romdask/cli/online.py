@@ -25,10 +25,12 @@ def register(sub) -> None:
                     "units of the training runs.",
     )
     pred.add_argument("model", help="reduced-model folder (romdask reduce)")
-    pred.add_argument("--deck", default=None, help="CalculiX deck of the new case (same mesh and pattern names)")
+    pred.add_argument("--deck", default=None, help="CalculiX deck of the new case (same mesh and pattern names; its "
+                      "temperatures and body forces too: any temperature fields, by node id)")
     pred.add_argument("--set", nargs="+", metavar="NAME=VALUE",
-                      help="cyclic case: the peak value of each pattern (e.g. top_displacement=0.006); with "
-                           "--amplitude: a factor on the table")
+                      help="cyclic case: the peak value of each pattern (e.g. top_displacement=0.006; a "
+                           "centrifugal pattern's omega^2, a gravity pattern's acceleration); with --amplitude: a "
+                           "factor on the table. Athermal models only (a thermal model predicts --deck cases)")
     pred.add_argument("--amplitude", nargs="+", metavar="NAME=FILE",
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
     pred.add_argument("--cycles", type=float, default=1, help="cyclic case: number of cycles (default 1)")
@@ -97,6 +99,10 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
         from romdask.io.calculix import read_problem
 
         return problem_scenario(model, read_problem(args.deck)), str(args.deck)
+    if getattr(model, "thermal", False):
+        raise ValueError(f"{args.model} is a thermal model: its cases need temperatures; give a deck with them "
+                         "(--deck new.inp: *INITIAL CONDITIONS,TYPE=TEMPERATURE and *TEMPERATURE), or use the Python "
+                         "API (romdask.online.Scenario with a ScenarioTemperature)")
     values = name_values(args.set, "--set")
     tables = name_values(args.amplitude, "--amplitude", parse=read_amplitude_csv)
     if tables:

@@ -99,7 +99,7 @@ def _field_initial(root: zarr.Group, run: str, layout: StoreLayout) -> np.ndarra
 def _description(layout: StoreLayout, description: Mapping[str, Any], run: str):
     """(initial, base, patterns, amplitudes) of a description's "temperature" entry."""
     try:
-        from romdask.problem.patterns import temperatures_from_description
+        from romdask.problem.thermal import temperatures_from_description
     except ImportError:  # pragma: no cover - until the description carries temperatures
         raise ValueError(f"run {run!r}: this romdask cannot read temperatures from a load description; "
                          "store the run's 'temperature' node field") from None

@@ -170,6 +170,10 @@ def calculix_reference(full: Any, law: Material, inp: str | Path, frd: str | Pat
     positions = offset[run.mesh.element_index(mesh.element_ids[full.ip_element])] + full.ip_local_point
     stress, source = fields.get("stress"), "dat"
     p = fields["state"][..., 0] if "state" in fields else fields["p"][..., 0] if "p" in fields else None
+    if (stress is None or p is None) and getattr(law, "thermal", False):
+        raise ValueError(f"{frd}: the law is thermal and the run gives no stress / plastic strain at the integration "
+                         "points; the replay on the run's strains does not read its temperatures yet: give the .dat "
+                         "with S and PEEQ (*EL PRINT)")
     if stress is None or p is None:  # the law along the run's strains: CalculiX's own numbers
         quad = quadrature(run.mesh)
         history = np.stack([strain(quad, u.ravel()) for u in u_run])

@@ -2,7 +2,8 @@
 so that full fields can be reconstructed and compared later without solving again.
 
 Arrays are stored under their attribute names; names, residual histories, Gappy coefficients and
-timings as small JSON / flattened arrays. No pickle: ``np.load(..., allow_pickle=False)``.
+timings as small JSON / flattened arrays; a thermal scenario's temperatures under
+``temperature/`` (unless a coefficient is a callable), for the law replay of full fields. No pickle: ``np.load(..., allow_pickle=False)``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,51 @@ def save_result(path: str | os.PathLike, result: OnlineResult) -> Path:
     arrays["residual_counts"] = np.array([len(step) for step in residuals], np.int64)
     for quantity, coefficients in result.gappy_coefficients.items():
         arrays[f"gappy_coefficients/{quantity}"] = coefficients
+    saved = _temperature_arrays(result.temperature, arrays)
     meta = {"format": FORMAT, "version": 1, "wall_time": result.wall_time, "timings": result.timings,
-            **{name: list(getattr(result, name)) for name in _NAMES}}
+            "temperature": saved, **{name: list(getattr(result, name)) for name in _NAMES}}
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     return path
+
+
+def _temperature_arrays(temperature, arrays: dict[str, np.ndarray]) -> str | None:
+    """The scenario's temperatures as arrays ``temperature/...``; returns "saved", None (no
+    temperatures) or why they were not saved (a callable coefficient)."""
+    from romdask.problem.loads import Amplitude
+
+    if temperature is None:
+        return None
+    coefficients = temperature.coefficients or ()
+    if any(not isinstance(c, (float, Amplitude)) for c in coefficients):
+        return "not saved: a temperature coefficient is a callable"
+    arrays["temperature/node_ids"], arrays["temperature/patterns"] = temperature.node_ids, temperature.patterns
+    arrays["temperature/base"] = temperature.base
+    if temperature.initial is not None:
+        arrays["temperature/initial"] = temperature.initial
+    if temperature.field_times is not None:
+        arrays["temperature/field_times"] = temperature.field_times
+    for p, c in enumerate(coefficients):
+        arrays[f"temperature/coefficient/{p}"] = (np.array([[c], [c]]) if isinstance(c, float)
+                                                   else np.array([c.times, c.values]))
+    return "saved"
+
+
+def _temperature(data, meta):
+    """The ScenarioTemperature of :func:`_temperature_arrays` (None if absent)."""
+    from romdask.online.scenario import ScenarioTemperature
+    from romdask.problem.loads import Amplitude
+
+    if meta.get("temperature") != "saved":
+        return None
+    get = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("temperature/")}
+    n_p = get["patterns"].shape[0]
+    coefficients = None
+    if "field_times" not in get:
+        tables = [get[f"coefficient/{p}"] for p in range(n_p)]
+        coefficients = tuple(float(t[0, 0]) if t.shape == (2, 1) else Amplitude(t[0], t[1]) for t in tables)
+    return ScenarioTemperature(get["node_ids"], get["patterns"], coefficients, get.get("initial"), get["base"],
+                               get.get("field_times"))
 
 
 def load_result(path: str | os.PathLike) -> OnlineResult:
@@ -67,12 +108,13 @@ def load_result(path: str | os.PathLike) -> OnlineResult:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         values = {f.name: data[f.name] for f in fields(OnlineResult) if f.name in data.files and f.name != "residuals"}
         missing = sorted({f.name for f in fields(OnlineResult)} - set(values) - set(_NAMES)
-                         - {"residuals", "gappy_coefficients", "wall_time", "timings"})
+                         - {"residuals", "gappy_coefficients", "wall_time", "timings", "temperature"})
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}")
         gappy = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("gappy_coefficients/")}
+        temperature = _temperature(data, meta)
     return OnlineResult(
         **values, residuals=[flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])], gappy_coefficients=gappy,
         wall_time=float(meta["wall_time"]), timings=dict(meta["timings"]),
-        **{name: tuple(meta[name]) for name in _NAMES},
+        **{name: tuple(meta[name]) for name in _NAMES}, temperature=temperature,
     )

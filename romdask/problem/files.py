@@ -38,6 +38,8 @@ from romdask.problem.patterns import DESCRIPTION_VERSION, loads_from_description
 
 __all__ = ["read_amplitude_csv", "read_law_file", "read_loads_file", "template"]
 
+#: version of the hand-written loads file format (not of the description it becomes)
+_FILE_VERSION = 1
 _AXES = {"x": 0, "y": 1, "z": 2, "0": 0, "1": 1, "2": 2}
 _TARGETS = {
     "dirichlet": ("node_set", "node_ids"),
@@ -237,7 +239,8 @@ def read_loads_file(path: str | Path, mesh: Mesh, *, run: str | None = None) -> 
     Returns
     -------
     dict
-        ``{"version": 1, "dirichlet": [...], "loads": [...]}`` in solver ids, checked by
+        ``{"version": 2, "dirichlet": [...], "loads": [...]}`` (:func:`describe_loads`'s
+        form, :data:`DESCRIPTION_VERSION`) in solver ids, checked by
         rebuilding the conditions on ``mesh``.
 
     Raises
@@ -251,9 +254,9 @@ def read_loads_file(path: str | Path, mesh: Mesh, *, run: str | None = None) -> 
     if not isinstance(data, Mapping):
         raise FileError(path, "a loads file is a mapping with 'dirichlet' and / or 'loads' lists")
     unknown = sorted(set(data) - {"version", "dirichlet", "loads", "runs"})
-    if unknown or data.get("version", DESCRIPTION_VERSION) != DESCRIPTION_VERSION:
+    if unknown or data.get("version", _FILE_VERSION) != _FILE_VERSION:
         raise FileError(path, f"unknown keys {unknown} or version {data.get('version')!r}; "
-                              f"expected version {DESCRIPTION_VERSION} with dirichlet, loads, runs")
+                              f"expected version {_FILE_VERSION} with dirichlet, loads, runs")
     description: dict[str, Any] = {"version": DESCRIPTION_VERSION, "dirichlet": [], "loads": []}
     for i, entry in enumerate(data.get("dirichlet") or []):
         description["dirichlet"].append(_entry(entry, "dirichlet", mesh, f"dirichlet[{i}]", path))

@@ -21,6 +21,7 @@ from romdask.online import (
     reconstruct_displacement,
     replay_law,
 )
+from romdask.online.results import load_result, save_result
 from thermal_cases import RUNS, TIMES, bar_law, bar_problem, read_run, write_runs
 
 #: the training runs, then references of unseen cases: a new amplitude (same shape as train_a,
@@ -123,7 +124,7 @@ def test_ecm_model_predicts_new_temperature_amplitude_and_shape(bar, ecm, case, 
     assert errors[0] < tol_u and errors[1] < tol_s
 
 
-def test_replay_law_with_temperatures_matches_the_hf_stresses(bar, exact):
+def test_replay_law_with_temperatures_matches_the_hf_stresses(bar, exact, tmp_path):
     """Law replay at every point along the reduced strains (exact model): round-off."""
     store, problems = bar
     reduction, path = exact
@@ -135,6 +136,10 @@ def test_replay_law_with_temperatures_matches_the_hf_stresses(bar, exact):
     np.testing.assert_allclose(fields["p"], hf["state"][..., 0], rtol=0, atol=1e-8 * hf["state"][..., 0].max())
     with pytest.raises(ValueError, match="thermal model: give the scenario's temperatures"):
         replay_law(open_full(path), _without_temperature(result), model.materials[0][0])
+    # a saved prediction keeps the temperatures: the replay of the reloaded result is the same
+    loaded = load_result(save_result(tmp_path / "pred.npz", result))
+    again = replay_law(open_full(path), loaded, model.materials[0][0], steps=[3, 12])
+    np.testing.assert_array_equal(again["stress"], fields["stress"][[3, 12]])
 
 
 def _without_temperature(result):
