@@ -1,6 +1,6 @@
 """Thermomechanics end to end through the `romdask` command line only (subprocesses): ccx runs two
-training flights of the spinning blade, `romdask ingest`, `romdask reduce`, `romdask predict
---deck` of an unseen flight (other peak temperature and rotation speed) over three cycles, ccx
+training flights of the spinning blade (925 C / 1350 rad/s and 975 C / 1450 rad/s, two cycles each), `romdask ingest`, `romdask reduce`, `romdask predict
+--deck` of an unseen flight (950 C / 1400 rad/s) over three cycles, ccx
 runs that deck, `romdask compare` against it.
 
 The decks (tests/thermal_deck.py) are what a user writes: the quarter blade (C3D8, 525 nodes) in
@@ -48,8 +48,8 @@ def session(tmp_path_factory) -> dict:
     for name in CASES:
         _run("ccx", "-i", name, cwd=work)
     out = {"work": work}
-    out["ingest"] = _romdask("ingest", "train-900.inp", "train-900.frd", "train-900.dat", "train-1000.inp",
-                             "train-1000.frd", "train-1000.dat", "--store", "runs.zarr", cwd=work)
+    out["ingest"] = _romdask("ingest", "train-925.inp", "train-925.frd", "train-925.dat", "train-975.inp",
+                             "train-975.frd", "train-975.dat", "--store", "runs.zarr", cwd=work)
     out["info"] = _romdask("info", "runs.zarr", cwd=work)
     out["reduce"] = _romdask("reduce", "runs.zarr", "--out", "model.zarr", cwd=work)
     out["predict"] = _romdask("predict", "model.zarr", "--deck", "new-950.inp", "--out", "new-950-rom.npz",
