@@ -224,11 +224,12 @@ def _cell_mean(layout, field: np.ndarray) -> np.ndarray:
     return out / counts.reshape((1, -1) + (1,) * (field.ndim - 2))
 
 
-def _vtu(out: Path, layout, times, fields: dict) -> Path:
+def _vtu(out: Path, layout, times, fields: dict, extra_point: dict | None = None) -> Path:
     from romdask.io.vtu import write_vtu_series
 
     n_t, n_nodes = len(times), layout.mesh.n_nodes
     point = {f"displacement_{w}": fields[f"u_{w}"].reshape(n_t, n_nodes, 3) for w in ("rom", "hf")}
+    point.update(extra_point or {})
     point["displacement_error"] = point["displacement_rom"] - point["displacement_hf"]
     cell = {f"{q}_{w}": _cell_mean(layout, fields[f"{short}_{w}"])
             for q, short in (("von_mises", "vm"), ("p", "p")) for w in ("rom", "hf")}
@@ -247,7 +248,8 @@ class _Figures:
         self.plt, self.out, self.paths = plt, out, []
 
     def save(self, fig, name: str) -> None:
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         self.paths.append(self.out / name)
         fig.savefig(self.paths[-1], dpi=120)
         self.plt.close(fig)

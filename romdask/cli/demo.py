@@ -23,7 +23,7 @@ def register(sub) -> None:
     demo.add_argument("--train", nargs="+", default=None,
                       help="training runs: plate: top displacements [mm] (default 0.004 0.008); thermal: "
                            "PEAK:OMEGA flights, tip temperature [C] and rotation speed [rad/s] "
-                           "(default 900:1300 1000:1500)")
+                           "(default 925:1350 975:1450, two cycles each)")
     demo.add_argument("--predict", default=None,
                       help="the predicted case: plate: amplitude [mm] (default 0.006); thermal: PEAK:OMEGA "
                            "(default 950:1400)")
