@@ -102,3 +102,65 @@ NALL, 20.
 *TEMPERATURE, FILE=heat.frd
 *END STEP
 """
+
+
+# body loads step after step: a gravity under a step-time amplitude (its value reached is kept in
+# the next steps), a centrifugal load without amplitude (at once in *VISCO, ramped in *STATIC)
+# replaced in step 3; a stiff, barely nonlinear law so that ccx takes every increment
+BODY_RULES = """*NODE, NSET=NALL
+1, 0, 0, 0
+2, 10, 0, 0
+3, 10, 10, 0
+4, 0, 10, 0
+5, 0, 0, 10
+6, 10, 0, 10
+7, 10, 10, 10
+8, 0, 10, 10
+9, 20, 0, 0
+10, 20, 10, 0
+11, 20, 0, 10
+12, 20, 10, 10
+*ELEMENT, TYPE=C3D8, ELSET=EALL
+1, 1, 2, 3, 4, 5, 6, 7, 8
+2, 2, 9, 10, 3, 6, 11, 12, 7
+*NSET, NSET=LEFT
+1, 4, 5, 8
+*ELSET, ELSET=E2
+2
+*MATERIAL, NAME=M
+*ELASTIC
+200000., 0.3
+*PLASTIC
+1e5, 0.
+*CREEP, LAW=NORTON
+1e-30, 2., 0.
+*DENSITY
+7.8e-9
+*SOLID SECTION, ELSET=EALL, MATERIAL=M
+*AMPLITUDE, NAME=UP
+0., 0., 1., 1.
+*BOUNDARY
+LEFT, 1, 3
+*STEP
+{proc}
+0.25, 1.
+*DLOAD, AMPLITUDE=UP
+EALL, GRAV, 1e6, 0., -1., 0.
+*DLOAD
+E2, CENTRIF, 1e8, 0., 0., 0., 0., 0., 1.
+*CONTROLS, PARAMETERS=FIELD
+1e-9, 1e-9, , , 1e-9, 1e-9
+*NODE OUTPUT, DOUBLE
+U
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*DLOAD
+E2, CENTRIF, 3e8, 0., 0., 0., 0., 0., 1.
+*END STEP
+"""

@@ -36,7 +36,7 @@ from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Te
 from romdask.problems.meshing import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_decks import CUBE, FILE_STEPS, MATERIAL, RULES, VISCO  # noqa: E402
+from thermal_decks import BODY_RULES, CUBE, FILE_STEPS, MATERIAL, RULES, VISCO  # noqa: E402
 from numbering import gmsh_like  # noqa: E402
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("ccx") is None,
@@ -137,6 +137,19 @@ def test_temperature_file_matches_ccx(tmp_path, proc):
     _check_nt(deck)
 
 
+@pytest.mark.parametrize("proc", [VISCO, "*STATIC, DIRECT"])
+def test_body_load_rules_match_ccx(tmp_path, proc):
+    """*DLOAD GRAV / CENTRIF step after step follow the rules of the pressures (a step-time
+    amplitude dropped in later steps, at once in *VISCO, ramped in *STATIC, replaced)."""
+    deck = tmp_path / "body.inp"
+    deck.write_text(BODY_RULES.replace("{proc}", proc))
+    worst, problem, _ = _agreement(deck)
+    spin = next(ld for ld in problem.loads if isinstance(ld, Centrifugal))
+    expected = [1e8] * 7 + [3e8] * 2 if proc == VISCO else [0, 2.5e7, 5e7, 7.5e7, 1e8, 1e8, 1e8, 2e8, 3e8]
+    np.testing.assert_allclose([spin.value * spin.scale(t) for t in problem.times], expected, rtol=1e-15)
+    assert worst < 1e-12, worst
+
+
 def test_temperature_encodings(tmp_path):
     """NDTEMP in ASCII, float32 and float64 .frd files: read_calculix's node field "temperature"."""
     mesh = box((2, 1, 1), (2.0, 1.0, 1.0))
@@ -163,10 +176,13 @@ def test_temperature_encodings(tmp_path):
 # ---- (a) temperature-dependent elasticity + expansion, transient nonuniform temperature ------------
 
 
-def _heating_front(element: str) -> Problem:
+def _heating_front(element: str, viscoplastic: bool = False) -> Problem:
     mesh = box((3, 2, 2), (30.0, 10.0, 10.0), element=element)
-    law = LinearElastic(elastic=[(2e5, 0.3, 20.0), (1.5e5, 0.33, 620.0)],
-                        expansion=[(1.2e-5, 20.0), (1.7e-5, 620.0)], expansion_zero=20.0)
+    tables = {"elastic": [(2e5, 0.3, 20.0), (1.5e5, 0.33, 620.0)], "expansion": [(1.2e-5, 20.0), (1.7e-5, 620.0)],
+              "expansion_zero": 20.0}
+    law = LinearElastic(**tables) if not viscoplastic else CalculixViscoplastic(
+        plastic=[(250.0, 0.0, 20.0), (300.0, 0.02, 20.0), (120.0, 0.0, 620.0), (150.0, 0.02, 620.0)],
+        norton=[(1e-12, 4.0, 0.0, 20.0), (1e-9, 4.0, 0.0, 620.0)], **tables)
     x = mesh.nodes[:, 0]
     layers = np.unique(x)
     temperatures = []
@@ -181,16 +197,22 @@ def _heating_front(element: str) -> Problem:
                    temperatures=tuple(temperatures), name=f"front_{element}")
 
 
-@pytest.mark.parametrize("element", ["C3D8", "C3D10"])
-def test_heating_front_agrees_with_calculix(tmp_path, element):
+@pytest.mark.parametrize("element, law", [("C3D8", "elastic"), ("C3D10", "elastic"), ("C3D8", "viscoplastic")])
+def test_heating_front_agrees_with_calculix(tmp_path, element, law):
+    """write_deck's deck: one step per output interval for the elastic law (ccx solves a linear
+    step in one increment), steps cut at the temperature amplitudes' breakpoints (*VISCO)."""
     start = time.perf_counter()
-    problem = _heating_front(element)
+    problem = _heating_front(element, law == "viscoplastic")
     deck = write_deck(problem, tmp_path / f"{problem.name}.inp")
-    worst, back, res = _agreement(deck)
+    n_steps = deck.read_text().count("*END STEP")
+    assert n_steps == (8 if law == "elastic" else 6), n_steps  # breakpoints 0.5, 1, 1.5, 2, 2.5
+    worst, back, res = _agreement(deck, ("displacement", "state") if law == "viscoplastic" else ("displacement",))
+    if law == "viscoplastic":
+        assert res.fields["state"][:, :, 0].max() > 1e-3
     for t in problem.times:
         np.testing.assert_allclose(back.nodal_temperature(t), problem.nodal_temperature(t), rtol=0, atol=1e-12)
     assert np.abs(res.displacement).max() > 0.05
-    print(f"(a) {element} heating front, E(T), alpha(T): worst relative displacement difference vs ccx {worst:.2e} "
+    print(f"(a) {element} {law} heating front, tables in T: worst relative displacement difference vs ccx {worst:.2e} "
           f"({time.perf_counter() - start:.1f} s)")
     assert worst < TOLERANCE, worst
 
