@@ -11,7 +11,13 @@ temperature must be exactly as consistent as at a fixed one.
 import numpy as np
 import pytest
 
-from romdask.materials import CalculixViscoplastic, Chaboche, LinearElastic, law_from_json, law_to_json
+from romdask.materials import (
+    CalculixViscoplastic,
+    Chaboche,
+    LinearElastic,
+    law_from_json,
+    law_to_json,
+)
 from romdask.materials.calculix import _curve_at, _hardening
 
 H = 1e-8
@@ -234,3 +240,22 @@ def test_bad_thermal_parameters():
     with pytest.raises(ValueError, match="n \\(Norton exponent\\).*temperature 420"):
         Chaboche(table=[[2e5, 0.3, 10.0, 0.0, 0.0, 300.0, 30.0, 1e5, 1e3, 20.0],
                         [2e5, 0.3, 10.0, 0.0, 0.0, 300.0, 0.5, 1e5, 1e3, 420.0]])  # fmt: skip
+
+
+def test_law_file_with_temperature_tables(tmp_path):
+    from romdask.problem.files import read_law_file, template
+
+    path = tmp_path / "law.yaml"
+    path.write_text("""type: CalculixViscoplastic
+parameters:
+  elastic: [[200000.0, 0.3, 20.0], [180000.0, 0.31, 220.0], [150000.0, 0.33, 420.0]]
+  plastic: [[200.0, 0.0, 20.0], [300.0, 0.01, 20.0], [400.0, 0.1, 20.0], [150.0, 0.0, 220.0], [200.0, 0.02, 220.0],
+            [100.0, 0.0, 420.0], [120.0, 0.005, 420.0], [160.0, 0.05, 420.0]]
+  norton: [[1.0e-9, 3.0, 0.2, 20.0], [4.0e-9, 2.5, 0.1, 420.0]]
+  expansion: [[1.2e-5, 20.0], [1.5e-5, 420.0]]
+  expansion_zero: 10.0
+""")
+    assert read_law_file(path) == thermal_calculix()
+    text = template("law")
+    for key in ("elastic:", "norton: [[", "expansion:", "expansion_zero:", "table: rows"):
+        assert key in text

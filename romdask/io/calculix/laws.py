@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def _rows(card: Card, names: tuple[str, ...], n_required: int) -> list[tuple[Dec
 
 def _increasing(rows, what: str) -> None:
     """Temperatures strictly increasing row after row (ident2.f assumes it)."""
-    for (_, a, _), (line, b, _) in zip(rows[:-1], rows[1:]):
+    for (_, a, _), (line, b, _) in pairwise(rows):
         if b[-1] <= a[-1]:
             raise line.error(f"{what}: temperature {b[-1]:g} after {a[-1]:g}; give the rows in increasing temperature")
 
