@@ -354,3 +354,12 @@ def test_ingest_stores_the_temperature(tmp_path):
     index = problem.mesh.node_index(ds["node"].values)
     for k, t in enumerate(ds["time"].values):
         np.testing.assert_allclose(ds["temperature"].values[k, :, 0], problem.nodal_temperature(t)[index], rtol=1e-14)
+    # the run's description rebuilds the deck's temperatures (read_problem's patterns)
+    from romdask.problem.thermal import temperatures_from_description
+
+    initial, patterns = temperatures_from_description(problem.mesh, ds.attrs["metadata"]["loads"])
+    rebuilt = Problem(problem.mesh, problem.material, problem.dirichlet, problem.times, initial_temperature=initial,
+                      temperatures=patterns)
+    assert [p.name for p in patterns] == [p.name for p in problem.temperatures]
+    for t in problem.times:
+        np.testing.assert_array_equal(rebuilt.nodal_temperature(t), problem.nodal_temperature(t))
