@@ -274,3 +274,25 @@ def test_heat_file_node_ids_must_be_the_decks(tmp_path):
     with pytest.raises(ReaderError, match="node ids of the results file not in the deck"):
         read_problem(path)
     assert Path(tmp_path / "heat.frd").is_file()
+
+
+def test_amplitude_breakpoints_between_output_times_are_not_knots(tmp_path):
+    """ccx evaluates a temperature at the increments' ends only: a breakpoint at t = 0.3 between
+    the output times 0.25 and 0.5 is not a knot (the built-in solver would cut there)."""
+    deck = CUBE + MATERIAL + """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 0.
+*AMPLITUDE, NAME=PEAK, TIME=TOTAL TIME
+0., 0., 0.3, 1., 1., 0.
+*STEP
+*VISCO, DIRECT, CETOL=1e6
+0.25, 1.
+*TEMPERATURE, AMPLITUDE=PEAK
+A, 100.
+*END STEP
+"""
+    p = read_problem(_deck(tmp_path, deck))
+    (pattern,) = p.temperatures
+    assert set(pattern.amplitude.times.tolist()) <= set(p.times.tolist())
+    peak = Amplitude([0.0, 0.3, 1.0], [0.0, 1.0, 0.0])
+    for t in p.times:
+        np.testing.assert_allclose(p.nodal_temperature(t)[[0, 1]], 100.0 * peak(t), rtol=1e-14)

@@ -217,7 +217,7 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     dirichlet, loads = deck_conditions(mesh, model, steps, spans, _densities(mesh, model))
     conditions = _unique_names(dirichlet + loads)
     t0 = deck_initial_temperature(path, mesh, model)
-    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, t0))
+    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, out_times, t0))
     laws = material.values() if isinstance(material, dict) else [material]
     if t0 is None and any(getattr(law, "thermal", False) for law in laws):
         raise ReaderError(path, "the materials have temperature tables or *EXPANSION but the deck has no "
