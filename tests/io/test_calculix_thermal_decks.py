@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from romdask.fem.mesh import Mesh
 from romdask.hifi.calculix import write_deck
 from romdask.io.calculix import read_inp, read_problem, write_frd
 from romdask.io.calculix.cards import deck_cards
@@ -296,3 +297,17 @@ A, 100.
     peak = Amplitude([0.0, 0.3, 1.0], [0.0, 1.0, 0.0])
     for t in p.times:
         np.testing.assert_allclose(p.nodal_temperature(t)[[0, 1]], 100.0 * peak(t), rtol=1e-14)
+
+
+def test_write_deck_densities_per_material(tmp_path):
+    """A body force over two materials: *DENSITY in both; read back as one pattern."""
+    cubes = box((2, 1, 1), (2.0, 1.0, 1.0))
+    mesh = Mesh(cubes.nodes, cubes.blocks, cubes.node_ids, cubes.node_sets,
+                {"left": np.array([0]), "right": np.array([1])}, cubes.surfaces)
+    spin = Centrifugal([0, 1], 1e6, (0, 0, 0), (0, 0, 1), 7.8e-9, ramp(1.0), name="spin")
+    problem = Problem(mesh, {"left": LinearElastic(2e5, 0.3), "right": LinearElastic(7e4, 0.33)},
+                      [Dirichlet(mesh.node_sets["xmin"], (0, 1, 2))], [0.0, 1.0], loads=(spin,))
+    deck = write_deck(problem, tmp_path / "two.inp")
+    assert deck.read_text().count("*DENSITY\n7.8e-09") == 2
+    (load,) = read_problem(deck).loads
+    assert load.name == "spin" and load.elements.tolist() == [0, 1] and load.density == 7.8e-9
