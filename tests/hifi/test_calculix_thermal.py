@@ -363,3 +363,22 @@ def test_ingest_stores_the_temperature(tmp_path):
     assert [p.name for p in patterns] == [p.name for p in problem.temperatures]
     for t in problem.times:
         np.testing.assert_array_equal(rebuilt.nodal_temperature(t), problem.nodal_temperature(t))
+
+
+def test_solve_calculix_temperature_field(tmp_path):
+    """solve_calculix(fields=(..., "temperature")): ccx's NT, the initial temperature in the zero
+    frame, the problem's temperature at a node of no element (ccx does not write it)."""
+    from romdask.hifi.calculix import solve_calculix
+
+    cube = box((1, 1, 1))
+    mesh = Mesh(np.vstack([cube.nodes, [[5.0, 5.0, 5.0]]]), cube.blocks, np.r_[cube.node_ids, 99],
+                cube.node_sets, cube.element_sets, cube.surfaces)
+    t0 = 20.0 + np.arange(9.0)
+    hot = Temperature(np.arange(9), t0, Amplitude([0.0, 1.0], [1.0, 3.0]), name="hot")
+    problem = Problem(mesh, LinearElastic(2e5, 0.3, expansion=1e-5), [Dirichlet(mesh.node_sets["xmin"], (0, 1, 2))],
+                      [0.0, 0.5, 1.0], initial_temperature=t0, temperatures=(hot,), name="unused")
+    res = solve_calculix(problem, tmp_path, fields=("displacement", "temperature"))
+    np.testing.assert_array_equal(res.times, problem.times)
+    expected = np.array([problem.nodal_temperature(t) for t in problem.times])
+    np.testing.assert_allclose(res.fields["temperature"][:, :, 0], expected, rtol=1e-14)
+    assert res.fields["temperature"][0, 8, 0] == 28.0 and res.fields["temperature"][2, 8, 0] == 84.0

@@ -276,8 +276,9 @@ def loaded_at_start(problem: Problem) -> list[str]:
 def _check_problem(problem: Problem) -> None:
     loaded = loaded_at_start(problem)
     if loaded:
-        logger.warning("%s: conditions %s are nonzero at t=0; CalculiX applies them during the first "
-                       "increment (the built-in solver equilibrates them at t=0 first)", problem.name, loaded)
+        logger.warning("%s: conditions %s are nonzero (temperature patterns: not at the initial temperature) "
+                       "at t=0; CalculiX applies them during the first increment (the built-in solver "
+                       "equilibrates them at t=0 first)", problem.name, loaded)
 
 
 def write_deck(
