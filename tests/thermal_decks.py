@@ -164,3 +164,49 @@ U
 E2, CENTRIF, 3e8, 0., 0., 0., 0., 0., 1.
 *END STEP
 """
+
+# the cube and its supports numbered 1..8 (ccx's reset below hits node NUMBER 2 or 5)
+def _renumbered(text: str) -> str:
+    for old, new in (("12", "2"), ("23", "3"), ("34", "4"), ("45", "5"), ("56", "6"), ("67", "7"), ("78", "8")):
+        text = text.replace(f"\n{old},", f"\n{new},").replace(f", {old}", f", {new}")
+    return text.replace("\n5, 1, 2, 3, 4, 5, 6, 7, 8", "\n1, 1, 2, 3, 4, 5, 6, 7, 8")
+
+
+CUBE_1_8 = _renumbered(CUBE)
+MATERIAL_1_8 = _renumbered(MATERIAL).replace("*SOLID", "*DENSITY\n7.8e-9\n*SOLID")
+
+# FILE= keeps a node's amplitude (ccx sets only the values), and ccx 2.20 drops step-time
+# temperature amplitudes at the end of a step for ONE node only: number 3 nbody + 2 (node 2
+# without body loads, node 5 with one) -- CalculiX.c's reset lacks its loop over the nodes.
+FILE_AMPLITUDES = """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*AMPLITUDE, NAME=UP
+0., 0., 1., 1.
+*STEP, AMPLITUDE=RAMP
+{proc}
+0.25, 1.
+{body}*TEMPERATURE, FILE=heat.frd, BSTEP=1
+*END STEP
+*STEP
+{proc}
+0.25, 1.
+*TEMPERATURE, AMPLITUDE=UP
+NALL, 50.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*TEMPERATURE, FILE=heat.frd, BSTEP=2
+*END STEP
+*STEP, AMPLITUDE=RAMP
+{proc}
+0.5, 1.
+*TEMPERATURE
+B, 70.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*TEMPERATURE, FILE=heat.frd, BSTEP=1
+*END STEP
+"""

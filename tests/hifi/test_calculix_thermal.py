@@ -36,7 +36,9 @@ from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Te
 from romdask.problems.meshing import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_decks import BODY_RULES, CUBE, FILE_STEPS, MATERIAL, RULES, VISCO  # noqa: E402
+from thermal_decks import (  # noqa: E402
+    BODY_RULES, CUBE, CUBE_1_8, FILE_AMPLITUDES, FILE_STEPS, MATERIAL, MATERIAL_1_8, RULES, VISCO,
+)
 from numbering import gmsh_like  # noqa: E402
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("ccx") is None,
@@ -148,6 +150,23 @@ def test_body_load_rules_match_ccx(tmp_path, proc):
     expected = [1e8] * 7 + [3e8] * 2 if proc == VISCO else [0, 2.5e7, 5e7, 7.5e7, 1e8, 1e8, 1e8, 2e8, 3e8]
     np.testing.assert_allclose([spin.value * spin.scale(t) for t in problem.times], expected, rtol=1e-15)
     assert worst < 1e-12, worst
+
+
+@pytest.mark.parametrize("body", ["", "*DLOAD\nEALL, GRAV, 1., 0., 0., -1.\n"])
+def test_temperature_file_amplitudes_and_the_reset_node_match_ccx(tmp_path, body):
+    """FILE= keeps each node's amplitude; ccx 2.20 drops a step-time amplitude after a step for
+    node 3 nbody + 2 only (node 2, or node 5 with one body load): read_problem does the same."""
+    (tmp_path / "heat.inp").write_text(CUBE_1_8 + HEAT)
+    run_ccx(tmp_path / "heat.inp", timeout=60)
+    deck = tmp_path / "mech.inp"
+    deck.write_text(CUBE_1_8 + MATERIAL_1_8 + FILE_AMPLITUDES.format(proc=VISCO, body=body).replace(
+        "*END STEP\n", "*NODE OUTPUT, DOUBLE\nNT\n*END STEP\n", 1))
+    _check_nt(deck)
+    ids, times, nt = _nt(deck.with_suffix(".frd"))
+    reset = 1 if not body else 4
+    k = int(np.argmin(np.abs(times - 2.5)))
+    others = [i for i in range(8) if i != reset]
+    assert np.all(nt[k, others] < nt[k + 1, others]) and nt[k, reset] == nt[k + 1, reset]  # UP kept / dropped
 
 
 def test_temperature_encodings(tmp_path):

@@ -21,7 +21,9 @@ from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Te
 from romdask.problems.meshing import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_decks import CUBE, FILE_STEPS, MATERIAL, NT_STATIC, NT_VISCO, RULES, TIMES, VISCO  # noqa: E402
+from thermal_decks import (  # noqa: E402
+    CUBE, CUBE_1_8, FILE_AMPLITUDES, FILE_STEPS, MATERIAL, MATERIAL_1_8, NT_STATIC, NT_VISCO, RULES, TIMES, VISCO,
+)
 
 
 def _deck(tmp_path, text, name="deck.inp"):
@@ -311,3 +313,22 @@ def test_write_deck_densities_per_material(tmp_path):
     assert deck.read_text().count("*DENSITY\n7.8e-09") == 2
     (load,) = read_problem(deck).loads
     assert load.name == "spin" and load.elements.tolist() == [0, 1] and load.density == 7.8e-9
+
+
+@pytest.mark.parametrize("body", ["", "*DLOAD\nEALL, GRAV, 1., 0., 0., -1.\n"])
+def test_file_keeps_amplitudes_and_ccx_resets_one_node(tmp_path, body):
+    """FILE= sets the values and keeps each node's amplitude (iamt1); *STEP,AMPLITUDE=RAMP does
+    not ramp a FILE= field (its nodes have no amplitude); after a step, ccx 2.20 drops the
+    step-time amplitude of node 3 nbody + 2 only (tests/hifi: the same deck run by ccx)."""
+    path = _deck(tmp_path, CUBE_1_8 + MATERIAL_1_8 + FILE_AMPLITUDES.format(proc=VISCO, body=body))
+    _heat_frd(tmp_path, read_inp(_deck(tmp_path, CUBE_1_8, "mesh.inp")))
+    p = read_problem(path)
+    i = np.arange(8.0)
+    got = {t: p.nodal_temperature(t) for t in p.times}
+    np.testing.assert_allclose(got[0.25], 200 + i)  # BSTEP=1 at once despite AMPLITUDE=RAMP
+    np.testing.assert_allclose(got[1.25], 12.5 + 0 * i)  # UP on the step time
+    reset = 1 if not body else 4  # node 2 (index 1), or node 5 (index 4) with one body load
+    expected = (400 + i) * 0.5
+    expected[reset] = 400 + reset  # no amplitude any more: at once in *VISCO
+    np.testing.assert_allclose(got[2.5], expected)
+    np.testing.assert_allclose(got[3.0], 400 + i)

@@ -15,9 +15,15 @@ is ``temperatures.f``, ``tempload.f``, ``utempread.c``):
   ramped linearly over the step from the value at its start in ``*STATIC`` or with
   ``*STEP,AMPLITUDE=RAMP``.
 * ``FILE=heat.frd[,BSTEP=n]`` (n = 1 by default): the LAST ``NDTEMP`` block of step n of that
-  results file, for every node in it, applied like a card without amplitude (at once in
-  ``*VISCO``, ramped in ``*STATIC``). ``ESTEP=`` is not a 2.20 parameter (ccx warns and ignores
-  it): refused here.
+  results file, for every node in it. It sets the values only: a node keeps the amplitude it
+  had (``iamt1``); a node without one follows the procedure (at once in ``*VISCO``, ramped in
+  ``*STATIC``) -- ``*STEP,AMPLITUDE=RAMP`` does not ramp a FILE= field. ``ESTEP=`` is not a
+  2.20 parameter (ccx warns and ignores it): refused here.
+* At the end of each step CalculiX.c means to drop step-time temperature amplitudes (as it
+  does for the loads), but its loop over the nodes is missing: only node NUMBER
+  ``3 nbody + 2`` (``nbody`` body loads defined so far; node 2 without) loses its step-time
+  amplitude (also the RAMP / STEP of ``*STEP,AMPLITUDE=``) and holds the value it reached.
+  Reproduced as it is (measured with and without a ``GRAV`` load).
 * The first increment starts from T0 (``t1old = t0``).
 
 ccx evaluates the temperatures at the end of each increment only (with ``DIRECT``, the output
@@ -246,6 +252,74 @@ def _group_patterns(name, nodes, changes, values, t0, spans, times, amplitudes) 
     return out
 
 
+def _spec(card: Card, step: DeckStep, span: StepSpan) -> tuple[str, str | None]:
+    """(mode, amplitude) of a card's lines, as ccx stores them in ``iamt1``: a deck amplitude,
+    the *STEP,AMPLITUDE=RAMP|STEP default (an internal step-time amplitude: "*STEP") or none
+    (the procedure's rule: ramped in *STATIC, at once in *VISCO)."""
+    name = card.params.get("AMPLITUDE", "")
+    if name:
+        return ("amplitude", name)
+    return (span.default, "*STEP") if step.card.params.get("AMPLITUDE") else (span.model_default, None)
+
+
+def _record(card, k, step, span, mesh, deck, amplitudes, lookups, history, origin, names) -> None:
+    """The lines of one ``*TEMPERATURE`` card of step ``k`` into the nodes' histories."""
+    name = card.params.get("AMPLITUDE", "")
+    if name and name not in amplitudes:
+        raise card.line.error(f"unknown amplitude {name}")
+    spec = _spec(card, step, span)
+    from_file = "FILE" in card.params
+    for nodes, values, group, label in _card_rows(card, mesh, deck, lookups):
+        names.setdefault(group, label)
+        for node, value in zip(nodes.tolist(), values.tolist()):
+            changes = history.setdefault(node, [])
+            origin.setdefault(node, group)
+            node_spec = spec
+            if from_file:  # FILE= sets the values only: the node keeps its amplitude (iamt1)
+                current = changes[-1][1] if changes else None
+                node_spec = current if current is not None and current[1] is not None else (span.model_default, None)
+            if changes and changes[-1][0] == k:
+                changes[-1] = (k, node_spec, value)  # the last line of the step wins
+            else:
+                changes.append((k, node_spec, value))
+
+
+def _body_counts(mesh: Mesh, steps: Sequence[DeckStep]) -> list[int]:
+    """ccx's ``nbody`` at the end of each step: the distinct (element set, CENTRIF | GRAV,
+    geometry) body loads defined so far."""
+    from romdask.io.calculix.targets import load_rows
+
+    keys: set = set()
+    out = []
+    lookups: dict = {}
+    for step in steps:
+        for card in step.loads:
+            if card.keyword == "*DLOAD":
+                keys |= {key for row in load_rows(card, mesh, lookups) for key in row.keys if key[0] == "body"}
+        out.append(len(keys))
+    return out
+
+
+def _reset_after_step(history: dict, mesh: Mesh, nbody: int, k: int, amplitudes) -> None:
+    """ccx 2.20's end-of-step reset of step-time temperature amplitudes, as it is: CalculiX.c
+    ("resetting the amplitude to none except for time=total time amplitudes") lacks the loop
+    over the nodes and resets only the node of index ``i`` left by the loop before it, node
+    number ``3 nbody + 2``: that node loses a step-time amplitude (also RAMP / STEP of
+    ``*STEP,AMPLITUDE=``) and holds the value it reached; every other node keeps its step-time
+    amplitude (measured: node 2 without body loads)."""
+    try:
+        node = int(mesh.node_index(np.array([3 * nbody + 2]))[0])
+    except KeyError:
+        return
+    changes = history.get(node)
+    if not changes or changes[-1][1] is None:
+        return
+    mode, amplitude = changes[-1][1]
+    step_time = amplitude == "*STEP" or (mode == "amplitude" and not amplitudes[amplitude][1])
+    if step_time:
+        changes.append((k, None, np.nan))
+
+
 def deck_temperatures(
     deck: Path, mesh: Mesh, model: Sequence[Card], steps: Sequence[DeckStep], spans: Sequence[StepSpan],
     times: np.ndarray, t0: np.ndarray | None,
@@ -273,20 +347,15 @@ def deck_temperatures(
     origin: dict[int, object] = {}
     names: dict[object, str] = {}
     lookups: dict = {}
+    bodies = _body_counts(mesh, steps)
+    by_step: dict[int, list[Card]] = {}
     for k, card in cards:
-        name = card.params.get("AMPLITUDE", "")
-        if name and name not in amplitudes:
-            raise card.line.error(f"unknown amplitude {name}")
-        spec = ("amplitude", name) if name else (spans[k].default, None)
-        for nodes, values, group, label in _card_rows(card, mesh, deck, lookups):
-            names.setdefault(group, label)
-            for node, value in zip(nodes.tolist(), values.tolist()):
-                changes = history.setdefault(node, [])
-                origin.setdefault(node, group)
-                if changes and changes[-1][0] == k:
-                    changes[-1] = (k, spec, value)  # the last line of the step wins
-                else:
-                    changes.append((k, spec, value))
+        by_step.setdefault(k, []).append(card)
+    for k in range(len(steps)):
+        if k > 0:
+            _reset_after_step(history, mesh, bodies[k - 1], k, amplitudes)
+        for card in by_step.get(k, []):
+            _record(card, k, steps[k], spans[k], mesh, deck, amplitudes, lookups, history, origin, names)
     groups: dict[tuple, list[int]] = {}
     for node, changes in history.items():
         groups.setdefault((origin[node], tuple((s, spec) for s, spec, _ in changes)), []).append(node)
