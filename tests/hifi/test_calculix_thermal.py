@@ -162,7 +162,7 @@ def test_temperature_file_amplitudes_and_the_reset_node_match_ccx(tmp_path, body
     deck.write_text(CUBE_1_8 + MATERIAL_1_8 + FILE_AMPLITUDES.format(proc=VISCO, body=body).replace(
         "*END STEP\n", "*NODE OUTPUT, DOUBLE\nNT\n*END STEP\n", 1))
     _check_nt(deck)
-    ids, times, nt = _nt(deck.with_suffix(".frd"))
+    _, times, nt = _nt(deck.with_suffix(".frd"))
     reset = 1 if not body else 4
     k = int(np.argmin(np.abs(times - 2.5)))
     others = [i for i in range(8) if i != reset]
