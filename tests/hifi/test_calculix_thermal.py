@@ -249,8 +249,9 @@ def _cycle_deck(folder: Path, element: str) -> Path:
     if element == "C3D10":
         mesh = gmsh_like(mesh, seed=5, n_unused=0)
     else:  # ids decreasing with gaps
-        mesh = Mesh(mesh.nodes, tuple(CellBlock(b.type, b.connectivity, 5 * np.arange(len(b)) + 2) for b in mesh.blocks),
-                    1000 - 7 * np.arange(mesh.n_nodes), mesh.node_sets, mesh.element_sets, mesh.surfaces)
+        blocks = tuple(CellBlock(b.type, b.connectivity, 5 * np.arange(len(b)) + 2) for b in mesh.blocks)
+        mesh = Mesh(mesh.nodes, blocks, 1000 - 7 * np.arange(mesh.n_nodes), mesh.node_sets, mesh.element_sets,
+                    mesh.surfaces)
     lines = ["*NODE, NSET=NALL"] + [f"{i}, {x!r}, {y!r}, {z!r}" for i, (x, y, z) in zip(mesh.node_ids,
                                                                                        mesh.nodes.tolist())]
     lines.append(f"*ELEMENT, TYPE={element}, ELSET=BAR")

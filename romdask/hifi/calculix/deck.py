@@ -117,8 +117,8 @@ def deck_segments(problem: Problem) -> list[tuple[float, float, float]]:
                 k = int(np.argmin(np.abs(times - t)))
                 if abs(times[k] - t) > 1e-9 * t_end:
                     raise ValueError(
-                        f"{problem.name}: an amplitude breakpoint (load or temperature reversal) at t={t:g} falls between "
-                        f"the output times {times[np.searchsorted(times, t) - 1]:g} and "
+                        f"{problem.name}: an amplitude breakpoint (load or temperature reversal) at t={t:g} falls "
+                        f"between the output times {times[np.searchsorted(times, t) - 1]:g} and "
                         f"{times[np.searchsorted(times, t)]:g}; CalculiX needs a step boundary there: add t={t:g} "
                         "to problem.times"
                     )
@@ -330,8 +330,8 @@ def write_deck(
     table of 1), homogeneous Dirichlet conditions in the model data, then one ``*STEP`` per
     segment of :func:`deck_segments` (a monotonic stretch of uniform increments) repeating the
     time-dependent cards with their amplitude (one step per output interval when every law is
-    linear elastic: ccx solves such a ``*STATIC`` step in one increment). ``*VISCO`` when some law creeps (``*STATIC``
-    switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
+    linear elastic: ccx solves such a ``*STATIC`` step in one increment). ``*VISCO`` when some
+    law creeps (``*STATIC`` switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
     node and element; written in one pass.
 
     Thermomechanics (:mod:`romdask.hifi.calculix.deck_thermal`): ``*INITIAL
