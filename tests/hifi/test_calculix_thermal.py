@@ -169,6 +169,33 @@ def test_temperature_file_amplitudes_and_the_reset_node_match_ccx(tmp_path, body
     assert np.all(nt[k, others] < nt[k + 1, others]) and nt[k, reset] == nt[k + 1, reset]  # UP kept / dropped
 
 
+def test_temperature_file_after_lines_in_one_step_matches_ccx(tmp_path):
+    """*STEP,AMPLITUDE=STEP in *STATIC: the lines' nodes (A) get the STEP amplitude (at once),
+    a FILE= card after them keeps it for A and ramps the other nodes (no amplitude)."""
+    (tmp_path / "heat.inp").write_text(CUBE + HEAT)
+    run_ccx(tmp_path / "heat.inp", timeout=60)
+    deck = tmp_path / "mech.inp"
+    deck.write_text(CUBE + MATERIAL + """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*STEP, AMPLITUDE=STEP
+*STATIC, DIRECT
+0.25, 1.
+*TEMPERATURE
+A, 120.
+*TEMPERATURE, FILE=heat.frd, BSTEP=2
+*NODE OUTPUT, DOUBLE
+NT
+*END STEP
+*STEP
+*STATIC, DIRECT
+0.5, 1.
+*TEMPERATURE
+A, 20.
+*END STEP
+""")
+    _check_nt(deck)
+
+
 def test_temperature_encodings(tmp_path):
     """NDTEMP in ASCII, float32 and float64 .frd files: read_calculix's node field "temperature"."""
     mesh = box((2, 1, 1), (2.0, 1.0, 1.0))
