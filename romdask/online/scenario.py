@@ -29,7 +29,7 @@ Coefficient = Union[Amplitude, Callable[[float], Any], float]
 
 def _scaled(value: float, amplitude: Amplitude | None) -> Coefficient:
     """``value * amplitude(t)`` as an Amplitude (keeps the breakpoints) or a constant."""
-    if amplitude is None:
+    if amplitude is None or value == 0.0:  # a zero pattern (e.g. a homogeneous condition) stays 0.0
         return float(value)
     return Amplitude(amplitude.times, float(value) * np.asarray(amplitude.values))
 

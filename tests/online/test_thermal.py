@@ -26,7 +26,8 @@ from thermal_cases import RUNS, TIMES, bar_law, bar_problem, read_run, write_run
 
 #: the training runs, then references of unseen cases: a new amplitude (same shape as train_a,
 #: other pull) and a new shape (a mix of both gradients)
-CASES = {**RUNS, "ref_amplitude": (0.003, 200.0, 0.0), "ref_shape": (0.001, 150.0, 120.0)}
+CASES = {**RUNS, "ref_amplitude": (0.003, 200.0, 0.0), "ref_shape": (0.001, 150.0, 120.0),
+         "ref_heat_only": (0.0, 250.0, 100.0, [0.0, 1.0, 2.0])}
 TRAIN = sorted(RUNS)
 
 
@@ -221,3 +222,39 @@ def test_athermal_and_old_models(training, bar, exact, tmp_path):
                                                              hardening="isotropic", norton=law.norton))
     with pytest.raises(ValueError, match="trained with temperatures but the case has none"):
         problem_scenario(thermal, cold)
+
+
+def test_temperature_only_increments(bar, ecm):
+    """No mechanical load, the whole heating in one increment, then a partial cooling: the
+    thermal predictor (the committed strain under the new temperatures) takes the thermal strain
+    jump; Newton converges without cutting. Measured: 4 and 2 solves, displacement 3.0e-3."""
+    store, problems = bar
+    reduction, path = ecm
+    model = reduction.model
+    result = model.solve(problem_scenario(model, problems["ref_heat_only"]))
+    assert result.cuts.sum() == 0 and result.iterations.max() <= 6, result.iterations
+    hf = read_run(store.path, "ref_heat_only")
+    U = reconstruct_displacement(open_full(path), result).compute()
+    assert rel(U, hf["displacement"]) < 2e-2
+
+
+def test_thermal_and_athermal_runs_do_not_mix(bar, tmp_path):
+    """One reduced model is thermal or not: a clear error names the runs."""
+    import dataclasses
+
+    from romdask.materials import CalculixViscoplastic
+
+    store, _ = write_runs(tmp_path / "mixed.zarr", {"hot": RUNS["train_a"]})
+    cold = bar_problem(0.004, 0.0, 0.0, name="cold")
+    law = bar_law()
+    cold = dataclasses.replace(cold, initial_temperature=None, temperatures=(),
+                               material=CalculixViscoplastic(law.young, law.poisson, law.plastic,
+                                                             hardening="isotropic", norton=law.norton))
+    from romdask.hifi import solve
+    from romdask.problem.patterns import describe_loads
+
+    writer = store.writer("cold", mesh=cold.mesh, times=cold.times, fields=("displacement", "stress", "state"),
+                          metadata={"loads": describe_loads(cold)}, allow_nan=("state",))
+    solve(cold, writer=writer, fields=("displacement", "stress", "state"))
+    with pytest.raises(ValueError, match=r"runs \['hot'\] have temperatures and runs \['cold'\] have none"):
+        reduce(store.path, law, options=ReduceOptions(ecm=False))
