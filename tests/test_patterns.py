@@ -9,15 +9,18 @@ import pytest
 from romdask.fem.mesh import CellBlock, Mesh
 from romdask.fem.partition import partition, renumber
 from romdask.fem.quadrature import nodal_force_vector, pressure_vector
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, ramp
+from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, NodalForce, Pressure, Temperature, ramp
 from romdask.problem.patterns import (
     describe_loads,
     load_signature,
     loads_from_description,
     mesh_fingerprint,
     problem_signature,
+    run_metadata,
     signature_differences,
 )
+from romdask.problem.thermal import temperatures_from_description
+from romdask.problem.vectors import unit_load_vector
 from romdask.problem import Problem
 from romdask.problems.cube import cube_problem
 from romdask.problems.meshing import box
@@ -92,7 +95,7 @@ def test_description_uses_solver_ids_and_generated_names():
     problem = _mixed_problem()
     mesh = problem.mesh
     d = describe_loads(problem)
-    assert d["version"] == 1
+    assert d["version"] == 2 and "temperature" not in d  # athermal
     assert [e["name"] for e in d["dirichlet"]] == ["dirichlet-0", "pull"]
     assert [e["name"] for e in d["loads"]] == ["load-0", "side pressure", "load-2"]
     assert d["dirichlet"][0]["node_ids"] == mesh.node_ids[problem.dirichlet[0].nodes].tolist()
@@ -205,7 +208,7 @@ def test_unknown_ids_version_and_kind_are_rejected():
     bad["loads"][0]["node_ids"] = [-1]
     with pytest.raises(ValueError, match=r"unknown node id.*-1"):
         loads_from_description(problem.mesh, bad)
-    for version in (2, None, "1"):
+    for version in (3, None, "1", True):
         bad = dict(d, version=version)
         with pytest.raises(ValueError, match="version"):
             loads_from_description(problem.mesh, bad)
@@ -275,3 +278,140 @@ def test_signature_changes_with_a_pattern_and_says_what_differs():
     assert differences[0].startswith("the mesh has") and "patterns missing" in " ".join(differences)
     with pytest.raises(ValueError, match="version"):
         signature_differences(reference, {"mesh": reference["mesh"]})
+
+
+# ---- body forces and temperatures (description version 2, signature version 2) ---------------
+
+
+def _thermal_problem() -> Problem:
+    """The mixed problem plus a rotation about a tilted axis on some elements, gravity on all,
+    a non-uniform initial temperature and two temperature patterns."""
+    base = _mixed_problem()
+    mesh = base.mesh
+    everything = np.arange(mesh.n_elements)
+    x = mesh.nodes
+    loads = base.loads + (Centrifugal(everything[::2], 2.5e5, [0.3, -1.0, 0.5], [0.0, 1.0, 1.0], 7.8e-9, ramp(1.0), name="spin"),
+             Gravity(everything, 9810.0, [0.0, 0.0, -1.0], 7.8e-9))
+    heat = (Temperature(mesh.node_sets["zmax"], 300.0 + x[mesh.node_sets["zmax"], 0],
+                        Amplitude([0.0, 0.5, 1.0], [0.1, 1.0, 0.4]), name="top"),
+            Temperature(mesh.node_sets["zmin"], 50.0))
+    return Problem(mesh, base.material, base.dirichlet, base.times, loads, name="thermal",
+                   initial_temperature=20.0 + 0.1 * x[:, 1], temperatures=heat)
+
+
+def test_body_forces_and_temperatures_round_trip_on_renumbered_meshes():
+    """JSON round trip onto the store's renumbering and onto a shuffled numbering: the body
+    forces give the same nodal forces on the same physical nodes, the temperatures the same
+    nodal temperature field at every time."""
+    problem = _thermal_problem()
+    d = json.loads(json.dumps(describe_loads(problem)))
+    assert d["version"] == 2 and [e["kind"] for e in d["loads"]][-2:] == ["centrifugal", "gravity"]
+    assert d["loads"][-1]["name"] == "load-4" and d["loads"][-2]["axis"] == pytest.approx([0, 2**-0.5, 2**-0.5])
+    assert [p["name"] for p in d["temperature"]["patterns"]] == ["top", "temperature-1"]
+    assert d == run_metadata(problem)["loads"]
+    rng = np.random.default_rng(3)
+    store_mesh, _ = renumber(problem.mesh, partition(problem.mesh, 2))
+    offsets = problem.mesh.block_offsets
+    elements = np.concatenate([offsets[k] + rng.permutation(len(b)) for k, b in enumerate(problem.mesh.blocks)])
+    shuffled = problem.mesh.renumbered(rng.permutation(problem.mesh.n_nodes), elements)
+    for mesh in (store_mesh, shuffled):
+        dirichlet, loads = loads_from_description(mesh, d)
+        initial, temperatures = temperatures_from_description(mesh, d)
+        to_new = mesh.node_index(problem.mesh.node_ids)
+        for i, (new, old) in enumerate(zip(loads, problem.loads)):
+            assert type(new) is type(old) and new.name == (old.name or f"load-{i}") and new.value == old.value
+            assert _amplitudes_equal(new.amplitude, old.amplitude) and getattr(new, "density", 0) == getattr(old, "density", 0)
+            f_new = unit_load_vector(mesh, new).reshape(-1, 3)[to_new]
+            f_old = unit_load_vector(problem.mesh, old).reshape(-1, 3)
+            assert np.abs(f_old).max() > 0
+            np.testing.assert_allclose(f_new, f_old, rtol=1e-12, atol=1e-12 * np.abs(f_old).max())
+        rebuilt = Problem(mesh, problem.material, dirichlet, problem.times, loads, initial_temperature=initial,
+                          temperatures=temperatures)
+        for t in (0.0, 0.25, 0.5, 1.0):
+            np.testing.assert_array_equal(rebuilt.nodal_temperature(t)[to_new], problem.nodal_temperature(t))
+        assert problem_signature(rebuilt) == problem_signature(problem)
+
+
+def test_uniform_initial_temperature_and_version_1_descriptions():
+    problem = dataclasses.replace(_thermal_problem(), initial_temperature=20.0, temperatures=())
+    d = describe_loads(problem)
+    assert d["temperature"] == {"initial": {"value": 20.0}, "patterns": []}
+    assert temperatures_from_description(problem.mesh, d) == (20.0, ())
+    old = describe_loads(PROBLEMS["mixed"]())
+    old["version"] = 1  # as romdask wrote it before body forces and temperatures
+    dirichlet, loads = loads_from_description(PROBLEMS["mixed"]().mesh, old)
+    assert len(loads) == 3 and temperatures_from_description(PROBLEMS["mixed"]().mesh, old) == (None, ())
+
+
+def test_temperature_descriptions_that_miss_nodes_are_rejected():
+    problem = _thermal_problem()
+    d = json.loads(json.dumps(describe_loads(problem)))
+    d["temperature"]["initial"]["node_ids"] = d["temperature"]["initial"]["node_ids"][1:]
+    d["temperature"]["initial"]["values"] = d["temperature"]["initial"]["values"][1:]
+    with pytest.raises(ValueError, match=f"gives {problem.mesh.n_nodes - 1} of the mesh's {problem.mesh.n_nodes} nodes"):
+        temperatures_from_description(problem.mesh, d)
+    d = json.loads(json.dumps(describe_loads(problem)))
+    d["temperature"]["patterns"][0]["node_ids"].append(424242)
+    with pytest.raises(ValueError, match=r"'top'.*unknown node id.*424242"):
+        temperatures_from_description(problem.mesh, d)
+    d = json.loads(json.dumps(describe_loads(problem)))
+    d["loads"][3]["axis"] = [0.0, 0.0]
+    with pytest.raises(ValueError, match="axis must be 3 finite numbers"):
+        loads_from_description(problem.mesh, d)
+
+
+def test_signature_of_body_forces_and_temperatures():
+    """A moved or turned axis and another gravity direction are other patterns; another point
+    ON the axis, the reversed axis, other values, densities, amplitudes and temperatures are
+    not; temperatures on one side only are a difference in words."""
+    problem = _thermal_problem()
+    reference = problem_signature(problem)
+    assert reference["version"] == 2 and reference["thermal"] is True
+    spin, gravity = problem.loads[3], problem.loads[4]
+    assert reference["patterns"][5]["geometry"] == {"point": [0.3, -0.75, 0.75], "axis": [0.0, 0.707107, 0.707107]}
+
+    def signature(*replaced, **changes):
+        loads = list(problem.loads)
+        for i, load in replaced:
+            loads[i] = load
+        return problem_signature(dataclasses.replace(problem, loads=tuple(loads), **changes))
+
+    same = [
+        (3, dataclasses.replace(spin, point=spin.point + 2.0 * spin.axis)),  # another point of the axis
+        (3, dataclasses.replace(spin, axis=-spin.axis, value=1.0, density=1.0, amplitude=None)),
+        (4, dataclasses.replace(gravity, value=1.0, density=2.0)),
+    ]
+    for change in same:
+        assert signature(change) == reference, change
+    assert signature(temperatures=(), initial_temperature=100.0) == reference
+    moved = signature((3, dataclasses.replace(spin, point=spin.point + [0.01, 0.0, 0.0])))
+    assert signature_differences(reference, moved) == [
+        "pattern 'spin' has another axis: point [0.31, -0.75, 0.75], axis [0.0, 0.707107, 0.707107] instead of "
+        "point [0.3, -0.75, 0.75], axis [0.0, 0.707107, 0.707107]"]
+    turned = signature((3, dataclasses.replace(spin, axis=[0.0, 1.0, 0.9])))
+    assert signature_differences(reference, turned)[0].startswith("pattern 'spin' has another axis")
+    down = signature((4, dataclasses.replace(gravity, direction=[0.0, -1.0, 0.0])))
+    assert signature_differences(reference, down) == [
+        "pattern 'load-4' has another direction: direction [0.0, -1.0, 0.0] instead of direction [0.0, 0.0, -1.0]"]
+    fewer = signature((3, dataclasses.replace(spin, elements=spin.elements[1:])))
+    assert signature_differences(reference, fewer) == [
+        f"pattern 'spin' has {len(spin.elements) - 1} elements instead of {len(spin.elements)}"]
+    athermal = signature(initial_temperature=None, temperatures=())
+    assert signature_differences(reference, athermal) == [
+        "the model was trained with temperatures but this case has none: give it an initial temperature "
+        "(CalculiX: *INITIAL CONDITIONS,TYPE=TEMPERATURE)"]
+    assert signature_differences(athermal, reference)[0].startswith("this case has temperatures but the model")
+
+
+def test_version_1_signatures_still_compare():
+    """Signatures of models reduced before signature version 2 (no "thermal" flag, no body forces)
+    compare as athermal; unknown versions are refused clearly."""
+    problem = PROBLEMS["mixed"]()
+    new = problem_signature(problem)
+    old = {key: value for key, value in new.items() if key != "thermal"}
+    old["version"] = 1
+    assert signature_differences(old, new) == [] and signature_differences(new, old) == []
+    thermal = problem_signature(dataclasses.replace(problem, initial_temperature=20.0))
+    assert signature_differences(old, thermal)[0].startswith("this case has temperatures")
+    with pytest.raises(ValueError, match=r"version 3; this romdask compares versions 1, 2"):
+        signature_differences(old, dict(new, version=3))

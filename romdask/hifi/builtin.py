@@ -592,8 +592,10 @@ def solve(
     writer : object with ``write(step, time, fields)`` and ``close()``, optional
         Receives, at every output time (step 0 = t=0 included), ``"displacement"`` (n_dofs,),
         the requested integration-point fields ``"strain"``, ``"stress"`` (n_points, 6),
-        ``"state"`` (n_points, n_state; NaN-padded when laws have fewer variables) and
-        ``"reactions"`` (n_dirichlet, 3). Default: in memory, returned in the :class:`Result`.
+        ``"state"`` (n_points, n_state; NaN-padded when laws have fewer variables),
+        ``"temperature"`` (n_nodes,) when ``problem.thermal`` and ``"reactions"``
+        (n_dirichlet, 3). Default: in memory, returned in the :class:`Result` (its ``fields``
+        then hold ``"temperature"`` too).
     fields : subset of ("displacement", "strain", "stress", "state")
     options : SolverOptions
     progress : callable ``progress(step, n_steps, info)``, optional
@@ -634,6 +636,17 @@ def solve(
     one PARDISO numerical factorization (the symbolic analysis is done once); when the tangent
     is bitwise that of the current factors (elastic increments) assembly and factorization are
     skipped. Memory: besides the factors, four (n_points, 6, 6) tangent arrays.
+
+    Temperatures (``problem.thermal``): every law gets, per point, [initial, committed,
+    t_{n+1}] temperatures from :func:`romdask.fem.temperature.temperature_operator` applied to
+    ``problem.nodal_temperature`` (CalculiX's rule per element type). When the end temperature
+    of a thermal law (``law.thermal``) changes, the laws are first evaluated at ``u_n`` with
+    the new temperature: the predictor's right-hand side is ``f_ext - f_int(u_n, T_{n+1}) -
+    K_fc du_c`` and the norm of the thermal out-of-balance ``f_int(u_n, T_{n+1}) - f_int_n``
+    joins the force scale (a free thermal expansion has no other force). Cost: one extra law
+    evaluation per such sub-increment. Temperature amplitudes' breakpoints split the output
+    intervals as the loads' do. Body forces (Centrifugal, Gravity) are load patterns
+    (:func:`romdask.problem.unit_load_vector`) on the undeformed geometry.
     """
     t_start = _time.perf_counter()
     bad = [f for f in fields if f not in _FIELDS]

@@ -6,6 +6,14 @@ called from ``mechmodel.f`` for material codes -51 (``*PLASTIC``) and -52 (``*PL
 ``*CREEP,LAW=NORTON``) when NLGEOM is off. Hardening tables are copied by ``plcopy.f``
 (<= 200 rows are used verbatim) and searched with ``ident.f``.
 
+Temperature (``materialdata_me.f``, at the end-of-increment temperature T1 of the point):
+E, nu, A, n, m are interpolated in the ``*ELASTIC`` temperatures (``creeps.f`` resamples the
+``*CREEP`` rows there when the deck is read: done in ``__post_init__``); the hardening curves
+of the two temperatures around T1 are merged by ``plmix.f`` (precomputed per pair of
+neighbouring curves as rows (ep1, ep2, s1, s2), so the kernel only evaluates
+``a + ratio (b - a)`` and allocates nothing for it); the thermal strain of ``*EXPANSION`` is
+taken off the normal strains (``calcmechstrain.f``).
+
 Differences that are intentional (none change the numbers):
 - strain in engineering shear, converted to CalculiX's tensor shear on entry;
 - a failed local Newton (CalculiX: ``pnewdt=0.25`` -> increment cut) returns the trial stress,
@@ -17,6 +25,7 @@ Differences that are intentional (none change the numbers):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -375,7 +384,7 @@ def _hardening_block(curves: tuple, base: int, name: str) -> np.ndarray:
     ``[nt, T (nt), (offset, rows) per curve, (offset, rows) per neighbour pair, tables...]``."""
     nt = len(curves)
     tables = [[(e, e, s, s) for s, e in rows] for _, rows in curves]
-    for (ta, a), (tb, b) in zip(curves[:-1], curves[1:]):
+    for (ta, a), (tb, b) in pairwise(curves):
         merged = _plmix_rows(a, b, f"{name} between temperatures {ta} and {tb}")
         if len(merged) > _MAX_ROWS:
             raise ValueError(f"{name}: merging the curves of temperatures {ta} and {tb} gives {len(merged)} rows; "

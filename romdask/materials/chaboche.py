@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,10 +11,27 @@ from numba import njit
 from romdask.materials.base import Material, point_loop
 from romdask.materials.registry import register_law
 from romdask.materials.elastic import check_elastic_constants
+from romdask.materials.thermal import check_expansion, check_rows, pack_expansion, row_interval, row_value, thermal_strain
 
 __all__ = ["Chaboche", "chaboche_point", "chaboche_kernel"]
 
 _MAX_IT = 100
+_NAMES = ("young", "poisson", "r0", "q", "b", "k", "n", "c", "d")
+# packed layout: [9 constants, n_rows, n_alpha, zero, (T, 9 constants) * n_rows, (T, alpha) * n_alpha]
+_NROW, _NAL, _ZERO, _ROWS, _STRIDE = 9, 10, 11, 12, 10
+
+
+@njit(cache=True)
+def _constants_at(params, t1, out):
+    """The 9 constants at temperature t1 into ``out`` (the scalars without table rows)."""
+    n = int(params[_NROW])
+    if n == 0:
+        for i in range(9):
+            out[i] = params[i]
+        return
+    idx = row_interval(params, _ROWS, n, _STRIDE, t1)
+    for i in range(9):
+        out[i] = row_value(params, _ROWS, n, _STRIDE, i + 1, idx, t1)
 
 
 @njit(cache=True)
@@ -48,10 +65,14 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
 
     Returns 1 (and the trial stress, elastic tangent, old state) if the local solve fails.
     """
-    young, nu = params[0], params[1]
-    r0, q, b, k, n, c, d = (
-        params[2], params[3], params[4], params[5], params[6], params[7], params[8]
-    )  # fmt: skip
+    # work: [X_n (6), z (6), s_tr (6), elastic strain (6), constants at T1 (9)]
+    work = np.empty(33)
+    prm = work[24:33]
+    _constants_at(params, temperature[2], prm)
+    start = _ROWS + _STRIDE * int(params[_NROW])
+    eth = thermal_strain(params, start, int(params[_NAL]), params[_ZERO], temperature[0], temperature[2])
+    young, nu = prm[0], prm[1]
+    q, b, k, n, c, d = prm[3], prm[4], prm[5], prm[6], prm[7], prm[8]
     mu = young / (2.0 * (1.0 + nu))
     lam = 2.0 * mu * nu / (1.0 - 2.0 * nu)
     p_n = state_old[0]
@@ -59,14 +80,12 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
         state_new[i] = state_old[i]
     eps_p = state_new[1:7]
     back = state_new[7:13]
-    # work: [X_n (6), z (6), s_tr (6), elastic strain (6)]
-    work = np.empty(24)
     for i in range(6):
         work[i] = back[i]
     s_tr = work[12:18]
     el = work[18:24]
     for i in range(3):
-        el[i] = strain[i] - eps_p[i]
+        el[i] = strain[i] - eth - eps_p[i]
         el[i + 3] = 0.5 * strain[i + 3] - eps_p[i + 3]
     tr = el[0] + el[1] + el[2]
     for i in range(6):
@@ -85,7 +104,7 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
             tangent[i, j] = lam
         tangent[i, i] += 2.0 * mu
         tangent[i + 3, i + 3] = mu
-    f0, _, _, _ = _residual(0.0, s_tr, work, p_n, dt, params, mu)
+    f0, _, _, _ = _residual(0.0, s_tr, work, p_n, dt, prm, mu)
     if f0 <= 0.0 or dt <= 0.0:
         return 0
     # bracket: F(0) > 0; F(hi) < 0 since J(z) <= J(s_tr) + J(X_n)
@@ -99,7 +118,7 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
         dp = expl
     converged = False
     for _ in range(_MAX_IT):
-        f, df, jz, theta = _residual(dp, s_tr, work, p_n, dt, params, mu)
+        f, df, jz, theta = _residual(dp, s_tr, work, p_n, dt, prm, mu)
         if f > 0.0:
             lo = dp
         else:
@@ -125,7 +144,7 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
         dp = new
     if not converged or not dp > 0.0:
         return 1
-    f, df, jz, theta = _residual(dp, s_tr, work, p_n, dt, params, mu)
+    f, df, jz, theta = _residual(dp, s_tr, work, p_n, dt, prm, mu)
     if not (jz > 0.0 and df < 0.0):
         return 1
     z = work[6:12]
@@ -176,6 +195,20 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
 #: parallel kernel of the law (see :mod:`romdask.materials.base`)
 chaboche_kernel = point_loop(chaboche_point)
 
+def _check_constants(young, poisson, r0, q, b, k, n, c, d, where: str) -> None:
+    try:
+        check_elastic_constants(young, poisson)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{where}") from None
+    for name, v in (("r0", r0), ("q", q), ("b", b), ("c", c), ("d", d)):
+        if not np.isfinite(v) or v < 0.0:
+            raise ValueError(f"{name} must be finite and >= 0; got {v}{where}.")
+    if not np.isfinite(k) or k <= 0.0:
+        raise ValueError(f"k (Norton drag stress) must be > 0; got {k}{where}.")
+    if not np.isfinite(n) or n < 1.0:
+        raise ValueError(f"n (Norton exponent) must be >= 1; got {n}{where}.")
+
+
 @register_law
 @dataclass(frozen=True)
 class Chaboche(Material):
@@ -190,6 +223,12 @@ class Chaboche(Material):
     r0 : initial yield radius (>= 0); q, b : Voce isotropic hardening (>= 0).
     k, n : Norton drag stress (> 0) and exponent (>= 1).
     c, d : Armstrong-Frederick kinematic modulus and recall (>= 0).
+    table : rows ``(young, poisson, r0, q, b, k, n, c, d, T)``, T strictly increasing: every
+        constant at the end-of-increment temperature, linear between rows, constant outside
+        (CalculiX's rule for its material tables); the scalar constants then stay at their
+        defaults.
+    expansion : secant expansion coefficient alpha or rows ``(alpha, T)``; ``expansion_zero``
+        its reference temperature (as CalculiX's ``*EXPANSION,ZERO=``).
 
     Notes
     -----
@@ -217,6 +256,10 @@ class Chaboche(Material):
     n: float = 30.0
     c: float = 1.0e5
     d: float = 1.0e3
+    table: Any = None
+    expansion: Any = None
+    expansion_zero: float = 0.0
+    _params: np.ndarray = field(init=False, repr=False, compare=False)
 
     state_names: ClassVar[tuple[str, ...]] = (
         "p",
@@ -225,23 +268,39 @@ class Chaboche(Material):
     )  # fmt: skip
 
     def __post_init__(self) -> None:
-        check_elastic_constants(self.young, self.poisson)
-        for name in ("r0", "q", "b", "c", "d"):
-            v = getattr(self, name)
-            if not np.isfinite(v) or v < 0.0:
-                raise ValueError(f"{name} must be finite and >= 0; got {v}.")
-        if not np.isfinite(self.k) or self.k <= 0.0:
-            raise ValueError(f"k (Norton drag stress) must be > 0; got {self.k}.")
-        if not np.isfinite(self.n) or self.n < 1.0:
-            raise ValueError(f"n (Norton exponent) must be >= 1; got {self.n}.")
+        table = None
+        if self.table is not None:
+            defaults = {f.name: f.default for f in fields(self) if f.name in _NAMES}
+            changed = [name for name in _NAMES if getattr(self, name) != defaults[name]]
+            if changed:
+                raise ValueError(f"with table rows, leave the scalar constants at their defaults; got {changed} "
+                                 "(the rows give every constant at each temperature).")
+            table = check_rows("table", self.table, _NAMES + ("temperature",))
+            for row in table:
+                _check_constants(*row[:9], where=f" (table row at temperature {row[9]})")
+        else:
+            _check_constants(*(getattr(self, name) for name in _NAMES), where="")
+        object.__setattr__(self, "table", table)
+        expansion, zero = check_expansion(self.expansion, self.expansion_zero)
+        object.__setattr__(self, "expansion", expansion)
+        object.__setattr__(self, "expansion_zero", zero)
+        scalars = [getattr(self, name) for name in _NAMES]
+        rows = np.array([row[9:] + row[:9] for row in table or ()], np.float64).ravel()
+        head = scalars + [len(table or ()), 0 if expansion is None else len(expansion), zero]
+        packed = np.concatenate([np.array(head, np.float64), rows, pack_expansion(expansion)])
+        packed.setflags(write=False)
+        object.__setattr__(self, "_params", packed)
+
+    @property
+    def thermal(self) -> bool:
+        """True with table rows or thermal expansion."""
+        return self.table is not None or self.expansion is not None
 
     @property
     def params(self) -> np.ndarray:
-        """``[young, poisson, r0, q, b, k, n, c, d]``."""
-        return np.array(
-            [self.young, self.poisson, self.r0, self.q, self.b, self.k, self.n, self.c, self.d],
-            np.float64,
-        )
+        """``[young, poisson, r0, q, b, k, n, c, d, n_rows, n_alpha, alpha_zero,
+        (T, young, ..., d) * n_rows, (T, alpha) * n_alpha]``."""
+        return self._params
 
     @property
     def kernel(self) -> Any:

@@ -24,6 +24,7 @@ from romdask.problem.patterns import (
     signature_differences,
 )
 from romdask.problem.problem import Problem
+from romdask.problem.thermal import describe_temperatures, temperatures_from_description
 from romdask.problem.vectors import unit_load_vector
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Temperature",
     "cyclic",
     "describe_loads",
+    "describe_temperatures",
     "load_signature",
     "loads_from_description",
     "mesh_fingerprint",
@@ -45,5 +47,6 @@ __all__ = [
     "ramp",
     "run_metadata",
     "signature_differences",
+    "temperatures_from_description",
     "unit_load_vector",
 ]

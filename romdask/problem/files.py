@@ -38,6 +38,8 @@ from romdask.problem.patterns import DESCRIPTION_VERSION, loads_from_description
 
 __all__ = ["read_amplitude_csv", "read_law_file", "read_loads_file", "template"]
 
+#: version of the hand-written loads file format (not of the description it becomes)
+_FILE_VERSION = 1
 _AXES = {"x": 0, "y": 1, "z": 2, "0": 0, "1": 1, "2": 2}
 _TARGETS = {
     "dirichlet": ("node_set", "node_ids"),
@@ -237,7 +239,8 @@ def read_loads_file(path: str | Path, mesh: Mesh, *, run: str | None = None) -> 
     Returns
     -------
     dict
-        ``{"version": 1, "dirichlet": [...], "loads": [...]}`` in solver ids, checked by
+        ``{"version": 2, "dirichlet": [...], "loads": [...]}`` (:func:`describe_loads`'s
+        form, :data:`DESCRIPTION_VERSION`) in solver ids, checked by
         rebuilding the conditions on ``mesh``.
 
     Raises
@@ -251,9 +254,9 @@ def read_loads_file(path: str | Path, mesh: Mesh, *, run: str | None = None) -> 
     if not isinstance(data, Mapping):
         raise FileError(path, "a loads file is a mapping with 'dirichlet' and / or 'loads' lists")
     unknown = sorted(set(data) - {"version", "dirichlet", "loads", "runs"})
-    if unknown or data.get("version", DESCRIPTION_VERSION) != DESCRIPTION_VERSION:
+    if unknown or data.get("version", _FILE_VERSION) != _FILE_VERSION:
         raise FileError(path, f"unknown keys {unknown} or version {data.get('version')!r}; "
-                              f"expected version {DESCRIPTION_VERSION} with dirichlet, loads, runs")
+                              f"expected version {_FILE_VERSION} with dirichlet, loads, runs")
     description: dict[str, Any] = {"version": DESCRIPTION_VERSION, "dirichlet": [], "loads": []}
     for i, entry in enumerate(data.get("dirichlet") or []):
         description["dirichlet"].append(_entry(entry, "dirichlet", mesh, f"dirichlet[{i}]", path))
@@ -286,10 +289,19 @@ parameters:
   hardening: isotropic             # isotropic | kinematic | combined (*PLASTIC,HARDENING=)
   norton: [1.0e-9, 3.0, 0.0]       # *CREEP,LAW=NORTON A, n, m (p_dot = A q^n t^m); null: rate independent
   cyclic_hardening: null           # *CYCLIC HARDENING rows, for hardening: combined only
+  # Temperature dependence (thermal problems only; CalculiX's rules: every constant at the
+  # temperature of the end of the increment, linear between rows, constant outside):
+  # elastic: [[210000.0, 0.3, 20.0], [180000.0, 0.31, 500.0]]   # *ELASTIC rows E, nu, T (young, poisson: null)
+  # plastic: rows [stress, plastic strain, T], one curve per temperature, T increasing
+  #   (curves of two temperatures are merged as CalculiX's plmix.f does)
+  # norton: [[1.0e-9, 3.0, 0.0, 20.0], [5.0e-9, 3.0, 0.0, 500.0]]  # rows A, n, m, T (need elastic rows)
+  # expansion: [[1.2e-5, 20.0], [1.4e-5, 500.0]]  # *EXPANSION rows alpha, T (secant), or one number
+  # expansion_zero: 20.0           # *EXPANSION,ZERO=: eth = alpha(T)(T - zero) - alpha(T0)(T0 - zero)
 # type: LinearElastic
-# parameters: {young: 210000.0, poisson: 0.3}
+# parameters: {young: 210000.0, poisson: 0.3}   # also elastic, expansion, expansion_zero as above
 # type: Chaboche                   # Norton flow, Voce isotropic + Armstrong-Frederick kinematic hardening
 # parameters: {young: 200000.0, poisson: 0.3, r0: 10.0, q: 0.0, b: 0.0, k: 300.0, n: 30.0, c: 1.0e5, d: 1.0e3}
+#   thermal: table: rows [young, poisson, r0, q, b, k, n, c, d, T] (scalars left out), expansion, expansion_zero
 """
 
 _LOADS_TEMPLATE = """\

@@ -31,8 +31,9 @@ import numpy as np
 
 from romdask.fem.mesh import Mesh
 from romdask.materials.registry import law_to_json
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, NodalForce, Pressure
 from romdask.problem.problem import Problem
+from romdask.problem.thermal import describe_temperatures
 
 __all__ = [
     "DESCRIPTION_VERSION",
@@ -48,11 +49,16 @@ __all__ = [
     "signature_differences",
 ]
 
-#: version of the description written by :func:`describe_loads`
-DESCRIPTION_VERSION = 1
-#: version of the signature computed by :func:`load_signature`
-SIGNATURE_VERSION = 1
-_KINDS = ("nodal_force", "pressure")
+#: version of the description written by :func:`describe_loads` (2: body forces and temperatures)
+DESCRIPTION_VERSION = 2
+#: description versions :func:`loads_from_description` reads
+READABLE_DESCRIPTIONS = (1, 2)
+#: version of the signature computed by :func:`load_signature` (2: body forces, "thermal")
+SIGNATURE_VERSION = 2
+#: signature versions :func:`signature_differences` compares (a version 1 signature is athermal)
+COMPARABLE_SIGNATURES = (1, 2)
+_KINDS = ("nodal_force", "pressure", "centrifugal", "gravity")
+Load = NodalForce | Pressure | Centrifugal | Gravity
 
 
 def _amplitude_json(amplitude: Amplitude | None) -> dict[str, list[float]] | None:
@@ -81,7 +87,7 @@ def _unique_names(names: list[str], generated: list[str]) -> list[str]:
     return out
 
 
-def pattern_names(dirichlet: Sequence[Dirichlet], loads: Sequence[NodalForce | Pressure]) -> list[str]:
+def pattern_names(dirichlet: Sequence[Dirichlet], loads: Sequence[Load]) -> list[str]:
     """The patterns' names, Dirichlet conditions first: given names kept, empty ones
     "dirichlet-<i>" / "load-<i>"; ValueError on duplicates."""
     return _unique_names(
@@ -100,25 +106,29 @@ def describe_loads(problem: Problem) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"version": 1, "dirichlet": [...], "loads": [...]}``. Each Dirichlet entry holds
-        ``name``, ``node_ids``, ``components``, ``value`` and ``amplitude``
-        (``{"times": [...], "values": [...]}`` or None); each load entry holds ``kind``
-        ("nodal_force" or "pressure"), ``name``, ``value``, ``amplitude`` and either
-        ``node_ids`` and ``component`` (nodal force) or ``faces``: ``[[element_id, face], ...]``
-        with 0-based CalculiX face numbers (pressure). Empty names become "dirichlet-<i>" /
-        "load-<i>" (i: position in ``problem.dirichlet`` / ``problem.loads``).
+        ``{"version": 2, "dirichlet": [...], "loads": [...], "temperature": {...}}``. Each
+        Dirichlet entry holds ``name``, ``node_ids``, ``components``, ``value`` and
+        ``amplitude`` (``{"times": [...], "values": [...]}`` or None); each load entry holds
+        ``kind``, ``name``, ``value``, ``amplitude`` and: ``node_ids`` and ``component``
+        ("nodal_force"); ``faces``: ``[[element_id, face], ...]`` with 0-based CalculiX face
+        numbers ("pressure"); ``element_ids``, ``density``, ``point`` and ``axis``
+        ("centrifugal", value = omega^2) or ``element_ids``, ``density`` and ``direction``
+        ("gravity", value = g). Empty names become "dirichlet-<i>" / "load-<i>" (i: position in
+        ``problem.dirichlet`` / ``problem.loads``). ``"temperature"`` is present for a thermal
+        problem only: :func:`romdask.problem.thermal.describe_temperatures`.
 
     Raises
     ------
     ValueError
         Two conditions share a name.
     TypeError
-        A load is neither a NodalForce nor a Pressure.
+        A load of another kind.
 
     Notes
     -----
-    Size O(number of constrained nodes + loaded faces); nothing mesh-sized beyond that. Pass the
-    result as ``metadata={"loads": ...}`` to :meth:`romdask.store.SnapshotStore.writer`.
+    Size O(number of constrained nodes + loaded faces and elements), plus the temperatures (mesh
+    sized when not uniform). Pass the result as ``metadata={"loads": ...}`` to
+    :meth:`romdask.store.SnapshotStore.writer` (or all of :func:`run_metadata`).
     """
     mesh = problem.mesh
     names = pattern_names(problem.dirichlet, problem.loads)
@@ -149,12 +159,30 @@ def describe_loads(problem: Problem) -> dict[str, Any]:
                 "name": name,
                 "faces": [[int(element_ids[e]), int(f)] for e, f in load.faces],
             }
+        elif isinstance(load, (Centrifugal, Gravity)):
+            entry = _body_force_entry(load, name, element_ids)
         else:
-            raise TypeError(f"unsupported load {type(load).__name__} ({load!r}); expected NodalForce or Pressure")
+            raise TypeError(f"unsupported load {type(load).__name__} ({load!r}); expected NodalForce, Pressure, "
+                            "Centrifugal or Gravity")
         entry["value"] = float(load.value)
         entry["amplitude"] = _amplitude_json(load.amplitude)
         loads.append(entry)
-    return {"version": DESCRIPTION_VERSION, "dirichlet": dirichlet, "loads": loads}
+    out: dict[str, Any] = {"version": DESCRIPTION_VERSION, "dirichlet": dirichlet, "loads": loads}
+    temperature = describe_temperatures(problem)
+    if temperature is not None:
+        out["temperature"] = temperature
+    return out
+
+
+def _body_force_entry(load: Centrifugal | Gravity, name: str, element_ids: np.ndarray) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": "centrifugal" if isinstance(load, Centrifugal) else "gravity", "name": name,
+                             "element_ids": _ids(element_ids, load.elements), "density": float(load.density)}
+    if isinstance(load, Centrifugal):
+        entry["point"] = [float(v) for v in load.point]
+        entry["axis"] = [float(v) for v in load.axis]
+    else:
+        entry["direction"] = [float(v) for v in load.direction]
+    return entry
 
 
 def _index(lookup, ids: Sequence[int], where: str) -> np.ndarray:
@@ -179,7 +207,7 @@ def _field(entry: Mapping[str, Any], key: str, where: str):
 
 def loads_from_description(
     mesh: Mesh, description: Mapping[str, Any]
-) -> tuple[tuple[Dirichlet, ...], tuple[NodalForce | Pressure, ...]]:
+) -> tuple[tuple[Dirichlet, ...], tuple[Load, ...]]:
     """Rebuild the conditions of :func:`describe_loads` on ``mesh`` (any numbering).
 
     Parameters
@@ -188,14 +216,15 @@ def loads_from_description(
         Carries the solver ids of the description, e.g. the problem's mesh or a store's mesh
         (``SnapshotStore.open(path).layout.mesh``).
     description : mapping
-        The output of :func:`describe_loads`, possibly through ``json.dumps`` / ``json.loads``.
+        The output of :func:`describe_loads`, possibly through ``json.dumps`` / ``json.loads``
+        (versions 1 and 2).
 
     Returns
     -------
     dirichlet : tuple of Dirichlet
-    loads : tuple of NodalForce / Pressure
+    loads : tuple of NodalForce / Pressure / Centrifugal / Gravity
         With 0-based node / element indices of ``mesh``; names, values and amplitude tables as
-        described.
+        described. The temperatures: :func:`romdask.problem.thermal.temperatures_from_description`.
 
     Raises
     ------
@@ -210,9 +239,10 @@ def loads_from_description(
     if not isinstance(description, Mapping):
         raise ValueError(f"a load description is a mapping; got {type(description).__name__}")
     version = description.get("version")
-    if version != DESCRIPTION_VERSION:
+    if version not in READABLE_DESCRIPTIONS or isinstance(version, bool):
         raise ValueError(
-            f"unknown load description version {version!r}; this romdask reads version {DESCRIPTION_VERSION}"
+            f"unknown load description version {version!r}; this romdask reads versions "
+            f"{', '.join(map(str, READABLE_DESCRIPTIONS))}"
         )
     entries_bc = list(_field(description, "dirichlet", "load description"))
     entries_ld = list(_field(description, "loads", "load description"))
@@ -227,7 +257,7 @@ def loads_from_description(
             Dirichlet(nodes, tuple(_field(entry, "components", where)), float(_field(entry, "value", where)),
                       _amplitude(entry), name=name)
         )
-    loads: list[NodalForce | Pressure] = []
+    loads: list[Load] = []
     for i, entry in enumerate(entries_ld):
         name = str(entry.get("name", ""))
         kind = entry.get("kind")
@@ -238,11 +268,23 @@ def loads_from_description(
         if kind == "nodal_force":
             nodes = _index(mesh.node_index, _field(entry, "node_ids", where), where)
             loads.append(NodalForce(nodes, int(_field(entry, "component", where)), value, _amplitude(entry), name=name))
-        else:
+        elif kind == "pressure":
             faces = np.asarray(_field(entry, "faces", where), np.int64).reshape(-1, 2)
             elements = _index(mesh.element_index, faces[:, 0], where)
             loads.append(Pressure(np.column_stack([elements, faces[:, 1]]), value, _amplitude(entry), name=name))
+        else:
+            loads.append(_body_force(mesh, entry, kind, value, name, where))
     return tuple(dirichlet), tuple(loads)
+
+
+def _body_force(mesh: Mesh, entry: Mapping[str, Any], kind: str, value: float, name: str,
+                where: str) -> Centrifugal | Gravity:
+    elements = _index(mesh.element_index, _field(entry, "element_ids", where), where)
+    density = float(_field(entry, "density", where))
+    if kind == "centrifugal":
+        return Centrifugal(elements, value, _field(entry, "point", where), _field(entry, "axis", where), density,
+                           _amplitude(entry), name=name)
+    return Gravity(elements, value, _field(entry, "direction", where), density, _amplitude(entry), name=name)
 
 
 def run_metadata(problem: Problem) -> dict[str, Any]:
@@ -297,16 +339,59 @@ def mesh_fingerprint(mesh: Mesh) -> dict[str, Any]:
     return {"n_nodes": int(mesh.n_nodes), "n_elements": int(mesh.n_elements), "sha256": _sha256(*parts)}
 
 
-def _pattern(name: str, kind: str, components: Sequence[int], keys: np.ndarray) -> dict[str, Any]:
-    """One pattern's signature; ``keys`` are solver node ids or (element id, face) rows."""
+def _pattern(name: str, kind: str, components: Sequence[int], keys: np.ndarray,
+             geometry: tuple[dict[str, list[float]], np.ndarray] | None = None) -> dict[str, Any]:
+    """One pattern's signature; ``keys`` are solver node ids, (element id, face) rows or
+    element ids; ``geometry``: a body force's rounded axis or direction and its integers."""
     keys = np.asarray(keys, np.int64).reshape(len(keys), -1)
     keys = keys[np.lexsort(keys.T[::-1])] if keys.size else keys
-    return {"name": name, "kind": kind, "components": sorted(int(c) for c in components),
-            "size": len(keys), "sha256": _sha256(keys)}
+    out = {"name": name, "kind": kind, "components": sorted(int(c) for c in components), "size": len(keys)}
+    if geometry is None:
+        out["sha256"] = _sha256(keys)
+    else:
+        out["geometry"] = geometry[0]
+        out["sha256"] = _sha256(keys, b"geometry", geometry[1])
+    return out
+
+
+#: body-force directions are compared to 1e-6; axis points to 1e-6 x the mesh's size, rounded up
+#: to a power of ten (decks print a few digits; a value at a rounding boundary may still flip)
+_DIGITS = 6
+
+
+def _length_exponent(mesh: Mesh) -> int:
+    """e with 10**e the mesh's bounding-box diagonal rounded up to a power of ten."""
+    extent = float(np.linalg.norm(np.ptp(mesh.nodes, axis=0))) if mesh.n_nodes else 0.0
+    return int(np.ceil(np.log10(extent))) if extent > 0 else 0
+
+
+def _rounded(v: np.ndarray, exponent: int) -> tuple[list[float], np.ndarray]:
+    """``v`` in units of 10**(exponent - _DIGITS): the integers, and the values they stand for
+    (one correctly rounded operation: the same floats from the same integers)."""
+    shift = _DIGITS - exponent
+    q = np.round(np.asarray(v, np.float64) * 10.0**shift).astype(np.int64)
+    values = [float(i) / 10.0**shift if shift >= 0 else float(i) * 10.0**-shift for i in q]
+    return [v + 0.0 for v in values], q  # + 0.0: no -0.0
+
+
+def _body_force_geometry(mesh: Mesh, load: Centrifugal | Gravity) -> tuple[dict[str, list[float]], np.ndarray]:
+    """The rounded geometry of a body force and its integers: the direction of gravity; for a
+    rotation the axis up to its sign and its point nearest the origin (any point of the axis
+    describes the same rotation)."""
+    if isinstance(load, Gravity):
+        direction, q = _rounded(load.direction, 0)
+        return {"direction": direction}, q
+    axis = load.axis
+    _, q_axis = _rounded(axis, 0)
+    if q_axis[np.flatnonzero(q_axis)[0]] < 0:
+        axis = -axis
+    axis_values, q_axis = _rounded(axis, 0)
+    point_values, q_point = _rounded(load.point - float(load.point @ load.axis) * load.axis, _length_exponent(mesh))
+    return {"point": point_values, "axis": axis_values}, np.concatenate([q_point, q_axis])
 
 
 def pattern_signatures(
-    mesh: Mesh, dirichlet: Sequence[Dirichlet], loads: Sequence[NodalForce | Pressure]
+    mesh: Mesh, dirichlet: Sequence[Dirichlet], loads: Sequence[Load]
 ) -> list[dict[str, Any]]:
     """The ``"patterns"`` part of :func:`load_signature` (without the mesh fingerprint).
 
@@ -315,7 +400,7 @@ def pattern_signatures(
     ValueError
         Two conditions share a name.
     TypeError
-        A load is neither a NodalForce nor a Pressure.
+        A load of another kind.
     """
     names = pattern_names(dirichlet, loads)
     node_ids = np.asarray(mesh.node_ids, np.int64)
@@ -328,13 +413,17 @@ def pattern_signatures(
         elif isinstance(load, Pressure):
             faces = np.column_stack([element_ids[load.faces[:, 0]], load.faces[:, 1]])
             patterns.append(_pattern(name, "pressure", (), faces))
+        elif isinstance(load, (Centrifugal, Gravity)):
+            kind = "centrifugal" if isinstance(load, Centrifugal) else "gravity"
+            patterns.append(_pattern(name, kind, (), element_ids[load.elements], _body_force_geometry(mesh, load)))
         else:
-            raise TypeError(f"unsupported load {type(load).__name__} ({load!r}); expected NodalForce or Pressure")
+            raise TypeError(f"unsupported load {type(load).__name__} ({load!r}); expected NodalForce, Pressure, "
+                            "Centrifugal or Gravity")
     return patterns
 
 
 def load_signature(
-    mesh: Mesh, dirichlet: Sequence[Dirichlet], loads: Sequence[NodalForce | Pressure]
+    mesh: Mesh, dirichlet: Sequence[Dirichlet], loads: Sequence[Load], *, thermal: bool = False
 ) -> dict[str, Any]:
     """The signature of a mesh and its load patterns: what a reduced model needs a new deck to share.
 
@@ -342,25 +431,33 @@ def load_signature(
     ----------
     mesh : Mesh carrying the solver ids (any numbering: a problem's or a store's mesh)
     dirichlet : the Dirichlet conditions on ``mesh`` (0-based node indices)
-    loads : the NodalForce / Pressure loads on ``mesh``
+    loads : the NodalForce / Pressure / Centrifugal / Gravity loads on ``mesh``
+    thermal : whether the runs have temperatures (``Problem.thermal``; for stored runs: a
+        ``"temperature"`` entry in their load description)
 
     Returns
     -------
     dict
-        ``{"version": 1, "mesh": mesh_fingerprint(mesh), "patterns": [...]}``, one entry per
-        Dirichlet condition then per load, in order: ``name`` (empty names become
-        "dirichlet-<i>" / "load-<i>" as in :func:`describe_loads`), ``kind`` ("dirichlet",
-        "nodal_force" or "pressure"), ``components`` (sorted; the force's component; [] for a
-        pressure), ``size`` (nodes or faces) and ``sha256`` of the sorted solver node ids, or of
-        the sorted (element id, 0-based face) pairs of a pressure. Values and amplitudes are
-        not part of it: they are what a new scenario changes.
+        ``{"version": 2, "mesh": mesh_fingerprint(mesh), "thermal": bool, "patterns": [...]}``,
+        one entry per Dirichlet condition then per load, in order: ``name`` (empty names
+        become "dirichlet-<i>" / "load-<i>" as in :func:`describe_loads`), ``kind``
+        ("dirichlet", "nodal_force", "pressure", "centrifugal" or "gravity"), ``components``
+        (sorted; the force's component; [] for the others), ``size`` (nodes, faces or
+        elements) and ``sha256`` of the sorted solver node ids, of the sorted (element id,
+        0-based face) pairs of a pressure, or of the sorted element ids of a body force
+        together with its ``geometry``: ``{"direction": [...]}`` (gravity) or ``{"point":
+        [...], "axis": [...]}`` (rotation: the axis up to its sign, the axis point nearest the
+        origin), rounded to 1e-6 (points: 1e-6 x the mesh size rounded up to a power of ten).
+        Values (omega^2, g, densities included) and amplitudes are not part of it: they are
+        what a new scenario changes; nor are the temperatures (a reduced model maps any nodal
+        temperature field to its points), only whether there are any.
 
     Raises
     ------
     ValueError
         Two conditions share a name.
     TypeError
-        A load is neither a NodalForce nor a Pressure.
+        A load of another kind.
 
     Notes
     -----
@@ -368,13 +465,13 @@ def load_signature(
     compare two signatures with :func:`signature_differences`. Cost O(n log n) in the mesh
     size (:func:`mesh_fingerprint`) plus the patterns' sizes.
     """
-    return {"version": SIGNATURE_VERSION, "mesh": mesh_fingerprint(mesh),
+    return {"version": SIGNATURE_VERSION, "mesh": mesh_fingerprint(mesh), "thermal": bool(thermal),
             "patterns": pattern_signatures(mesh, dirichlet, loads)}
 
 
 def problem_signature(problem: Problem) -> dict[str, Any]:
-    """:func:`load_signature` of a problem's mesh, Dirichlet conditions and loads."""
-    return load_signature(problem.mesh, problem.dirichlet, problem.loads)
+    """:func:`load_signature` of a problem's mesh, Dirichlet conditions, loads and thermal flag."""
+    return load_signature(problem.mesh, problem.dirichlet, problem.loads, thermal=problem.thermal)
 
 
 def signature_differences(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
@@ -388,27 +485,32 @@ def signature_differences(expected: Mapping[str, Any], actual: Mapping[str, Any]
     Returns
     -------
     list of str
-        Empty when the meshes and the patterns (names, kinds, components, nodes or faces) are
-        the same; otherwise the mesh's sizes or topology, the missing and extra patterns, and
-        for each shared name what changed.
+        Empty when the meshes, the thermal flags and the patterns (names, kinds, components,
+        nodes, faces or elements, body-force axes and directions) are the same; otherwise the
+        mesh's sizes or topology, temperatures on one side only, the missing and extra
+        patterns, and for each shared name what changed.
 
     Raises
     ------
     ValueError
-        A signature of another version.
+        A signature of an unknown version (versions 1 and 2 compare; a version 1 signature,
+        from before temperatures, is athermal).
     """
     for which, sig in (("expected", expected), ("actual", actual)):
-        if not isinstance(sig, Mapping) or sig.get("version") != SIGNATURE_VERSION:
-            got = sig.get("version") if isinstance(sig, Mapping) else type(sig).__name__
-            raise ValueError(f"the {which} signature has version {got!r}; this romdask compares version "
-                             f"{SIGNATURE_VERSION} (from romdask.problem.patterns.load_signature)")
-    out = []
-    mesh_a, mesh_b = expected["mesh"], actual["mesh"]
-    for key, what in (("n_nodes", "nodes"), ("n_elements", "elements")):
-        if mesh_a[key] != mesh_b[key]:
-            out.append(f"the mesh has {mesh_b[key]} {what} instead of {mesh_a[key]}")
-    if not out and mesh_a["sha256"] != mesh_b["sha256"]:
-        out.append("the mesh has the same sizes but other node ids, element ids, types or connectivity")
+        version = sig.get("version") if isinstance(sig, Mapping) else None
+        if version not in COMPARABLE_SIGNATURES or isinstance(version, bool):
+            got = version if isinstance(sig, Mapping) else type(sig).__name__
+            raise ValueError(f"the {which} signature has version {got!r}; this romdask compares versions "
+                             f"{', '.join(map(str, COMPARABLE_SIGNATURES))} (from "
+                             "romdask.problem.patterns.load_signature)")
+    out = _mesh_differences(expected["mesh"], actual["mesh"])
+    thermal_a, thermal_b = bool(expected.get("thermal", False)), bool(actual.get("thermal", False))
+    if thermal_a and not thermal_b:
+        out.append("the model was trained with temperatures but this case has none: give it an initial "
+                   "temperature (CalculiX: *INITIAL CONDITIONS,TYPE=TEMPERATURE)")
+    elif thermal_b and not thermal_a:
+        out.append("this case has temperatures but the model was trained without any (athermal runs): "
+                   "train with thermal runs")
     patterns_a = {p["name"]: p for p in expected["patterns"]}
     patterns_b = {p["name"]: p for p in actual["patterns"]}
     missing = [n for n in patterns_a if n not in patterns_b]
@@ -418,14 +520,42 @@ def signature_differences(expected: Mapping[str, Any], actual: Mapping[str, Any]
     if extra:
         out.append(f"patterns not in the model: {extra}")
     for name in (n for n in patterns_a if n in patterns_b):
-        a, b = patterns_a[name], patterns_b[name]
-        unit = "faces" if a["kind"] == "pressure" else "nodes"
-        if a["kind"] != b["kind"]:
-            out.append(f"pattern {name!r} is a {b['kind']} instead of a {a['kind']}")
-        elif a["components"] != b["components"]:
-            out.append(f"pattern {name!r} acts on components {b['components']} instead of {a['components']}")
-        elif a["size"] != b["size"]:
-            out.append(f"pattern {name!r} has {b['size']} {unit} instead of {a['size']}")
-        elif a["sha256"] != b["sha256"]:
-            out.append(f"pattern {name!r} has other {unit} (same count, {a['size']})")
+        difference = _pattern_difference(name, patterns_a[name], patterns_b[name])
+        if difference:
+            out.append(difference)
     return out
+
+
+def _mesh_differences(mesh_a: Mapping[str, Any], mesh_b: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key, what in (("n_nodes", "nodes"), ("n_elements", "elements")):
+        if mesh_a[key] != mesh_b[key]:
+            out.append(f"the mesh has {mesh_b[key]} {what} instead of {mesh_a[key]}")
+    if not out and mesh_a["sha256"] != mesh_b["sha256"]:
+        out.append("the mesh has the same sizes but other node ids, element ids, types or connectivity")
+    return out
+
+
+_UNITS = {"pressure": "faces", "centrifugal": "elements", "gravity": "elements"}
+
+
+def _pattern_difference(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The first difference of one pattern's signatures, in words (None when equal)."""
+    unit = _UNITS.get(a["kind"], "nodes")
+    if a["kind"] != b["kind"]:
+        return f"pattern {name!r} is a {b['kind']} instead of a {a['kind']}"
+    if a["components"] != b["components"]:
+        return f"pattern {name!r} acts on components {b['components']} instead of {a['components']}"
+    if a["size"] != b["size"]:
+        return f"pattern {name!r} has {b['size']} {unit} instead of {a['size']}"
+    if a.get("geometry") != b.get("geometry"):
+        what = "direction" if a["kind"] == "gravity" else "axis"
+        return f"pattern {name!r} has another {what}: {_geometry_text(b)} instead of {_geometry_text(a)}"
+    if a["sha256"] != b["sha256"]:
+        return f"pattern {name!r} has other {unit} (same count, {a['size']})"
+    return None
+
+
+def _geometry_text(pattern: Mapping[str, Any]) -> str:
+    geometry = pattern.get("geometry") or {}
+    return ", ".join(f"{key} {value}" for key, value in geometry.items()) or "none"

@@ -47,6 +47,7 @@ _DEFAULT_SPECS = {
     "displacement": FieldSpec("node", ("x", "y", "z")),
     "strain": FieldSpec("ip", ("xx", "yy", "zz", "xy", "xz", "yz")),
     "stress": FieldSpec("ip", ("xx", "yy", "zz", "xy", "xz", "yz")),
+    "temperature": FieldSpec("node", ("T",)),
 }
 
 
@@ -231,7 +232,8 @@ class SnapshotStore:
             the store mesh up to node / element numbering
         times : the output times, when known (then ``close`` checks that all were written)
         fields : the fields to keep, as FieldSpecs or names ("displacement", "strain",
-            "stress" have default specs; others take "ip" and the components c0, c1, ...);
+            "stress", "temperature" (node, T) have default specs; others take "ip" and the
+            components c0, c1, ...);
             arrays given to ``write`` under other names (e.g. "reactions") are ignored
         overwrite : replace a complete run of the same name (an incomplete one is always
             replaced)

@@ -132,24 +132,39 @@ def _laws(problem: Problem) -> list[tuple[object, str]]:
     return list((law, name) for name, law in problem.material.items())
 
 
+def _number_rows(rows) -> list[str]:
+    return [", ".join(format_number(v) for v in row) for row in rows]
+
+
+def _elastic_expansion_lines(law) -> list[str]:
+    """``*ELASTIC`` (one row, or rows E, nu, T) and ``*EXPANSION[, ZERO=]`` (rows alpha, T)."""
+    rows = law.elastic if law.elastic is not None else [(law.young, law.poisson)]
+    lines = ["*ELASTIC"] + _number_rows(rows)
+    if law.expansion is not None:
+        zero = f", ZERO={format_number(law.expansion_zero)}" if law.expansion_zero != 0.0 else ""
+        lines += [f"*EXPANSION{zero}"] + _number_rows(law.expansion)
+    return lines
+
+
 def _material_lines(law, name: str, where: str) -> list[str]:
-    lines = [f"*MATERIAL, NAME={name}", "*ELASTIC", f"{format_number(law.young)}, {format_number(law.poisson)}"]
-    if isinstance(law, LinearElastic):
-        return lines
-    if not isinstance(law, CalculixViscoplastic):
+    if not isinstance(law, (LinearElastic, CalculixViscoplastic)):
         raise ValueError(
             f"{where}: CalculiX has no built-in {type(law).__name__} (and runs no user materials); "
             "write_deck supports LinearElastic and CalculixViscoplastic"
         )
+    lines = [f"*MATERIAL, NAME={name}"] + _elastic_expansion_lines(law)
+    if isinstance(law, LinearElastic):
+        return lines
     pure_creep = law.norton is not None and tuple(law.plastic) == _PURE_CREEP and law.hardening == "isotropic"
     if not pure_creep:
         lines.append(f"*PLASTIC, HARDENING={law.hardening.upper()}")
-        lines += [f"{format_number(s)}, {format_number(e)}" for s, e in law.plastic]
+        lines += _number_rows(law.plastic)
         if law.hardening == "combined":
             lines.append("*CYCLIC HARDENING")
-            lines += [f"{format_number(s)}, {format_number(e)}" for s, e in law.cyclic_hardening]
+            lines += _number_rows(law.cyclic_hardening)
     if law.norton is not None:
-        lines += ["*CREEP, LAW=NORTON", ", ".join(format_number(v) for v in law.norton)]
+        rows = law.norton if np.ndim(law.norton) == 2 else [law.norton]
+        lines += ["*CREEP, LAW=NORTON"] + _number_rows(rows)
     return lines
 
 
