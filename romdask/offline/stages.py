@@ -258,7 +258,7 @@ def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases
     report["gappy_ranks"] = duals.ranks
     report["training_loads"] = data.training_loads()
     report["load_coefficients"] = "value * amplitude(t) of each run's pattern (unit load vectors and liftings)"
-    report["signature"] = load_signature(data.layout.mesh, data.dirichlet, data.loads)
+    report["signature"] = load_signature(data.layout.mesh, data.dirichlet, data.loads, thermal=data.thermal)
     if data.thermal:
         report["thermal"] = {
             "temperature_source": {r: t.source for r, t in data.temperatures.items()},

@@ -344,12 +344,6 @@ def problem_scenario(model: Any, problem: Any) -> Scenario:
         raise ValueError(f"{where}: not the model's mesh and load patterns: " + "; ".join(differences)
                          + ". A reduced model predicts new values, amplitudes and steps of its training "
                          "patterns on its training mesh.")
-    thermal = getattr(model, "thermal", False)
-    if thermal != problem.thermal:
-        raise ValueError(f"{where}: " + ("the model was trained with temperatures but the case has none (give its "
-                                         "*INITIAL CONDITIONS,TYPE=TEMPERATURE and *TEMPERATURE)" if thermal else
-                                         "the case has temperatures but the model was trained without any; train "
-                                         "with thermal runs"))
     scenario = Scenario.from_problem(problem)
     lifted = set(model.lifting["lifting_names"]) if model.lifting is not None else set()
     fixed = [n for n, c in scenario.coefficients.items()

@@ -68,7 +68,7 @@ def test_all_modes_full_quadrature_reproduce_a_thermal_training_run(bar, exact):
     reduction, path = exact
     model = reduction.model
     assert model.thermal and model.temperature["nodes"].shape == (model.n_points, 8)
-    assert reduction.report["thermal"]["initial_temperature_source"] == {r: "field at step 0" for r in TRAIN}
+    assert reduction.report["thermal"]["initial_temperature_source"] == {r: "description" for r in TRAIN}
     np.testing.assert_allclose(model.temperature["initial"], 20.0, rtol=0, atol=1e-12)
     result = model.solve(problem_scenario(model, problems["train_a"]), OnlineOptions(rtol=1e-12))
     hf = read_run(store.path, "train_a")
@@ -220,7 +220,7 @@ def test_athermal_and_old_models(training, bar, exact, tmp_path):
     cold = dataclasses.replace(cold, initial_temperature=None, temperatures=(),
                                material=CalculixViscoplastic(law.young, law.poisson, law.plastic,
                                                              hardening="isotropic", norton=law.norton))
-    with pytest.raises(ValueError, match="trained with temperatures but the case has none"):
+    with pytest.raises(ValueError, match="trained with temperatures but this case has none"):
         problem_scenario(thermal, cold)
 
 
