@@ -258,3 +258,61 @@ def test_thermal_and_athermal_runs_do_not_mix(bar, tmp_path):
     solve(cold, writer=writer, fields=("displacement", "stress", "state"))
     with pytest.raises(ValueError, match=r"runs \['hot'\] have temperatures and runs \['cold'\] have none"):
         reduce(store.path, law, options=ReduceOptions(ecm=False))
+
+
+def test_operator_rows_pad_short_rows():
+    """Rows of different lengths (mixed element types) padded with node -1 and weight 0."""
+    import scipy.sparse as sp
+
+    from romdask.online.thermal import operator_rows, operator_values
+
+    op = sp.csr_matrix(np.array([[0.5, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 1.0, 0.0]]))
+    ids = np.array([40, 10, 30, 20])
+    nodes, weights = operator_rows(op, [2, 0, 1], ids)
+    assert nodes.tolist() == [[30, -1, -1, -1], [40, 10, -1, -1], [40, 10, 30, 20]]
+    assert weights[0].tolist() == [1.0, 0.0, 0.0, 0.0]
+    T = np.array([1.0, 2.0, 3.0, 4.0])  # on ids 40, 10, 30, 20
+    np.testing.assert_allclose(operator_values(nodes, weights, ids, T), (op @ T)[[2, 0, 1]], rtol=1e-15)
+
+
+def test_no_allocation_growth_with_temperatures(bar, ecm):
+    """The thermal solve allocates per solve, not per increment (beyond the result rows)."""
+    import tracemalloc
+
+    _, problems = bar
+    model = ecm[0].model
+    scenario = problem_scenario(model, problems["ref_amplitude"])
+    peaks = {}
+    for n_t in (13, 49):
+        times = np.linspace(0.0, 2.0, n_t)
+        dense = Scenario(times, scenario.coefficients, scenario.homogeneous, scenario.temperature)
+        model.solve(dense)  # compiled
+        tracemalloc.start()
+        model.solve(dense)
+        peaks[n_t] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    per_step = 8 * model.n_points * (6 + model.n_state_max) + 8 * 4 * model.n_modes
+    assert peaks[49] - peaks[13] < 1.5 * 36 * per_step, (peaks, per_step)
+
+
+def test_scenario_temperature_validation():
+    ids = np.array([3, 1, 2])
+    with pytest.raises(ValueError, match="distinct integer solver node ids"):
+        ScenarioTemperature([1, 1, 2], np.zeros((1, 3)), (1.0,))
+    with pytest.raises(ValueError, match=r"shape \(n_patterns, 3\)"):
+        ScenarioTemperature(ids, np.zeros((1, 4)), (1.0,))
+    with pytest.raises(ValueError, match="not both, not neither"):
+        ScenarioTemperature(ids, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="one coefficient per temperature pattern"):
+        ScenarioTemperature(ids, np.zeros((2, 3)), (1.0,))
+    with pytest.raises(ValueError, match="field_times must be 2 finite, strictly increasing"):
+        ScenarioTemperature.from_fields(ids, [0.0, 0.0], np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="initial must be 3 finite nodal values"):
+        ScenarioTemperature(ids, np.zeros((1, 3)), (1.0,), initial=[1.0, np.nan, 2.0])
+    # breakpoints: the amplitudes' tables, or the field times
+    from romdask.problem.loads import Amplitude
+
+    heat = ScenarioTemperature(ids, np.ones((1, 3)), (Amplitude([0.0, 0.3, 1.0], [0.0, 1.0, 0.0]),), initial=0.0)
+    assert Scenario([0.0, 1.0], {}, temperature=heat).breakpoints().tolist() == [0.0, 0.3, 1.0]
+    fields = ScenarioTemperature.from_fields(ids, [0.0, 0.7], np.ones((2, 3)), initial=0.0)
+    assert Scenario([0.0, 1.0], {}, temperature=fields).breakpoints().tolist() == [0.0, 0.7]
