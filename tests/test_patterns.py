@@ -361,9 +361,9 @@ def test_temperature_descriptions_that_miss_nodes_are_rejected():
 
 
 def test_signature_of_body_forces_and_temperatures():
-    """A moved or turned axis and another gravity direction are other patterns; another point
-    ON the axis, the reversed axis, other values, densities, amplitudes and temperatures are
-    not; temperatures on one side only are a difference in words."""
+    """A moved or turned axis, another gravity direction or density are other patterns; another
+    point ON the axis, the reversed axis, other values (omega^2, g), amplitudes and temperatures
+    are not; temperatures on one side only are a difference in words."""
     problem = _thermal_problem()
     reference = problem_signature(problem)
     assert reference["version"] == 2 and reference["thermal"] is True
@@ -378,8 +378,8 @@ def test_signature_of_body_forces_and_temperatures():
 
     same = [
         (3, dataclasses.replace(spin, point=spin.point + 2.0 * spin.axis)),  # another point of the axis
-        (3, dataclasses.replace(spin, axis=-spin.axis, value=1.0, density=1.0, amplitude=None)),
-        (4, dataclasses.replace(gravity, value=1.0, density=2.0)),
+        (3, dataclasses.replace(spin, axis=-spin.axis, value=1.0, amplitude=None)),
+        (4, dataclasses.replace(gravity, value=1.0, density=7.8e-9 * (1 + 1e-9))),  # 7 digits
     ]
     for change in same:
         assert signature(change) == reference, change
@@ -393,6 +393,10 @@ def test_signature_of_body_forces_and_temperatures():
     down = signature((4, dataclasses.replace(gravity, direction=[0.0, -1.0, 0.0])))
     assert signature_differences(reference, down) == [
         "pattern 'load-4' has another direction: direction [0.0, -1.0, 0.0] instead of direction [0.0, 0.0, -1.0]"]
+    heavier = signature((4, dataclasses.replace(gravity, density=7.9e-9)))
+    assert signature_differences(reference, heavier) == [
+        "pattern 'load-4' has density 7.9e-09 instead of 7.8e-09 (the density is part of the model's load vector; "
+        "omega^2 or g may change)"]
     fewer = signature((3, dataclasses.replace(spin, elements=spin.elements[1:])))
     assert signature_differences(reference, fewer) == [
         f"pattern 'spin' has {len(spin.elements) - 1} elements instead of {len(spin.elements)}"]
