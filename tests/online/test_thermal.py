@@ -316,3 +316,25 @@ def test_scenario_temperature_validation():
     assert Scenario([0.0, 1.0], {}, temperature=heat).breakpoints().tolist() == [0.0, 0.3, 1.0]
     fields = ScenarioTemperature.from_fields(ids, [0.0, 0.7], np.ones((2, 3)), initial=0.0)
     assert Scenario([0.0, 1.0], {}, temperature=fields).breakpoints().tolist() == [0.0, 0.7]
+
+
+def test_cli_predict_a_thermal_deck(bar, ecm, tmp_path, monkeypatch, capsys):
+    """`romdask predict --deck` on a thermal model: the deck's temperatures reach the solver and
+    the law replay of the full fields (the deck reader is replaced by the deck's Problem: the
+    CalculiX thermal cards are the deck reader's tests); --set refuses a thermal model."""
+    import romdask.io.calculix
+    from romdask.cli import main
+
+    _, problems = bar
+    _, path = ecm
+    monkeypatch.setattr(romdask.io.calculix, "read_problem", lambda deck: problems["ref_amplitude"])
+    out = tmp_path / "pred.npz"
+    assert main(["predict", str(path), "--deck", "new.inp", "--out", str(out), "--vtu", str(tmp_path / "u")]) == 0
+    model = ReducedModel.open(path)
+    expected = model.solve(problem_scenario(model, problems["ref_amplitude"]))
+    loaded = load_result(out)
+    np.testing.assert_array_equal(loaded.coordinates, expected.coordinates)
+    assert loaded.temperature is not None and (tmp_path / "u.pvd").is_file()
+    capsys.readouterr()
+    assert main(["predict", str(path), "--set", "pull=0.003", "--out", str(out)]) != 0
+    assert "is a thermal model: its cases need temperatures" in capsys.readouterr().err
