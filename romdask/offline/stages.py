@@ -35,7 +35,6 @@ from .training import Lifting, TrainingData
 
 __all__ = [
     "DualBases",
-    "thermal_rows",
     "Gathered",
     "PointFields",
     "assemble",
@@ -43,6 +42,7 @@ __all__ = [
     "full_bases",
     "gather",
     "point_fields",
+    "thermal_rows",
 ]
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,13 @@ from typing import Any, Union
 
 import numpy as np
 
-from romdask.problem.loads import Amplitude
-from romdask.problem.patterns import describe_loads, problem_signature, signature_differences
 from romdask.online.thermal import PointTemperature, operator_values
+from romdask.problem.loads import Amplitude
+from romdask.problem.patterns import (
+    describe_loads,
+    problem_signature,
+    signature_differences,
+)
 from romdask.stepping import collect_breakpoints
 
 __all__ = ["Coefficient", "Scenario", "ScenarioTemperature", "problem_scenario"]

@@ -100,7 +100,8 @@ class OnlineResult:
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
     wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
     temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
-        None otherwise), for :func:`~romdask.online.replay_law` (not saved by ``save_result``).
+        None otherwise), for :func:`~romdask.online.replay_law` (saved by ``save_result`` unless a
+        temperature coefficient is a callable).
     """
 
     times: np.ndarray

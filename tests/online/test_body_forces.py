@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from thermal_cases import FIELDS, RUNS, bar_law, bar_mesh, read_run, write_runs
 
 from romdask.cli import main
 from romdask.hifi import solve
 from romdask.hifi.builtin import SolverOptions
 from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.offline.replay import replay
-from romdask.online import OnlineOptions, ReducedModel, Scenario, open_full, problem_scenario, reconstruct_displacement
+from romdask.online import (
+    OnlineOptions,
+    ReducedModel,
+    Scenario,
+    open_full,
+    problem_scenario,
+    reconstruct_displacement,
+)
 from romdask.online.results import load_result
 from romdask.problem import Dirichlet, Problem
 from romdask.problem.loads import Amplitude, Centrifugal, cyclic
 from romdask.problem.patterns import run_metadata
 from romdask.store import create_store, open_snapshots
-from thermal_cases import FIELDS, RUNS, bar_law, bar_mesh, read_run, write_runs
 
 DENSITY = 7.85e-9  # t / mm^3
 TIMES = np.linspace(0.0, 2.0, 9)

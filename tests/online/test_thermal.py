@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from thermal_cases import RUNS, TIMES, bar_law, bar_problem, read_run, write_runs
 
 from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.offline.replay import replay
@@ -22,7 +23,6 @@ from romdask.online import (
     replay_law,
 )
 from romdask.online.results import load_result, save_result
-from thermal_cases import RUNS, TIMES, bar_law, bar_problem, read_run, write_runs
 
 #: the training runs, then references of unseen cases: a new amplitude (same shape as train_a,
 #: other pull) and a new shape (a mix of both gradients)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from romdask.hifi import solve
-from romdask.io.run import FieldSpec
 from romdask.hifi.builtin import SolverOptions
+from romdask.io.run import FieldSpec
 from romdask.problem import Dirichlet, Problem
 from romdask.problem.loads import Amplitude, Temperature
 from romdask.problem.patterns import describe_loads
