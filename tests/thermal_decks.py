@@ -102,3 +102,111 @@ NALL, 20.
 *TEMPERATURE, FILE=heat.frd
 *END STEP
 """
+
+
+# body loads step after step: a gravity under a step-time amplitude (its value reached is kept in
+# the next steps), a centrifugal load without amplitude (at once in *VISCO, ramped in *STATIC)
+# replaced in step 3; a stiff, barely nonlinear law so that ccx takes every increment
+BODY_RULES = """*NODE, NSET=NALL
+1, 0, 0, 0
+2, 10, 0, 0
+3, 10, 10, 0
+4, 0, 10, 0
+5, 0, 0, 10
+6, 10, 0, 10
+7, 10, 10, 10
+8, 0, 10, 10
+9, 20, 0, 0
+10, 20, 10, 0
+11, 20, 0, 10
+12, 20, 10, 10
+*ELEMENT, TYPE=C3D8, ELSET=EALL
+1, 1, 2, 3, 4, 5, 6, 7, 8
+2, 2, 9, 10, 3, 6, 11, 12, 7
+*NSET, NSET=LEFT
+1, 4, 5, 8
+*ELSET, ELSET=E2
+2
+*MATERIAL, NAME=M
+*ELASTIC
+200000., 0.3
+*PLASTIC
+1e5, 0.
+*CREEP, LAW=NORTON
+1e-30, 2., 0.
+*DENSITY
+7.8e-9
+*SOLID SECTION, ELSET=EALL, MATERIAL=M
+*AMPLITUDE, NAME=UP
+0., 0., 1., 1.
+*BOUNDARY
+LEFT, 1, 3
+*STEP
+{proc}
+0.25, 1.
+*DLOAD, AMPLITUDE=UP
+EALL, GRAV, 1e6, 0., -1., 0.
+*DLOAD
+E2, CENTRIF, 1e8, 0., 0., 0., 0., 0., 1.
+*CONTROLS, PARAMETERS=FIELD
+1e-9, 1e-9, , , 1e-9, 1e-9
+*NODE OUTPUT, DOUBLE
+U
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*DLOAD
+E2, CENTRIF, 3e8, 0., 0., 0., 0., 0., 1.
+*END STEP
+"""
+
+# the cube and its supports numbered 1..8 (ccx's reset below hits node NUMBER 2 or 5)
+def _renumbered(text: str) -> str:
+    for old, new in (("12", "2"), ("23", "3"), ("34", "4"), ("45", "5"), ("56", "6"), ("67", "7"), ("78", "8")):
+        text = text.replace(f"\n{old},", f"\n{new},").replace(f", {old}", f", {new}")
+    return text.replace("\n5, 1, 2, 3, 4, 5, 6, 7, 8", "\n1, 1, 2, 3, 4, 5, 6, 7, 8")
+
+
+CUBE_1_8 = _renumbered(CUBE)
+MATERIAL_1_8 = _renumbered(MATERIAL).replace("*SOLID", "*DENSITY\n7.8e-9\n*SOLID")
+
+# FILE= keeps a node's amplitude (ccx sets only the values), and ccx 2.20 drops step-time
+# temperature amplitudes at the end of a step for ONE node only: number 3 nbody + 2 (node 2
+# without body loads, node 5 with one) -- CalculiX.c's reset lacks its loop over the nodes.
+FILE_AMPLITUDES = """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*AMPLITUDE, NAME=UP
+0., 0., 1., 1.
+*STEP, AMPLITUDE=RAMP
+{proc}
+0.25, 1.
+{body}*TEMPERATURE, FILE=heat.frd, BSTEP=1
+*END STEP
+*STEP
+{proc}
+0.25, 1.
+*TEMPERATURE, AMPLITUDE=UP
+NALL, 50.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*TEMPERATURE, FILE=heat.frd, BSTEP=2
+*END STEP
+*STEP, AMPLITUDE=RAMP
+{proc}
+0.5, 1.
+*TEMPERATURE
+B, 70.
+*END STEP
+*STEP
+{proc}
+0.5, 1.
+*TEMPERATURE, FILE=heat.frd, BSTEP=1
+*END STEP
+"""

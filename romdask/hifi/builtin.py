@@ -111,7 +111,8 @@ class Result:
     ----------
     times : (n_steps + 1,) output times (``problem.times``).
     displacement : (n_steps + 1, n_dofs) float64, or None when a writer was given.
-    fields : requested integration-point fields, each (n_steps + 1, n_points, ...) (default writer).
+    fields : requested integration-point fields, each (n_steps + 1, n_points, ...), and for a
+        thermal problem ``"temperature"`` (n_steps + 1, n_nodes) (default writer).
     reactions : (n_steps + 1, n_dirichlet, 3) reaction-force resultant of each Dirichlet
         condition (sum over its dofs of ``f_int - f_ext``; 0 for components it does not fix).
     newton_iterations : (n_steps,) Newton iterations per output increment, counted as linear

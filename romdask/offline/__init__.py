@@ -9,6 +9,8 @@ from .pod import POD, ProductOperator, combine, gram, inner, mass_product, pod, 
 from .reduce import ReduceOptions, Reduction, reduce
 from .replay import replay, strains
 from .stages import DualBases, Gathered, PointFields, assemble, dual_bases, full_bases, gather, point_fields
+from .stages import thermal_rows
+from .temperature import RunTemperature, run_temperatures
 from .training import Lifting, TrainingData, lift, training_data, training_law
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ProductOperator",
     "ReduceOptions",
     "Reduction",
+    "RunTemperature",
     "SubdomainHalo",
     "TrainingData",
     "assemble",
@@ -50,9 +53,11 @@ __all__ = [
     "qdeim_points",
     "reduce",
     "replay",
+    "run_temperatures",
     "strains",
     "subdomain_halos",
     "submesh",
+    "thermal_rows",
     "training_data",
     "training_law",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "full_bases",
     "gather",
     "point_fields",
+    "thermal_rows",
 ]
 
 logger = logging.getLogger(__name__)

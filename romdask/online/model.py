@@ -49,8 +49,8 @@ import numpy as np
 import zarr
 
 from romdask.materials import Material, law_from_json, law_to_json
-from romdask.serialize import compressors, plain
 from romdask.online.thermal import check_temperature_operator
+from romdask.serialize import compressors, plain
 
 if TYPE_CHECKING:  # the solver imports this module
     from romdask.fem.mesh import Mesh

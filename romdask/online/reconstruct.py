@@ -209,7 +209,8 @@ def _point_temperatures(full: FullBases, result: OnlineResult, temperature: Any)
         return None
     if temperature is None:
         raise ValueError(f"{full.path} is a thermal model: give the scenario's temperatures "
-                         "(replay_law(..., temperature=scenario.temperature); a loaded result does not keep them).")
+                         "(replay_law(..., temperature=scenario.temperature); a saved result keeps them unless a coefficient "
+                         "was a callable).")
     initial = None if full.initial_temperature is None else np.asarray(full.initial_temperature)
     return temperature.at_points(np.asarray(full.temperature_nodes), np.asarray(full.temperature_weights), initial)
 

@@ -16,9 +16,13 @@ from typing import Any, Union
 
 import numpy as np
 
-from romdask.problem.loads import Amplitude
-from romdask.problem.patterns import describe_loads, problem_signature, signature_differences
 from romdask.online.thermal import PointTemperature, operator_values
+from romdask.problem.loads import Amplitude
+from romdask.problem.patterns import (
+    describe_loads,
+    problem_signature,
+    signature_differences,
+)
 from romdask.stepping import collect_breakpoints
 
 __all__ = ["Coefficient", "Scenario", "ScenarioTemperature", "problem_scenario"]
@@ -29,7 +33,7 @@ Coefficient = Union[Amplitude, Callable[[float], Any], float]
 
 def _scaled(value: float, amplitude: Amplitude | None) -> Coefficient:
     """``value * amplitude(t)`` as an Amplitude (keeps the breakpoints) or a constant."""
-    if amplitude is None:
+    if amplitude is None or value == 0.0:  # a zero pattern (e.g. a homogeneous condition) stays 0.0
         return float(value)
     return Amplitude(amplitude.times, float(value) * np.asarray(amplitude.values))
 
@@ -344,12 +348,6 @@ def problem_scenario(model: Any, problem: Any) -> Scenario:
         raise ValueError(f"{where}: not the model's mesh and load patterns: " + "; ".join(differences)
                          + ". A reduced model predicts new values, amplitudes and steps of its training "
                          "patterns on its training mesh.")
-    thermal = getattr(model, "thermal", False)
-    if thermal != problem.thermal:
-        raise ValueError(f"{where}: " + ("the model was trained with temperatures but the case has none (give its "
-                                         "*INITIAL CONDITIONS,TYPE=TEMPERATURE and *TEMPERATURE)" if thermal else
-                                         "the case has temperatures but the model was trained without any; train "
-                                         "with thermal runs"))
     scenario = Scenario.from_problem(problem)
     lifted = set(model.lifting["lifting_names"]) if model.lifting is not None else set()
     fixed = [n for n, c in scenario.coefficients.items()

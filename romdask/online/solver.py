@@ -100,7 +100,8 @@ class OnlineResult:
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
     wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
     temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
-        None otherwise), for :func:`~romdask.online.replay_law` (not saved by ``save_result``).
+        None otherwise), for :func:`~romdask.online.replay_law` (saved by ``save_result`` unless a
+        temperature coefficient is a callable).
     """
 
     times: np.ndarray
@@ -285,6 +286,7 @@ class _Solver:
         self.temperature = np.zeros((r, 3))  # [initial, T(t_old), T(t_new)] at each reduced point
         self.laws = _Laws(model, self.stress, self.tangent, self.temperature)
         self.thermal = None
+        self.thermal_laws = any(getattr(law, "thermal", False) for law, _ in model.materials)
         if model.thermal:  # mapped once: O(n_patterns r n_en)
             op = model.temperature
             self.thermal = scenario.temperature.at_points(op["nodes"], op["weights"], op.get("initial"))
@@ -330,7 +332,7 @@ class _Solver:
         self.thermal.fill(t_new, self.t_new, self.t_work)
         self.temperature[:, 1] = self.t_old
         self.temperature[:, 2] = self.t_new
-        self.temperature_changed = bool(np.any(self.t_old != self.t_new))
+        self.temperature_changed = self.thermal_laws and bool(np.any(self.t_old != self.t_new))
 
     def evaluate(self, t: float, dt: float, trial: bool = False) -> None:
         """Laws, F_int and K at the current gamma (``trial``: at the committed lifting ``a_n``,
@@ -447,7 +449,7 @@ class _Solver:
         self.stiffness(self.L, self.DL, self.K_L)
         self.set_loads(t0)
         self.set_temperatures(t0, t0)
-        heated = self.temperature_changed  # T(t0) != T_init: thermal stresses to equilibrate
+        heated = self.temperature_changed  # T(t0) != T_init under a thermal law: stresses to equilibrate
         return bool(np.any(self.a != 0.0) or np.any(self.c != 0.0) or heated)
 
     def output(self, step: int, t: float) -> None:

@@ -117,13 +117,12 @@ def operator_values(nodes: np.ndarray, weights: np.ndarray, node_ids: np.ndarray
     """
     node_ids = np.asarray(node_ids, np.int64)
     values = np.asarray(values, np.float64)
+    if node_ids.size == 0:
+        raise ValueError(f"{what} gives no node.")
     order = np.argsort(node_ids, kind="stable")
-    wanted = np.where(nodes >= 0, nodes, node_ids[order[0]] if node_ids.size else 0)
-    pos = np.searchsorted(node_ids, wanted, sorter=order) if node_ids.size else np.zeros(wanted.shape, np.int64)
-    pos = np.minimum(pos, max(node_ids.size - 1, 0))
-    columns = order[pos] if node_ids.size else pos
-    found = (node_ids[columns] == wanted) if node_ids.size else np.zeros(wanted.shape, bool)
-    missing = np.unique(nodes[(nodes >= 0) & ~found])
+    wanted = np.where(nodes >= 0, nodes, node_ids[order[0]])  # padding: any given node (weight 0)
+    columns = order[np.minimum(np.searchsorted(node_ids, wanted, sorter=order), node_ids.size - 1)]
+    missing = np.unique(nodes[(nodes >= 0) & (node_ids[columns] != wanted)])
     if missing.size:
         raise ValueError(f"{what} does not give nodes {missing[:10].tolist()} (solver ids; {missing.size} in all) "
                          "that the model's reduced points need; give a temperature on every node of the mesh.")

@@ -340,17 +340,18 @@ def mesh_fingerprint(mesh: Mesh) -> dict[str, Any]:
 
 
 def _pattern(name: str, kind: str, components: Sequence[int], keys: np.ndarray,
-             geometry: tuple[dict[str, list[float]], np.ndarray] | None = None) -> dict[str, Any]:
+             geometry: tuple[dict[str, list[float]], np.ndarray, float] | None = None) -> dict[str, Any]:
     """One pattern's signature; ``keys`` are solver node ids, (element id, face) rows or
-    element ids; ``geometry``: a body force's rounded axis or direction and its integers."""
+    element ids; ``geometry``: a body force's rounded axis or direction, its integers and its
+    rounded density."""
     keys = np.asarray(keys, np.int64).reshape(len(keys), -1)
     keys = keys[np.lexsort(keys.T[::-1])] if keys.size else keys
     out = {"name": name, "kind": kind, "components": sorted(int(c) for c in components), "size": len(keys)}
     if geometry is None:
         out["sha256"] = _sha256(keys)
     else:
-        out["geometry"] = geometry[0]
-        out["sha256"] = _sha256(keys, b"geometry", geometry[1])
+        out["geometry"], out["density"] = geometry[0], geometry[2]
+        out["sha256"] = _sha256(keys, b"geometry", geometry[1], repr(geometry[2]).encode())
     return out
 
 
@@ -374,20 +375,22 @@ def _rounded(v: np.ndarray, exponent: int) -> tuple[list[float], np.ndarray]:
     return [v + 0.0 for v in values], q  # + 0.0: no -0.0
 
 
-def _body_force_geometry(mesh: Mesh, load: Centrifugal | Gravity) -> tuple[dict[str, list[float]], np.ndarray]:
-    """The rounded geometry of a body force and its integers: the direction of gravity; for a
-    rotation the axis up to its sign and its point nearest the origin (any point of the axis
-    describes the same rotation)."""
+def _body_force_geometry(mesh: Mesh, load: Centrifugal | Gravity) -> tuple[dict[str, list[float]], np.ndarray, float]:
+    """The rounded geometry of a body force, its integers and the density to 7 digits: the
+    direction of gravity; for a rotation the axis up to its sign and its point nearest the
+    origin (any point of the axis describes the same rotation). The density is part of the
+    unit load vector (:func:`~romdask.problem.vectors.unit_load_vector`), so it must agree."""
+    density = float(f"{load.density:.6e}")
     if isinstance(load, Gravity):
         direction, q = _rounded(load.direction, 0)
-        return {"direction": direction}, q
+        return {"direction": direction}, q, density
     axis = load.axis
     _, q_axis = _rounded(axis, 0)
     if q_axis[np.flatnonzero(q_axis)[0]] < 0:
         axis = -axis
     axis_values, q_axis = _rounded(axis, 0)
     point_values, q_point = _rounded(load.point - float(load.point @ load.axis) * load.axis, _length_exponent(mesh))
-    return {"point": point_values, "axis": axis_values}, np.concatenate([q_point, q_axis])
+    return {"point": point_values, "axis": axis_values}, np.concatenate([q_point, q_axis]), density
 
 
 def pattern_signatures(
@@ -447,10 +450,11 @@ def load_signature(
         0-based face) pairs of a pressure, or of the sorted element ids of a body force
         together with its ``geometry``: ``{"direction": [...]}`` (gravity) or ``{"point":
         [...], "axis": [...]}`` (rotation: the axis up to its sign, the axis point nearest the
-        origin), rounded to 1e-6 (points: 1e-6 x the mesh size rounded up to a power of ten).
-        Values (omega^2, g, densities included) and amplitudes are not part of it: they are
-        what a new scenario changes; nor are the temperatures (a reduced model maps any nodal
-        temperature field to its points), only whether there are any.
+        origin), rounded to 1e-6 (points: 1e-6 x the mesh size rounded up to a power of ten),
+        and its ``density`` (7 digits; part of the unit load vector). Values (omega^2, g) and
+        amplitudes are not part of it: they are what a new scenario changes; nor are the
+        temperatures (a reduced model maps any nodal temperature field to its points), only
+        whether there are any.
 
     Raises
     ------
@@ -551,6 +555,9 @@ def _pattern_difference(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -
     if a.get("geometry") != b.get("geometry"):
         what = "direction" if a["kind"] == "gravity" else "axis"
         return f"pattern {name!r} has another {what}: {_geometry_text(b)} instead of {_geometry_text(a)}"
+    if a.get("density") != b.get("density"):
+        return (f"pattern {name!r} has density {b.get('density')} instead of {a.get('density')} (the density is "
+                "part of the model's load vector; omega^2 or g may change)")
     if a["sha256"] != b["sha256"]:
         return f"pattern {name!r} has other {unit} (same count, {a['size']})"
     return None

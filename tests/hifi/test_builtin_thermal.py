@@ -1,10 +1,6 @@
-"""The built-in solver with temperatures and body forces against analytic solutions.
-
-The thermal laws are the test laws of ``tests/thermal_laws.py`` (CalculiX's thermal strain
-``alpha(T) (T - T_init)`` before an athermal law)."""
-
-import sys
-from pathlib import Path
+"""The built-in solver with temperatures and body forces against analytic solutions (thermal
+laws of romdask.materials: CalculiX's secant expansion ``alpha(T) (T - zero)``, temperature
+tables of the constants)."""
 
 import numpy as np
 import pytest
@@ -15,9 +11,6 @@ from romdask.hifi.builtin import SolverOptions
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.problem import Amplitude, Centrifugal, Dirichlet, Gravity, Problem, Temperature, ramp
 from romdask.problems.meshing import box, map_nodes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_laws import ThermoElastic, ThermoViscoplastic, thermal_strain  # noqa: E402
 
 E, NU, ALPHA, T0 = 200000.0, 0.3, 1.2e-5, 20.0
 TIGHT = SolverOptions(rtol=1e-12, ctol=1e-8)
@@ -33,8 +26,18 @@ def uniform_heating(mesh, t_end, amplitude=None):
     return Temperature(np.arange(mesh.n_nodes), t_end, amplitude or ramp(1.0), name="heat")
 
 
-def eps_th(t, alpha=ALPHA, slope=0.0):
-    return thermal_strain(np.array([T0, T0, t]), np.array([alpha, slope]))
+#: secant expansion rows (alpha, T): alpha grows by 1e-8 per K from T0 to T0 + 600
+EXPANSION = [(ALPHA, T0), (ALPHA + 600.0 * 1e-8, T0 + 600.0)]
+
+
+def thermoelastic(expansion=ALPHA):
+    return LinearElastic(E, NU, expansion=expansion, expansion_zero=T0)
+
+
+def eps_th(t, rows=EXPANSION):
+    """alpha(T) (T - T0), alpha linear between the rows and constant outside (from T_init = T0)."""
+    rows = np.asarray(rows, np.float64)
+    return np.interp(t, rows[:, 1], rows[:, 0]) * (t - T0)
 
 
 # ---- analytic thermoelastic references -------------------------------------------------------
@@ -43,15 +46,15 @@ def eps_th(t, alpha=ALPHA, slope=0.0):
 @pytest.mark.parametrize("element", ["C3D8", "C3D10", "C3D20R"])
 def test_free_thermal_expansion_is_stress_free(element):
     """A cube on symmetry planes, T = 620 a(t) with a ramp (CalculiX: amplitude x value, so
-    T(0) = 0: the initial equilibrium contracts it from T0 = 20), alpha(T) = 1.2e-5 + 1e-8 (T - T0):
+    T(0) = 0: the initial equilibrium contracts it from T0 = 20), alpha rows 1.2e-5 at 20, 1.8e-5 at 620:
     u = eps_th(T) x exactly and zero stress (to 1e-9 of E eps_th), every increment in one linear
     solve (the predictor takes the thermal out-of-balance), the nodal temperature as output."""
     mesh = box((2, 2, 2), (1.0, 2.0, 1.5), element=element)
-    problem = Problem(mesh, ThermoElastic(E, NU, ALPHA, 1e-8), symmetry(mesh), [0.0, 0.5, 1.0],
+    problem = Problem(mesh, thermoelastic(EXPANSION), symmetry(mesh), [0.0, 0.5, 1.0],
                       initial_temperature=T0, temperatures=(uniform_heating(mesh, 620.0),))
     res = solve(problem, fields=("displacement", "stress"))
     for k, t in enumerate(problem.times):
-        th = eps_th(620.0 * t, ALPHA, 1e-8)
+        th = eps_th(620.0 * t)
         np.testing.assert_allclose(res.displacement[k].reshape(-1, 3), th * mesh.nodes, rtol=0, atol=1e-12 * abs(th))
         assert np.abs(res.fields["stress"][k]).max() <= 1e-9 * E * abs(th)
         np.testing.assert_allclose(res.fields["temperature"][k], 620.0 * t, rtol=1e-15)
@@ -66,7 +69,7 @@ def test_bar_clamped_axially_gets_minus_e_alpha_dt():
     mesh = box((4, 1, 1), (4.0, 1.0, 1.0), element="C3D20R")
     bcs = symmetry(mesh) + (Dirichlet(mesh.node_sets["xmax"], (0,), name="xmax"),)
     heat = Temperature(np.arange(mesh.n_nodes), 120.0, Amplitude([0.0, 1.0], [T0 / 120.0, 1.0]), name="heat")
-    problem = Problem(mesh, ThermoElastic(E, NU, ALPHA), bcs, [0.0, 0.5, 1.0], initial_temperature=T0,
+    problem = Problem(mesh, thermoelastic(), bcs, [0.0, 0.5, 1.0], initial_temperature=T0,
                       temperatures=(heat,))
     res = solve(problem, fields=("displacement", "stress"))
     assert np.abs(res.displacement[0]).max() == 0.0  # T(0) = T0: nothing happens at t = 0
@@ -90,7 +93,7 @@ def free_beam(element, n_z, gradient=200.0):
     bcs = (Dirichlet([corner([0, 0, 0])], (0, 1, 2), name="o"), Dirichlet([corner([4, 0, 0])], (1, 2), name="x"),
            Dirichlet([corner([0, 1, 0])], (2,), name="y"))
     heat = Temperature(np.arange(mesh.n_nodes), T0 + gradient * x[:, 2], name="gradient")
-    return Problem(mesh, ThermoElastic(E, NU, ALPHA), bcs, [0.0, 1.0], initial_temperature=T0, temperatures=(heat,))
+    return Problem(mesh, thermoelastic(), bcs, [0.0, 1.0], initial_temperature=T0, temperatures=(heat,))
 
 
 @pytest.mark.parametrize("element", ["C3D10", "C3D20R"])
@@ -129,10 +132,10 @@ def test_linear_temperature_through_a_c3d8_beam_leaves_layer_stresses():
 # ---- viscoplasticity with temperatures changing within increments --------------------------
 
 
-def norton(alpha=ALPHA):
+def norton():
     plastic = [[200.0, 0.0], [260.0, 0.005], [300.0, 0.02], [340.0, 0.1]]
-    base = CalculixViscoplastic(E, NU, plastic, hardening="isotropic", norton=(4e-11, 5.0, 0.0))
-    return ThermoViscoplastic(base, alpha, 1e-8)
+    return CalculixViscoplastic(plastic=plastic, hardening="isotropic", norton=(4e-11, 5.0, 0.0),
+                                elastic=[(E, NU, T0), (0.8 * E, NU, 620.0)], expansion=EXPANSION, expansion_zero=T0)
 
 
 def drive_clamped(law, times, temperature):
@@ -165,8 +168,9 @@ def clamped_bar_problem(times, amplitude):
 
 
 def test_viscoplastic_bar_heated_and_cooled_matches_the_material_driver():
-    """A bar clamped axially, heated 20 -> 420 and cooled back (E alpha dT = 960 MPa >> yield
-    200): compressive yielding, then tensile yielding on cooling. Homogeneous: the FE stress
+    """A bar clamped axially, heated 20 -> 420 and cooled back (E alpha dT ~ 1000 MPa >> yield
+    200; E falls by 20 % and alpha rises by 33 % from 20 to 620): compressive yielding, then
+    tensile yielding on cooling. Homogeneous: the FE stress
     and state equal one material point on the same increments to 1e-9; Newton converges
     quadratically (log r_k+1 <= 1.7 log r_k for 1e-2 > r_k, r_k+1 > 1e-12); the temperature breakpoint inside
     the coarse output interval splits it, with the same answer as the fine output times."""
@@ -315,11 +319,11 @@ def test_column_under_its_own_weight():
 
 def test_thermal_law_in_an_athermal_problem_is_refused():
     mesh = box((1, 1, 1))
-    with pytest.raises(ValueError, match=r"\['ThermoElastic'\].*athermal.*initial_temperature"):
-        Problem(mesh, ThermoElastic(E, NU, ALPHA), symmetry(mesh), [0.0, 1.0])
-    with pytest.raises(ValueError, match="ThermoElastic"):
-        Problem(mesh, {"all": ThermoElastic(E, NU, ALPHA)}, symmetry(mesh), [0.0, 1.0])
-    Problem(mesh, ThermoElastic(E, NU, ALPHA), symmetry(mesh), [0.0, 1.0], initial_temperature=T0)
+    with pytest.raises(ValueError, match=r"\['LinearElastic'\].*athermal.*initial_temperature"):
+        Problem(mesh, thermoelastic(), symmetry(mesh), [0.0, 1.0])
+    with pytest.raises(ValueError, match="LinearElastic"):
+        Problem(mesh, {"all": thermoelastic()}, symmetry(mesh), [0.0, 1.0])
+    Problem(mesh, thermoelastic(), symmetry(mesh), [0.0, 1.0], initial_temperature=T0)
 
 
 def test_athermal_law_in_a_thermal_problem_ignores_the_temperature():
@@ -338,7 +342,7 @@ def test_temperature_field_through_a_store(tmp_path):
 
     mesh = box((2, 2, 2), element="C3D8")
     heat = Temperature(np.arange(mesh.n_nodes), 100.0 + mesh.nodes[:, 0], ramp(1.0), name="heat")
-    problem = Problem(mesh, ThermoElastic(E, NU, ALPHA), symmetry(mesh), [0.0, 0.5, 1.0], initial_temperature=T0,
+    problem = Problem(mesh, thermoelastic(), symmetry(mesh), [0.0, 0.5, 1.0], initial_temperature=T0,
                       temperatures=(heat,))
     store = create_store(tmp_path / "s.zarr", mesh, n_subdomains=2)
     writer = store.writer("heat", mesh=mesh, times=problem.times, fields=("displacement", "temperature"))

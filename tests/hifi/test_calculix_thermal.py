@@ -36,7 +36,9 @@ from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Te
 from romdask.problems.meshing import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_decks import CUBE, FILE_STEPS, MATERIAL, RULES, VISCO  # noqa: E402
+from thermal_decks import (  # noqa: E402
+    BODY_RULES, CUBE, CUBE_1_8, FILE_AMPLITUDES, FILE_STEPS, MATERIAL, MATERIAL_1_8, RULES, VISCO,
+)
 from numbering import gmsh_like  # noqa: E402
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("ccx") is None,
@@ -137,6 +139,63 @@ def test_temperature_file_matches_ccx(tmp_path, proc):
     _check_nt(deck)
 
 
+@pytest.mark.parametrize("proc", [VISCO, "*STATIC, DIRECT"])
+def test_body_load_rules_match_ccx(tmp_path, proc):
+    """*DLOAD GRAV / CENTRIF step after step follow the rules of the pressures (a step-time
+    amplitude dropped in later steps, at once in *VISCO, ramped in *STATIC, replaced)."""
+    deck = tmp_path / "body.inp"
+    deck.write_text(BODY_RULES.replace("{proc}", proc))
+    worst, problem, _ = _agreement(deck)
+    spin = next(ld for ld in problem.loads if isinstance(ld, Centrifugal))
+    expected = [1e8] * 7 + [3e8] * 2 if proc == VISCO else [0, 2.5e7, 5e7, 7.5e7, 1e8, 1e8, 1e8, 2e8, 3e8]
+    np.testing.assert_allclose([spin.value * spin.scale(t) for t in problem.times], expected, rtol=1e-15)
+    assert worst < 1e-12, worst
+
+
+@pytest.mark.parametrize("body", ["", "*DLOAD\nEALL, GRAV, 1., 0., 0., -1.\n"])
+def test_temperature_file_amplitudes_and_the_reset_node_match_ccx(tmp_path, body):
+    """FILE= keeps each node's amplitude; ccx 2.20 drops a step-time amplitude after a step for
+    node 3 nbody + 2 only (node 2, or node 5 with one body load): read_problem does the same."""
+    (tmp_path / "heat.inp").write_text(CUBE_1_8 + HEAT)
+    run_ccx(tmp_path / "heat.inp", timeout=60)
+    deck = tmp_path / "mech.inp"
+    deck.write_text(CUBE_1_8 + MATERIAL_1_8 + FILE_AMPLITUDES.format(proc=VISCO, body=body).replace(
+        "*END STEP\n", "*NODE OUTPUT, DOUBLE\nNT\n*END STEP\n", 1))
+    _check_nt(deck)
+    _, times, nt = _nt(deck.with_suffix(".frd"))
+    reset = 1 if not body else 4
+    k = int(np.argmin(np.abs(times - 2.5)))
+    others = [i for i in range(8) if i != reset]
+    assert np.all(nt[k, others] < nt[k + 1, others]) and nt[k, reset] == nt[k + 1, reset]  # UP kept / dropped
+
+
+def test_temperature_file_after_lines_in_one_step_matches_ccx(tmp_path):
+    """*STEP,AMPLITUDE=STEP in *STATIC: the lines' nodes (A) get the STEP amplitude (at once),
+    a FILE= card after them keeps it for A and ramps the other nodes (no amplitude)."""
+    (tmp_path / "heat.inp").write_text(CUBE + HEAT)
+    run_ccx(tmp_path / "heat.inp", timeout=60)
+    deck = tmp_path / "mech.inp"
+    deck.write_text(CUBE + MATERIAL + """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*STEP, AMPLITUDE=STEP
+*STATIC, DIRECT
+0.25, 1.
+*TEMPERATURE
+A, 120.
+*TEMPERATURE, FILE=heat.frd, BSTEP=2
+*NODE OUTPUT, DOUBLE
+NT
+*END STEP
+*STEP
+*STATIC, DIRECT
+0.5, 1.
+*TEMPERATURE
+A, 20.
+*END STEP
+""")
+    _check_nt(deck)
+
+
 def test_temperature_encodings(tmp_path):
     """NDTEMP in ASCII, float32 and float64 .frd files: read_calculix's node field "temperature"."""
     mesh = box((2, 1, 1), (2.0, 1.0, 1.0))
@@ -163,10 +222,13 @@ def test_temperature_encodings(tmp_path):
 # ---- (a) temperature-dependent elasticity + expansion, transient nonuniform temperature ------------
 
 
-def _heating_front(element: str) -> Problem:
+def _heating_front(element: str, viscoplastic: bool = False) -> Problem:
     mesh = box((3, 2, 2), (30.0, 10.0, 10.0), element=element)
-    law = LinearElastic(elastic=[(2e5, 0.3, 20.0), (1.5e5, 0.33, 620.0)],
-                        expansion=[(1.2e-5, 20.0), (1.7e-5, 620.0)], expansion_zero=20.0)
+    tables = {"elastic": [(2e5, 0.3, 20.0), (1.5e5, 0.33, 620.0)], "expansion": [(1.2e-5, 20.0), (1.7e-5, 620.0)],
+              "expansion_zero": 20.0}
+    law = LinearElastic(**tables) if not viscoplastic else CalculixViscoplastic(
+        plastic=[(250.0, 0.0, 20.0), (300.0, 0.02, 20.0), (120.0, 0.0, 620.0), (150.0, 0.02, 620.0)],
+        norton=[(1e-12, 4.0, 0.0, 20.0), (1e-9, 4.0, 0.0, 620.0)], **tables)
     x = mesh.nodes[:, 0]
     layers = np.unique(x)
     temperatures = []
@@ -181,16 +243,22 @@ def _heating_front(element: str) -> Problem:
                    temperatures=tuple(temperatures), name=f"front_{element}")
 
 
-@pytest.mark.parametrize("element", ["C3D8", "C3D10"])
-def test_heating_front_agrees_with_calculix(tmp_path, element):
+@pytest.mark.parametrize("element, law", [("C3D8", "elastic"), ("C3D10", "elastic"), ("C3D8", "viscoplastic")])
+def test_heating_front_agrees_with_calculix(tmp_path, element, law):
+    """write_deck's deck: one step per output interval for the elastic law (ccx solves a linear
+    step in one increment), steps cut at the temperature amplitudes' breakpoints (*VISCO)."""
     start = time.perf_counter()
-    problem = _heating_front(element)
+    problem = _heating_front(element, law == "viscoplastic")
     deck = write_deck(problem, tmp_path / f"{problem.name}.inp")
-    worst, back, res = _agreement(deck)
+    n_steps = deck.read_text().count("*END STEP")
+    assert n_steps == (8 if law == "elastic" else 6), n_steps  # breakpoints 0.5, 1, 1.5, 2, 2.5
+    worst, back, res = _agreement(deck, ("displacement", "state") if law == "viscoplastic" else ("displacement",))
+    if law == "viscoplastic":
+        assert res.fields["state"][:, :, 0].max() > 1e-3
     for t in problem.times:
         np.testing.assert_allclose(back.nodal_temperature(t), problem.nodal_temperature(t), rtol=0, atol=1e-12)
     assert np.abs(res.displacement).max() > 0.05
-    print(f"(a) {element} heating front, E(T), alpha(T): worst relative displacement difference vs ccx {worst:.2e} "
+    print(f"(a) {element} {law} heating front, tables in T: worst relative displacement difference vs ccx {worst:.2e} "
           f"({time.perf_counter() - start:.1f} s)")
     assert worst < TOLERANCE, worst
 
@@ -208,8 +276,9 @@ def _cycle_deck(folder: Path, element: str) -> Path:
     if element == "C3D10":
         mesh = gmsh_like(mesh, seed=5, n_unused=0)
     else:  # ids decreasing with gaps
-        mesh = Mesh(mesh.nodes, tuple(CellBlock(b.type, b.connectivity, 5 * np.arange(len(b)) + 2) for b in mesh.blocks),
-                    1000 - 7 * np.arange(mesh.n_nodes), mesh.node_sets, mesh.element_sets, mesh.surfaces)
+        blocks = tuple(CellBlock(b.type, b.connectivity, 5 * np.arange(len(b)) + 2) for b in mesh.blocks)
+        mesh = Mesh(mesh.nodes, blocks, 1000 - 7 * np.arange(mesh.n_nodes), mesh.node_sets, mesh.element_sets,
+                    mesh.surfaces)
     lines = ["*NODE, NSET=NALL"] + [f"{i}, {x!r}, {y!r}, {z!r}" for i, (x, y, z) in zip(mesh.node_ids,
                                                                                        mesh.nodes.tolist())]
     lines.append(f"*ELEMENT, TYPE={element}, ELSET=BAR")
@@ -332,3 +401,31 @@ def test_ingest_stores_the_temperature(tmp_path):
     index = problem.mesh.node_index(ds["node"].values)
     for k, t in enumerate(ds["time"].values):
         np.testing.assert_allclose(ds["temperature"].values[k, :, 0], problem.nodal_temperature(t)[index], rtol=1e-14)
+    # the run's description rebuilds the deck's temperatures (read_problem's patterns)
+    from romdask.problem.thermal import temperatures_from_description
+
+    initial, patterns = temperatures_from_description(problem.mesh, ds.attrs["metadata"]["loads"])
+    rebuilt = Problem(problem.mesh, problem.material, problem.dirichlet, problem.times, initial_temperature=initial,
+                      temperatures=patterns)
+    assert [p.name for p in patterns] == [p.name for p in problem.temperatures]
+    for t in problem.times:
+        np.testing.assert_array_equal(rebuilt.nodal_temperature(t), problem.nodal_temperature(t))
+
+
+def test_solve_calculix_temperature_field(tmp_path):
+    """solve_calculix(fields=(..., "temperature")): ccx's NT, the initial temperature in the zero
+    frame, the problem's temperature at a node of no element (ccx does not write it)."""
+    from romdask.hifi.calculix import solve_calculix
+
+    cube = box((1, 1, 1))
+    mesh = Mesh(np.vstack([cube.nodes, [[5.0, 5.0, 5.0]]]), cube.blocks, np.r_[cube.node_ids, 99],
+                cube.node_sets, cube.element_sets, cube.surfaces)
+    t0 = 20.0 + np.arange(9.0)
+    hot = Temperature(np.arange(9), t0, Amplitude([0.0, 1.0], [1.0, 3.0]), name="hot")
+    problem = Problem(mesh, LinearElastic(2e5, 0.3, expansion=1e-5), [Dirichlet(mesh.node_sets["xmin"], (0, 1, 2))],
+                      [0.0, 0.5, 1.0], initial_temperature=t0, temperatures=(hot,), name="unused")
+    res = solve_calculix(problem, tmp_path, fields=("displacement", "temperature"))
+    np.testing.assert_array_equal(res.times, problem.times)
+    expected = np.array([problem.nodal_temperature(t) for t in problem.times])
+    np.testing.assert_allclose(res.fields["temperature"][:, :, 0], expected, rtol=1e-14)
+    assert res.fields["temperature"][0, 8, 0] == 28.0 and res.fields["temperature"][2, 8, 0] == 84.0

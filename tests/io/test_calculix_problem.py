@@ -261,7 +261,8 @@ def test_read_calculix_records_the_problem(tmp_path):
 
 
 def test_read_calculix_unsupported_deck_keeps_the_snapshots(tmp_path, caplog):
-    text = (DATA / "c3d10.inp").read_text().replace("*SOLID SECTION", "*HYPERELASTIC, NEO HOOKE\n1., 1.\n*SOLID SECTION", 1)
+    text = (DATA / "c3d10.inp").read_text().replace("*SOLID SECTION",
+                                                    "*HYPERELASTIC, NEO HOOKE\n1., 1.\n*SOLID SECTION", 1)
     (tmp_path / "run.inp").write_text(text)
     shutil.copy(DATA / "c3d10_float64.frd", tmp_path / "run.frd")
     shutil.copy(DATA / "c3d10_nodes.inc", tmp_path)

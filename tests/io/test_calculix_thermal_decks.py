@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from romdask.fem.mesh import Mesh
 from romdask.hifi.calculix import write_deck
 from romdask.io.calculix import read_inp, read_problem, write_frd
 from romdask.io.calculix.cards import deck_cards
@@ -20,7 +21,9 @@ from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, Te
 from romdask.problems.meshing import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thermal_decks import CUBE, FILE_STEPS, MATERIAL, NT_STATIC, NT_VISCO, RULES, TIMES, VISCO  # noqa: E402
+from thermal_decks import (  # noqa: E402
+    CUBE, CUBE_1_8, FILE_AMPLITUDES, FILE_STEPS, MATERIAL, MATERIAL_1_8, NT_STATIC, NT_VISCO, RULES, TIMES, VISCO,
+)
 
 
 def _deck(tmp_path, text, name="deck.inp"):
@@ -274,3 +277,58 @@ def test_heat_file_node_ids_must_be_the_decks(tmp_path):
     with pytest.raises(ReaderError, match="node ids of the results file not in the deck"):
         read_problem(path)
     assert Path(tmp_path / "heat.frd").is_file()
+
+
+def test_amplitude_breakpoints_between_output_times_are_not_knots(tmp_path):
+    """ccx evaluates a temperature at the increments' ends only: a breakpoint at t = 0.3 between
+    the output times 0.25 and 0.5 is not a knot (the built-in solver would cut there)."""
+    deck = CUBE + MATERIAL + """*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 0.
+*AMPLITUDE, NAME=PEAK, TIME=TOTAL TIME
+0., 0., 0.3, 1., 1., 0.
+*STEP
+*VISCO, DIRECT, CETOL=1e6
+0.25, 1.
+*TEMPERATURE, AMPLITUDE=PEAK
+A, 100.
+*END STEP
+"""
+    p = read_problem(_deck(tmp_path, deck))
+    (pattern,) = p.temperatures
+    assert set(pattern.amplitude.times.tolist()) <= set(p.times.tolist())
+    peak = Amplitude([0.0, 0.3, 1.0], [0.0, 1.0, 0.0])
+    for t in p.times:
+        np.testing.assert_allclose(p.nodal_temperature(t)[[0, 1]], 100.0 * peak(t), rtol=1e-14)
+
+
+def test_write_deck_densities_per_material(tmp_path):
+    """A body force over two materials: *DENSITY in both; read back as one pattern."""
+    cubes = box((2, 1, 1), (2.0, 1.0, 1.0))
+    mesh = Mesh(cubes.nodes, cubes.blocks, cubes.node_ids, cubes.node_sets,
+                {"left": np.array([0]), "right": np.array([1])}, cubes.surfaces)
+    spin = Centrifugal([0, 1], 1e6, (0, 0, 0), (0, 0, 1), 7.8e-9, ramp(1.0), name="spin")
+    problem = Problem(mesh, {"left": LinearElastic(2e5, 0.3), "right": LinearElastic(7e4, 0.33)},
+                      [Dirichlet(mesh.node_sets["xmin"], (0, 1, 2))], [0.0, 1.0], loads=(spin,))
+    deck = write_deck(problem, tmp_path / "two.inp")
+    assert deck.read_text().count("*DENSITY\n7.8e-09") == 2
+    (load,) = read_problem(deck).loads
+    assert load.name == "spin" and load.elements.tolist() == [0, 1] and load.density == 7.8e-9
+
+
+@pytest.mark.parametrize("body", ["", "*DLOAD\nEALL, GRAV, 1., 0., 0., -1.\n"])
+def test_file_keeps_amplitudes_and_ccx_resets_one_node(tmp_path, body):
+    """FILE= sets the values and keeps each node's amplitude (iamt1); *STEP,AMPLITUDE=RAMP does
+    not ramp a FILE= field (its nodes have no amplitude); after a step, ccx 2.20 drops the
+    step-time amplitude of node 3 nbody + 2 only (tests/hifi: the same deck run by ccx)."""
+    path = _deck(tmp_path, CUBE_1_8 + MATERIAL_1_8 + FILE_AMPLITUDES.format(proc=VISCO, body=body))
+    _heat_frd(tmp_path, read_inp(_deck(tmp_path, CUBE_1_8, "mesh.inp")))
+    p = read_problem(path)
+    i = np.arange(8.0)
+    got = {t: p.nodal_temperature(t) for t in p.times}
+    np.testing.assert_allclose(got[0.25], 200 + i)  # BSTEP=1 at once despite AMPLITUDE=RAMP
+    np.testing.assert_allclose(got[1.25], 12.5 + 0 * i)  # UP on the step time
+    reset = 1 if not body else 4  # node 2 (index 1), or node 5 (index 4) with one body load
+    expected = (400 + i) * 0.5
+    expected[reset] = 400 + reset  # no amplitude any more: at once in *VISCO
+    np.testing.assert_allclose(got[2.5], expected)
+    np.testing.assert_allclose(got[3.0], 400 + i)

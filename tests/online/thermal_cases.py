@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from romdask.hifi import solve
-from romdask.io.run import FieldSpec
 from romdask.hifi.builtin import SolverOptions
+from romdask.io.run import FieldSpec
 from romdask.problem import Dirichlet, Problem
 from romdask.problem.loads import Amplitude, Temperature
 from romdask.problem.patterns import describe_loads
@@ -45,7 +45,7 @@ def gradient(mesh, dy: float, dz: float) -> np.ndarray:
     return dy * mesh.nodes[:, 1] / 2.0 + dz * mesh.nodes[:, 2] / 2.0
 
 
-def bar_problem(pull: float, dy: float, dz: float, *, name: str = "bar", times=TIMES) -> Problem:
+def bar_problem(pull: float, dy: float, dz: float, times=TIMES, *, name: str = "bar") -> Problem:
     """``pull`` (mm) x PULL on xmax; T = ROOM + gradient(dy, dz) x HEAT (initial ROOM)."""
     mesh = bar_mesh()
     sets = mesh.node_sets
@@ -59,7 +59,7 @@ def bar_problem(pull: float, dy: float, dz: float, *, name: str = "bar", times=T
                    temperatures=temperatures)
 
 
-#: name -> (pull, dy, dz)
+#: name -> (pull, dy, dz[, times])
 RUNS = {"train_a": (0.004, 300.0, 0.0), "train_b": (-0.002, 0.0, 250.0), "train_c": (0.002, 200.0, -150.0)}
 
 

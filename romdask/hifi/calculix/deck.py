@@ -117,8 +117,8 @@ def deck_segments(problem: Problem) -> list[tuple[float, float, float]]:
                 k = int(np.argmin(np.abs(times - t)))
                 if abs(times[k] - t) > 1e-9 * t_end:
                     raise ValueError(
-                        f"{problem.name}: an amplitude breakpoint (load or temperature reversal) at t={t:g} falls between "
-                        f"the output times {times[np.searchsorted(times, t) - 1]:g} and "
+                        f"{problem.name}: an amplitude breakpoint (load or temperature reversal) at t={t:g} falls "
+                        f"between the output times {times[np.searchsorted(times, t) - 1]:g} and "
                         f"{times[np.searchsorted(times, t)]:g}; CalculiX needs a step boundary there: add t={t:g} "
                         "to problem.times"
                     )
@@ -276,8 +276,9 @@ def loaded_at_start(problem: Problem) -> list[str]:
 def _check_problem(problem: Problem) -> None:
     loaded = loaded_at_start(problem)
     if loaded:
-        logger.warning("%s: conditions %s are nonzero at t=0; CalculiX applies them during the first "
-                       "increment (the built-in solver equilibrates them at t=0 first)", problem.name, loaded)
+        logger.warning("%s: conditions %s are nonzero (temperature patterns: not at the initial temperature) "
+                       "at t=0; CalculiX applies them during the first increment (the built-in solver "
+                       "equilibrates them at t=0 first)", problem.name, loaded)
 
 
 def write_deck(
@@ -329,8 +330,8 @@ def write_deck(
     table of 1), homogeneous Dirichlet conditions in the model data, then one ``*STEP`` per
     segment of :func:`deck_segments` (a monotonic stretch of uniform increments) repeating the
     time-dependent cards with their amplitude (one step per output interval when every law is
-    linear elastic: ccx solves such a ``*STATIC`` step in one increment). ``*VISCO`` when some law creeps (``*STATIC``
-    switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
+    linear elastic: ccx solves such a ``*STATIC`` step in one increment). ``*VISCO`` when some
+    law creeps (``*STATIC`` switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
     node and element; written in one pass.
 
     Thermomechanics (:mod:`romdask.hifi.calculix.deck_thermal`): ``*INITIAL

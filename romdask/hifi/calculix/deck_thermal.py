@@ -1,6 +1,6 @@
 """The thermomechanical cards of a CalculiX 2.20 deck: temperatures, densities, body forces.
 
-What ccx 2.20 does with them (measured here, see ``docs`` of :func:`romdask.io.calculix.read_problem`):
+What ccx 2.20 does with them (measured here; the reading side is :mod:`romdask.io.calculix.thermal`):
 
 * ``*INITIAL CONDITIONS,TYPE=TEMPERATURE`` sets the initial temperature T0 of the listed nodes
   (the reference of the thermal strains, and the temperature of every node no ``*TEMPERATURE``
@@ -27,9 +27,6 @@ from romdask.problem.loads import Amplitude, Centrifugal, Gravity, Temperature
 
 __all__ = ["body_element_sets", "body_lines", "initial_temperature_lines", "material_density", "temperature_cards",
            "temperatures_at_start"]
-
-_PER_LINE = 8  # node, value pairs: one a line
-
 
 def _fmt(x: float) -> str:
     from romdask.hifi.calculix.deck import format_number

@@ -88,6 +88,10 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
         raise ValueError(f"{ccx.dat}: fields {missing} not in the CalculiX output (write_deck(ip_output=...); "
                          "temperature: NT output of a thermal problem)")
     zero_frame = not loaded_at_start(problem)
+    used = np.zeros(mesh.n_nodes, bool)
+    for block in mesh.blocks:
+        used[np.asarray(block.connectivity).ravel()] = True
+    unused = np.flatnonzero(~used)
 
     def frames() -> Iterator[Frame]:
         if zero_frame:
@@ -97,7 +101,12 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
                 data["temperature"] = problem.nodal_temperature(0.0)[:, None]
             yield Frame(0, 0.0, data)
         for frame in run.frames():
-            yield Frame(frame.step + 1, float(expected[frame.step]), {k: frame.data[k] for k in wanted})
+            t = float(expected[frame.step])
+            data = {k: frame.data[k] for k in wanted}
+            if "temperature" in data and unused.size:  # nodes of no element: not in the .frd
+                data["temperature"] = data["temperature"].copy()
+                data["temperature"][unused, 0] = problem.nodal_temperature(t)[unused]
+            yield Frame(frame.step + 1, t, data)
 
     out_times = problem.times if zero_frame else expected
     return replace(run, times=out_times, fields=wanted, frames=frames, solver="calculix",
@@ -137,7 +146,8 @@ def solve_calculix(
         in memory
     fields : subset of ("displacement", "strain", "stress", "state", "temperature"); strain,
         stress and state come from ``*EL PRINT`` (7 significant digits), "state" is CalculiX's
-        SDV; "temperature" (node, 1) is the .frd's ``NDTEMP`` (thermal problems)
+        SDV; "temperature" (node, 1) is the .frd's ``NDTEMP`` (thermal problems; nodes of no
+        element, which ccx does not write, get the problem's temperature)
     threads, timeout : see :func:`run_ccx`
     name : deck stem (default: the problem's name)
     deck_options : passed to :func:`write_deck` (``controls``, ``solver``, ...)

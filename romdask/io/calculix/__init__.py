@@ -207,8 +207,8 @@ def read_calculix(
         Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
         ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
         get 0), ``"temperature"`` (node, 1: the ``NDTEMP`` blocks of ``NT`` output, when the .frd
-        has one at every displacement frame; absent nodes get 0) and, when the .dat has them at every output time for every integration point,
-        ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
+        has one at every displacement frame; absent nodes get 0) and, when the .dat has them at
+        every output time for every integration point, ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
         p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
         ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
         per frame, ``frd_encoding``, ``frd_complete``; with ``problem_metadata``, ``loads`` and

@@ -2,13 +2,17 @@
 
 Supported: the mesh cards of :func:`~romdask.io.calculix.read_inp`; ``*MATERIAL`` with
 ``*ELASTIC`` (isotropic), ``*PLASTIC`` (HARDENING=ISOTROPIC|KINEMATIC|COMBINED),
-``*CYCLIC HARDENING``, ``*CREEP`` (LAW=NORTON) (:mod:`romdask.io.calculix.laws`);
-``*SOLID SECTION``; tabular ``*AMPLITUDE`` (total or step time); ``*BOUNDARY``, ``*CLOAD``,
-``*DLOAD`` / ``*DSLOAD`` (pressures ``P1..P6`` on elements or sets, ``P`` on element-face
-surfaces) with or without ``AMPLITUDE=``, changed from step to step as CalculiX does
-(:mod:`romdask.io.calculix.conditions`); ``*STEP`` with ``*STATIC`` / ``*VISCO``, fixed or
-automatic increments (:mod:`romdask.io.calculix.steps`). Output requests, solver controls and
-other cards that do not change the solution are accepted and ignored (:data:`HARMLESS`).
+``*CYCLIC HARDENING``, ``*CREEP`` (LAW=NORTON), with temperature columns, ``*EXPANSION``,
+``*DENSITY`` (:mod:`romdask.io.calculix.laws`); ``*SOLID SECTION``; tabular ``*AMPLITUDE``
+(total or step time); ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD`` / ``*DSLOAD`` (pressures ``P1..P6``
+on elements or sets, ``P`` on element-face surfaces; body forces ``CENTRIF`` and ``GRAV`` on
+element sets or elements, with the density of their material) with or without ``AMPLITUDE=``,
+changed from step to step as CalculiX does (:mod:`romdask.io.calculix.conditions`);
+``*INITIAL CONDITIONS,TYPE=TEMPERATURE`` and ``*TEMPERATURE`` (``AMPLITUDE=``, none,
+``FILE=`` / ``BSTEP=``) by CalculiX 2.20's own rules (:mod:`romdask.io.calculix.thermal`);
+``*STEP`` with ``*STATIC`` / ``*VISCO``, fixed or automatic increments
+(:mod:`romdask.io.calculix.steps`). Output requests, solver controls and other cards that do
+not change the solution are accepted and ignored (:data:`HARMLESS`).
 Anything else is an error listing every unsupported keyword and option with its line.
 """
 
@@ -169,8 +173,13 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     Problem
         Mesh as :func:`read_inp`; one law (LinearElastic or CalculixViscoplastic; Norton creep
         only when the steps are ``*VISCO``) or one per ``*SOLID SECTION`` element set;
-        Dirichlet / NodalForce / Pressure patterns whose values and amplitudes follow CalculiX's
-        step rules on the total time (:mod:`romdask.io.calculix.conditions`); ``times``.
+        Dirichlet / NodalForce / Pressure / Centrifugal / Gravity patterns whose values and
+        amplitudes follow CalculiX's step rules on the total time
+        (:mod:`romdask.io.calculix.conditions`; a body force on elements of several densities
+        is one pattern per density, ``<name>_rho2``...); ``times``; ``initial_temperature`` and
+        Temperature patterns reproducing ccx's nodal temperature at every output time (a
+        pattern per node group with the deck's table when it is one, else hat patterns
+        ``<name>@<time>``: :mod:`romdask.io.calculix.thermal`).
         Names: from the ``** romdask name=`` comments of
         :func:`~romdask.hifi.calculix.write_deck`, else the node / element set or surface (or
         node id) of the lines, made unique with ``_2``, ``_3``.
@@ -180,13 +189,17 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     ValueError (ReaderError)
         Unsupported keywords or options (ALL of them listed with their lines), unsupported step
         semantics (``OP=NEW``, a prescribed displacement added after the first step), unreadable
-        numbers, unknown sets, surfaces, materials or amplitudes: the message names the file
-        and the line.
+        numbers, unknown sets, surfaces, materials, amplitudes or files, body forces on
+        elements without ``*DENSITY``, nodes of elements without an initial temperature,
+        temperature tables or ``*EXPANSION`` without initial temperatures (CalculiX would run
+        athermally with the tables' first rows): the message names the file and the line.
 
     Notes
     -----
     Two passes over the deck (the mesh with :func:`read_inp`, then the other cards, whose
-    mesh data lines are skipped); cost as read_inp.
+    mesh data lines are skipped); cost as read_inp. Hat temperature patterns (per-node
+    histories that are not one table, e.g. ``FILE=`` fields) hold one value per node and knot
+    time.
     """
     path = Path(path)
     model, steps, problems = _scan(path)
@@ -204,7 +217,7 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     dirichlet, loads = deck_conditions(mesh, model, steps, spans, _densities(mesh, model))
     conditions = _unique_names(dirichlet + loads)
     t0 = deck_initial_temperature(path, mesh, model)
-    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, t0))
+    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, out_times, t0))
     laws = material.values() if isinstance(material, dict) else [material]
     if t0 is None and any(getattr(law, "thermal", False) for law in laws):
         raise ReaderError(path, "the materials have temperature tables or *EXPANSION but the deck has no "

@@ -15,24 +15,33 @@ is ``temperatures.f``, ``tempload.f``, ``utempread.c``):
   ramped linearly over the step from the value at its start in ``*STATIC`` or with
   ``*STEP,AMPLITUDE=RAMP``.
 * ``FILE=heat.frd[,BSTEP=n]`` (n = 1 by default): the LAST ``NDTEMP`` block of step n of that
-  results file, for every node in it, applied like a card without amplitude (at once in
-  ``*VISCO``, ramped in ``*STATIC``). ``ESTEP=`` is not a 2.20 parameter (ccx warns and ignores
-  it): refused here.
+  results file, for every node in it. It sets the values only: a node keeps the amplitude it
+  had (``iamt1``); a node without one follows the procedure (at once in ``*VISCO``, ramped in
+  ``*STATIC``) -- ``*STEP,AMPLITUDE=RAMP`` does not ramp a FILE= field. ``ESTEP=`` is not a
+  2.20 parameter (ccx warns and ignores it): refused here.
+* At the end of each step CalculiX.c means to drop step-time temperature amplitudes (as it
+  does for the loads), but its loop over the nodes is missing: only node NUMBER
+  ``3 nbody + 2`` (``nbody`` body loads defined so far; node 2 without) loses its step-time
+  amplitude (also the RAMP / STEP of ``*STEP,AMPLITUDE=``) and holds the value it reached.
+  Reproduced as it is (measured with and without a ``GRAV`` load).
 * The first increment starts from T0 (``t1old = t0``).
 
-Every node thus follows a piecewise-linear function of the total time on the run's output
-times (a value reached at a step's first increment is spread over that increment, as CalculiX
-does). Nodes are grouped by their first card line's set (or card, for single ids) and by the
-sequence of (step, mode, amplitude) that set them; each group becomes:
+ccx evaluates the temperatures at the end of each increment only (with ``DIRECT``, the output
+times), the first increment of a step starting from the previous value; so does the read
+problem: every node's temperature is T0 at t = 0, then ccx's value at each output time, linear
+in between -- amplitude breakpoints between output times, which ccx never sees, are not knots
+(the built-in solver would cut its increments there). Nodes are grouped by their first card
+line's set (or card, for single ids) and by the sequence of (step, mode, amplitude) that set
+them; each group becomes:
 
 1. one pattern ``values x the deck's table`` when it is one ``AMPLITUDE=`` card of the first
-   step holding for the whole run (a total-time amplitude, or a single step) and starting at T0;
-2. else one pattern ``values x amplitude`` when its functions are proportional (exactly, to
-   1e-12);
-3. else one pattern per knot time ``tau_j`` of the group's functions, ``values = T(tau_j)``
-   times the hat amplitude of ``tau_j`` (1 at tau_j, 0 at the neighbouring knots): the hats sum
-   to 1, so the sum is the piecewise-linear interpolant, exact at every output time. Named
-   ``<name>@<tau_j>``.
+   step holding for the whole run (a total-time amplitude, or a single step), starting at T0,
+   whose breakpoints are output times;
+2. else one pattern ``values x amplitude`` when its temperatures are proportional (exactly, to
+   1e-12) on the knots (the output times where some node leaves a straight line);
+3. else one pattern per knot ``tau_j``, ``values = T(tau_j)`` times the hat amplitude of
+   ``tau_j`` (1 at tau_j, 0 at the neighbouring knots): the hats sum to 1, so the sum is the
+   piecewise-linear interpolant, exact at every output time. Named ``<name>@<tau_j>``.
 """
 
 from __future__ import annotations
@@ -165,54 +174,68 @@ def _card_rows(card: Card, mesh: Mesh, deck: Path, lookups: dict) -> list[tuple[
     return out
 
 
-def _evaluate(spec, span: StepSpan, v_start: np.ndarray, values: np.ndarray, amplitudes) -> tuple:
-    """(function of t -> array, breakpoints inside the step) for one step of a group."""
+def _evaluate(spec, span: StepSpan, v_start: np.ndarray, values: np.ndarray, amplitudes):
+    """The function of t -> array of one step of a group (``v_start``: the values at the step's
+    start, where a ramp starts from)."""
     t0, t1 = span.start, span.end
     if spec is None:
-        return (lambda t: v_start), []
+        return lambda t: v_start
     mode, amplitude = spec
     if mode == "amplitude":
         amp, total = amplitudes[amplitude]
         shift = 0.0 if total else t0
-        inner = [float(b) + shift for b in amp.times if t0 < float(b) + shift < t1]
-        return (lambda t: values * float(amp(t - shift))), inner
+        return lambda t: values * float(amp(t - shift))
     if mode == "ramp":
-        return (lambda t: v_start + (values - v_start) * (t - t0) / (t1 - t0)), []
-    return (lambda t: values), []  # once
+        return lambda t: v_start + (values - v_start) * (t - t0) / (t1 - t0)
+    return lambda t: values  # once
 
 
-def _functions(changes, values: np.ndarray, t0: np.ndarray, spans: Sequence[StepSpan], amplitudes):
-    """Knot times and values (n_nodes, n_knots) of a group's nodes over all steps."""
+def _functions(changes, values: np.ndarray, t0: np.ndarray, spans: Sequence[StepSpan], times: np.ndarray,
+               amplitudes) -> np.ndarray:
+    """The temperatures (n_nodes, n_times) of a group's nodes at the output times: T0 at t = 0,
+    then what ccx evaluates at the end of each increment (a value reached at a step's first
+    increment is thus spread over that increment, as ccx's first increment starts from the
+    previous value)."""
     by_step = {step: k for k, (step, _) in enumerate(changes)}
-    times: list[float] = [spans[0].start]
     columns: list[np.ndarray] = [t0]
     spec, current = None, np.zeros(0)
     for k, span in enumerate(spans):
         if k in by_step:
             spec = changes[by_step[k]][1]
             current = values[:, by_step[k]]
-        f, inner = _evaluate(spec, span, columns[-1], current, amplitudes)
-        start = f(span.start)
-        if np.any(np.abs(start - columns[-1]) > _TOL * np.maximum(np.abs(start), np.abs(columns[-1]))):
-            points = [(span.first, f(span.first))] + [(b, f(b)) for b in inner if b > span.first]
-        else:
-            points = [(b, f(b)) for b in inner]
-        points.append((span.end, f(span.end)))
-        for t, v in points:
-            if t > times[-1]:
-                times.append(t)
-                columns.append(np.array(np.broadcast_to(v, t0.shape), np.float64))
-    return np.array(times), np.column_stack(columns)
+        f = _evaluate(spec, span, columns[-1], current, amplitudes)
+        for t in times[(times > span.start) & (times <= span.end)]:
+            columns.append(np.array(np.broadcast_to(f(float(t)), t0.shape), np.float64))
+    return np.column_stack(columns)
 
 
-def _group_patterns(name, nodes, changes, values, t0, spans, amplitudes, n_steps) -> list[Temperature]:
-    times, table = _functions(changes, values, t0, spans, amplitudes)
+def _knots(times: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Indices of the output times to keep: the first, the last, and every time where some
+    node's temperature leaves the straight line between its kept neighbours."""
+    scale = _TOL * max(np.abs(table).max(initial=0.0), 1.0)
+    keep = [0]
+    for j in range(1, len(times) - 1):
+        a, b = keep[-1], j + 1
+        w = (times[a + 1 : b] - times[a]) / (times[b] - times[a])
+        line = table[:, [a]] + (table[:, [b]] - table[:, [a]]) * w[None, :]
+        if np.any(np.abs(table[:, a + 1 : b] - line) > scale):
+            keep.append(j)
+    return np.array(keep + [len(times) - 1])
+
+
+def _group_patterns(name, nodes, changes, values, t0, spans, times, amplitudes) -> list[Temperature]:
     step, (mode, amplitude) = changes[0]
     same = all(spec == changes[0][1] for _, spec in changes) and np.all(values == values[:, :1])
     if same and step == 0 and mode == "amplitude":  # one card (repeated in later steps: no change)
         amp, total = amplitudes[amplitude]
-        if (total or n_steps == 1) and np.all(values[:, 0] * float(amp(0.0)) == t0):
+        inside = amp.times[(amp.times > 0.0) & (amp.times < times[-1])]
+        on_times = np.all(np.min(np.abs(inside[:, None] - times[None, :]), axis=1) <= 1e-12 * times[-1]) \
+            if inside.size else True
+        if (total or len(spans) == 1) and on_times and np.all(values[:, 0] * float(amp(0.0)) == t0):
             return [Temperature(nodes, values[:, 0], amp, name=name)]
+    full = _functions(changes, values, t0, spans, times, amplitudes)
+    keep = _knots(times, full)
+    knots, table = times[keep], full[:, keep]
     scale = np.abs(table).max(initial=0.0)
     j = int(np.argmax(np.linalg.norm(table, axis=0)))
     ref = table[:, j]
@@ -220,20 +243,89 @@ def _group_patterns(name, nodes, changes, values, t0, spans, amplitudes, n_steps
     if ref[r] != 0.0:
         amp_values = table[r] / ref[r]
         if np.all(np.abs(table - np.outer(ref, amp_values)) <= _TOL * scale):
-            return [Temperature(nodes, ref, Amplitude(times, amp_values), name=name)]
+            return [Temperature(nodes, ref, Amplitude(knots, amp_values), name=name)]
     out = []
-    for k, tau in enumerate(times):
-        hat = np.zeros(len(times))
+    for k, tau in enumerate(knots):
+        hat = np.zeros(len(knots))
         hat[k] = 1.0
-        out.append(Temperature(nodes, table[:, k], Amplitude(times, hat), name=f"{name}@{tau:g}"))
+        out.append(Temperature(nodes, table[:, k], Amplitude(knots, hat), name=f"{name}@{tau:g}"))
     return out
+
+
+def _spec(card: Card, step: DeckStep, span: StepSpan) -> tuple[str, str | None]:
+    """(mode, amplitude) of a card's lines, as ccx stores them in ``iamt1``: a deck amplitude,
+    the *STEP,AMPLITUDE=RAMP|STEP default (an internal step-time amplitude: "*STEP") or none
+    (the procedure's rule: ramped in *STATIC, at once in *VISCO)."""
+    name = card.params.get("AMPLITUDE", "")
+    if name:
+        return ("amplitude", name)
+    return (span.default, "*STEP") if step.card.params.get("AMPLITUDE") else (span.model_default, None)
+
+
+def _record(card, k, step, span, mesh, deck, amplitudes, lookups, history, origin, names) -> None:
+    """The lines of one ``*TEMPERATURE`` card of step ``k`` into the nodes' histories."""
+    name = card.params.get("AMPLITUDE", "")
+    if name and name not in amplitudes:
+        raise card.line.error(f"unknown amplitude {name}")
+    spec = _spec(card, step, span)
+    from_file = "FILE" in card.params
+    for nodes, values, group, label in _card_rows(card, mesh, deck, lookups):
+        names.setdefault(group, label)
+        for node, value in zip(nodes.tolist(), values.tolist()):
+            changes = history.setdefault(node, [])
+            origin.setdefault(node, group)
+            node_spec = spec
+            if from_file:  # FILE= sets the values only: the node keeps its amplitude (iamt1)
+                current = changes[-1][1] if changes else None
+                node_spec = current if current is not None and current[1] is not None else (span.model_default, None)
+            if changes and changes[-1][0] == k:
+                changes[-1] = (k, node_spec, value)  # the last line of the step wins
+            else:
+                changes.append((k, node_spec, value))
+
+
+def _body_counts(mesh: Mesh, steps: Sequence[DeckStep]) -> list[int]:
+    """ccx's ``nbody`` at the end of each step: the distinct (element set, CENTRIF | GRAV,
+    geometry) body loads defined so far."""
+    from romdask.io.calculix.targets import load_rows
+
+    keys: set = set()
+    out = []
+    lookups: dict = {}
+    for step in steps:
+        for card in step.loads:
+            if card.keyword == "*DLOAD":
+                keys |= {key for row in load_rows(card, mesh, lookups) for key in row.keys if key[0] == "body"}
+        out.append(len(keys))
+    return out
+
+
+def _reset_after_step(history: dict, mesh: Mesh, nbody: int, k: int, amplitudes) -> None:
+    """ccx 2.20's end-of-step reset of step-time temperature amplitudes, as it is: CalculiX.c
+    ("resetting the amplitude to none except for time=total time amplitudes") lacks the loop
+    over the nodes and resets only the node of index ``i`` left by the loop before it, node
+    number ``3 nbody + 2``: that node loses a step-time amplitude (also RAMP / STEP of
+    ``*STEP,AMPLITUDE=``) and holds the value it reached; every other node keeps its step-time
+    amplitude (measured: node 2 without body loads)."""
+    try:
+        node = int(mesh.node_index(np.array([3 * nbody + 2]))[0])
+    except KeyError:
+        return
+    changes = history.get(node)
+    if not changes or changes[-1][1] is None:
+        return
+    mode, amplitude = changes[-1][1]
+    step_time = amplitude == "*STEP" or (mode == "amplitude" and not amplitudes[amplitude][1])
+    if step_time:
+        changes.append((k, None, np.nan))
 
 
 def deck_temperatures(
     deck: Path, mesh: Mesh, model: Sequence[Card], steps: Sequence[DeckStep], spans: Sequence[StepSpan],
-    t0: np.ndarray | None,
+    times: np.ndarray, t0: np.ndarray | None,
 ) -> tuple[Temperature, ...]:
-    """The ``*TEMPERATURE`` cards of the steps as patterns (see the module docstring).
+    """The ``*TEMPERATURE`` cards of the steps as patterns (see the module docstring) on the
+    run's output ``times`` (:func:`~romdask.io.calculix.steps.step_times`).
 
     Raises
     ------
@@ -255,20 +347,15 @@ def deck_temperatures(
     origin: dict[int, object] = {}
     names: dict[object, str] = {}
     lookups: dict = {}
+    bodies = _body_counts(mesh, steps)
+    by_step: dict[int, list[Card]] = {}
     for k, card in cards:
-        name = card.params.get("AMPLITUDE", "")
-        if name and name not in amplitudes:
-            raise card.line.error(f"unknown amplitude {name}")
-        spec = ("amplitude", name) if name else (spans[k].default, None)
-        for nodes, values, group, label in _card_rows(card, mesh, deck, lookups):
-            names.setdefault(group, label)
-            for node, value in zip(nodes.tolist(), values.tolist()):
-                changes = history.setdefault(node, [])
-                origin.setdefault(node, group)
-                if changes and changes[-1][0] == k:
-                    changes[-1] = (k, spec, value)  # the last line of the step wins
-                else:
-                    changes.append((k, spec, value))
+        by_step.setdefault(k, []).append(card)
+    for k in range(len(steps)):
+        if k > 0:
+            _reset_after_step(history, mesh, bodies[k - 1], k, amplitudes)
+        for card in by_step.get(k, []):
+            _record(card, k, steps[k], spans[k], mesh, deck, amplitudes, lookups, history, origin, names)
     groups: dict[tuple, list[int]] = {}
     for node, changes in history.items():
         groups.setdefault((origin[node], tuple((s, spec) for s, spec, _ in changes)), []).append(node)
@@ -276,6 +363,6 @@ def deck_temperatures(
     for (group, structure), members in groups.items():
         nodes = np.array(sorted(members), np.int64)
         values = np.array([[v for _, _, v in history[n]] for n in nodes.tolist()], np.float64)
-        out += _group_patterns(names[group], nodes, list(structure), values, t0[nodes], spans, amplitudes,
-                               len(spans))
+        out += _group_patterns(names[group], nodes, list(structure), values, t0[nodes], spans,
+                               np.asarray(times, np.float64), amplitudes)
     return tuple(out)
