@@ -35,7 +35,6 @@ from .training import Lifting, TrainingData
 
 __all__ = [
     "DualBases",
-    "thermal_rows",
     "Gathered",
     "PointFields",
     "assemble",
