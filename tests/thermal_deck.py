@@ -105,6 +105,8 @@ def write_blade(folder: str | Path, cases: dict[str, tuple[float, float, int]], 
                 element: str = "C3D8", solver: str | None = None) -> dict[str, Path]:
     """``blade.inp`` and one deck per case ``name -> (peak temperature, omega, cycles)``
     (``size``: :func:`romdask.problems.thermal.blade_mesh`'s n, 6: 525 nodes, 19: 10,780)."""
+    if "blade" in cases:
+        raise ValueError("a case named 'blade' would overwrite the part blade.inp that every deck includes")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "blade.inp").write_text("\n".join(part_lines(size, element)) + "\n")

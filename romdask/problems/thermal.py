@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLADE",
+    "EDGE_COOLING",
     "FLIGHT_BREAKPOINTS",
+    "MATERIAL_TABLES",
     "blade_counts",
     "blade_mesh",
     "blade_n_for_nodes",
