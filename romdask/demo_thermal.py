@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from dask.system import CPU_COUNT
 
-from romdask.demo import FIELDS, _cell_mean, _Figures, _hf_run, _reduction_plots, _vtu, compare
+from romdask.demo import _cell_mean, _Figures, _hf_run, _reduction_plots, _vtu, compare
 from romdask.problems.thermal import thermal_problem
 from romdask.store import create_store, open_snapshots
 from romdask.store.layout import node_map

@@ -14,12 +14,18 @@ hold), U and NT to the .frd, S and PEEQ to the .dat.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 
 from romdask.materials import LinearElastic
-from romdask.problems.thermal import BLADE, MATERIAL_TABLES, flight_cycle, thermal_problem
+from romdask.problems.thermal import (
+    BLADE,
+    MATERIAL_TABLES,
+    flight_cycle,
+    thermal_problem,
+)
 
 PERIOD = 100.0
 INCREMENTS_PER_CYCLE = 40
@@ -87,7 +93,7 @@ def deck_lines(size: int, peak_temperature: float, omega: float, cycles: int, ti
         cards += [card] + [f"{i + 1}, {_num(v)}" for i, v in zip(p.nodes, p.values)]
     breakpoints = amplitudes["spin"].times
     dt = PERIOD / INCREMENTS_PER_CYCLE
-    for t0, t1 in zip(breakpoints[:-1], breakpoints[1:]):
+    for t0, t1 in itertools.pairwise(breakpoints):
         lines += [
             f"** flight segment t = {t0:g} .. {t1:g} s",
             "*STEP, INC=1000", "*VISCO, DIRECT, CETOL=1.E6" + (f", SOLVER={solver}" if solver else ""),

@@ -214,7 +214,7 @@ def spanwise_profile(mesh: Mesh, root_radius: float = BLADE["root_radius"], span
     return s * (2.0 - s)
 
 
-def default_thermal_material() -> "Material":
+def default_thermal_material() -> Material:
     """A nickel-superalloy-like viscoplastic law with temperature tables: CalculiX's
     ``*ELASTIC`` / ``*PLASTIC`` / ``*CREEP,LAW=NORTON`` / ``*EXPANSION,ZERO=0`` with temperature
     columns (:data:`MATERIAL_TABLES`).
@@ -258,7 +258,7 @@ def blade_temperature(mesh: Mesh, peak_temperature: float, amplitudes: dict[str,
 
 def thermal_problem(size: int = 8, n_cycles: int = 1, peak_temperature: float = PEAK_TEMPERATURE,
                     omega: float = OMEGA, *, period: float = 100.0, increments_per_cycle: int = 40,
-                    element: str = "C3D8", material: "Material | None" = None, **mesh_options) -> Problem:
+                    element: str = "C3D8", material: Material | None = None, **mesh_options) -> Problem:
     """The spinning blade under ``n_cycles`` flight cycles.
 
     Parameters
