@@ -167,12 +167,6 @@ def test_save_open_round_trip_and_scenario_checks(bar, exact, tmp_path):
     scenario = Scenario.from_problem(problems["train_a"])
     with pytest.raises(ValueError, match="trained with temperatures .* needs them"):
         model.solve(Scenario(scenario.times, scenario.coefficients, scenario.homogeneous))
-    with pytest.raises(ValueError, match="gives no initial temperature and the model has none"):
-        bad = ScenarioTemperature(scenario.temperature.node_ids, scenario.temperature.patterns,
-                                  scenario.temperature.coefficients)
-        ReducedModel(**{**_fields(model), "temperature": {k: v for k, v in model.temperature.items()
-                                                          if k != "initial"}}).solve(
-            Scenario(scenario.times, scenario.coefficients, scenario.homogeneous, bad))
     missing = ScenarioTemperature(scenario.temperature.node_ids[:50], scenario.temperature.patterns[:, :50],
                                   scenario.temperature.coefficients, 20.0)
     with pytest.raises(ValueError, match="does not give nodes"):
@@ -183,11 +177,6 @@ def test_save_open_round_trip_and_scenario_checks(bar, exact, tmp_path):
     zarr.open_group(path, mode="r+")["temperature/weights"][0, 0] = 0.5
     with pytest.raises(ValueError, match="checksum mismatch in array 'temperature/weights'"):
         ReducedModel.open(path)
-
-
-def _fields(model):
-    return {k: getattr(model, k) for k in ("modes_strain", "weights", "point_ids", "materials", "load_vectors",
-                                           "load_names", "initial_state", "lifting", "gappy", "metadata")}
 
 
 def test_athermal_and_old_models(training, bar, exact, tmp_path):
