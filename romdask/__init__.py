@@ -7,7 +7,9 @@ high-fidelity solver (:mod:`romdask.hifi`) and reference problems (:mod:`romdask
 """
 
 from romdask.fem.mesh import CellBlock, Mesh
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure, cyclic, ramp
+from romdask.problem.loads import (
+    Amplitude, Centrifugal, Dirichlet, Gravity, NodalForce, Pressure, Temperature, cyclic, ramp,
+)  # fmt: skip
 from romdask.problem import Problem
 
 __version__ = "0.1.0"
@@ -25,11 +27,14 @@ def __getattr__(name: str):
 __all__ = [
     "Amplitude",
     "CellBlock",
+    "Centrifugal",
     "Dirichlet",
+    "Gravity",
     "Mesh",
     "NodalForce",
     "Pressure",
     "Problem",
+    "Temperature",
     "cyclic",
     "open_snapshots",
     "ramp",

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +27,9 @@ from romdask.problem import Problem
 from romdask.problems.cube import cube_problem
 from romdask.problems.meshing import box
 from romdask.problems.plate import plate_problem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from numbering import gmsh_like  # noqa: E402
 
 
 def _amplitudes_equal(a, b) -> bool:
@@ -419,3 +424,25 @@ def test_version_1_signatures_still_compare():
     assert signature_differences(old, thermal)[0].startswith("this case has temperatures")
     with pytest.raises(ValueError, match=r"version 3; this romdask compares versions 1, 2"):
         signature_differences(old, dict(new, version=3))
+
+
+def test_thermal_description_on_a_gmsh_numbered_mesh():
+    """A pre-processor's numbering (midside nodes first, unused nodes, id gaps; tests/numbering.py)
+    through JSON onto the store's renumbering: the same temperatures and body forces per node id."""
+    mesh = gmsh_like(box((2, 2, 1), element="C3D20R"), seed=4)
+    x = mesh.nodes
+    spin = Centrifugal(np.arange(mesh.n_elements), 4.0e4, [0.5, 0.5, 0.0], [0.0, 0.0, 1.0], 2.7e-9, name="spin")
+    heat = Temperature(mesh.node_sets["zmax"], 100.0 + x[mesh.node_sets["zmax"], 0], ramp(1.0), name="heat")
+    problem = Problem(mesh, "law", (Dirichlet(mesh.node_sets["zmin"], (0, 1, 2), name="clamp"),), [0.0, 1.0],
+                      (spin,), initial_temperature=20.0 + x[:, 1], temperatures=(heat,))
+    d = json.loads(json.dumps(describe_loads(problem)))
+    store_mesh, _ = renumber(mesh, partition(mesh, 2))
+    _, loads = loads_from_description(store_mesh, d)
+    initial, temperatures = temperatures_from_description(store_mesh, d)
+    rebuilt = Problem(store_mesh, "law", (), [0.0, 1.0], loads, initial_temperature=initial, temperatures=temperatures)
+    to_new = store_mesh.node_index(mesh.node_ids)
+    for t in (0.0, 0.5, 1.0):
+        np.testing.assert_array_equal(rebuilt.nodal_temperature(t)[to_new], problem.nodal_temperature(t))
+    f_old = unit_load_vector(mesh, spin).reshape(-1, 3)
+    f_new = unit_load_vector(store_mesh, loads[0]).reshape(-1, 3)[to_new]
+    np.testing.assert_allclose(f_new, f_old, rtol=1e-12, atol=1e-12 * np.abs(f_old).max())

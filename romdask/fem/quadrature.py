@@ -508,9 +508,10 @@ def body_force_vector(mesh: Mesh, load) -> np.ndarray:
     -----
     As CalculiX (``e_c3d.f``, "body forces"): the element's own volume rule (the stiffness
     rule: C3D20R 2x2x2, C3D10 4 points, C3D4 1 point) and the UNDEFORMED coordinates of the
-    points (no NLGEOM). Exact for gravity and for the centrifugal force on straight-edged
-    elements whose rule integrates degree ``1 + degree(N)`` (all but C3D4). Vectorized over the
-    loaded elements: O(n_elements * n_ip * n_en).
+    points (no NLGEOM). On straight-edged elements: gravity exactly; the centrifugal force
+    (linear in x) exactly on C3D8 and C3D20R parallelepipeds, and on C3D10 its resultant and its
+    work on linear displacement fields (C3D4's one point is exact for neither). Vectorized over
+    the loaded elements: O(n_elements * n_ip * n_en).
     """
     if not hasattr(load, "elements") or not (hasattr(load, "axis") or hasattr(load, "direction")):
         raise TypeError(f"body_force_vector takes a Centrifugal or Gravity load; got {type(load).__name__}")
