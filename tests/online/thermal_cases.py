@@ -28,8 +28,8 @@ HEAT = Amplitude([0.0, 1.0, 2.0], [0.0, 1.0, 0.4])
 PULL = Amplitude([0.0, 1.0, 2.0], [0.0, 1.0, -0.5])
 
 
-def bar_mesh():
-    return box((6, 3, 3), (6.0, 2.0, 2.0))
+def bar_mesh(element: str = "C3D8", shape=(6, 3, 3)):
+    return box(shape, (6.0, 2.0, 2.0), element=element)
 
 
 def bar_law():
@@ -45,9 +45,10 @@ def gradient(mesh, dy: float, dz: float) -> np.ndarray:
     return dy * mesh.nodes[:, 1] / 2.0 + dz * mesh.nodes[:, 2] / 2.0
 
 
-def bar_problem(pull: float, dy: float, dz: float, times=TIMES, *, name: str = "bar", room: float = ROOM) -> Problem:
+def bar_problem(pull: float, dy: float, dz: float, times=TIMES, *, name: str = "bar", room: float = ROOM,
+                mesh=None) -> Problem:
     """``pull`` (mm) x PULL on xmax; T = room + gradient(dy, dz) x HEAT (initial room)."""
-    mesh = bar_mesh()
+    mesh = bar_mesh() if mesh is None else mesh
     sets = mesh.node_sets
     dirichlet = (Dirichlet(sets["xmin"], (0,), name="xsym"), Dirichlet(sets["ymin"], (1,), name="ysym"),
                  Dirichlet(sets["zmin"], (2,), name="zsym"),
