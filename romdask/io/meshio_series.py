@@ -1,8 +1,9 @@
 """Readers of displacement time series in formats meshio understands: XDMF and ParaView ``.pvd``.
 
 Both return a :class:`~romdask.io.run.Run` whose frames are read one output time at a time,
-so a run never needs to fit in memory. These formats carry no integration-point fields, so the
-only field of the run is ``"displacement"`` (node, 3 components).
+so a run never needs to fit in memory. These formats carry no integration-point fields: the
+run has ``"displacement"`` (node, 3 components) and, when the first step has a scalar point
+field named as in :data:`TEMPERATURE_NAMES`, ``"temperature"`` (node, 1).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.io.run import FieldSpec, Frame, ReaderError, Run
 
-__all__ = ["read_xdmf_series", "read_pvd_series", "DISPLACEMENT_NAMES"]
+__all__ = ["read_xdmf_series", "read_pvd_series", "DISPLACEMENT_NAMES", "TEMPERATURE_NAMES"]
 
 logger = logging.getLogger(__name__)
 
 #: Point-data names taken for the displacement, in order of preference.
 DISPLACEMENT_NAMES: tuple[str, ...] = ("displacement", "u", "U", "Displacement", "disp")
+#: Point-data names taken for the nodal temperature (kept as the field "temperature"), in order.
+TEMPERATURE_NAMES: tuple[str, ...] = ("temperature", "Temperature", "NT", "T", "temp")
+_TEMPERATURE_SPEC = FieldSpec("node", ("T",))
 _NODE_ID_NAMES = ("node_id", "GlobalNodeId")
 _DEFAULT_TYPES = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20"}
 _DISPLACEMENT_SPEC = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
@@ -82,6 +86,35 @@ def _pick_displacement(path: Path, point_data: Mapping[str, np.ndarray], displac
                             "Pass displacement='<name>'.")
 
 
+def _pick_temperature(point_data: Mapping[str, np.ndarray], n_nodes: int) -> str | None:
+    """The first of :data:`TEMPERATURE_NAMES` holding one value per node, or None."""
+    for name in TEMPERATURE_NAMES:
+        if name in point_data and np.asarray(point_data[name]).reshape(n_nodes, -1).shape[1:] == (1,):
+            return name
+    return None
+
+
+def _as_temperature(path: Path, step: int, name: str, value, n_nodes: int) -> np.ndarray:
+    t = np.asarray(value, dtype=np.float64)
+    if t.size != n_nodes:
+        raise ReaderError(path, f"step {step}: temperature {name!r} has shape {t.shape} for {n_nodes} nodes")
+    t = t.reshape(n_nodes, 1)
+    if not np.all(np.isfinite(t)):
+        bad = int(np.flatnonzero(~np.isfinite(t[:, 0]))[0])
+        raise ReaderError(path, f"step {step}: non-finite temperature {name!r} (first at node index {bad})")
+    return np.ascontiguousarray(t)
+
+
+def _frame_data(path: Path, step: int, point_data, field: str, temperature: str | None, n_nodes: int) -> dict:
+    data = {"displacement": _as_displacement(path, step, field, point_data[field], n_nodes)}
+    if temperature is not None:
+        if temperature not in point_data:
+            raise ReaderError(path, f"step {step}: no point data {temperature!r} (the first step has it); "
+                                    f"present: {sorted(point_data)}")
+        data["temperature"] = _as_temperature(path, step, temperature, point_data[temperature], n_nodes)
+    return data
+
+
 def _as_displacement(path: Path, step: int, name: str, value, n_nodes: int) -> np.ndarray:
     u = np.asarray(value, dtype=np.float64)
     if u.ndim == 1 and n_nodes == len(u):
@@ -94,6 +127,10 @@ def _as_displacement(path: Path, step: int, name: str, value, n_nodes: int) -> n
         bad = int(np.flatnonzero(~np.isfinite(u).all(axis=1))[0])
         raise ReaderError(path, f"step {step}: non-finite displacement {name!r} (first at node index {bad})")
     return np.ascontiguousarray(u)
+
+
+def _fields(temperature: str | None) -> dict[str, FieldSpec]:
+    return _DISPLACEMENT_SPEC if temperature is None else {**_DISPLACEMENT_SPEC, "temperature": _TEMPERATURE_SPEC}
 
 
 def _same_mesh(points, cells, ref_points, ref_cells) -> str | None:
@@ -130,7 +167,8 @@ def read_xdmf_series(
 
     Returns
     -------
-    Run with the field ``"displacement"`` (n_nodes, 3), 2-D vectors padded with zeros.
+    Run with the field ``"displacement"`` (n_nodes, 3), 2-D vectors padded with zeros, and
+    ``"temperature"`` (n_nodes, 1) when the first step has one of :data:`TEMPERATURE_NAMES`.
 
     Raises
     ------
@@ -167,6 +205,7 @@ def read_xdmf_series(
     mesh = _build_mesh(path, points, cells, first_pd, first_cd, element_types)
     field = _pick_displacement(path, first_pd, displacement)
     n_nodes = mesh.n_nodes
+    temperature = _pick_temperature(first_pd, n_nodes)
 
     def frames() -> Iterator[Frame]:
         with TimeSeriesReader(path) as reader:
@@ -181,18 +220,17 @@ def read_xdmf_series(
                     raise ReaderError(path, f"step {k}: cannot read data: {type(err).__name__}: {err}") from None
                 if field not in pd:
                     raise ReaderError(path, f"step {k}: no point data {field!r}; present: {sorted(pd)}")
-                u = _as_displacement(path, k, field, pd[field], n_nodes)
-                yield Frame(k, float(t), {"displacement": u})
+                yield Frame(k, float(t), _frame_data(path, k, pd, field, temperature, n_nodes))
 
     return Run(
         name=name or path.stem,
         mesh=mesh,
         times=np.array(times),
-        fields=_DISPLACEMENT_SPEC,
+        fields=_fields(temperature),
         frames=frames,
         solver="xdmf",
         sources=(path,),
-        metadata={"format": "xdmf", "displacement_field": field},
+        metadata={"format": "xdmf", "displacement_field": field, "temperature_field": temperature},
     )
 
 
@@ -274,6 +312,7 @@ def read_pvd_series(
     mesh = _build_mesh(files[0], first.points, first.cells, first.point_data, first.cell_data, element_types)
     field = _pick_displacement(files[0], first.point_data, displacement)
     n_nodes = mesh.n_nodes
+    temperature = _pick_temperature(first.point_data, n_nodes)
 
     def frames() -> Iterator[Frame]:
         ref = None
@@ -287,15 +326,15 @@ def read_pvd_series(
                     raise ReaderError(f, f"step {k}: {diff}; every file of the series needs the same mesh")
             if field not in m.point_data:
                 raise ReaderError(f, f"step {k}: no point data {field!r}; present: {sorted(m.point_data)}")
-            yield Frame(k, float(t), {"displacement": _as_displacement(f, k, field, m.point_data[field], n_nodes)})
+            yield Frame(k, float(t), _frame_data(f, k, m.point_data, field, temperature, n_nodes))
 
     return Run(
         name=name or path.stem,
         mesh=mesh,
         times=times,
-        fields=_DISPLACEMENT_SPEC,
+        fields=_fields(temperature),
         frames=frames,
         solver="vtu",
         sources=(path, *files),
-        metadata={"format": "pvd", "displacement_field": field},
+        metadata={"format": "pvd", "displacement_field": field, "temperature_field": temperature},
     )

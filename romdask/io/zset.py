@@ -328,6 +328,10 @@ def _zset_types(path: Path) -> list[str]:
     return _parse_geof(path).el_types
 
 
+#: nodal fields of a .ut taken as the temperature (Z-set's thermal dof TP first)
+_TEMPERATURE_NAMES = ("TP", "temperature")
+
+
 def read_zset(path: str | Path, *, name: str | None = None) -> Run:
     """Read a Z-set result given its ``.ut`` file (monolithic or domain-decomposed).
 
@@ -340,7 +344,8 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
 
     Returns
     -------
-    Run with "displacement" (from U1 U2 U3) and, when the element rules match CalculiX's,
+    Run with "displacement" (from U1 U2 U3), "temperature" (node, 1: the nodal field TP or
+    temperature, when present) and, when the element rules match CalculiX's,
     "stress" (sig..), "strain" (eto.., engineering shear) and "p" (epcum / evcum) at the
     integration points in romdask's order.
 
@@ -405,6 +410,9 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
     statuses = {ZSET_ELEMENTS[t][2] for *_, types in parts_geo for t in set(types)}
     zset_types_all = sorted({t for *_, types in parts_geo for t in types})
     fields = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
+    t_col = next((node_names.index(c) for c in _TEMPERATURE_NAMES if c in node_names), None)
+    if t_col is not None:
+        fields["temperature"] = FieldSpec("node", ("T",))
     ip_map: dict[str, tuple[list[int], np.ndarray]] = {}
     if integ_names and "incompatible" in statuses:
         notes["ip_fields_omitted"] = (f"Z-set element types {zset_types_all} use integration rules other "
@@ -452,6 +460,7 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
     def frames() -> Iterator[Frame]:
         for k, t in enumerate(times):
             u = np.full((global_mesh.n_nodes, 3), np.nan)
+            temperature = np.full((global_mesh.n_nodes, 1), np.nan) if t_col is not None else None
             ip = {f: np.empty((n_points, len(c))) for f, (c, _) in ip_map.items()}
             for p in parts:
                 n = len(p.nodes)
@@ -466,6 +475,11 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
                 if not np.all(np.isfinite(val)):
                     raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite displacement")
                 u[p.nodes] = val
+                if temperature is not None:
+                    temp = raw.reshape(n_node_f, n)[t_col].astype(np.float64)
+                    if not np.all(np.isfinite(temp)):
+                        raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite temperature")
+                    temperature[p.nodes, 0] = temp
                 if ip_map:
                     per_time = n_integ_f * int(p.n_ip.sum())
                     raw = np.fromfile(p.integ_file, ">f4", count=per_time, offset=4 * k * per_time)
@@ -480,6 +494,8 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
                         for f, (cols, scale) in ip_map.items():
                             ip[f][rows] = vals[:, cols, :].transpose(0, 2, 1).reshape(-1, len(cols)) * scale
             data = {"displacement": u}
+            if temperature is not None:
+                data["temperature"] = temperature
             for f, a in ip.items():
                 if not np.all(np.isfinite(a)):
                     raise ReaderError(parts[0].integ_file, f"time {k} (t={t:g}): non-finite {f}")

@@ -287,3 +287,26 @@ def test_ccx_element_fields_in_frd(tmp_path):
         (ia, va), (ib, vb) = a.read(x), b.read(y)
         np.testing.assert_array_equal(ia, ib)
         assert np.all(np.abs(va - vb) <= 5e-6 * np.abs(vb) + 1e-300), x.describe()
+
+
+@pytest.mark.parametrize("enc", ENCODINGS)
+def test_ndtemp_is_the_temperature_field(tmp_path, enc):
+    """NDTEMP blocks (ccx's NT output) become the node field "temperature" (T) of the run, in the
+    three encodings; a file without NDTEMP has no temperature field."""
+    from romdask.io.calculix import write_frd
+
+    inp, _ = _copy(tmp_path, "c3d10", "float64")
+    mesh = read_inp(inp)
+    used = np.unique(mesh.blocks[0].connectivity)
+    temps = 20.0 + np.arange(2)[:, None] * 100.0 + 0.001 * np.arange(mesh.n_nodes)[None, :]
+    disp = np.zeros((2, mesh.n_nodes, 3))
+    frd = write_frd(tmp_path / "run.frd", mesh, [0.5, 1.0], {"DISP": disp, "NDTEMP": temps}, encoding=enc)
+    run = read_calculix(inp, frd=frd, problem_metadata=False)
+    assert run.fields["temperature"].location == "node" and run.fields["temperature"].components == ("T",)
+    tol = {"ascii": 5e-6, "float32": 2.0**-24, "float64": 0.0}[enc]
+    for k, frame in enumerate(run.frames()):
+        got = frame.data["temperature"]
+        assert got.shape == (mesh.n_nodes, 1)
+        assert np.all(np.abs(got[used, 0] - temps[k, used]) <= tol * np.abs(temps[k, used]))
+    write_frd(tmp_path / "part.frd", mesh, [0.5, 1.0], {"DISP": disp}, encoding=enc)
+    assert "temperature" not in read_calculix(inp, frd=tmp_path / "part.frd", problem_metadata=False).fields

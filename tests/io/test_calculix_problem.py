@@ -99,7 +99,7 @@ E20, P6, 1.
     with pytest.raises(ReaderError, match=r"bad.inp: line \d+: pressure label 'P' on element set E20: use P1..P6"):
         read_problem(bad)
     bad.write_text(CUBES + MATERIAL + steps.replace("LOAD, P, 16.", "LOAD, TRVEC, 16.,1,0,0"))
-    with pytest.raises(ReaderError, match="only pressures P, P1..P6 are supported"):
+    with pytest.raises(ReaderError, match="only pressures P, P1..P6 and body forces CENTRIF, GRAV are supported"):
         read_problem(bad)
 
 
@@ -261,13 +261,14 @@ def test_read_calculix_records_the_problem(tmp_path):
 
 
 def test_read_calculix_unsupported_deck_keeps_the_snapshots(tmp_path, caplog):
-    text = (DATA / "c3d10.inp").read_text().replace("*SOLID SECTION", "*EXPANSION\n1e-5\n*SOLID SECTION", 1)
+    text = (DATA / "c3d10.inp").read_text().replace("*SOLID SECTION",
+                                                    "*HYPERELASTIC, NEO HOOKE\n1., 1.\n*SOLID SECTION", 1)
     (tmp_path / "run.inp").write_text(text)
     shutil.copy(DATA / "c3d10_float64.frd", tmp_path / "run.frd")
     shutil.copy(DATA / "c3d10_nodes.inc", tmp_path)
     run = read_calculix(tmp_path / "run.frd")
     assert "loads" not in run.metadata
-    assert "line " in run.metadata["problem_error"] and "*EXPANSION" in run.metadata["problem_error"]
+    assert "line " in run.metadata["problem_error"] and "*HYPERELASTIC" in run.metadata["problem_error"]
     assert "romdask reduce will refuse this run" in caplog.text
     assert len(list(run.frames())) == run.n_steps
     assert "problem_error" not in read_calculix(tmp_path / "run.frd", problem_metadata=False).metadata
@@ -278,11 +279,11 @@ def test_include_errors_name_the_file_and_line(tmp_path):
     with pytest.raises(ReaderError, match=r"deck.inp: line 2: \*INCLUDE file missing.inc not found"):
         read_inp(path)
     (tmp_path / "materials.inc").write_text("** materials\n*MATERIAL, NAME=STEEL\n*ELASTIC\n210000., 0.3\n"
-                                           "*EXPANSION\n1.2e-5\n")
+                                           "*HYPERELASTIC, NEO HOOKE\n1., 1.\n")
     path = _deck(tmp_path, CUBES + "*INCLUDE, INPUT=materials.inc\n*SOLID SECTION, ELSET=EALL, MATERIAL=STEEL\n"
                            "*STEP\n*STATIC\n*CLOAD\nRIGHT, 1, 1.\n*END STEP\n*EQUATION\n", "inc.inp")
     with pytest.raises(ReaderError) as err:
         read_problem(path)
     n = len(CUBES.splitlines())
-    assert f"{tmp_path / 'materials.inc'} line 5: keyword *EXPANSION" in str(err.value)
+    assert f"{tmp_path / 'materials.inc'} line 5: keyword *HYPERELASTIC" in str(err.value)
     assert f"line {n + 8}: keyword *EQUATION" in str(err.value) and "2 unsupported" in str(err.value)

@@ -149,3 +149,29 @@ def test_pvd_errors(tmp_path):
     run = read_pvd_series(pvd)
     with pytest.raises(ReaderError, match=r"run_0002\.vtu: step 2: points differ"):
         _frames(run)
+
+
+def test_temperature_point_data_is_kept(tmp_path, monkeypatch):
+    """A scalar point field named like a temperature becomes the node field "temperature" (T)."""
+    monkeypatch.chdir(tmp_path)
+    u = _u()
+    temps = 20.0 + 100.0 * np.abs(_u(seed=1)[..., 0])
+    with meshio.xdmf.TimeSeriesWriter(tmp_path / "t.xdmf") as w:
+        w.write_points_cells(NODES, CELLS)
+        for k, t in enumerate(TIMES):
+            w.write_data(t, point_data={"displacement": u[k], "temperature": temps[k]})
+    run = read_xdmf_series(tmp_path / "t.xdmf")
+    assert run.fields["temperature"].location == "node" and run.fields["temperature"].components == ("T",)
+    for k, f in enumerate(_frames(run)):
+        assert f.data["temperature"].shape == (len(NODES), 1)
+        np.testing.assert_array_equal(f.data["temperature"][:, 0], temps[k])
+    pvd = write_vtu_series(tmp_path / "out" / "run", _mesh(), TIMES, {"U": u, "NT": temps})
+    run = read_pvd_series(pvd)
+    assert run.metadata["temperature_field"] == "NT"
+    np.testing.assert_array_equal(_frames(run)[2].data["temperature"][:, 0], temps[2])
+    no_t = read_pvd_series(write_vtu_series(tmp_path / "out2" / "run", _mesh(), TIMES, {"U": u}))
+    assert "temperature" not in no_t.fields and "temperature" not in _frames(no_t)[0].data
+    temps[1, 3] = np.nan
+    run = read_pvd_series(write_vtu_series(tmp_path / "out3" / "run", _mesh(), TIMES, {"U": u, "NT": temps}))
+    with pytest.raises(ReaderError, match=r"run_0001.vtu: step 1: non-finite temperature 'NT' \(first at node index 3\)"):
+        _frames(run)

@@ -201,3 +201,21 @@ def test_bad_inputs(tmp_path):
         read_zset(_simple(tmp_path / "c", times=(0.0, 1.0, 1.0)))
     with pytest.raises(ReaderError, match="file not found"):
         read_zset(tmp_path / "nothing.ut")
+
+
+def test_temperature_node_field(tmp_path):
+    """A nodal field TP (Z-set's temperature dof) becomes the node field "temperature" (T)."""
+    nodes, conn = _grid(1)
+    write_geof(tmp_path / "m.geof", range(1, 9), nodes, [(1, "c3d8", conn[0] + 1)])
+    tp = 20.0 + np.arange(16, dtype=np.float32).reshape(2, 8)
+    write_ut(tmp_path / "r", "m.geof", [0.0, 1.0], {**{c: np.zeros((2, 8)) for c in ("U1", "U2", "U3")}, "TP": tp})
+    run = read_zset(tmp_path / "r.ut")
+    assert run.fields["temperature"].location == "node" and run.fields["temperature"].components == ("T",)
+    for k, frame in enumerate(run.frames()):
+        np.testing.assert_array_equal(frame.data["temperature"][:, 0], tp[k])
+    (tmp_path / "no").mkdir()
+    assert "temperature" not in read_zset(_simple(tmp_path / "no")).fields
+    tp[1, 3] = np.nan
+    write_ut(tmp_path / "r", "m.geof", [0.0, 1.0], {**{c: np.zeros((2, 8)) for c in ("U1", "U2", "U3")}, "TP": tp})
+    with pytest.raises(ReaderError, match=r"r\.node: time 1 \(t=1\): non-finite temperature"):
+        list(read_zset(tmp_path / "r.ut").frames())

@@ -19,8 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from romdask.hifi.calculix.deck_thermal import (
+    body_element_sets,
+    body_lines,
+    initial_temperature_lines,
+    material_density,
+    temperature_cards,
+    temperatures_at_start,
+)
 from romdask.io.calculix.cards import NAME_COMMENT
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, NodalForce, Pressure
 from romdask.materials import CalculixViscoplastic, LinearElastic
 from romdask.problem import Problem
 
@@ -100,7 +108,8 @@ def deck_segments(problem: Problem) -> list[tuple[float, float, float]]:
     """
     times = problem.times
     t_end = float(times[-1])
-    amps = [c.amplitude for c in list(problem.dirichlet) + list(problem.loads) if c.amplitude is not None]
+    conditions = list(problem.dirichlet) + list(problem.loads) + list(problem.temperatures)
+    amps = [c.amplitude for c in conditions if c.amplitude is not None]
     cuts = set()
     for amp in amps:
         for t in amp.breakpoints(t_end):
@@ -108,8 +117,8 @@ def deck_segments(problem: Problem) -> list[tuple[float, float, float]]:
                 k = int(np.argmin(np.abs(times - t)))
                 if abs(times[k] - t) > 1e-9 * t_end:
                     raise ValueError(
-                        f"{problem.name}: an amplitude breakpoint (load reversal) at t={t:g} falls between "
-                        f"the output times {times[np.searchsorted(times, t) - 1]:g} and "
+                        f"{problem.name}: an amplitude breakpoint (load or temperature reversal) at t={t:g} falls "
+                        f"between the output times {times[np.searchsorted(times, t) - 1]:g} and "
                         f"{times[np.searchsorted(times, t)]:g}; CalculiX needs a step boundary there: add t={t:g} "
                         "to problem.times"
                     )
@@ -174,10 +183,10 @@ def _amplitude_names(problem: Problem) -> tuple[dict[int, str], list[str]]:
     by_content: dict[tuple, str] = {}
     lines: list[str] = []
     t_end = float(problem.times[-1])
-    for cond in list(problem.dirichlet) + list(problem.loads):
+    for cond in list(problem.dirichlet) + list(problem.loads) + list(problem.temperatures):
         amp = cond.amplitude
         if amp is None:
-            if cond.value == 0.0:
+            if getattr(cond, "value", None) == 0.0:
                 continue
             amp = Amplitude([0.0, max(t_end, 1.0)], [1.0, 1.0])  # applied in full at all times
         key = (tuple(amp.times.tolist()), tuple(amp.values.tolist()))
@@ -203,8 +212,9 @@ def _boundary_lines(bc: Dirichlet, target: str) -> list[str]:
     return [f"{target}, {c + 1}, {c + 1}, {value}" for c in comps]
 
 
-def _load_cards(problem: Problem, node_sets: dict[int, str], amp_names: dict[int, str]) -> list[str]:
-    """The step's cards of the time-dependent conditions (nonzero Dirichlet, loads)."""
+def _load_cards(problem: Problem, node_sets: dict[int, str], amp_names: dict[int, str],
+                body_sets: dict[int, str]) -> list[str]:
+    """The step's cards of the time-dependent conditions (nonzero Dirichlet, loads, temperatures)."""
     lines: list[str] = []
     eids = problem.mesh.element_ids
     n_bc = len(problem.dirichlet)
@@ -225,8 +235,13 @@ def _load_cards(problem: Problem, node_sets: dict[int, str], amp_names: dict[int
             value = format_number(load.value)
             lines += [f"{NAME_COMMENT}{load.name}", f"*DLOAD{head}"]
             lines += [f"{int(eids[e])}, P{int(f) + 1}, {value}" for e, f in load.faces]
+        elif isinstance(load, (Centrifugal, Gravity)):
+            lines += [f"{NAME_COMMENT}{load.name}", f"*DLOAD{head}", body_lines(load, body_sets[id(load)])]
         else:
-            raise ValueError(f"{problem.name}: unsupported load {type(load).__name__}; NodalForce or Pressure")
+            raise ValueError(f"{problem.name}: unsupported load {type(load).__name__}; NodalForce, Pressure, "
+                             "Centrifugal or Gravity")
+    if problem.temperatures:
+        lines += temperature_cards(problem, amp_names)
     return lines
 
 
@@ -247,20 +262,23 @@ def _output_lines(outputs: Sequence[str], ip_output, element_sets: Sequence[str]
 
 
 def loaded_at_start(problem: Problem) -> list[str]:
-    """Names of the conditions that are nonzero at t = 0 (CalculiX applies them in the first
-    increment: it starts from the unloaded state and outputs nothing at t = 0)."""
+    """Names of the conditions that are nonzero at t = 0, and of the temperature patterns whose
+    nodes are not at their initial temperature at t = 0 (CalculiX applies them in the first
+    increment: it starts from the unloaded state at the initial temperature and outputs nothing
+    at t = 0)."""
     out = []
     for cond in list(problem.dirichlet) + list(problem.loads):
         if cond.value * (1.0 if cond.amplitude is None else float(cond.amplitude(0.0))) != 0.0:
             out.append(cond.name)
-    return out
+    return out + temperatures_at_start(problem)
 
 
 def _check_problem(problem: Problem) -> None:
     loaded = loaded_at_start(problem)
     if loaded:
-        logger.warning("%s: conditions %s are nonzero at t=0; CalculiX applies them during the first "
-                       "increment (the built-in solver equilibrates them at t=0 first)", problem.name, loaded)
+        logger.warning("%s: conditions %s are nonzero (temperature patterns: not at the initial temperature) "
+                       "at t=0; CalculiX applies them during the first increment (the built-in solver "
+                       "equilibrates them at t=0 first)", problem.name, loaded)
 
 
 def write_deck(
@@ -279,10 +297,12 @@ def write_deck(
     ----------
     problem : Problem
         Mesh (C3D4, C3D8, C3D10, C3D20, C3D20R), laws LinearElastic / CalculixViscoplastic
-        (one law or one per element set), Dirichlet conditions, nodal forces and pressures.
+        (one law or one per element set), Dirichlet conditions, nodal forces, pressures,
+        centrifugal and gravity loads, initial temperature and temperature patterns.
     path : the ``.inp`` file to write (its folder must exist)
     outputs : nodal results written to the .frd in float64 (``*NODE OUTPUT,DOUBLE``), e.g.
-        ``("U",)`` or ``("U", "RF")``; empty: no .frd results
+        ``("U",)`` or ``("U", "RF")``; empty: no .frd results. ``NT`` (the nodal temperatures,
+        block ``NDTEMP``) is added for a thermal problem.
     ip_output : ``*EL PRINT`` integration-point results in the .dat: False (none), True
         (``S`` and, for the viscoplastic law, ``SDV``) or CalculiX keys, e.g. ``("S", "E", "PEEQ")``
     element_set_prints : element sets printed by ``*EL PRINT`` (default: every element)
@@ -297,8 +317,9 @@ def write_deck(
     Raises
     ------
     ValueError
-        A law CalculiX lacks, a load reversal between output times, an unknown element set in
-        ``element_set_prints``.
+        A law CalculiX lacks, a load or temperature reversal between output times, an unknown
+        element set in ``element_set_prints``, temperature patterns with different amplitudes
+        sharing a node, body forces of different densities on one material.
 
     Notes
     -----
@@ -308,17 +329,44 @@ def write_deck(
     distinct table, ``TIME=TOTAL TIME``; a nonzero condition without amplitude gets a constant
     table of 1), homogeneous Dirichlet conditions in the model data, then one ``*STEP`` per
     segment of :func:`deck_segments` (a monotonic stretch of uniform increments) repeating the
-    time-dependent cards with their amplitude. ``*VISCO`` when some law creeps (``*STATIC``
-    switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
+    time-dependent cards with their amplitude (one step per output interval when every law is
+    linear elastic: ccx solves such a ``*STATIC`` step in one increment). ``*VISCO`` when some
+    law creeps (``*STATIC`` switches creep off), else ``*STATIC``; ``DIRECT`` fixed increments. Size: about 60 bytes per
     node and element; written in one pass.
+
+    Thermomechanics (:mod:`romdask.hifi.calculix.deck_thermal`): ``*INITIAL
+    CONDITIONS,TYPE=TEMPERATURE`` (one line on an all-node set when uniform, else per node),
+    ``*TEMPERATURE,AMPLITUDE=`` node lines per pattern in every step (CalculiX replaces a node's
+    temperature by ``value * a(t)``: patterns sharing nodes are written as one card of their
+    sums when their amplitudes are equal, refused otherwise), ``*DENSITY`` in the material of
+    the elements of centrifugal / gravity loads and ``*DLOAD`` ``CENTRIF`` / ``GRAV`` lines on an
+    element set per pattern. Temperature amplitude breakpoints are step boundaries too.
     """
     path = Path(path)
     mesh = problem.mesh
     _check_problem(problem)
     laws = _laws(problem)
     node_sets, new_sets = _set_names(problem)
+    taken = {n.upper() for n in list(mesh.node_sets) + list(mesh.element_sets) + list(mesh.surfaces)}
+    taken |= {n.upper() for n in new_sets} | {_ALL}
+    body_sets, new_elsets = body_element_sets(problem, taken)
+    all_nodes = None
+    if problem.thermal:
+        all_nodes = next((n for n, v in mesh.node_sets.items() if len(np.unique(v)) == mesh.n_nodes), None)
+        if all_nodes is None:
+            all_nodes, i = "N_ALL", 1
+            while all_nodes.upper() in taken:
+                all_nodes, i = f"N_ALL_{i}", i + 1
+            new_sets[all_nodes] = np.arange(mesh.n_nodes)
+        if not any(o.upper() == "NT" for o in outputs) and outputs:
+            outputs = tuple(outputs) + ("NT",)
     amp_names, amp_lines = _amplitude_names(problem)
     segments = deck_segments(problem)
+    if all(isinstance(law, LinearElastic) for law, _ in laws):
+        # ccx solves a linear elastic *STATIC step in ONE increment (linstatic.c) whatever the
+        # increment given: one step per output interval then (the amplitudes are total-time)
+        times = problem.times
+        segments = [(float(a), float(b), float(b - a)) for a, b in zip(times[:-1], times[1:])]
     prints = [_ALL] if element_set_prints is None else list(element_set_prints)
     known = {n.upper() for n in mesh.element_sets} | {_ALL}
     unknown = [s for s in prints if s.upper() not in known]
@@ -338,22 +386,28 @@ def write_deck(
         if len(nodes):
             lines += [f"*NSET, NSET={name}"] + _id_lines(mesh.node_ids[nodes])
     eids = mesh.element_ids
-    for name, elements in mesh.element_sets.items():
+    for name, elements in list(mesh.element_sets.items()) + list(new_elsets.items()):
         if len(elements) and name.upper() != _ALL:
             lines += [f"*ELSET, ELSET={name}"] + _id_lines(eids[elements])
     for name, faces in mesh.surfaces.items():
         if len(faces):
             lines.append(f"*SURFACE, NAME={name}, TYPE=ELEMENT")
             lines += [f"{int(eids[e])}, S{int(f) + 1}" for e, f in faces]
-    for k, (law, elset) in enumerate(laws):
-        lines += _material_lines(law, f"M{k + 1}", f"{problem.name}, element set {elset}")
+    for k, ((law, elset), (_, elements)) in enumerate(zip(laws, problem.material_elements())):
+        where = f"{problem.name}, element set {elset}"
+        lines += _material_lines(law, f"M{k + 1}", where)
+        density = material_density(problem, elements, where)
+        if density is not None:
+            lines += ["*DENSITY", format_number(density)]
         lines.append(f"*SOLID SECTION, ELSET={elset}, MATERIAL=M{k + 1}")
     lines += amp_lines
+    if problem.thermal:
+        lines += initial_temperature_lines(problem, all_nodes)
     for k, bc in enumerate(problem.dirichlet):
         if bc.value == 0.0:
             lines += [f"{NAME_COMMENT}{bc.name}", "*BOUNDARY"] + _boundary_lines(bc, node_sets[k])
     procedure = _procedure(problem, solver)
-    cards = _load_cards(problem, node_sets, amp_names)
+    cards = _load_cards(problem, node_sets, amp_names, body_sets)
     out = _output_lines(outputs, ip_output, prints, [law for law, _ in laws])
     for t0, t1, dt in segments:
         lines += ["*STEP, INC=100000", procedure, f"{format_number(dt)}, {format_number(t1 - t0)}"]

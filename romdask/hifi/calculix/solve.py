@@ -24,7 +24,7 @@ __all__ = ["CalculixResult", "calculix_run", "run_many", "solve_calculix"]
 logger = logging.getLogger(__name__)
 
 _IP_KEYS = {"stress": "S", "strain": "E", "state": "SDV"}
-_FIELDS = ("displacement", "strain", "stress", "state")
+_FIELDS = ("displacement", "strain", "stress", "state", "temperature")
 
 
 @dataclass
@@ -85,15 +85,28 @@ def calculix_run(problem: Problem, ccx: CalculixRun, *, name: str | None = None,
     wanted = {k: v for k, v in run.fields.items() if k in fields or k == "displacement"}
     missing = [f for f in fields if f not in wanted]
     if missing:
-        raise ValueError(f"{ccx.dat}: fields {missing} not in the CalculiX output (write_deck(ip_output=...))")
+        raise ValueError(f"{ccx.dat}: fields {missing} not in the CalculiX output (write_deck(ip_output=...); "
+                         "temperature: NT output of a thermal problem)")
     zero_frame = not loaded_at_start(problem)
+    used = np.zeros(mesh.n_nodes, bool)
+    for block in mesh.blocks:
+        used[np.asarray(block.connectivity).ravel()] = True
+    unused = np.flatnonzero(~used)
 
     def frames() -> Iterator[Frame]:
         if zero_frame:
-            yield Frame(0, 0.0, {k: np.zeros((mesh.n_nodes if s.location == "node" else _n_points(mesh),
-                                               len(s.components))) for k, s in wanted.items()})
+            data = {k: np.zeros((mesh.n_nodes if s.location == "node" else _n_points(mesh), len(s.components)))
+                    for k, s in wanted.items()}
+            if "temperature" in data:  # the initial temperature (loaded_at_start: nothing else at t = 0)
+                data["temperature"] = problem.nodal_temperature(0.0)[:, None]
+            yield Frame(0, 0.0, data)
         for frame in run.frames():
-            yield Frame(frame.step + 1, float(expected[frame.step]), {k: frame.data[k] for k in wanted})
+            t = float(expected[frame.step])
+            data = {k: frame.data[k] for k in wanted}
+            if "temperature" in data and unused.size:  # nodes of no element: not in the .frd
+                data["temperature"] = data["temperature"].copy()
+                data["temperature"][unused, 0] = problem.nodal_temperature(t)[unused]
+            yield Frame(frame.step + 1, t, data)
 
     out_times = problem.times if zero_frame else expected
     return replace(run, times=out_times, fields=wanted, frames=frames, solver="calculix",
@@ -131,8 +144,10 @@ def solve_calculix(
         ``store.writer(name, mesh=problem.mesh, times=problem.times, fields=...,
         metadata=run_metadata(problem))``), as for :func:`romdask.hifi.solve`; default:
         in memory
-    fields : subset of ("displacement", "strain", "stress", "state"); the last three come from
-        ``*EL PRINT`` (7 significant digits), "state" is CalculiX's SDV
+    fields : subset of ("displacement", "strain", "stress", "state", "temperature"); strain,
+        stress and state come from ``*EL PRINT`` (7 significant digits), "state" is CalculiX's
+        SDV; "temperature" (node, 1) is the .frd's ``NDTEMP`` (thermal problems; nodes of no
+        element, which ccx does not write, get the problem's temperature)
     threads, timeout : see :func:`run_ccx`
     name : deck stem (default: the problem's name)
     deck_options : passed to :func:`write_deck` (``controls``, ``solver``, ...)

@@ -52,7 +52,7 @@ def _problem_metadata(inp: Path, mesh: Mesh, times: np.ndarray) -> dict:
 
     try:
         return run_metadata(read_problem(inp, times=times, mesh=mesh))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: patterns the description cannot hold
         logger.warning("%s: the load patterns and law are not recorded (romdask reduce will refuse this "
                        "run): %s", inp, exc)
         return {"problem_error": str(exc)}
@@ -124,6 +124,26 @@ def _frd_displacements(frd_path: Path, mesh: Mesh, allow_incomplete: bool):
     return results, disp, times
 
 
+def _frd_temperatures(results, disp, frd_path: Path) -> list | None:
+    """The ``NDTEMP`` block of each ``DISP`` frame (same step and increment), or None when the
+    .frd has none; frames without one are logged and the field left out."""
+    temp = results.select("NDTEMP")
+    if not temp:
+        return None
+    by_frame = {(b.step, b.increment, b.counter): b for b in temp}
+    out = [by_frame.get((b.step, b.increment, b.counter)) for b in disp]
+    if any(b is None for b in out):
+        by_time = {(b.step, b.increment): b for b in temp}
+        out = [by_time.get((b.step, b.increment)) for b in disp]
+    if any(b is None for b in out):
+        logger.info("%s: NDTEMP (the nodal temperatures) not at every DISP frame: not read", frd_path)
+        return None
+    for b in out:
+        if len(b.components) != 1:
+            raise ReaderError(frd_path, f"{b.describe()} has {len(b.components)} components; 1 (T) expected")
+    return out
+
+
 def _dat_fields(dat_path: Path, mesh: Mesh, times: np.ndarray):
     """(DatResults, kind -> (FieldSpec, blocks at each .frd time), times with the .dat's digits)
     for the .dat fields printed at every .frd time and every integration point."""
@@ -186,8 +206,9 @@ def read_calculix(
     Run
         Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
         ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
-        get 0) and, when the .dat has them at every output time for every integration point,
-        ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
+        get 0), ``"temperature"`` (node, 1: the ``NDTEMP`` blocks of ``NT`` output, when the .frd
+        has one at every displacement frame; absent nodes get 0) and, when the .dat has them at
+        every output time for every integration point, ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
         p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
         ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
         per frame, ``frd_encoding``, ``frd_complete``; with ``problem_metadata``, ``loads`` and
@@ -222,6 +243,9 @@ def read_calculix(
     mesh = read_inp(inp_path)
     results, disp, times = _frd_displacements(frd_path, mesh, allow_incomplete)
     fields = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
+    temperatures = _frd_temperatures(results, disp, frd_path)
+    if temperatures is not None:
+        fields["temperature"] = FieldSpec("node", ("T",))
     sources = [inp_path, frd_path]
     dat_results, dat_fields = None, {}
     if dat_path.is_file():
@@ -241,6 +265,11 @@ def read_calculix(
             u = np.zeros((mesh.n_nodes, 3))
             u[idx] = values
             data = {"displacement": u}
+            if temperatures is not None:
+                ids, values = results.read(temperatures[k])
+                temperature = np.zeros((mesh.n_nodes, 1))
+                temperature[mesh.node_index(ids)] = values
+                data["temperature"] = temperature
             for kind, (_, per_time) in dat_fields.items():
                 data[kind] = dat_results.gather(mesh, per_time[k])
             yield Frame(k, float(times[k]), data)

@@ -29,8 +29,8 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.cards import Card, parse_float
 from romdask.io.calculix.steps import DeckStep, StepSpan
-from romdask.io.calculix.targets import load_rows
-from romdask.problem.loads import Amplitude, Dirichlet, NodalForce, Pressure
+from romdask.io.calculix.targets import body_elements, load_rows
+from romdask.problem.loads import Amplitude, Centrifugal, Dirichlet, Gravity, NodalForce, Pressure
 
 __all__ = ["deck_amplitudes", "deck_conditions"]
 
@@ -74,6 +74,7 @@ class _History:
     def __init__(self) -> None:
         self.changes: dict[tuple, list[tuple[int, _Spec]]] = {}
         self.origin: dict[tuple, tuple[int, str, object]] = {}
+        self.lines: dict[tuple, object] = {}  # first line of each body-force key
 
     def set(self, key: tuple, step: int, spec: _Spec, name: str, card: Card, group: object) -> None:
         """A card sets ``key`` in ``step``: a boundary replaces what was set before in the step (or
@@ -117,6 +118,7 @@ def _record(history: _History, cards: list[tuple[int, Card]], spans, amplitudes,
             name = card.hint or row.target
             group = card.hint or (("ids", card.line) if row.target.isdigit() else row.target)
             for key in row.keys:
+                history.lines.setdefault(key, row.line)
                 if kind == "dirichlet" and step > 0 and key not in history.origin:
                     raise row.line.error(
                         f"{name}: a prescribed displacement first applied in step {step + 1} is not supported "
@@ -188,7 +190,8 @@ def deck_conditions(
     model: Sequence[Card],
     steps: Sequence[DeckStep],
     spans: Sequence[StepSpan],
-) -> tuple[tuple[Dirichlet, ...], tuple[NodalForce | Pressure, ...]]:
+    densities: np.ndarray | None = None,
+) -> tuple[tuple[Dirichlet, ...], tuple[NodalForce | Pressure | Centrifugal | Gravity, ...]]:
     """The deck's ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD``, ``*DSLOAD`` as romdask patterns.
 
     Parameters
@@ -196,6 +199,9 @@ def deck_conditions(
     mesh : the deck's mesh
     model : the cards before the first step (``*AMPLITUDE``, ``*BOUNDARY``...)
     steps, spans : the steps and their spans (:func:`romdask.io.calculix.steps.step_times`)
+    densities : the ``*DENSITY`` of each element's material (NaN: none), for ``*DLOAD``
+        ``CENTRIF`` / ``GRAV`` (a body force on elements of several densities becomes one
+        pattern per density)
 
     Returns
     -------
@@ -223,20 +229,43 @@ def deck_conditions(
                 raise card.line.error("*BOUNDARY with AMPLITUDE= outside a step is not supported; "
                                       "move the card into the first step")
             cards.append((-1, card))
-    cards += [(k, card) for k, step in enumerate(steps) for card in step.loads]
+    cards += [(k, card) for k, step in enumerate(steps) for card in step.loads if card.keyword in _KINDS]
     history = _History()
     _record(history, cards, spans, amplitudes, mesh)
-    return _patterns(history, spans, amplitudes)
+    return _patterns(history, spans, amplitudes, mesh, densities)
 
 
-def _patterns(history: _History, spans, amplitudes):
+def _body_loads(keys, history: _History, mesh: Mesh, densities, value: float, amp, name: str) -> list:
+    """Centrifugal / Gravity patterns of one group of body-force keys, one per density."""
+    _, _, label, geometry = keys[0]
+    line = history.lines[keys[0]]
+    elements = np.unique(np.concatenate([body_elements(history.lines[k], k[1], mesh) for k in keys]))
+    rho = np.full(mesh.n_elements, np.nan) if densities is None else np.asarray(densities, np.float64)
+    missing = elements[np.isnan(rho[elements])]
+    if missing.size:
+        raise line.error(f"{name}: *DLOAD {label} on elements without *DENSITY in their material (ids "
+                         f"{mesh.element_ids[missing[:10]].tolist()}); add *DENSITY to the material")
+    out = []
+    values = np.unique(rho[elements])
+    for k, density in enumerate(values.tolist()):
+        part = elements[rho[elements] == density]
+        label_name = name if k == 0 else f"{name}_rho{k + 1}"
+        if label == "CENTRIF":
+            out.append(Centrifugal(part, value, geometry[0], geometry[1], density, amp, name=label_name))
+        else:
+            out.append(Gravity(part, value, geometry[0], density, amp, name=label_name))
+    return out
+
+
+def _patterns(history: _History, spans, amplitudes, mesh: Mesh, densities=None):
     """Keys with the same first group and the same function of time -> one pattern each, named
     after the first key's line."""
     groups: dict[tuple, list[tuple]] = {}
     for key, changes in history.changes.items():
         rank, _, origin = history.origin[key]
         kind = key[0]
-        group = (kind, origin, key[2] if kind == "cload" else None, tuple(changes))
+        extra = key[2] if kind == "cload" else key[2:] if kind == "body" else None
+        group = (kind, origin, extra, tuple(changes))
         groups.setdefault(group, []).append((rank, key))
     dirichlet, loads = [], []
     for group, members in sorted(groups.items(), key=lambda item: min(r for r, _ in item[1])):
@@ -249,6 +278,8 @@ def _patterns(history: _History, spans, amplitudes):
             dirichlet += _dirichlet(keys, {k: history.origin[k][1] for k in keys}, value, amp)
         elif kind == "cload":
             loads.append(NodalForce(np.array([k[1] for k in keys]), keys[0][2], value, amp, name=name))
+        elif kind == "body":
+            loads += _body_loads(keys, history, mesh, densities, value, amp, name)
         else:
             loads.append(Pressure(np.array([k[1:] for k in keys]), value, amp, name=name))
     return tuple(dirichlet), tuple(loads)

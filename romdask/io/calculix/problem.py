@@ -2,13 +2,17 @@
 
 Supported: the mesh cards of :func:`~romdask.io.calculix.read_inp`; ``*MATERIAL`` with
 ``*ELASTIC`` (isotropic), ``*PLASTIC`` (HARDENING=ISOTROPIC|KINEMATIC|COMBINED),
-``*CYCLIC HARDENING``, ``*CREEP`` (LAW=NORTON) (:mod:`romdask.io.calculix.laws`);
-``*SOLID SECTION``; tabular ``*AMPLITUDE`` (total or step time); ``*BOUNDARY``, ``*CLOAD``,
-``*DLOAD`` / ``*DSLOAD`` (pressures ``P1..P6`` on elements or sets, ``P`` on element-face
-surfaces) with or without ``AMPLITUDE=``, changed from step to step as CalculiX does
-(:mod:`romdask.io.calculix.conditions`); ``*STEP`` with ``*STATIC`` / ``*VISCO``, fixed or
-automatic increments (:mod:`romdask.io.calculix.steps`). Output requests, solver controls and
-other cards that do not change the solution are accepted and ignored (:data:`HARMLESS`).
+``*CYCLIC HARDENING``, ``*CREEP`` (LAW=NORTON), with temperature columns, ``*EXPANSION``,
+``*DENSITY`` (:mod:`romdask.io.calculix.laws`); ``*SOLID SECTION``; tabular ``*AMPLITUDE``
+(total or step time); ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD`` / ``*DSLOAD`` (pressures ``P1..P6``
+on elements or sets, ``P`` on element-face surfaces; body forces ``CENTRIF`` and ``GRAV`` on
+element sets or elements, with the density of their material) with or without ``AMPLITUDE=``,
+changed from step to step as CalculiX does (:mod:`romdask.io.calculix.conditions`);
+``*INITIAL CONDITIONS,TYPE=TEMPERATURE`` and ``*TEMPERATURE`` (``AMPLITUDE=``, none,
+``FILE=`` / ``BSTEP=``) by CalculiX 2.20's own rules (:mod:`romdask.io.calculix.thermal`);
+``*STEP`` with ``*STATIC`` / ``*VISCO``, fixed or automatic increments
+(:mod:`romdask.io.calculix.steps`). Output requests, solver controls and other cards that do
+not change the solution are accepted and ignored (:data:`HARMLESS`).
 Anything else is an error listing every unsupported keyword and option with its line.
 """
 
@@ -18,12 +22,15 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.cards import Card, deck_cards
 from romdask.io.calculix.conditions import deck_conditions
 from romdask.io.calculix.inp import MESH_KEYWORDS, read_inp
-from romdask.io.calculix.laws import deck_laws, section_material
+from romdask.io.calculix.laws import deck_laws, material_density, section_material
 from romdask.io.calculix.steps import DeckStep, step_times
+from romdask.io.calculix.thermal import deck_initial_temperature, deck_temperatures
 from romdask.io.run import ReaderError
 from romdask.problem import Problem
 
@@ -31,7 +38,7 @@ __all__ = ["HARMLESS", "SUPPORTED", "read_problem"]
 
 logger = logging.getLogger(__name__)
 
-_LOADS = ("*BOUNDARY", "*CLOAD", "*DLOAD", "*DSLOAD")
+_LOADS = ("*BOUNDARY", "*CLOAD", "*DLOAD", "*DSLOAD", "*TEMPERATURE")
 _OPTIONS = {
     **MESH_KEYWORDS,
     "*MATERIAL": {"NAME"}, "*ELASTIC": {"TYPE"}, "*PLASTIC": {"HARDENING"}, "*CYCLIC HARDENING": set(),
@@ -39,24 +46,28 @@ _OPTIONS = {
     "*BOUNDARY": {"AMPLITUDE", "OP", "TYPE"}, "*CLOAD": {"AMPLITUDE", "OP"}, "*DLOAD": {"AMPLITUDE", "OP"},
     "*DSLOAD": {"AMPLITUDE", "OP"}, "*STEP": {"INC", "INCF", "NLGEOM", "AMPLITUDE"},
     "*STATIC": {"DIRECT", "SOLVER"}, "*VISCO": {"DIRECT", "SOLVER", "CETOL"}, "*END STEP": set(),
+    "*INITIAL CONDITIONS": {"TYPE"}, "*TEMPERATURE": {"AMPLITUDE", "OP", "FILE", "BSTEP", "ESTEP"}, "*DENSITY": set(),
+    "*EXPANSION": {"ZERO", "TYPE"},
 }  # fmt: skip
 #: accepted and ignored: headings, output requests (which fields, how often, which format: the
-#: solution is the same), solver controls (tolerances), *DENSITY (no mass in static steps;
-#: gravity and centrifugal loads are refused)
+#: solution is the same), solver controls (tolerances), the heat-transfer constants of a
+#: material (*CONDUCTIVITY, *SPECIFIC HEAT: no heat transfer in *STATIC / *VISCO steps)
 HARMLESS = ("*HEADING", "*NODE FILE", "*EL FILE", "*NODE PRINT", "*EL PRINT", "*NODE OUTPUT",
             "*ELEMENT OUTPUT", "*OUTPUT", "*FILE FORMAT", "*SECTION PRINT", "*TIME POINTS",
-            "*CONTROLS", "*DENSITY")  # fmt: skip
+            "*CONTROLS", "*CONDUCTIVITY", "*SPECIFIC HEAT")  # fmt: skip
 _VALUES = {  # allowed values of options (upper-case, blanks removed, as CalculiX reads them)
     ("*ELASTIC", "TYPE"): {"ISO"}, ("*PLASTIC", "HARDENING"): {"ISOTROPIC", "KINEMATIC", "COMBINED"},
     ("*CREEP", "LAW"): {"NORTON"}, ("*AMPLITUDE", "TIME"): {"TOTALTIME", "STEPTIME"},
     ("*AMPLITUDE", "DEFINITION"): {"TABULAR"}, ("*BOUNDARY", "OP"): {"MOD"}, ("*CLOAD", "OP"): {"MOD"},
     ("*DLOAD", "OP"): {"MOD"}, ("*DSLOAD", "OP"): {"MOD"}, ("*BOUNDARY", "TYPE"): {"DISPLACEMENT"},
     ("*STEP", "NLGEOM"): {"NO"}, ("*STEP", "AMPLITUDE"): {"RAMP", "STEP"},
-    ("*SURFACE", "TYPE"): {"ELEMENT", "NODE"},
+    ("*SURFACE", "TYPE"): {"ELEMENT", "NODE"}, ("*INITIAL CONDITIONS", "TYPE"): {"TEMPERATURE"},
+    ("*TEMPERATURE", "OP"): {"MOD"},
 }  # fmt: skip
 SUPPORTED = ("meshes (*NODE, *ELEMENT C3D4/C3D8/C3D10/C3D20/C3D20R, *NSET, *ELSET, *SURFACE), isotropic "
-             "*ELASTIC, *PLASTIC, *CYCLIC HARDENING, *CREEP,LAW=NORTON, *SOLID SECTION, *AMPLITUDE, "
-             "*BOUNDARY, *CLOAD, *DLOAD / *DSLOAD (pressures), *STATIC / *VISCO steps")
+             "*ELASTIC, *PLASTIC, *CYCLIC HARDENING, *CREEP,LAW=NORTON, *EXPANSION, *DENSITY, *SOLID SECTION, "
+             "*AMPLITUDE, *BOUNDARY, *CLOAD, *DLOAD / *DSLOAD (pressures P, CENTRIF, GRAV), "
+             "*INITIAL CONDITIONS,TYPE=TEMPERATURE, *TEMPERATURE (AMPLITUDE=, FILE=, BSTEP=), *STATIC / *VISCO steps")
 
 
 def _unsupported(card: Card) -> list[str]:
@@ -122,6 +133,18 @@ def _scan(path: Path) -> tuple[list[Card], list[DeckStep], list[str]]:
     return model, steps, problems
 
 
+def _densities(mesh: Mesh, model: list[Card]) -> np.ndarray:
+    """The ``*DENSITY`` of each element's material (``*SOLID SECTION``), NaN where none."""
+    densities = material_density(model)
+    out = np.full(mesh.n_elements, np.nan)
+    for card in model:
+        if card.keyword == "*SOLID SECTION":
+            elset, material = card.params.get("ELSET", ""), card.params.get("MATERIAL", "")
+            if elset in mesh.element_sets and densities.get(material) is not None:
+                out[np.asarray(mesh.element_sets[elset], np.int64)] = densities[material]
+    return out
+
+
 def _unique_names(conditions) -> tuple:
     seen: dict[str, int] = {}
     out = []
@@ -150,8 +173,13 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     Problem
         Mesh as :func:`read_inp`; one law (LinearElastic or CalculixViscoplastic; Norton creep
         only when the steps are ``*VISCO``) or one per ``*SOLID SECTION`` element set;
-        Dirichlet / NodalForce / Pressure patterns whose values and amplitudes follow CalculiX's
-        step rules on the total time (:mod:`romdask.io.calculix.conditions`); ``times``.
+        Dirichlet / NodalForce / Pressure / Centrifugal / Gravity patterns whose values and
+        amplitudes follow CalculiX's step rules on the total time
+        (:mod:`romdask.io.calculix.conditions`; a body force on elements of several densities
+        is one pattern per density, ``<name>_rho2``...); ``times``; ``initial_temperature`` and
+        Temperature patterns reproducing ccx's nodal temperature at every output time (a
+        pattern per node group with the deck's table when it is one, else hat patterns
+        ``<name>@<time>``: :mod:`romdask.io.calculix.thermal`).
         Names: from the ``** romdask name=`` comments of
         :func:`~romdask.hifi.calculix.write_deck`, else the node / element set or surface (or
         node id) of the lines, made unique with ``_2``, ``_3``.
@@ -161,13 +189,17 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     ValueError (ReaderError)
         Unsupported keywords or options (ALL of them listed with their lines), unsupported step
         semantics (``OP=NEW``, a prescribed displacement added after the first step), unreadable
-        numbers, unknown sets, surfaces, materials or amplitudes: the message names the file
-        and the line.
+        numbers, unknown sets, surfaces, materials, amplitudes or files, body forces on
+        elements without ``*DENSITY``, nodes of elements without an initial temperature,
+        temperature tables or ``*EXPANSION`` without initial temperatures (CalculiX would run
+        athermally with the tables' first rows): the message names the file and the line.
 
     Notes
     -----
     Two passes over the deck (the mesh with :func:`read_inp`, then the other cards, whose
-    mesh data lines are skipped); cost as read_inp.
+    mesh data lines are skipped); cost as read_inp. Hat temperature patterns (per-node
+    histories that are not one table, e.g. ``FILE=`` fields) hold one value per node and knot
+    time.
     """
     path = Path(path)
     model, steps, problems = _scan(path)
@@ -182,11 +214,20 @@ def read_problem(path: str | Path, *, name: str | None = None, times=None, mesh:
     mesh = read_inp(path) if mesh is None else mesh
     material = section_material(path, mesh, model, deck_laws(model, visco=kinds == {"*VISCO"}))
     out_times, spans = step_times(steps, times)
-    dirichlet, loads = deck_conditions(mesh, model, steps, spans)
+    dirichlet, loads = deck_conditions(mesh, model, steps, spans, _densities(mesh, model))
     conditions = _unique_names(dirichlet + loads)
+    t0 = deck_initial_temperature(path, mesh, model)
+    temperatures = _unique_names(deck_temperatures(path, mesh, model, steps, spans, out_times, t0))
+    laws = material.values() if isinstance(material, dict) else [material]
+    if t0 is None and any(getattr(law, "thermal", False) for law in laws):
+        raise ReaderError(path, "the materials have temperature tables or *EXPANSION but the deck has no "
+                                "*INITIAL CONDITIONS,TYPE=TEMPERATURE: CalculiX would run it athermally with the "
+                                "first rows of the tables; give the nodes initial temperatures, or remove the "
+                                "temperature columns and *EXPANSION")
     stem = path.name[: -len(path.suffix)] if path.suffix.lower() == ".inp" else path.name
     try:
         return Problem(mesh, material, conditions[: len(dirichlet)], out_times, conditions[len(dirichlet):],
-                       name=name or stem, metadata={"source": str(path)})  # fmt: skip
+                       name=name or stem, metadata={"source": str(path)}, initial_temperature=t0,
+                       temperatures=temperatures)  # fmt: skip
     except ValueError as exc:
         raise ReaderError(path, str(exc)) from None

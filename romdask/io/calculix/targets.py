@@ -2,7 +2,8 @@
 
 Each data line becomes a :class:`LoadRow`: the target as written (a set or surface name, or an
 id), the value, and the keys it sets: ``("dirichlet", node, component)``,
-``("cload", node, component)`` or ``("dload", element, face)`` with 0-based romdask indices.
+``("cload", node, component)``, ``("dload", element, face)`` with 0-based romdask indices, or
+``("body", element set or id, "CENTRIF" | "GRAV", geometry)`` for body forces.
 Names are resolved as CalculiX does: for pressures an element set first, then an element-face
 ``*SURFACE`` of that name.
 """
@@ -17,7 +18,10 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.io.calculix.cards import Card, DeckLine, parse_float, parse_int
 
-__all__ = ["LoadRow", "load_rows"]
+__all__ = ["LoadRow", "body_elements", "load_rows", "node_targets"]
+
+#: body-force labels of ``*DLOAD`` romdask reads, and their number of values after the label
+BODY_LABELS = {"CENTRIF": 7, "GRAV": 4}
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ class LoadRow:
     line: DeckLine
     target: str
     value: float
-    keys: list[tuple[str, int, int]]
+    keys: list[tuple]
 
 
 class _Ids:
@@ -80,11 +84,59 @@ def _pressure_faces(line: DeckLine, target: str, label: str, mesh: Mesh, ids: _I
     raise line.error(f"{target!r} is neither an element set nor an element-face *SURFACE")
 
 
+def _lookups(mesh: Mesh, lookups: dict | None) -> dict:
+    lookups = {} if lookups is None else lookups
+    if "node" not in lookups:
+        lookups["node"] = _Ids(mesh.node_ids, "node")
+        lookups["element"] = _Ids(mesh.element_ids, "element")
+    return lookups
+
+
+def node_targets(line: DeckLine, target: str, mesh: Mesh, lookups: dict | None = None) -> np.ndarray:
+    """0-based nodes of a node id or node set name (``lookups`` as in :func:`load_rows`)."""
+    return _nodes(line, target.upper(), mesh, _lookups(mesh, lookups)["node"])
+
+
+def body_elements(line: DeckLine, target: str, mesh: Mesh, lookups: dict | None = None) -> np.ndarray:
+    """0-based elements of an element id or element set name."""
+    return _elements(line, target.upper(), mesh, _lookups(mesh, lookups)["element"])
+
+
+def _elements(line: DeckLine, target: str, mesh: Mesh, ids: _Ids) -> np.ndarray:
+    number = _integer(target)
+    if number is not None:
+        return np.array([ids.index(line, number)])
+    if target not in mesh.element_sets:
+        raise line.error(f"unknown element set {target!r} (nor an element id)")
+    return np.unique(np.asarray(mesh.element_sets[target], np.int64))
+
+
+def _body(line: DeckLine, items: list[str], label: str, mesh: Mesh, elements: _Ids) -> LoadRow:
+    """``elset, CENTRIF, omega^2, x0, y0, z0, ax, ay, az`` or ``elset, GRAV, g, dx, dy, dz``: one
+    key per element set (or element id) and geometry, as CalculiX keys body loads (``bodyadd.f``)."""
+    n = BODY_LABELS[label]
+    if len(items) < 2 + n:
+        form = "omega^2, x0, y0, z0, ax, ay, az" if label == "CENTRIF" else "g, dx, dy, dz"
+        raise line.error(f"*DLOAD {label} lines are 'element set, {label}, {form}'")
+    numbers = [parse_float(line, t, f"{label} value") for t in items[2 : 2 + n]]
+    vector = np.array(numbers[-3:])
+    if not np.linalg.norm(vector):
+        raise line.error(f"*DLOAD {label}: the {'axis' if label == 'CENTRIF' else 'direction'} is zero")
+    vector = tuple((vector / np.linalg.norm(vector)).tolist())  # CalculiX normalizes it
+    geometry = (tuple(numbers[1:4]), vector) if label == "CENTRIF" else (vector,)
+    target = items[0].upper()
+    _elements(line, target, mesh, elements)  # checks the target
+    return LoadRow(line, target, numbers[0], [("body", target, label, geometry)])
+
+
 def _dload(line: DeckLine, items: list[str], mesh: Mesh, elements: _Ids) -> LoadRow:
     label = items[1].upper() if len(items) > 1 else ""
+    if label in BODY_LABELS:
+        return _body(line, items, label, mesh, elements)
     if len(items) < 3 or not label.startswith("P") or not (label == "P" or label[1:].isdigit()):
         raise line.error(f"pressure lines are 'surface, P, value' or 'element or element set, P<face>, value'; "
-                         f"got label {label or '(none)'} (only pressures P, P1..P6 are supported)")
+                         f"got label {label or '(none)'} (only pressures P, P1..P6 and body forces CENTRIF, GRAV "
+                         "are supported)")
     target = items[0].upper()
     faces = _pressure_faces(line, target, label, mesh, elements)
     keys = [("dload", int(e), int(f)) for e, f in faces]
@@ -130,10 +182,7 @@ def load_rows(card: Card, mesh: Mesh, lookups: dict[str, object] | None = None) 
         Unknown ids, sets or surfaces; dofs other than 1..3; load labels other than pressures;
         unreadable numbers (file and line named).
     """
-    lookups = {} if lookups is None else lookups
-    if "node" not in lookups:
-        lookups["node"] = _Ids(mesh.node_ids, "node")
-        lookups["element"] = _Ids(mesh.element_ids, "element")
+    lookups = _lookups(mesh, lookups)
     parse = {"*BOUNDARY": (_boundary, "node"), "*CLOAD": (_cload, "node"),
              "*DLOAD": (_dload, "element"), "*DSLOAD": (_dload, "element")}[card.keyword]  # fmt: skip
     return [parse[0](line, items, mesh, lookups[parse[1]]) for line, items in card.rows]
