@@ -344,3 +344,36 @@ def test_cli_predict_a_thermal_deck(bar, ecm, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["predict", str(path), "--set", "pull=0.003", "--out", str(out)]) != 0
     assert "is a thermal model: its cases need temperatures" in capsys.readouterr().err
+
+
+def test_compare_replays_a_thermal_calculix_reference(bar, ecm, tmp_path):
+    """`romdask compare` without the .dat: the law replayed on a thermal CalculiX run's strains
+    at its deck's temperatures equals the built-in solver's stresses of the same problem
+    (non-uniform initial temperature, one *TEMPERATURE pattern x amplitude). Measured 1.2e-6
+    relative: ccx's convergence tolerance and its 6-digit output times (the Norton rate sees dt)."""
+    from romdask.hifi import solve
+    from romdask.hifi.calculix.deck import write_deck
+    from romdask.hifi.calculix.runner import run_ccx
+    from romdask.online.compare import calculix_reference
+    from romdask.problem.loads import Amplitude, Temperature
+    from romdask.store.layout import ip_layout
+
+    pytest.importorskip("romdask.io.calculix.thermal")
+    import dataclasses
+    import shutil
+
+    if shutil.which("ccx") is None:
+        pytest.skip("no ccx")
+    base = bar_problem(0.002, 0.0, 0.0)
+    shape = 20.0 + 50.0 * base.mesh.nodes[:, 1]
+    heat = Temperature(np.arange(base.mesh.n_nodes), shape, Amplitude([0.0, 1.0, 2.0], [1.0, 1.5, 1.2]), name="heat")
+    problem = dataclasses.replace(base, initial_temperature=shape, temperatures=(heat,), name="ref")
+    ccx = run_ccx(write_deck(problem, tmp_path / "ref.inp", outputs=("U",)))
+    full = open_full(ecm[1])
+    reference = calculix_reference(full, bar_law(), ccx.deck, ccx.frd, None)
+    assert reference.stress_source == "law replay"
+    hf = solve(problem, fields=("displacement", "stress"))
+    _, _, offset = ip_layout(problem.mesh)
+    positions = offset[problem.mesh.element_index(full.mesh.element_ids[full.ip_element])] + full.ip_local_point
+    expected = hf.fields["stress"][:, positions]
+    assert rel(reference.stress, expected) < 1e-5
