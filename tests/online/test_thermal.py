@@ -377,3 +377,19 @@ def test_compare_replays_a_thermal_calculix_reference(bar, ecm, tmp_path):
     positions = offset[problem.mesh.element_index(full.mesh.element_ids[full.ip_element])] + full.ip_local_point
     expected = hf.fields["stress"][:, positions]
     assert rel(reference.stress, expected) < 1e-5
+    # end to end: predict the deck (its temperatures read by read_problem) and compare with ccx
+    from romdask.cli import main
+    from romdask.io.calculix import read_problem
+
+    assert main(["predict", str(ecm[1]), "--deck", str(ccx.deck), "--out", str(tmp_path / "p.npz")]) == 0
+    model = ReducedModel.open(ecm[1])
+    api = model.solve(problem_scenario(model, read_problem(ccx.deck)))
+    np.testing.assert_array_equal(load_result(tmp_path / "p.npz").coordinates, api.coordinates)
+    deck_initial = dict(zip(api.temperature.node_ids.tolist(), api.temperature.initial))
+    np.testing.assert_allclose([deck_initial[i] for i in problem.mesh.node_ids.tolist()], problem.initial_temperature,
+                               rtol=1e-12)
+    out = tmp_path / "errors.json"
+    assert main(["compare", str(ecm[1]), str(tmp_path / "p.npz"), str(ccx.frd), "--json", str(out)]) == 0
+    table = json.loads(out.read_text())
+    # a temperature shape and initial field never trained (elastic here): measured 1.7e-2
+    assert table["stress_source"] == "law replay" and table["rows"][0]["displacement"] < 5e-2
