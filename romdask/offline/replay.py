@@ -219,7 +219,9 @@ def replay(
     columns straight from the store, computes the strains on the sub-mesh and integrates the
     law step by step (:func:`integrate_history`), at the run's point temperatures when the runs
     are thermal (:mod:`~romdask.offline.temperature`: the store's temperature field or the
-    description's patterns, mapped by the sub-mesh's temperature operator). Tasks carry the store path, small halo index
+    description's patterns, mapped by the sub-mesh's temperature operator; a description's
+    patterns on the subdomain's nodes travel with its task, ``8 n_patterns n_local_nodes``
+    bytes). Tasks carry the store path, small halo index
     arrays and a reference to each subdomain's sub-mesh (read from the store inside the task,
     cached per worker process), never snapshot data or mesh arrays. Memory per task:
     the run's local displacement history plus stress, strain and state histories of the

@@ -24,7 +24,7 @@ import zarr
 from romdask.store import SnapshotStore
 from romdask.store.layout import StoreLayout, subdomain_key
 
-__all__ = ["LocalTemperature", "RunTemperature", "point_history", "run_temperatures"]
+__all__ = ["LocalTemperature", "RunTemperature", "description_temperature", "point_history", "run_temperatures"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,9 @@ class LocalTemperature:
     patterns: np.ndarray | None = None
     amplitudes: tuple[Any, ...] = ()
 
-    def history(self, store_path: str, run: str, times: np.ndarray) -> np.ndarray:
-        """(n_steps, n_local_nodes) nodal temperature at the run's output ``times``."""
+    def history(self, store_path: str | None, run: str | None, times: np.ndarray) -> np.ndarray:
+        """(n_steps, n_local_nodes) nodal temperature at the run's output ``times`` (the store
+        and run are read for a field source only)."""
         if self.patterns is None:
             root = zarr.open_group(store_path, mode="r")
             parts = []
@@ -96,22 +97,30 @@ def _field_initial(root: zarr.Group, run: str, layout: StoreLayout) -> np.ndarra
                            for k in range(layout.n_subdomains)])
 
 
-def _description(layout: StoreLayout, description: Mapping[str, Any], run: str):
-    """(initial, base, patterns, amplitudes) of a description's "temperature" entry."""
-    try:
-        from romdask.problem.thermal import temperatures_from_description
-    except ImportError:  # pragma: no cover - until the description carries temperatures
-        raise ValueError(f"run {run!r}: this romdask cannot read temperatures from a load description; "
-                         "store the run's 'temperature' node field") from None
-    mesh = layout.mesh
+def description_temperature(mesh, description: Mapping[str, Any]) -> RunTemperature | None:
+    """The temperatures of a load description (version 2) on ``mesh``, None if it has none.
+
+    Returns
+    -------
+    RunTemperature
+        source "description": ``T(t) = base + sum_p a_p(t) patterns[p]`` with ``base`` the
+        initial temperature on the nodes no pattern covers (CalculiX's rule, as
+        :meth:`romdask.problem.Problem.nodal_temperature`); ``.local(None).history(None, None,
+        times)`` gives the nodal history.
+    """
+    from romdask.problem.thermal import temperatures_from_description
+
     initial, patterns = temperatures_from_description(mesh, description)
+    if initial is None:
+        return None
     initial = np.array(np.broadcast_to(np.asarray(initial, np.float64), (mesh.n_nodes,)))
     values = np.zeros((len(patterns), mesh.n_nodes))
     covered = np.zeros(mesh.n_nodes, bool)
     for row, pattern in zip(values, patterns):
         row[pattern.nodes] = pattern.values
         covered[pattern.nodes] = True
-    return initial, np.where(covered, 0.0, initial), values, tuple(p.amplitude for p in patterns)
+    return RunTemperature("description", initial, "description", np.where(covered, 0.0, initial), values,
+                          tuple(p.amplitude for p in patterns))
 
 
 def run_temperatures(store: SnapshotStore, runs: Sequence[str]) -> dict[str, RunTemperature] | None:
@@ -140,14 +149,13 @@ def run_temperatures(store: SnapshotStore, runs: Sequence[str]) -> dict[str, Run
     root = zarr.open_group(store.path, mode="r")
     out = {}
     for r in runs:
-        parts = _description(layout, all_runs[r]["metadata"]["loads"], r) if described[r] is not None else None
-        if fields[r]:
-            if parts is None:
-                logger.info("run %s: initial temperature taken from its temperature field at step 0", r)
-                initial, initial_source = _field_initial(root, r, layout), "field at step 0"
-            else:
-                initial, initial_source = parts[0], "description"
-            out[r] = RunTemperature("field", initial, initial_source)
+        from_description = (description_temperature(layout.mesh, all_runs[r]["metadata"]["loads"])
+                            if described[r] is not None else None)
+        if not fields[r]:
+            out[r] = from_description
+        elif from_description is not None:
+            out[r] = RunTemperature("field", from_description.initial, "description")
         else:
-            out[r] = RunTemperature("description", parts[0], "description", *parts[1:])
+            logger.info("run %s: initial temperature taken from its temperature field at step 0", r)
+            out[r] = RunTemperature("field", _field_initial(root, r, layout), "field at step 0")
     return out

@@ -129,6 +129,22 @@ def _run_fields(run: Any, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {name: np.stack([f.data[name] for f in frames]) for name in names if name in run.fields}
 
 
+def _point_temperatures(run: Any, times: np.ndarray, frd: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(initial, history (n_t, n_points)) at the run's integration points from its deck's
+    temperatures (the load description read with the deck; exact at the output times), or
+    None for an athermal deck."""
+    from romdask.fem.temperature import temperature_operator
+    from romdask.offline.temperature import description_temperature
+
+    description = (run.metadata or {}).get("loads")
+    if not description or description.get("temperature") is None:
+        return None
+    temperature = description_temperature(run.mesh, description)
+    operator = temperature_operator(run.mesh)
+    nodal = temperature.local(None).history(None, None, times)
+    return operator @ temperature.initial, (operator @ nodal.T).T
+
+
 def calculix_reference(full: Any, law: Material, inp: str | Path, frd: str | Path,
                        dat: str | Path | None = None) -> Reference:
     """A CalculiX run (deck, .frd, optional .dat) in the order of a model's full bases.
@@ -136,7 +152,9 @@ def calculix_reference(full: Any, law: Material, inp: str | Path, frd: str | Pat
     Parameters
     ----------
     full : :func:`romdask.online.open_full` of the model (its saved mesh and ip layout).
-    law : the model's law (replayed on the run's strains when the .dat has no stress).
+    law : the model's law (replayed on the run's strains when the .dat has no stress; at the
+        deck's temperatures for a thermal deck, CalculiX's rule of
+        :mod:`romdask.fem.temperature`).
     inp, frd, dat : the run's files (:func:`romdask.io.calculix.read_calculix`).
 
     Returns
@@ -170,14 +188,10 @@ def calculix_reference(full: Any, law: Material, inp: str | Path, frd: str | Pat
     positions = offset[run.mesh.element_index(mesh.element_ids[full.ip_element])] + full.ip_local_point
     stress, source = fields.get("stress"), "dat"
     p = fields["state"][..., 0] if "state" in fields else fields["p"][..., 0] if "p" in fields else None
-    if (stress is None or p is None) and getattr(law, "thermal", False):
-        raise ValueError(f"{frd}: the law is thermal and the run gives no stress / plastic strain at the integration "
-                         "points; the replay on the run's strains does not read its temperatures yet: give the .dat "
-                         "with S and PEEQ (*EL PRINT)")
     if stress is None or p is None:  # the law along the run's strains: CalculiX's own numbers
         quad = quadrature(run.mesh)
         history = np.stack([strain(quad, u.ravel()) for u in u_run])
-        replayed, state, failed = integrate_history(law, history, times)
+        replayed, state, failed = integrate_history(law, history, times, _point_temperatures(run, times, frd))
         if failed:
             raise ValueError(f"{frd}: the law failed at {failed} point-increment(s) on the run's strains")
         if stress is None:

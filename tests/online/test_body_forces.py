@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from thermal_cases import FIELDS, RUNS, bar_law, bar_mesh, read_run, write_runs
+from thermal_cases import FIELDS, RUNS, bar_law, bar_mesh, bar_problem, read_run, write_runs
 
 from romdask.cli import main
 from romdask.hifi import solve
@@ -17,6 +17,7 @@ from romdask.online import (
     OnlineOptions,
     ReducedModel,
     Scenario,
+    ScenarioTemperature,
     open_full,
     problem_scenario,
     reconstruct_displacement,
@@ -111,3 +112,24 @@ def test_temperatures_from_the_description(tmp_path):
     np.testing.assert_allclose(b.model.solve(scenario, OnlineOptions(rtol=1e-12)).stress,
                                a.model.solve(scenario, OnlineOptions(rtol=1e-12)).stress, rtol=0,
                                atol=1e-8 * np.abs(hf["stress"]).max())
+
+
+def test_training_runs_with_different_initial_temperatures(tmp_path):
+    """No common initial temperature: the model keeps none and a scenario must give one."""
+    runs = {"cool": bar_problem(0.004, 300.0, 0.0, name="cool", room=20.0),
+            "warm": bar_problem(0.002, 0.0, 250.0, name="warm", room=80.0)}
+    store, problems = write_runs(tmp_path / "rooms.zarr", runs)
+    reduction = reduce(store.path, bar_law(), options=ReduceOptions(tol_pod=1e-10, ecm=False, pod_method="tsqr"))
+    model = reduction.model
+    assert "initial" not in model.temperature
+    assert reduction.report["thermal"]["common_initial_temperature"] is False
+    scenario = problem_scenario(model, problems["warm"])  # the deck gives its initial temperature
+    result = model.solve(scenario, OnlineOptions(rtol=1e-12))
+    hf = read_run(store.path, "warm")
+    pos = np.argsort(store.layout.ip_points)
+    pos = pos[np.searchsorted(store.layout.ip_points, model.point_ids, sorter=pos)]
+    np.testing.assert_allclose(result.stress, hf["stress"][:, pos], rtol=0, atol=1e-8 * np.abs(hf["stress"]).max())
+    t = scenario.temperature
+    no_initial = ScenarioTemperature(t.node_ids, t.patterns, t.coefficients, None, t.base)
+    with pytest.raises(ValueError, match="gives no initial temperature and the model has none"):
+        model.solve(Scenario(scenario.times, scenario.coefficients, scenario.homogeneous, no_initial))

@@ -28,8 +28,8 @@ HEAT = Amplitude([0.0, 1.0, 2.0], [0.0, 1.0, 0.4])
 PULL = Amplitude([0.0, 1.0, 2.0], [0.0, 1.0, -0.5])
 
 
-def bar_mesh():
-    return box((6, 3, 3), (6.0, 2.0, 2.0))
+def bar_mesh(element: str = "C3D8", shape=(6, 3, 3)):
+    return box(shape, (6.0, 2.0, 2.0), element=element)
 
 
 def bar_law():
@@ -45,26 +45,28 @@ def gradient(mesh, dy: float, dz: float) -> np.ndarray:
     return dy * mesh.nodes[:, 1] / 2.0 + dz * mesh.nodes[:, 2] / 2.0
 
 
-def bar_problem(pull: float, dy: float, dz: float, times=TIMES, *, name: str = "bar") -> Problem:
-    """``pull`` (mm) x PULL on xmax; T = ROOM + gradient(dy, dz) x HEAT (initial ROOM)."""
-    mesh = bar_mesh()
+def bar_problem(pull: float, dy: float, dz: float, times=TIMES, *, name: str = "bar", room: float = ROOM,
+                mesh=None) -> Problem:
+    """``pull`` (mm) x PULL on xmax; T = room + gradient(dy, dz) x HEAT (initial room)."""
+    mesh = bar_mesh() if mesh is None else mesh
     sets = mesh.node_sets
     dirichlet = (Dirichlet(sets["xmin"], (0,), name="xsym"), Dirichlet(sets["ymin"], (1,), name="ysym"),
                  Dirichlet(sets["zmin"], (2,), name="zsym"),
                  Dirichlet(sets["xmax"], (0,), pull, PULL, name="pull"))
     nodes = np.arange(mesh.n_nodes)
-    temperatures = (Temperature(nodes, ROOM, None, name="room"),
+    temperatures = (Temperature(nodes, room, None, name="room"),
                     Temperature(nodes, gradient(mesh, dy, dz), HEAT, name="heat"))
-    return Problem(mesh, bar_law(), dirichlet, np.asarray(times), name=name, initial_temperature=ROOM,
+    return Problem(mesh, bar_law(), dirichlet, np.asarray(times), name=name, initial_temperature=room,
                    temperatures=temperatures)
 
 
-#: name -> (pull, dy, dz[, times])
+#: name -> (pull, dy, dz[, times]) (write_runs also takes Problems)
 RUNS = {"train_a": (0.004, 300.0, 0.0), "train_b": (-0.002, 0.0, 250.0), "train_c": (0.002, 200.0, -150.0)}
 
 
 def write_runs(path, runs=RUNS, n_subdomains: int = 2, fields=FIELDS):
-    problems = {name: bar_problem(*spec, name=name) for name, spec in runs.items()}
+    problems = {name: spec if isinstance(spec, Problem) else bar_problem(*spec, name=name)
+                for name, spec in runs.items()}
     first = next(iter(problems.values()))
     store = create_store(path, first.mesh, n_subdomains=n_subdomains)
     for name, pb in problems.items():
