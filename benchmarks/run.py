@@ -885,11 +885,15 @@ def run_own_deck(args) -> list[dict]:
     return [row]
 
 
+#: the thermal benchmark's default training flights (peak temperature C : omega rad/s)
+DEFAULT_FLIGHTS = ("925:1350", "975:1450")
+
+
 def run_thermal(args) -> list[dict]:
     """The thermal reference problem (the spinning blade, tests/thermal_deck.py) at ``--nodes``
     (the blade size with at least that many nodes), through the command line as in
-    tests/test_thermal_cli.py: two ccx training flights (925 C / 1350 rad/s and 975 C /
-    1450 rad/s, one cycle each), ingest, reduce, predict the new flight (950 C / 1400 rad/s,
+    tests/test_thermal_cli.py: ccx training flights (``--flights``, default 925 C / 1350 rad/s and
+    975 C / 1450 rad/s, one cycle each), ingest, reduce, predict the new flight (950 C / 1400 rad/s,
     ``--cycles``) from its deck, ccx on that deck, compare. ccx: 2 threads, ITERATIVE CHOLESKY.
     Online = the reduced solve alone (Python API, warm, best of 3), in the same run as ccx on the
     same deck: the ratio is measured, not combined from two runs."""
@@ -904,9 +908,14 @@ def run_thermal(args) -> list[dict]:
     target = args.nodes[0]
     size = next(n for n in range(1, 200) if blade_node_count(n) >= target)
     cycles = int(args.cycles)
-    cases = {"train-925": (925.0, 1350.0, 1), "train-975": (975.0, 1450.0, 1), "new-950": (950.0, 1400.0, cycles)}
+    flights = args.flights or list(DEFAULT_FLIGHTS)
+    training = {}
+    for flight in flights:
+        peak, omega = (float(v) for v in flight.split(":"))
+        training[f"train-{peak:g}-{omega:g}"] = (peak, omega, 1)
+    cases = {**training, "new-950": (950.0, 1400.0, cycles)}
     row: dict = {"nodes": blade_node_count(size), "blade_size": size, "cycles": cycles,
-                 "increments": 40 * cycles}
+                 "increments": 40 * cycles, "training_flights": flights}
     env = {**os.environ, "OMP_NUM_THREADS": "2", "CCX_NPROC_EQUATION_SOLVER": "2"}
     work = Path(tempfile.mkdtemp(prefix="romdask-bench-thermal-"))
     try:
@@ -922,8 +931,8 @@ def run_thermal(args) -> list[dict]:
         romdask = (sys.executable, "-m", "romdask.cli")
         for name in cases:
             timed(f"ccx_{name.replace('-', '_')}_s", "ccx", "-i", name)
-        timed("ingest_s", *romdask, "ingest", *(f"{r}.{e}" for r in ("train-925", "train-975")
-                                             for e in ("inp", "frd", "dat")), "--store", "runs.zarr")
+        timed("ingest_s", *romdask, "ingest", *(f"{r}.{e}" for r in training for e in ("inp", "frd", "dat")),
+              "--store", "runs.zarr")
         timed("reduce_s", *romdask, "reduce", "runs.zarr", "--out", "model.zarr")
         timed("predict_cli_s", *romdask, "predict", "model.zarr", "--deck", "new-950.inp", "--out", "p.npz")
         timed("compare_s", *romdask, "compare", "model.zarr", "p.npz", "new-950.frd", "--period", "100",
@@ -942,7 +951,11 @@ def run_thermal(args) -> list[dict]:
                error_p=errors[0]["p"], max_von_mises=errors[0]["max_von_mises"], max_p=errors[0]["max_p"],
                speedup_vs_ccx=row["ccx_new_950_s"] / row["online_s"], load_avg=os.getloadavg()[0])
     print(json.dumps(row), flush=True)
-    return [row]
+    # one row per training set: keep the rows of the other sets from the results file
+    old = json.loads(RESULTS.read_text()).get("thermal", {}).get("rows", []) if RESULTS.exists() else []
+    key = (row["nodes"], row["cycles"], tuple(flights))
+    kept = [r for r in old if (r["nodes"], r["cycles"], tuple(r.get("training_flights", DEFAULT_FLIGHTS))) != key]
+    return kept + [row]
 
 
 def _record(name: str, rows: list[dict] | dict) -> None:
@@ -989,6 +1002,8 @@ def main(argv=None) -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
                         help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
     parser.add_argument("--cycles", type=float, default=1)
+    parser.add_argument("--flights", nargs="+", default=None,
+                        help="thermal: training flights PEAK_C:OMEGA (default 925:1350 975:1450)")
     parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")
     parser.add_argument("--cells", type=int, default=68,
                         help="pod: box((cells,)*3) C3D8 mesh (default 68: 328,509 nodes, 985,527 dofs)")

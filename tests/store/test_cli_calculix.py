@@ -46,21 +46,21 @@ def test_ingest_records_patterns_and_law(tmp_path):
 
 
 def test_unsupported_deck_is_ingested_and_reduce_says_why(tmp_path):
-    files = _copy_run(tmp_path, "hot", lambda t: t.replace("*SOLID SECTION", "*EXPANSION\n1.2e-5\n*SOLID SECTION", 1))
-    line = (tmp_path / "hot.inp").read_text().splitlines().index("*EXPANSION") + 1
+    files = _copy_run(tmp_path, "hot", lambda t: t.replace("*SOLID SECTION", "*DEPVAR\n2\n*SOLID SECTION", 1))
+    line = (tmp_path / "hot.inp").read_text().splitlines().index("*DEPVAR") + 1
     proc = _romdask("ingest", *files, "--store", "s.zarr", "--subdomains", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "*EXPANSION" in proc.stderr and "romdask reduce will refuse this run" in proc.stderr
+    assert "*DEPVAR" in proc.stderr and "romdask reduce will refuse this run" in proc.stderr
     ds = open_snapshots(tmp_path / "s.zarr")
     assert ds.displacement.shape[0] == 3  # the snapshots are stored
     meta = SnapshotStore.open(tmp_path / "s.zarr", mode="r").runs()["hot"]["metadata"]
-    assert f"line {line}: keyword *EXPANSION" in meta["problem_error"]
+    assert f"line {line}: keyword *DEPVAR" in meta["problem_error"]
     proc = _romdask("reduce", "s.zarr", "--out", "m.zarr", cwd=tmp_path)
     assert proc.returncode == 1
-    assert "could not read its CalculiX deck" in proc.stderr and f"line {line}: keyword *EXPANSION" in proc.stderr
+    assert "could not read its CalculiX deck" in proc.stderr and f"line {line}: keyword *DEPVAR" in proc.stderr
     # the Python API says the same (the law given explicitly: reduce's own check)
     from romdask.materials import LinearElastic
     from romdask.offline import reduce
 
-    with pytest.raises(ValueError, match=r"could not read its CalculiX deck .*keyword \*EXPANSION"):
+    with pytest.raises(ValueError, match=r"could not read its CalculiX deck .*keyword \*DEPVAR"):
         reduce(tmp_path / "s.zarr", LinearElastic(200000.0, 0.3))
