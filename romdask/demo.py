@@ -75,6 +75,55 @@ def _hf_run(store: SnapshotStore, name: str, problem, progress: Callable | None)
 
 
 
+def pipeline(store: SnapshotStore, runs: dict, target, out: Path, settings, progress: Callable):
+    """Steps 1-3 of a demo: the training runs and the reference by the built-in solver, the
+    reduction on a LocalCluster, the online prediction of ``target``.
+
+    Parameters
+    ----------
+    store : the demo's snapshot store
+    runs : training run name -> Problem
+    target : the Problem to predict (its HF solution is written as run "reference")
+    out : where ``model.zarr`` goes
+    settings : has ``tol_pod``, ``tol_ecm``, ``workers`` (None: one per core)
+    progress : ``label -> callback`` for the built-in solver
+
+    Returns
+    -------
+    figures (sizes, times, speedup), model path, ReducedModel, OnlineResult, HF reference Result
+
+    Notes
+    -----
+    The online time excludes numba compilation (one warm-up solve of the first increment).
+    """
+    from romdask.cluster import cluster_client, progress_bar
+    from romdask.offline import ReduceOptions, reduce
+    from romdask.online import ReducedModel, Scenario
+
+    mesh = target.mesh
+    figures: dict = {"nodes": mesh.n_nodes, "dofs": mesh.n_dofs}
+    figures["hf_training_time"] = sum(_hf_run(store, name, problem, progress(f"HF {name}")).wall_time
+                                      for name, problem in runs.items())
+    start = time.perf_counter()
+    with cluster_client("local", n_workers=settings.workers or CPU_COUNT) as client, progress_bar(client):
+        reduction = reduce(store.path, next(iter(runs.values())).material, runs=list(runs),
+                           options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
+    model_path = reduction.save(out / "model.zarr", overwrite=True)
+    figures["offline_time"] = time.perf_counter() - start
+    model = ReducedModel.open(model_path)
+    report = model.metadata["reduce"]
+    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
+                   ecm_residual=report["ecm_residual"])
+    scenario = Scenario.from_problem(target)
+    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous, scenario.temperature))
+    rom = model.solve(scenario)
+    figures["online_time"] = rom.wall_time
+    reference = _hf_run(store, "reference", target, progress("HF reference"))
+    figures["hf_time"] = reference.wall_time
+    figures["speedup"] = reference.wall_time / rom.wall_time
+    return figures, model_path, model, rom, reference
+
+
 def run_demo(
     out: str | Path,
     settings: DemoSettings = DemoSettings(),
@@ -110,50 +159,18 @@ def run_demo(
     (``*_gappy``). The online time excludes numba compilation (one warm-up solve of the first
     increment).
     """
-    from romdask.cluster import cluster_client, progress_bar
-    from romdask.offline import ReduceOptions, reduce
-    from romdask.online import ReducedModel, Scenario, open_full
+    from romdask.online import open_full
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"files": []}
-    training = [_problem(settings, a, settings.train_cycles) for a in settings.train]
     target = _problem(settings, settings.predict, settings.cycles)
-    mesh = target.mesh
-    workers = settings.workers or CPU_COUNT  # dask's count: affinity and cgroup limits
     store_path = out / "store.zarr"
-    store = create_store(store_path, mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
-
-    # 1. high-fidelity training runs
-    hf_train = 0.0
-    names = []
-    for amplitude, problem in zip(settings.train, training):
-        name = f"train-{amplitude:g}"
-        result = _hf_run(store, name, problem, progress(f"HF {name}"))
-        hf_train += result.wall_time
-        names.append(name)
-    figures.update(nodes=mesh.n_nodes, dofs=mesh.n_dofs, hf_training_time=hf_train)
-
-    # 2. offline reduction on a LocalCluster
-    start = time.perf_counter()
-    with cluster_client("local", n_workers=workers) as client, progress_bar(client):
-        reduction = reduce(store_path, training[0].material, runs=names,
-                           options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
-    model_path = reduction.save(out / "model.zarr", overwrite=True)
-    figures["offline_time"] = time.perf_counter() - start
-    model = ReducedModel.open(model_path)
-    report = model.metadata["reduce"]
-    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
-                   ecm_residual=report["ecm_residual"])
-
-    # 3. online prediction (the first increment once, to compile the kernels), HF reference
-    scenario = Scenario.from_problem(target)
-    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous))
-    rom = model.solve(scenario)
-    figures["online_time"] = rom.wall_time
-    reference = _hf_run(store, "reference", target, progress("HF reference"))
-    figures["hf_time"] = reference.wall_time
-    figures["speedup"] = reference.wall_time / rom.wall_time
+    workers = settings.workers or CPU_COUNT  # dask's count: affinity and cgroup limits
+    store = create_store(store_path, target.mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
+    runs = {f"train-{a:g}": _problem(settings, a, settings.train_cycles) for a in settings.train}
+    # 1.-3. training runs, reduction, prediction and its HF reference
+    figures, model_path, model, rom, reference = pipeline(store, runs, target, out, settings, progress)
+    figures["files"] = []
 
     # 4. errors on the whole mesh: stress and p by Gappy-POD and by replaying the law
     errors, fields = compare(open_full(model_path), rom, open_snapshots(store_path, runs=["reference"]),

@@ -17,7 +17,6 @@ plastic strain, reduction) and VTU fields.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from dask.system import CPU_COUNT
 
-from romdask.demo import _cell_mean, _Figures, _hf_run, _reduction_plots, _vtu, compare
+from romdask.demo import _cell_mean, _Figures, _reduction_plots, _vtu, compare, pipeline
 from romdask.problems.thermal import thermal_problem
 from romdask.store import create_store, open_snapshots
 from romdask.store.layout import node_map
@@ -96,48 +95,20 @@ def run_thermal_demo(
     The online time excludes numba compilation (one warm-up solve of the first increment). The
     temperature is never reduced: the model maps the scenario's nodal temperatures to its points.
     """
-    from romdask.cluster import cluster_client, progress_bar
-    from romdask.offline import ReduceOptions, reduce
-    from romdask.online import ReducedModel, Scenario, open_full
+    from romdask.online import open_full
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"files": []}
-    training = [settings.problem(flight, settings.train_cycles) for flight in settings.train]
     target = settings.problem(settings.predict, settings.cycles)
     mesh = target.mesh
     workers = settings.workers or CPU_COUNT
     store_path = out / "store.zarr"
     store = create_store(store_path, mesh, n_subdomains=settings.subdomains or 2 * workers, overwrite=True)
-
-    # 1. high-fidelity training flights
-    names, hf_train = [], 0.0
-    for (peak, omega), problem in zip(settings.train, training):
-        name = f"train-{peak:g}C-{omega:g}rad"
-        hf_train += _hf_run(store, name, problem, progress(f"HF {name}")).wall_time
-        names.append(name)
-    figures.update(nodes=mesh.n_nodes, dofs=mesh.n_dofs, hf_training_time=hf_train)
-
-    # 2. offline reduction on a LocalCluster
-    start = time.perf_counter()
-    with cluster_client("local", n_workers=workers) as client, progress_bar(client):
-        reduction = reduce(store_path, training[0].material, runs=names,
-                           options=ReduceOptions(tol_pod=settings.tol_pod, tol_ecm=settings.tol_ecm))
-    model_path = reduction.save(out / "model.zarr", overwrite=True)
-    figures["offline_time"] = time.perf_counter() - start
-    model = ReducedModel.open(model_path)
-    report = model.metadata["reduce"]
-    figures.update(n_modes=model.n_modes, n_points=model.n_points, n_points_full=report["n_points_full"],
-                   ecm_residual=report["ecm_residual"])
-
-    # 3. online prediction (first increment once: numba compilation), HF reference
-    scenario = Scenario.from_problem(target)
-    model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous, scenario.temperature))
-    rom = model.solve(scenario)
-    figures["online_time"] = rom.wall_time
-    reference = _hf_run(store, "reference", target, progress("HF reference"))
-    figures["hf_time"] = reference.wall_time
-    figures["speedup"] = reference.wall_time / rom.wall_time
+    runs = {f"train-{peak:g}C-{omega:g}rad": settings.problem((peak, omega), settings.train_cycles)
+            for peak, omega in settings.train}
+    # 1.-3. training flights, reduction, prediction and its HF reference
+    figures, model_path, model, rom, _ = pipeline(store, runs, target, out, settings, progress)
+    figures["files"] = []
 
     # 4. errors on the whole mesh
     hf = open_snapshots(store_path, runs=["reference"])
