@@ -24,6 +24,7 @@ import numpy as np
 import zarr
 
 from romdask.fem.mesh import CellBlock, Mesh
+from romdask.online.integrity import verify_full
 from romdask.online.model import open_model_group
 
 __all__ = ["read_full_mesh", "write_full_mesh"]
@@ -76,7 +77,8 @@ def read_full_mesh(path: str | os.PathLike) -> Mesh:
     ValueError
         Not a reduced model, a model saved without its mesh (older models, or
         ``ReducedModel.save`` without ``mesh=``: save it with ``reduce(...).save(path)``), or
-        a mesh group that is incomplete or does not match its fingerprint.
+        a mesh group that is incomplete, does not match its fingerprint or fails the model's
+        checksum.
 
     Notes
     -----
@@ -90,6 +92,8 @@ def read_full_mesh(path: str | os.PathLike) -> Mesh:
     except KeyError:
         raise ValueError(f"{path} holds no mesh (full/mesh); save the model with romdask.offline.reduce(...).save(path) "
                          "or ReducedModel.save(path, mesh=store.layout.mesh).") from None
+    verify_full(root, path, sorted(f"full/mesh/{name}" for name, node in g.members(max_depth=None)
+                                   if isinstance(node, zarr.Array)))
     attrs = g.attrs.asdict()
     try:
         blocks = tuple(

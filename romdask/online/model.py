@@ -49,6 +49,8 @@ import numpy as np
 import zarr
 
 from romdask.materials import Material, law_from_json, law_to_json
+from romdask.online.integrity import (check_replaceable, clean_stale_temporaries, model_checksum, temporary_name,
+                                      verify_full, verify_model)
 from romdask.online.thermal import check_temperature_operator
 from romdask.serialize import compressors, plain
 
@@ -71,6 +73,8 @@ FULL_KEYS = ("modes", "lifting", "gappy_stress", "gappy_p", "ip_points", "ip_ele
 _FULL_INDEX_KEYS = ("ip_points", "ip_element", "ip_local_point")
 #: arrays of full/ with one row per store ip position and n_en columns (the temperature operator)
 _FULL_OPERATOR_KEYS = ("temperature_nodes", "temperature_weights")
+#: integer arrays of the core group (materials/points_<i> too); every other one is float64
+_INT_ARRAYS = ("point_ids", "temperature/nodes")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -412,8 +416,10 @@ class ReducedModel:
         chunk with the active scheduler (``dask.array.store``).
         """
         path = Path(path)
-        if path.exists() and not overwrite:
+        clean_stale_temporaries(path)
+        if (path.exists() or path.is_symlink()) and not overwrite:
             raise ValueError(f"{path} already exists; pass overwrite=True to replace it or choose another path.")
+        check_replaceable(path, FORMAT)  # before anything is written or deleted
         if full_modes is not None and full is not None and "modes" in full:
             raise ValueError("give the full modes once: full_modes= or full={'modes': ...}, not both.")
         full = dict(full or {})
@@ -423,13 +429,12 @@ class ReducedModel:
         if mesh is not None and "modes" in full and int(full["modes"].shape[0]) != 3 * mesh.n_nodes:
             raise ValueError(f"the mesh has {mesh.n_nodes} nodes but the full modes {full['modes'].shape[0]} rows; "
                              "save the mesh of the store the model was reduced from (reduce(...).mesh).")
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        tmp = temporary_name(path)
         try:
             self._write(tmp, full, compression, mesh)
             if path.exists():
-                old = path.with_name(f"{path.name}.old-{os.getpid()}")
+                check_replaceable(path, FORMAT)  # again: it may have changed during the write
+                old = temporary_name(path, "old")
                 os.rename(path, old)
                 os.rename(tmp, path)
                 shutil.rmtree(old, ignore_errors=True)
@@ -508,6 +513,7 @@ class ReducedModel:
                 "metadata": self.metadata,
             }
         )
+        root.attrs["checksum"] = model_checksum(root)  # last: covers everything above
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ReducedModel:
@@ -517,10 +523,17 @@ class ReducedModel:
         ------
         ValueError
             Not a reduced model, another format version, an unknown law type (no class outside
-            :data:`romdask.materials.LAWS` is ever imported), a checksum mismatch (names the array) or an invalid
-            model.
+            :data:`romdask.materials.LAWS` is ever imported), a checksum mismatch (names the array or
+            attribute) or an invalid model.
+
+        Notes
+        -----
+        The whole-model checksum (:mod:`romdask.online.integrity`) is checked first: every array
+        but the ``full/`` ones is read and hashed, every attribute compared. Models saved before
+        it (no ``checksum`` attribute) get the per-array ``checksums`` check only.
         """
         root = open_model_group(path)
+        verify_model(root, path)
         attrs = root.attrs.asdict()
         laws = [law_from_json(entry) for entry in attrs.get("laws", [])]
         sums = attrs.get("checksums")
@@ -534,8 +547,9 @@ class ReducedModel:
                 arr = root[name]
             except KeyError:
                 raise ValueError(f"{path}: array {name!r} is missing; the model is incomplete.") from None
-            if not isinstance(arr, zarr.Array) or arr.dtype not in (np.dtype("<f8"), np.dtype("<i8")):
-                raise ValueError(f"{path}: {name!r} must be a float64 or int64 array; got {arr}.")
+            dtype = np.dtype("<i8") if name in _INT_ARRAYS or name.startswith("materials/") else np.dtype("<f8")
+            if not isinstance(arr, zarr.Array) or arr.dtype != dtype:
+                raise ValueError(f"{path}: {name!r} must be a {dtype.name} array; got {arr}.")
             for codec in arr.metadata.codecs:
                 if not type(codec).__module__.startswith("zarr.codecs"):
                     raise ValueError(f"{path}: array {name!r} uses a foreign codec {type(codec).__name__}; refused.")
@@ -595,7 +609,7 @@ def open_model_group(path: str | os.PathLike) -> zarr.Group:
     except Exception as exc:
         raise ValueError(f"{path} is not a Zarr v3 group (a romdask reduced model): {exc}") from None
     fmt, version = root.attrs.get("format"), root.attrs.get("version")
-    if fmt != FORMAT or version not in READABLE_VERSIONS:
+    if fmt != FORMAT or type(version) is not int or version not in READABLE_VERSIONS:
         raise ValueError(
             f"{path} has format {fmt!r} version {version!r}; this romdask reads {FORMAT!r} versions "
             f"{list(READABLE_VERSIONS)}. Re-save the model with a matching romdask."
@@ -627,13 +641,20 @@ def open_full_modes(path: str | os.PathLike, lazy: bool = True) -> Any:
     lazy : True (default) -> a dask array over the Zarr chunks; False -> the ``zarr.Array``
         (read slices on demand).
 
+    Raises
+    ------
+    ValueError
+        No full modes, or a checksum mismatch (the model or its full modes were edited).
+
     Notes
     -----
-    Nothing is read here but metadata.
+    The modes are read once, chunk by chunk, to check their checksum (models saved before the
+    whole-model checksum: nothing is read here but metadata).
     """
     root = open_model_group(path)
     if "full" not in root or "modes" not in root["full"]:
         raise ValueError(f"{path} holds no full modes; pass full_modes= to ReducedModel.save.")
+    verify_full(root, path, ["full/modes"])
     arr = root["full/modes"]
     if arr.dtype != np.dtype("<f8"):
         raise ValueError(f"{path}: full/modes must be float64; got {arr.dtype}.")

@@ -19,6 +19,7 @@ import numpy as np
 from romdask.fem.mesh import Mesh
 from romdask.materials.base import Material
 from romdask.online.full_mesh import read_full_mesh
+from romdask.online.integrity import verify_full
 from romdask.online.model import open_model_group
 from romdask.online.solver import OnlineResult
 
@@ -81,13 +82,14 @@ def open_full(path: str | os.PathLike) -> FullBases:
     Raises
     ------
     ValueError
-        ``path`` is not a reduced model, or holds no full bases (save them with
-        ``reduce(...).save(path)``).
+        ``path`` is not a reduced model, holds no full bases (save them with
+        ``reduce(...).save(path)``), or fails its checksum (the model or a full array was edited).
 
     Notes
     -----
-    Reads the metadata and the (N,) index arrays; the mesh is read on first use of
-    ``.mesh``.
+    Reads every full array once, chunk by chunk, to check it against the model's checksum
+    (:mod:`romdask.online.integrity`; models saved before it: the metadata and the (N,) index
+    arrays only); the mesh is read (and checked) on first use of ``.mesh``.
     """
     root = open_model_group(path)
     group = root.get("full")
@@ -95,6 +97,7 @@ def open_full(path: str | os.PathLike) -> FullBases:
     if not keys:
         raise ValueError(f"{path} holds no full bases; save the model with reduce(...).save(path) "
                          "(or ReducedModel.save(path, full=reduction.full)).")
+    verify_full(root, path, sorted(f"full/{key}" for key in keys))
 
     def lazy(key: str) -> da.Array | None:
         return da.from_zarr(group[key]) if key in keys else None
