@@ -132,7 +132,8 @@ class Reduction:
         return self.model.metadata["reduce"]
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False, compression: str | None = "lz4") -> Path:
-        """Write the model with its full bases and mesh (atomically): :meth:`ReducedModel.save`.
+        """Write the model with its full bases and mesh (atomically): :meth:`ReducedModel.save`;
+        ``overwrite`` replaces a romdask model only (a store or a folder of inputs is refused).
 
         Returns
         -------

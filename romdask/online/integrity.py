@@ -19,6 +19,7 @@ per-array ``checksums`` check only.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -33,8 +34,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-__all__ = ["SCHEME", "array_digest", "clean_stale_temporaries", "check_replaceable", "model_checksum",
-           "verify_full", "verify_model"]
+__all__ = ["SCHEME", "array_digest", "check_replaceable", "clean_stale_temporaries", "is_model_dir", "model_checksum",
+           "temporary_name", "verify_full", "verify_model"]
 
 SCHEME = 1
 #: a temporary from another host is stale after this many seconds (its pid cannot be checked here)
@@ -220,7 +221,7 @@ def clean_stale_temporaries(path: Path) -> list[Path]:
     """
     here = socket.gethostname()
     done = []
-    for sibling in sorted(path.parent.glob(f"{glob_escape(path.name)}.*-*")):
+    for sibling in sorted(path.parent.glob(f"{glob.escape(path.name)}.*-*")):
         match = _TMP.match(sibling.name)
         if not match or match["name"] != path.name or not sibling.is_dir():
             continue
@@ -230,13 +231,12 @@ def clean_stale_temporaries(path: Path) -> list[Path]:
             stale = time.time() - sibling.stat().st_mtime > FOREIGN_TMP_AGE
         if not stale:
             continue
-        if match["kind"] == "old" and not path.exists():
-            os.rename(sibling, path)
-        else:
-            shutil.rmtree(sibling, ignore_errors=True)
+        try:
+            if match["kind"] == "old" and not path.exists():
+                os.rename(sibling, path)
+            else:
+                shutil.rmtree(sibling)
+        except OSError:  # another save cleaned it first
+            continue
         done.append(sibling)
     return done
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)

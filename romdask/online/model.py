@@ -5,7 +5,8 @@ by class name and constructor parameters. It is saved to a versioned, checksumme
 and read back without pickle, without Dask and without a mesh::
 
     model.zarr/
-      zarr.json           attrs: format, version, checksums, laws, load/lifting names, metadata
+      zarr.json           attrs: format, version, checksums (per core array), checksum (the whole
+                          model, :mod:`romdask.online.integrity`), laws, load/lifting names, metadata
       modes_strain        (r, 6, n)   strain of the modes at the reduced points (engineering shear)
       weights             (r,)        reduced quadrature weights
       point_ids           (r,)        global integration points in the training store
@@ -49,8 +50,14 @@ import numpy as np
 import zarr
 
 from romdask.materials import Material, law_from_json, law_to_json
-from romdask.online.integrity import (check_replaceable, clean_stale_temporaries, model_checksum, temporary_name,
-                                      verify_full, verify_model)
+from romdask.online.integrity import (
+    check_replaceable,
+    clean_stale_temporaries,
+    model_checksum,
+    temporary_name,
+    verify_full,
+    verify_model,
+)
 from romdask.online.thermal import check_temperature_operator
 from romdask.serialize import compressors, plain
 
@@ -388,7 +395,8 @@ class ReducedModel:
         overwrite: bool = False,
         compression: str | None = "lz4",
     ) -> Path:
-        """Write the model to a new Zarr v3 group at ``path`` (atomically: temp dir + rename).
+        """Write the model to a new Zarr v3 group at ``path`` (atomically: written aside in a
+        sibling ``<name>.tmp-<pid>@<host>.<random>``, swapped in when complete).
 
         Parameters
         ----------
@@ -403,17 +411,26 @@ class ReducedModel:
             (N,) int, written under ``path/full/`` for :func:`romdask.online.open_full`.
         mesh : optional store mesh (``reduce(...).mesh``, store order: the rows of ``full``),
             written under ``path/full/mesh`` (:func:`romdask.online.read_full_mesh`).
-        overwrite : replace an existing ``path``; otherwise an existing path is refused.
+        overwrite : replace an existing ``path`` if it is a romdask model (or an empty folder);
+            anything else (a snapshot store, a folder of input files, a file) is refused before
+            anything is written or deleted. Without it an existing path is refused.
         compression : "lz4" (default), "zstd" or None.
 
         Returns
         -------
         The path written.
 
+        Raises
+        ------
+        ValueError
+            ``path`` exists without ``overwrite``, or is not a romdask model (names what it holds).
+
         Notes
         -----
         The core group is a few times ``8 r n`` bytes. Dask ``full_modes`` are streamed chunk by
-        chunk with the active scheduler (``dask.array.store``).
+        chunk with the active scheduler (``dask.array.store``), then every array is read back
+        once for the whole-model checksum (:mod:`romdask.online.integrity`). Temporaries of
+        earlier saves to ``path`` whose process is dead are removed first.
         """
         path = Path(path)
         clean_stale_temporaries(path)
