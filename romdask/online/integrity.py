@@ -61,6 +61,13 @@ def array_digest(arr: zarr.Array) -> str:
     return h.hexdigest()
 
 
+def _read_digest(arr: zarr.Array, name: str) -> str:
+    try:
+        return array_digest(arr)
+    except Exception as exc:  # a corrupted chunk fails in the codec
+        raise ValueError(f"array {name!r} cannot be read (corrupted chunk?): {exc}") from None
+
+
 def _nodes(root: zarr.Group, full_sha: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
     """Node digests of every array and attribute (``full/`` bytes from ``full_sha`` when given)."""
     nodes: dict[str, str] = {}
@@ -68,11 +75,12 @@ def _nodes(root: zarr.Group, full_sha: Mapping[str, str] | None) -> tuple[dict[s
     groups = [("", root)]
     for name, node in sorted(root.members(max_depth=None), key=lambda item: item[0]):
         if isinstance(node, zarr.Array):
-            if name.startswith("full/"):
-                sha = full_sha.get(name, "missing") if full_sha is not None else array_digest(node)
-                full[name] = sha
+            if name.startswith("full/") and full_sha is not None:
+                sha = full_sha.get(name, "missing")
             else:
-                sha = array_digest(node)
+                sha = _read_digest(node, name)
+            if name.startswith("full/"):
+                full[name] = sha
             nodes[name] = _sha(_canonical({"dtype": str(node.dtype), "shape": list(node.shape), "sha256": sha}))
         else:
             groups.append((name, node))
@@ -125,8 +133,8 @@ def verify_model(root: zarr.Group, path: Any) -> dict[str, Any] | None:
         raise ValueError(f"{path}: the checksum attribute itself was edited; re-save the model from the offline stage.")
     try:
         nodes, _ = _nodes(root, full)
-    except Exception as exc:  # a corrupted chunk fails in the codec
-        raise ValueError(f"{path}: the model cannot be read (corrupted chunk?): {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     changed = sorted(k for k in set(nodes) | set(stored) if nodes.get(k) != stored.get(k))
     if changed:
         what = ", ".join(
@@ -149,9 +157,9 @@ def verify_full(root: zarr.Group, path: Any, names: Iterable[str]) -> None:
         return
     for name in names:
         try:
-            sha = array_digest(root[name])
-        except Exception as exc:
-            raise ValueError(f"{path}: array {name!r} cannot be read (corrupted chunk?): {exc}") from None
+            sha = _read_digest(root[name], name)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         if sha != record["full"].get(name):
             raise ValueError(f"{path}: checksum mismatch in array {name!r}; the file was corrupted or edited. "
                              "Re-save the model from the offline stage.")
