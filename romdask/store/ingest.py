@@ -254,6 +254,9 @@ def ingest(
             # another ingest created it meanwhile: add to it (each run's mesh is checked)
             store = SnapshotStore.open(store_path)
             log.info("%s was created meanwhile by another process: the runs go into it", store_path)
+            if n_subdomains is not None and int(n_subdomains) != store.n_subdomains:
+                raise ValueError(f"{store_path} was created meanwhile by another process with {store.n_subdomains} "
+                                 f"subdomains, not {n_subdomains}; omit n_subdomains to add runs to it") from None
     tasks = [
         dask.delayed(_ingest_one, pure=False)(str(store_path), item, overwrite, reader_options, files,
                                               dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")

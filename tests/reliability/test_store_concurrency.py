@@ -1,7 +1,8 @@
 """Concurrent writers on one snapshot store, as real processes (issue 18, items 1 and 3).
 
 Three spawned worker processes race on one store, released together by a barrier, round after
-round (writes slowed a little by the flush hook so that they overlap). Every complete run must
+round (writes slowed a little by the flush hook so that they overlap): 50 rounds, plus 4 writers
+killed with SIGKILL. Every complete run must
 equal exactly one writer's data, bit for bit; a loser gets a clear error. Plus: stale locks of
 killed (SIGKILL) writers, simultaneous store creation, and ``--overwrite`` with a bad source
 keeping the old run.
@@ -154,7 +155,7 @@ def test_same_run_name_without_overwrite_one_wins_the_others_get_an_error(tmp_pa
 
 def test_same_run_name_with_overwrite_keeps_one_writers_run(tmp_path, race):
     path = new_store(tmp_path / "s.zarr")
-    for i in range(15):
+    for i in range(18):
         SnapshotStore.open(path).ingest_run(make_run(f"r{i}", 7))  # the run being replaced
         seeds = [100 * i + w for w in range(N_WORKERS)]
         out = race([("ingest_run", str(path), f"r{i}", s, {"overwrite": True}) for s in seeds])
@@ -176,7 +177,7 @@ def test_simultaneous_store_creation(tmp_path, race):
         out = race(tasks)
         written = [w for w, s in enumerate(seeds) if out[s] == "written"]
         # with another mesh: whoever created the store first wins, the others say why
-        assert written == ([0, 1] if not foreign or 0 in written else [2]) if foreign else [0, 1, 2], out
+        assert written in ([[0, 1], [2]] if foreign else [[0, 1, 2]]), out
         assert all("mesh differs from the store's" in out[s] for w, s in enumerate(seeds) if w not in written), out
         runs = SnapshotStore.open(path, mode="r").runs(complete_only=True)
         assert sorted(runs) == [f"w{w}" for w in written]
@@ -211,7 +212,7 @@ def _kill_mid_write(path: Path, name: str, seed: int, overwrite: bool) -> int:
 def test_stale_lock_of_a_killed_writer_is_taken_over(tmp_path, caplog, overwrite):
     path = new_store(tmp_path / "s.zarr")
     store = SnapshotStore.open(path)
-    for i in range(3):
+    for i in range(2):
         if overwrite:
             store.ingest_run(make_run(f"k{i}", 1))
         pid = _kill_mid_write(path, f"k{i}", 2, overwrite)
