@@ -26,7 +26,7 @@ import pytest
 
 from romdask.io.run import FieldSpec, Frame, Run
 from romdask.problems.meshing import box
-from romdask.store import SnapshotStore, create_store, ingest, open_run
+from romdask.store import RunBusyError, SnapshotStore, create_store, ingest, open_run
 from romdask.store.atomic import WRITING, RunLock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,3 +289,18 @@ def test_overwrite_with_nan_keeps_the_old_run(tmp_path):
         store.writer("a", mesh=small_mesh())
     assert store.ingest_run(make_run("a", 2), overwrite=True) == "written"
     assert writer_of(path, "a", [1, 2]) == 2
+
+
+def test_a_second_writer_in_one_process_and_an_abandoned_writer(tmp_path, caplog):
+    path = new_store(tmp_path / "s.zarr")
+    store = SnapshotStore.open(path)
+    held = store.writer("b", mesh=small_mesh())
+    for action in (lambda: store.writer("b", mesh=small_mesh()), lambda: store.delete_run("b"),
+                   lambda: store.ingest_run(make_run("b", 1))):
+        with pytest.raises(RunBusyError, match=r"s\.zarr: run 'b' is being written by pid \d+ \(this process\) on"):
+            action()
+    del held  # dropped without close: its lock is abandoned
+    with caplog.at_level(logging.WARNING, logger="romdask.store"):
+        assert store.ingest_run(make_run("b", 1)) == "written"
+    assert f"took over the stale lock of pid {os.getpid()}" in caplog.text
+    assert writer_of(path, "b", [1]) == 1
