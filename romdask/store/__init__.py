@@ -5,6 +5,7 @@ See ``docs/store.md`` for the layout. Write with :func:`create_store` /
 :func:`open_run`.
 """
 
+from .atomic import RunBusyError
 from .ingest import group_sources, ingest
 from .layout import FORMAT, VERSION, StoreLayout
 from .view import open_run, open_snapshots
@@ -13,6 +14,7 @@ from .writer import RunWriter, SnapshotStore, create_store
 __all__ = [
     "FORMAT",
     "VERSION",
+    "RunBusyError",
     "RunWriter",
     "SnapshotStore",
     "StoreLayout",

@@ -244,9 +244,19 @@ def ingest(
         if client is None:  # same process: hand the run already read to its task
             items[0] = (items[0][0], first)
         part = partition if partition is not None else first.partition
-        store = create_store(store_path, first.mesh, n_subdomains=n_subdomains, partition=part,
-                             compression=compression, units=first.metadata.get("units"))
-        log.info("created %s with %d subdomains from run %s", store_path, store.n_subdomains, first.name)
+        try:
+            store = create_store(store_path, first.mesh, n_subdomains=n_subdomains, partition=part,
+                                 compression=compression, units=first.metadata.get("units"))
+            log.info("created %s with %d subdomains from run %s", store_path, store.n_subdomains, first.name)
+        except FileExistsError:
+            if not is_store(store_path):
+                raise
+            # another ingest created it meanwhile: add to it (each run's mesh is checked)
+            store = SnapshotStore.open(store_path)
+            log.info("%s was created meanwhile by another process: the runs go into it", store_path)
+            if n_subdomains is not None and int(n_subdomains) != store.n_subdomains:
+                raise ValueError(f"{store_path} was created meanwhile by another process with {store.n_subdomains} "
+                                 f"subdomains, not {n_subdomains}; omit n_subdomains to add runs to it") from None
     tasks = [
         dask.delayed(_ingest_one, pure=False)(str(store_path), item, overwrite, reader_options, files,
                                               dask_key_name=f"ingest-{name}-{dask.base.tokenize(str(store_path), name)}")

@@ -18,6 +18,7 @@ from romdask.fem.mesh import Mesh
 from romdask.io.run import FieldSpec, Run
 from romdask.serialize import compressors, jsonable
 
+from .atomic import RunLock, build_aside
 from .layout import (
     FORMAT,
     STEP_CHUNK,
@@ -83,7 +84,7 @@ def create_store(
     compression : "lz4" (Blosc byte-shuffle + lz4, default), "zstd" or None
     units : e.g. {"length": "mm", "stress": "MPa", "time": "s"}
     step_chunk : frames per chunk along the step axis (and frames buffered by a writer)
-    overwrite : replace an existing store at ``path``
+    overwrite : replace an existing store at ``path`` (never a folder that is not a store)
 
     Returns
     -------
@@ -91,31 +92,40 @@ def create_store(
 
     Notes
     -----
-    Writes only the mesh group (mesh-sized). The mesh is renumbered with
+    Writes only the mesh group (mesh-sized), into a temporary sibling renamed to ``path`` when
+    complete; when another process created ``path`` meanwhile, FileExistsError. The mesh is renumbered with
     :func:`romdask.fem.partition.renumber` so that each subdomain's dofs are contiguous.
     """
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        what = "a romdask snapshot store" if is_store(path) else "not empty"
-        raise FileExistsError(f"{path} exists ({what}); open it with SnapshotStore.open or pass overwrite=True")
+    if path.exists() and any(path.iterdir()):
+        if not is_store(path):
+            raise FileExistsError(f"{path} exists and is not a romdask snapshot store; choose another path")
+        if not overwrite:
+            raise FileExistsError(f"{path} exists (a romdask snapshot store); open it with SnapshotStore.open or "
+                                  "pass overwrite=True")
     compressors(compression)  # validate early
     if int(step_chunk) < 1:
         raise ValueError(f"step_chunk must be >= 1; got {step_chunk}")
     smesh, part = store_mesh(mesh, n_subdomains, partition, seed)
-    root = zarr.open_group(str(path), mode="w")
-    root.attrs.update(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "n_subdomains": int(part.n_parts),
-            "compression": compression or None,
-            "step_chunk": int(step_chunk),
-            "units": jsonable(dict(units or {})),
-            "created_by": _version(),
-        }
-    )
-    write_mesh(root, smesh, part)
-    root.create_group("runs")
+
+    def build(folder: Path) -> None:
+        root = zarr.open_group(str(folder), mode="w")
+        root.attrs.update(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "n_subdomains": int(part.n_parts),
+                "compression": compression or None,
+                "step_chunk": int(step_chunk),
+                "units": jsonable(dict(units or {})),
+                "created_by": _version(),
+            }
+        )
+        write_mesh(root, smesh, part)
+        root.create_group("runs")
+
+    # built aside and renamed: a concurrent creator finds a complete store or none
+    build_aside(path, build, overwrite)
     return SnapshotStore(path)
 
 
@@ -190,7 +200,11 @@ class SnapshotStore:
         return out
 
     def delete_run(self, name: str) -> None:
-        """Remove a run (complete or not)."""
+        """Remove a run (complete or not); RunBusyError while a writer holds it."""
+        with RunLock(self.path, name):
+            self._remove_run(name)
+
+    def _remove_run(self, name: str) -> None:
         folder = self.path / "runs" / name
         if folder.is_dir():
             shutil.rmtree(folder)
@@ -235,8 +249,8 @@ class SnapshotStore:
             "stress", "temperature" (node, T) have default specs; others take "ip" and the
             components c0, c1, ...);
             arrays given to ``write`` under other names (e.g. "reactions") are ignored
-        overwrite : replace a complete run of the same name (an incomplete one is always
-            replaced)
+        overwrite : replace a complete run of the same name: the new run is written aside and
+            replaces the old one only once complete (an incomplete one is always replaced)
         allow_nan : fields in which NaN is legitimate (e.g. the solver's NaN-padded "state")
         """
         return RunWriter(self, run_name, mesh=mesh, times=times, fields=fields, solver=solver,
@@ -256,19 +270,24 @@ class SnapshotStore:
             other sources (pass overwrite=True), or a frame holds NaN/Inf (run left incomplete).
         """
         info = sources_info if sources_info is not None else source_info(run.sources)
-        existing = self.runs().get(run.name)
-        if existing is not None and existing.get("status") == "complete" and not overwrite:
-            if _same_sources(existing, info, run):
-                log.info("run %s already complete with the same sources: skipped", run.name)
-                return "skipped"
-            raise ValueError(
-                f"{_where(run)}: the store already holds a complete run {run.name!r} made from other "
-                "sources (checksums, times or fields differ); pass overwrite=True to replace it"
-            )
-        fields = dict(run.fields)
-        w = RunWriter(self, run.name, mesh=run.mesh, times=run.times, fields=fields, solver=run.solver,
-                      solver_version=run.solver_version, sources=info, metadata=run.metadata,
-                      overwrite=True, allow_nan=(), where=_where(run))
+        lock = RunLock(self.path, run.name)  # before looking at the run: one writer at a time
+        try:
+            existing = self.runs().get(run.name)
+            if existing is not None and existing.get("status") == "complete" and not overwrite:
+                if _same_sources(existing, info, run):
+                    log.info("run %s already complete with the same sources: skipped", run.name)
+                    lock.release()
+                    return "skipped"
+                raise ValueError(
+                    f"{_where(run)}: the store {self.path} already holds a complete run {run.name!r} made from "
+                    "other sources (checksums, times or fields differ); pass overwrite=True to replace it"
+                )
+            w = RunWriter(self, run.name, mesh=run.mesh, times=run.times, fields=dict(run.fields), solver=run.solver,
+                          solver_version=run.solver_version, sources=info, metadata=run.metadata,
+                          overwrite=True, allow_nan=(), where=_where(run), lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         try:
             for frame in run.frames():
                 w.write(frame.step, frame.time, frame.data)
@@ -300,11 +319,15 @@ class RunWriter:
     """Writes one run into a store: see :meth:`SnapshotStore.writer`.
 
     Holds at most ``step_chunk`` frames (in store order) before writing them to every
-    subdomain's arrays. The run's status is "incomplete" until :meth:`close` succeeds.
+    subdomain's arrays. The run's status is "incomplete" until :meth:`close` succeeds. Holds the
+    run's lock (:class:`~romdask.store.atomic.RunLock`) until :meth:`close` / :meth:`abort` or a
+    failed frame. A complete run being replaced stays untouched until the new one is complete:
+    the new one is written aside (``.writing/<run>/new-*``) and renamed into ``runs/<run>``.
     """
 
     def __init__(self, store: SnapshotStore, run_name: str, *, mesh: Mesh, times, fields, solver,
-                 solver_version, sources, metadata, overwrite, allow_nan, where: str | None = None):
+                 solver_version, sources, metadata, overwrite, allow_nan, where: str | None = None,
+                 lock: RunLock | None = None):
         if not run_name or "/" in run_name or run_name.startswith("."):
             raise ValueError(f"invalid run name {run_name!r}: use a non-empty name without '/'")
         self.store = store
@@ -325,16 +348,25 @@ class RunWriter:
             n_chunks = -(-len(self.times) // self.step_chunk)
             self.step_chunk = -(-len(self.times) // n_chunks)
         self.compressors = compressors(store.compression)
-        existing = store.runs().get(run_name)
-        if existing is not None:
-            if existing.get("status") == "complete" and not overwrite:
-                raise ValueError(
-                    f"the store already holds a complete run {run_name!r}; pass overwrite=True to replace it"
-                )
-            store.delete_run(run_name)
         # file paths are checksummed; dicts are source_info() records already
         sources = [dict(s) if isinstance(s, Mapping) else source_info([s])[0] for s in sources]
-        self.group = store.root["runs"].create_group(run_name)
+        self._lock = lock or RunLock(store.path, run_name)
+        self._aside: Path | None = None  # where a replacement of a complete run is written
+        try:
+            existing = store.runs().get(run_name)
+            if existing is not None and existing.get("status") == "complete":
+                if not overwrite:
+                    raise ValueError(f"the store {store.path} already holds a complete run {run_name!r}; "
+                                     "pass overwrite=True to replace it")
+                self._aside = self._lock.folder / f"new-{self._lock.tag}"
+                self.group = zarr.open_group(str(self._aside), mode="w")
+            else:
+                if existing is not None:  # an interrupted write: replaced
+                    store._remove_run(run_name)
+                self.group = store.root["runs"].create_group(run_name)
+        except BaseException:
+            self._lock.release()
+            raise
         self.attrs = {
             "name": run_name,
             "solver": solver,
@@ -371,7 +403,7 @@ class RunWriter:
             self.group.attrs["fields"] = self.attrs["fields"]
         n_comp = len(spec.components)
         if a.size != n * n_comp:
-            self._failed = True
+            self._fail()
             raise ValueError(
                 f"{self.where}: field {name!r} at step {step} has shape {a.shape}; expected "
                 f"({n}, {n_comp}) for {spec.location} field with components {list(spec.components)}"
@@ -380,7 +412,7 @@ class RunWriter:
         # a sum is finite when all values are (overflow only gives a false alarm, checked below)
         if name not in self.allow_nan and not np.isfinite(a.sum()) and not np.all(np.isfinite(a)):
             bad = int(np.count_nonzero(~np.isfinite(a)))
-            self._failed = True
+            self._fail()
             raise ValueError(
                 f"{self.where}: {bad} non-finite value(s) (NaN/Inf) in field {name!r} at step {step}; "
                 "the run is left incomplete: fix the source and ingest again"
@@ -405,14 +437,14 @@ class RunWriter:
         if self._closed:
             raise ValueError(f"{self.where}: write after close")
         if self._failed:
-            raise ValueError(f"{self.where}: an earlier frame failed; the run stays incomplete")
+            raise ValueError(f"{self.where}: an earlier frame failed; the run was not written")
         time = float(time)
         if self._times and not time > self._times[-1]:
-            self._failed = True
+            self._fail()
             raise ValueError(f"{self.where}: time {time:g} at step {step} does not increase (previous {self._times[-1]:g})")
         missing = [k for k in self.specs if k not in fields]
         if missing:
-            self._failed = True
+            self._fail()
             raise ValueError(f"{self.where}: step {step} lacks field(s) {missing}; got {sorted(fields)}")
         data = {k: self._checked(k, fields[k], step) for k in self.specs}  # all checked first
         i = self._n_buffered
@@ -472,12 +504,34 @@ class RunWriter:
         if delay:
             _time.sleep(delay)
 
-    def abort(self) -> None:
-        """Stop without completing: the run stays "incomplete" (invisible to readers)."""
+    def _fail(self) -> None:
+        """No commit from now on: drop a run written aside (the old run stays) and unlock."""
         self._failed = True
+        if self._aside is not None:
+            shutil.rmtree(self._aside, ignore_errors=True)
+        self._lock.release()
+
+    def abort(self) -> None:
+        """Stop without completing: the run stays "incomplete" (invisible to readers), or a
+        complete run being replaced stays as it was."""
+        self._fail()
         self._buffers.clear()
         self._n_buffered = 0
         self._closed = True
+
+    def _commit(self) -> None:
+        """Mark the run complete: its status last (in place), or the rename of the complete
+        run written aside onto ``runs/<run>`` (the old run is removed after)."""
+        self.group.attrs["status"] = "complete"  # last in place: the run becomes visible
+        if self._aside is None:
+            return
+        run = self.store.path / "runs" / self.name
+        old = self._lock.folder / f"old-{self._lock.tag}"
+        if run.exists():
+            os.rename(run, old)
+        os.rename(self._aside, run)  # the commit of a replacement
+        self._aside = None
+        shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> bool:
         """Flush and mark the run complete (its last write). Returns False (and leaves the run
@@ -487,21 +541,28 @@ class RunWriter:
         self._closed = True
         if self._failed:
             return False
-        self.flush()
-        if self.n_written == 0 or (self.times is not None and self.n_written != len(self.times)):
-            log.warning("%s: %d frames written for %s output times; left incomplete", self.where,
-                        self.n_written, "?" if self.times is None else len(self.times))
-            return False
-        times = np.asarray(self._times)
-        if self.times is not None and not np.allclose(times, self.times, rtol=1e-12, atol=0):
-            log.warning("%s: written times differ from the announced ones; left incomplete", self.where)
-            return False
-        self.group.create_array("time", data=times)
-        self.group.create_array("step", data=np.asarray(self._steps, np.int64))
-        self.attrs["times"] = times.tolist()
-        self.attrs["n_steps"] = int(self.n_written)
-        self.group.attrs.update({"times": self.attrs["times"], "n_steps": self.attrs["n_steps"]})
-        self.group.attrs["status"] = "complete"  # last: the run becomes visible
+        try:
+            self.flush()
+            if self.n_written == 0 or (self.times is not None and self.n_written != len(self.times)):
+                log.warning("%s: %d frames written for %s output times; not written", self.where,
+                            self.n_written, "?" if self.times is None else len(self.times))
+                self._fail()
+                return False
+            times = np.asarray(self._times)
+            if self.times is not None and not np.allclose(times, self.times, rtol=1e-12, atol=0):
+                log.warning("%s: written times differ from the announced ones; not written", self.where)
+                self._fail()
+                return False
+            self.group.create_array("time", data=times)
+            self.group.create_array("step", data=np.asarray(self._steps, np.int64))
+            self.attrs["times"] = times.tolist()
+            self.attrs["n_steps"] = int(self.n_written)
+            self.group.attrs.update({"times": self.attrs["times"], "n_steps": self.attrs["n_steps"]})
+            self._commit()
+        except BaseException:
+            self._fail()
+            raise
+        self._lock.release()
         return True
 
     def __enter__(self) -> "RunWriter":
