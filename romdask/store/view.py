@@ -63,7 +63,12 @@ def _read_subdomain(path: str, runs: tuple[str, ...], field: str, k: int, shape:
     out = np.empty(shape, dtype)
     start = 0
     for run in runs:
-        block = root[f"runs/{run}/{field}/{subdomain_key(k)}"][...]
+        key = f"runs/{run}/{field}/{subdomain_key(k)}"
+        try:
+            block = root[key][...]
+        except RuntimeError as exc:  # a codec's refusal (blosc: "error during blosc decompression: -1")
+            raise ValueError(f"{Path(path) / key}: cannot decode a chunk ({exc}): the store is damaged; "
+                             f"ingest run {run!r} again (--overwrite)") from exc
         out[start : start + len(block)] = block
         start += len(block)
     return out
@@ -128,14 +133,14 @@ def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
     return a
 
 
-def open_snapshots(path: str | Path, runs: list[str] | None = None, *, row_chunks: str = "run") -> xr.Dataset:
+def open_snapshots(path: str | Path, runs: str | list[str] | None = None, *, row_chunks: str = "run") -> xr.Dataset:
     """All complete runs of a store as one lazy :class:`xarray.Dataset`.
 
     Parameters
     ----------
     path : the store
-    runs : names of the runs to include (default: every complete run; incomplete runs, e.g.
-        an interrupted ingest, are never shown)
+    runs : names of the runs to include, or one name (default: every complete run; incomplete
+        runs, e.g. an interrupted ingest, are never shown)
     row_chunks : "run" (default): one dask block per (run, subdomain); "subdomain": one block
         per subdomain covering every snapshot, read by ONE task (all the runs' arrays of that
         subdomain). Use "subdomain" for whole-snapshot-set reductions (POD Gram, TSQR): the
@@ -168,6 +173,8 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None, *, row_chunk
     path = Path(path)
     root, layout = _open(path)
     complete = _complete_runs(root)
+    if isinstance(runs, str):  # one run's name, not its characters
+        runs = [runs]
     if runs is not None:
         unknown = [r for r in runs if r not in complete]
         if unknown:
