@@ -30,8 +30,9 @@ def _user_error(exc: BaseException) -> bool:
 def _message(exc: BaseException, verbose: int) -> str:
     """One line (and the exception's notes) for ``romdask <command>: error: ...``."""
     if type(exc).__name__ == "KilledWorker":  # distributed.scheduler.KilledWorker, without importing distributed
-        text = (f"Dask workers died running one task ({exc}): they ran out of memory or crashed; give the "
-                "workers more memory (--cluster-config) or use more subdomains, and see the worker logs")
+        text = (f"every Dask worker that ran task {getattr(exc, 'task', '?')!r} died: they ran out of memory or "
+                "crashed; give the workers more memory (--cluster-config) or use more subdomains, and see the "
+                "worker logs")
     elif isinstance(exc, MemoryError):
         text = f"out of memory{f' ({exc})' if str(exc) else ''}: use a cluster (--cluster) or smaller inputs"
     elif _user_error(exc):
