@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["add_cluster_options", "cluster_context", "disk_size", "finite_float", "fraction", "human_bytes",
-           "is_reduced_model", "name_values", "nonnegative_float", "open_model", "positive_float", "positive_int", "solver_progress",
-           "writable_folder"]
+           "is_reduced_model", "name_values", "nonnegative_float", "open_model", "positive_float", "positive_int",
+           "solver_progress", "writable_folder"]
 
 
 # ---- argument types: argparse reports their ArgumentTypeError as "argument --x: <message>" (exit 2) ---
@@ -148,7 +148,14 @@ def cluster_context(args: argparse.Namespace) -> Any:
                           minimum_jobs=args.min_jobs, maximum_jobs=args.max_jobs)
 
 
-def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any] = float) -> dict[str, Any]:
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any] = _finite) -> dict[str, Any]:
     """``["a=1", "b=2"]`` -> ``{"a": parse("1"), ...}``; ValueError naming ``option`` otherwise."""
     values: dict[str, Any] = {}
     for item in items or ():

@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     defaults = DemoSettings()
     out = args.out or "romdask-demo"
     settings = DemoSettings(
-        nodes=args.nodes or defaults.nodes, train=tuple(_amplitude(str(a), "--train") for a in args.train or defaults.train),
-        predict=defaults.predict if args.predict is None else _amplitude(args.predict, "--predict"), cycles=args.cycles,
+        nodes=args.nodes or defaults.nodes,
+        train=tuple(_amplitude(str(a), "--train") for a in args.train or defaults.train),
+        predict=defaults.predict if args.predict is None else _amplitude(args.predict, "--predict"),
+        cycles=args.cycles,
         workers=args.workers,
     )
     print(

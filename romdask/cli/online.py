@@ -66,7 +66,7 @@ def register(sub) -> None:
     cmp.add_argument("--dat", default=None,
                      help="the reference's .dat with S at the integration points (default: the stem's, if any; "
                           "without it the law is replayed on the reference's strains)")
-    cmp.add_argument("--period", type=positive_float, default=None, help="cycle period [s]: errors per cycle too")
+    cmp.add_argument("--period", type=positive_float, default=None, help="cycle period [s]: errors per cycle too (default: over the whole history only)")
     cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
                      help="the prediction's stress and plastic strain by law replay (default) or Gappy-POD")
     cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
