@@ -20,7 +20,7 @@ from romdask.materials import law_to_json
 from romdask.offline import ReduceOptions, reduce
 from romdask.problem.patterns import describe_loads
 from romdask.problems.plate import plate_problem
-from romdask.store import create_store, open_snapshots
+from romdask.store import create_store, open_run, open_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 CALCULIX = ROOT / "tests" / "io" / "data" / "calculix"
@@ -197,7 +197,13 @@ def corrupt_store(plate, tmp_path) -> Path:
 def test_corrupt_store_chunk_names_the_array(plate, tmp_path):
     store = corrupt_store(plate, tmp_path)
     line = error_line(romdask("reduce", store, "--out", tmp_path / "m.zarr"), "reduce")
-    assert "runs/a/displacement/s0001" in line and "blosc" in line
+    assert "runs/a/displacement/s0001" in line and "blosc" in line and "--overwrite" in line
+
+
+def test_corrupt_chunk_read_run_by_run_names_the_array(plate, tmp_path):
+    store = corrupt_store(plate, tmp_path)
+    with pytest.raises(ValueError, match=r"runs/a/displacement/s0001: cannot decode a chunk \(error during blosc"):
+        open_run(store, "a").displacement.values
 
 
 def test_verbose_shows_the_traceback(plate, tmp_path):
