@@ -1,7 +1,9 @@
 """Issue 18, items 5 and 6: nonsense arguments are refused naming the option, and every failure of
 the `romdask` command is ONE `romdask <command>: error: ...` line naming the option or file (exit 1;
 2 for usage errors), the traceback only with -v. Each case runs `python -m romdask.cli` in a
-subprocess, as a user would."""
+subprocess, as a user would. All fail on the code before this change except the --law cases and
+the model dtype refusal, which already gave one line naming the file (kept against regressions).
+The read-only cases are skipped when the tests run as root (root writes anyway)."""
 
 from __future__ import annotations
 
