@@ -1,18 +1,85 @@
-"""Helpers shared by the subcommands: a solver progress bar, sizes, cluster options, NAME=VALUE."""
+"""Helpers shared by the subcommands: a solver progress bar, sizes, cluster options, NAME=VALUE,
+argument types that refuse nonsense (``type=`` of argparse), and checks of output folders."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_cluster_options", "cluster_context", "disk_size", "human_bytes", "is_reduced_model", "name_values",
-           "solver_progress"]
+__all__ = ["add_cluster_options", "cluster_context", "disk_size", "finite_float", "fraction", "human_bytes",
+           "is_reduced_model", "name_values", "nonnegative_float", "open_model", "positive_float", "positive_int",
+           "solver_progress", "writable_folder"]
+
+
+# ---- argument types: argparse reports their ArgumentTypeError as "argument --x: <message>" (exit 2) ---
+
+
+def _number(text: str, kind: type = float) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}; "
+                                         f"got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number (no nan, inf)."""
+    return _number(text)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0; got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A relative tolerance: 0 < value < 1."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a relative tolerance, 0 < value < 1; got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
+def writable_folder(path: str | Path, option: str) -> Path:
+    """``path`` as a folder romdask may create or write into, checked before any long computation:
+    ValueError naming ``option`` for an existing regular file or a read-only folder (or parent)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: {existing} is not writable")
+    return path
 
 
 def solver_progress(label: str) -> Callable[[int, int, dict], None]:
@@ -58,10 +125,12 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
                              "address of a running scheduler (default: dask's threads in this process)")
     parser.add_argument("--cluster-config", default=None,
                         help="site settings, YAML in dask's config format (deploy/slurm/jobqueue.yaml)")
-    parser.add_argument("--jobs", type=int, default=None,
+    parser.add_argument("--jobs", type=positive_int, default=None,
                         help="slurm/pbs: number of worker jobs (default 1); local: number of workers")
-    parser.add_argument("--min-jobs", type=int, default=None, help="adaptive scaling: fewest jobs (workers)")
-    parser.add_argument("--max-jobs", type=int, default=None, help="adaptive scaling: most jobs (workers)")
+    parser.add_argument("--min-jobs", type=positive_int, default=None,
+                        help="adaptive scaling: fewest jobs (workers; default: fixed size)")
+    parser.add_argument("--max-jobs", type=positive_int, default=None,
+                        help="adaptive scaling: most jobs (workers; default: fixed size)")
 
 
 def cluster_context(args: argparse.Namespace) -> Any:
@@ -79,7 +148,14 @@ def cluster_context(args: argparse.Namespace) -> Any:
                           minimum_jobs=args.min_jobs, maximum_jobs=args.max_jobs)
 
 
-def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any] = float) -> dict[str, Any]:
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any] = _finite) -> dict[str, Any]:
     """``["a=1", "b=2"]`` -> ``{"a": parse("1"), ...}``; ValueError naming ``option`` otherwise."""
     values: dict[str, Any] = {}
     for item in items or ():
@@ -104,3 +180,15 @@ def is_reduced_model(path: Path) -> bool:
     from romdask.online.model import FORMAT
 
     return attrs.get("format") == FORMAT
+
+
+def open_model(path: str | Path) -> Any:
+    """:meth:`ReducedModel.open`, its refusals (codec, dtype, checksum) naming the folder."""
+    from romdask.online import ReducedModel
+
+    try:
+        return ReducedModel.open(path)
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: {exc}") from exc

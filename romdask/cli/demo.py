@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from romdask.cli.common import solver_progress
+from romdask.cli.common import finite_float, positive_float, positive_int, solver_progress, writable_folder
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(sub) -> None:
     )
     demo.add_argument("--problem", choices=("plate", "thermal"), default="plate",
                       help="the reference problem (default plate)")
-    demo.add_argument("--nodes", type=int, default=None,
+    demo.add_argument("--nodes", type=positive_int, default=None,
                       help="approximate mesh size (plate: default 4000; thermal: default 525, blade size 6)")
     demo.add_argument("--train", nargs="+", default=None,
                       help="training runs: plate: top displacements [mm] (default 0.004 0.008); thermal: "
@@ -27,8 +27,8 @@ def register(sub) -> None:
     demo.add_argument("--predict", default=None,
                       help="the predicted case: plate: amplitude [mm] (default 0.006); thermal: PEAK:OMEGA "
                            "(default 950:1400)")
-    demo.add_argument("--cycles", type=float, default=3, help="cycles of the prediction (default 3)")
-    demo.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    demo.add_argument("--cycles", type=positive_float, default=3, help="cycles of the prediction (default 3)")
+    demo.add_argument("--workers", type=positive_int, default=None, help="LocalCluster workers (default: one per core)")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     demo.add_argument("--out", default=None, help="output folder (default ./romdask-demo, thermal: ./romdask-demo-thermal)")
     demo.set_defaults(func=run)
@@ -42,15 +42,23 @@ def _print(figures: dict, rows) -> None:
         print(f"wrote {path}")
 
 
+def _amplitude(text: str, option: str) -> float:
+    try:
+        return finite_float(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"{option}: an amplitude [mm]: {exc}") from None
+
+
 def _flight(text: str) -> tuple[float, float]:
     try:
-        peak, omega = (float(v) for v in text.split(":"))
-    except ValueError:
+        peak, omega = (finite_float(v) for v in text.split(":"))
+    except (ValueError, argparse.ArgumentTypeError):
         raise SystemExit(f"romdask demo: error: a thermal flight is PEAK:OMEGA (e.g. 950:1400); got {text!r}") from None
     return peak, omega
 
 
 def run(args: argparse.Namespace) -> int:
+    writable_folder(args.out or ("romdask-demo-thermal" if args.problem == "thermal" else "romdask-demo"), "--out")
     if args.problem == "thermal":
         return _run_thermal(args)
     from romdask.demo import DemoSettings, run_demo, summary_table
@@ -58,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     defaults = DemoSettings()
     out = args.out or "romdask-demo"
     settings = DemoSettings(
-        nodes=args.nodes or defaults.nodes, train=tuple(float(a) for a in args.train or defaults.train),
-        predict=defaults.predict if args.predict is None else float(args.predict), cycles=args.cycles,
+        nodes=args.nodes or defaults.nodes,
+        train=tuple(_amplitude(str(a), "--train") for a in args.train or defaults.train),
+        predict=defaults.predict if args.predict is None else _amplitude(args.predict, "--predict"),
+        cycles=args.cycles,
         workers=args.workers,
     )
     print(
@@ -73,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_thermal(args: argparse.Namespace) -> int:
-    from romdask.demo_thermal import ThermalDemoSettings, run_thermal_demo, thermal_summary_table
+    from romdask.demo_thermal import (
+        ThermalDemoSettings,
+        run_thermal_demo,
+        thermal_summary_table,
+    )
     from romdask.problems.thermal import blade_n_for_nodes, blade_node_count
 
     defaults = ThermalDemoSettings()

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from romdask.cli.common import finite_float, positive_float, positive_int, writable_folder
+
 __all__ = ["register"]
 
 
@@ -15,15 +17,15 @@ def register(sub) -> None:
     hifi.add_argument("--solver", choices=("calculix", "builtin"), default="calculix",
                       help="high-fidelity solver (default calculix: the ccx binary)")
     hifi.add_argument("--problem", choices=("plate",), default="plate", help="reference problem (default plate)")
-    hifi.add_argument("--amplitudes", type=float, nargs="+", required=True,
+    hifi.add_argument("--amplitudes", type=finite_float, nargs="+", required=True,
                       help="prescribed top displacements [mm], one run each")
-    hifi.add_argument("--cycles", type=float, default=1, help="load cycles per run (default 1)")
-    hifi.add_argument("--nodes", type=int, default=1000, help="approximate mesh size (default 1000)")
+    hifi.add_argument("--cycles", type=positive_float, default=1, help="load cycles per run (default 1)")
+    hifi.add_argument("--nodes", type=positive_int, default=1000, help="approximate mesh size (default 1000)")
     hifi.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
     hifi.add_argument("--workdir", default="romdask-hifi", help="folder of the CalculiX decks and results "
                                                                "(default ./romdask-hifi)")
-    hifi.add_argument("--threads", type=int, default=1, help="ccx threads per run (default 1)")
-    hifi.add_argument("--subdomains", type=int, default=None,
+    hifi.add_argument("--threads", type=positive_int, default=1, help="ccx threads per run (default 1)")
+    hifi.add_argument("--subdomains", type=positive_int, default=None,
                       help="subdomains of a new store (default: romdask.fem.default_subdomains, 1 below 40,000 dofs)")
     hifi.set_defaults(func=run)
 
@@ -33,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from romdask.problem.patterns import run_metadata
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
 
+    writable_folder(args.store, "--store")
+    if args.solver == "calculix":
+        writable_folder(args.workdir, "--workdir")
     problems = [plate_problem(amplitude=a, n_cycles=args.cycles, n=plate_n_for_nodes(args.nodes))
                 for a in args.amplitudes]
     names = [f"amp-{a:g}" for a in args.amplitudes]

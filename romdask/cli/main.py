@@ -1,10 +1,14 @@
-"""The ``romdask`` entry point: the parser of every subcommand, logging, and one error policy."""
+"""The ``romdask`` entry point: the parser of every subcommand, logging, and one error policy: any
+exception becomes one ``romdask <command>: error: ...`` line and exit code 1 (the traceback with
+-v); argparse's usage errors exit with 2."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
 from romdask.cli import demo, hifi, offline, online, store
 
@@ -12,16 +16,38 @@ __all__ = ["main"]
 
 log = logging.getLogger("romdask")
 
-#: errors a command reports as ``romdask <command>: error: <message>`` (exit 1); anything else is
-#: a bug and keeps its traceback
+#: errors whose message says what failed and how to fix it: printed as they are
 _USER_ERRORS = (ValueError, OSError, ImportError, TimeoutError)
 
 
 def _user_error(exc: BaseException) -> bool:
     # romdask's own RuntimeErrors (ConvergenceError, OnlineConvergenceError, CalculixError) say
-    # what failed and how to fix it; other RuntimeErrors are bugs
+    # what failed and how to fix it; other RuntimeErrors are not the user's doing
     return isinstance(exc, _USER_ERRORS) or (
         isinstance(exc, RuntimeError) and type(exc).__module__.startswith("romdask"))
+
+
+def _message(exc: BaseException, verbose: int) -> str:
+    """One line (and the exception's notes) for ``romdask <command>: error: ...``."""
+    if type(exc).__name__ == "KilledWorker":  # distributed.scheduler.KilledWorker, without importing distributed
+        text = (f"every Dask worker that ran task {getattr(exc, 'task', '?')!r} died: they ran out of memory or "
+                "crashed; give the workers more memory (--cluster-config) or use more subdomains, and see the "
+                "worker logs")
+    elif isinstance(exc, MemoryError):
+        text = f"out of memory{f' ({exc})' if str(exc) else ''}: use a cluster (--cluster) or smaller inputs"
+    elif _user_error(exc):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for the traceback)")
+    # the library's own advice, in the CLI's words
+    text = text.replace("pass overwrite=True", "pass --overwrite").replace("overwrite=True", "--overwrite")
+    return text + "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
+
+
+def _quiet_stdout() -> None:
+    """stdout's reader went away (``romdask info S | head``): drop the rest of the output silently."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     restore = _logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
-    except Exception as exc:
-        if not _user_error(exc):
-            raise
-        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
-        print(f"romdask {args.command}: error: {exc}{notes}", file=sys.stderr)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a broken pipe shows here rather than at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the one error policy of the command line
+        if args.verbose:
+            traceback.print_exc()
+        print(f"romdask {args.command}: error: {_message(exc, args.verbose)}", file=sys.stderr)
         return 1
     finally:
         restore()  # main() called in a process that goes on (tests, notebooks) leaves logging as it was

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from romdask.cli.common import add_cluster_options, cluster_context, is_reduced_model
+from romdask.cli.common import add_cluster_options, cluster_context, fraction, is_reduced_model, writable_folder
 
 __all__ = ["register"]
 
@@ -14,10 +13,11 @@ def register(sub) -> None:
     red = sub.add_parser("reduce", help="build a reduced model from a snapshot store (offline stage)")
     red.add_argument("store", help="snapshot store folder")
     red.add_argument("--out", required=True, help="reduced-model folder to write (with its full bases and mesh)")
-    red.add_argument("--tol-pod", type=float, default=1e-6,
-                     help="POD truncation: keep modes with s_i / s_0 above it (default 1e-6)")
-    red.add_argument("--tol-ecm", type=float, default=1e-5,
-                     help="ECM tolerance, relative error of the reduced forces and reactions (default 1e-5)")
+    red.add_argument("--tol-pod", type=fraction, default=1e-6,
+                     help="POD truncation, 0 < TOL < 1: keep modes with s_i / s_0 above it (default 1e-6)")
+    red.add_argument("--tol-ecm", type=fraction, default=1e-5,
+                     help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions "
+                          "(default 1e-5)")
     red.add_argument("--law", default=None,
                      help="law file (YAML or JSON, `romdask template law`; default: the law the runs carry)")
     add_cluster_options(red)
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         law = read_law_file(args.law)
     else:
         law = training_law(args.store)
-    out = Path(args.out)
+    out = writable_folder(args.out, "--out")
+    writable_folder(out.parent, "--out")  # the model is written aside and renamed into place
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it")
     if out.exists() and not is_reduced_model(out):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from romdask.cli.common import name_values
+from romdask.cli.common import finite_float, name_values, nonnegative_float, open_model, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -27,19 +27,20 @@ def register(sub) -> None:
     pred.add_argument("model", help="reduced-model folder (romdask reduce)")
     pred.add_argument("--deck", default=None, help="CalculiX deck of the new case (same mesh and pattern names; its "
                       "temperatures and body forces too: any temperature fields, by node id)")
-    pred.add_argument("--set", nargs="+", metavar="NAME=VALUE",
+    pred.add_argument("--set", nargs="+", action="extend", metavar="NAME=VALUE",
                       help="cyclic case: the peak value of each pattern (e.g. top_displacement=0.006; a "
                            "centrifugal pattern's omega^2, a gravity pattern's acceleration); with --amplitude: a "
                            "factor on the table. Athermal models only (a thermal model predicts --deck cases)")
-    pred.add_argument("--amplitude", nargs="+", metavar="NAME=FILE",
+    pred.add_argument("--amplitude", nargs="+", action="extend", metavar="NAME=FILE",
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
-    pred.add_argument("--cycles", type=float, default=1, help="cyclic case: number of cycles (default 1)")
-    pred.add_argument("--period", type=float, default=10.0, help="cyclic case: period [s] (default 10)")
-    pred.add_argument("--r-ratio", type=float, default=-1.0, help="cyclic case: load ratio min/max (default -1)")
-    pred.add_argument("--increments-per-cycle", type=int, default=40, help="cyclic case (default 40)")
-    pred.add_argument("--increments-per-segment", type=int, default=10,
+    pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles (default 1)")
+    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s] (default 10)")
+    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (default -1)")
+    pred.add_argument("--increments-per-cycle", type=positive_int, default=40,
+                      help="cyclic case: time increments per cycle (default 40)")
+    pred.add_argument("--increments-per-segment", type=positive_int, default=10,
                       help="--amplitude case: increments between two times of the tables (default 10)")
-    pred.add_argument("--indicator-threshold", type=float, default=0.1,
+    pred.add_argument("--indicator-threshold", type=nonnegative_float, default=0.1,
                       help="flag output times whose error indicator exceeds this (default 0.1)")
     pred.add_argument("--out", default="prediction.npz",
                       help="the result, reloadable by romdask compare (default prediction.npz)")
@@ -65,7 +66,7 @@ def register(sub) -> None:
     cmp.add_argument("--dat", default=None,
                      help="the reference's .dat with S at the integration points (default: the stem's, if any; "
                           "without it the law is replayed on the reference's strains)")
-    cmp.add_argument("--period", type=float, default=None, help="cycle period [s]: errors per cycle too")
+    cmp.add_argument("--period", type=positive_float, default=None, help="cycle period [s]: errors per cycle too (default: over the whole history only)")
     cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
                      help="the prediction's stress and plastic strain by law replay (default) or Gappy-POD")
     cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
@@ -172,6 +173,10 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
         from romdask.store import SnapshotStore
 
         mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+        n_nodes = full.modes.shape[0] // 3 if full.modes is not None else mesh.n_nodes
+        if mesh.n_nodes != n_nodes:
+            raise ValueError(f"--store {args.store}: its mesh has {mesh.n_nodes:,} nodes, the model {args.model} "
+                             f"{n_nodes:,}: pass the model's training store, or omit --store")
     if mesh is None:
         raise ValueError(f"{args.model} holds no mesh (saved by an older romdask): pass --store (the training "
                          "store) or re-run `romdask reduce`")
@@ -188,10 +193,10 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from romdask.online import OnlineOptions, ReducedModel
+    from romdask.online import OnlineOptions
     from romdask.online.results import save_result
 
-    model = ReducedModel.open(args.model)
+    model = open_model(args.model)
     scenario, case = _scenario(args, model)
     options = OnlineOptions(indicator_threshold=args.indicator_threshold)
     result = model.solve(scenario, options)
@@ -234,10 +239,14 @@ def _percent(value: float | None) -> str:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from romdask.online import ReducedModel, open_full, prediction_fields
-    from romdask.online.compare import ERROR_NORMS, calculix_reference, compare_prediction
+    from romdask.online import open_full, prediction_fields
+    from romdask.online.compare import (
+        ERROR_NORMS,
+        calculix_reference,
+        compare_prediction,
+    )
 
-    model = ReducedModel.open(args.model)
+    model = open_model(args.model)
     result, what = _prediction(args, model)
     full = open_full(args.model)
     law = model.materials[0][0]

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from romdask.cli.common import disk_size, human_bytes, is_reduced_model
+from romdask.cli.common import disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
 
 __all__ = ["register"]
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
     )
     ing.add_argument("sources", nargs="+", help="result files; CalculiX files of one stem form one run")
     ing.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
-    ing.add_argument("--subdomains", type=int, default=None,
+    ing.add_argument("--subdomains", type=positive_int, default=None,
                      help="number of subdomains of a new store (METIS; default: 1 below 40,000 dofs, else one per "
                           "core with >= 20,000 and <= 200,000 dofs each, romdask.fem.default_subdomains); omit for "
                           "an existing store")
@@ -47,6 +47,7 @@ def register(sub) -> None:
 def ingest(args: argparse.Namespace) -> int:
     from romdask.store import ingest as ingest_runs
 
+    writable_folder(args.store, "--store")
     status = ingest_runs(args.sources, args.store, n_subdomains=args.subdomains,
                          compression=None if args.no_compression else "lz4", overwrite=args.overwrite,
                          progress=True, law=args.law, loads=args.loads)
@@ -71,9 +72,7 @@ def template(args: argparse.Namespace) -> int:
 
 
 def _model_info(path: Path) -> int:
-    from romdask.online import ReducedModel
-
-    model = ReducedModel.open(path)
+    model = open_model(path)
     print(f"{path}: reduced model, {human_bytes(disk_size(path))} on disk")
     print(json.dumps(model.info(), indent=1))
     return 0

@@ -234,7 +234,7 @@ def replay(
     store = SnapshotStore.open(store_path, mode="r" if not write else "r+")
     layout = store.layout
     all_runs = store.runs(complete_only=True)
-    names = sorted(all_runs) if runs is None else list(runs)
+    names = sorted(all_runs) if runs is None else [runs] if isinstance(runs, str) else list(runs)
     missing = [r for r in names if r not in all_runs]
     if missing:
         raise ValueError(f"{store_path}: no complete run(s) {missing}; complete runs: {sorted(all_runs)}")

@@ -38,7 +38,9 @@ Patterns = tuple[tuple[Dirichlet, ...], tuple[NodalForce | Pressure, ...]]
 def _complete_runs(store: SnapshotStore, runs: Sequence[str] | None) -> tuple[dict[str, dict], list[str]]:
     """(attributes of every complete run, the chosen names), checked."""
     all_runs = store.runs(complete_only=True)
-    names = sorted(all_runs) if runs is None else [str(r) for r in runs]
+    if not all_runs:
+        raise ValueError(f"{store.path}: the store holds no complete run; ingest runs first (`romdask ingest`)")
+    names = sorted(all_runs) if runs is None else [runs] if isinstance(runs, str) else [str(r) for r in runs]
     missing = [r for r in names if r not in all_runs]
     if missing or not names:
         raise ValueError(f"{store.path}: no complete run(s) {missing or names}; complete runs: {sorted(all_runs)}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from dask.array.core import getter
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
@@ -46,13 +48,29 @@ def _complete_runs(root: zarr.Group) -> dict[str, dict]:
     return out
 
 
+def _damaged(where: Path, run: str, exc: Exception) -> ValueError:
+    """A codec's refusal to decode a chunk (blosc: "error during blosc decompression: -1"), naming the array."""
+    return ValueError(f"{where}: cannot decode a chunk ({exc}): the store is damaged; ingest run {run!r} again "
+                      "(overwrite=True)")
+
+
+def _checked_getter(arr, index, *args, where: str = "", run: str = "", **kwargs):
+    """dask's getter of a zarr block; a chunk that cannot be decoded names its array."""
+    try:
+        return getter(arr, index, *args, **kwargs)
+    except RuntimeError as exc:
+        raise _damaged(Path(where), run, exc) from exc
+
+
 def _field_array(root: zarr.Group, path: Path, run: str, field: str, n_sub: int) -> da.Array:
     """One run's field, subdomains concatenated along axis 1: one dask block per subdomain."""
     blocks = []
     for k in range(n_sub):
-        arr = root[f"runs/{run}/{field}/{subdomain_key(k)}"]
+        key = f"runs/{run}/{field}/{subdomain_key(k)}"
+        arr = root[key]
         name = "romdask-store-" + tokenize(str(path.resolve()), run, field, k, arr.shape, arr.metadata.to_dict())
-        blocks.append(da.from_zarr(arr, chunks=arr.shape, name=name))
+        read = partial(_checked_getter, where=str(path / key), run=run)
+        blocks.append(da.from_array(arr, chunks=arr.shape, name=name, getitem=read))
     return da.concatenate(blocks, axis=1)
 
 
@@ -63,7 +81,11 @@ def _read_subdomain(path: str, runs: tuple[str, ...], field: str, k: int, shape:
     out = np.empty(shape, dtype)
     start = 0
     for run in runs:
-        block = root[f"runs/{run}/{field}/{subdomain_key(k)}"][...]
+        key = f"runs/{run}/{field}/{subdomain_key(k)}"
+        try:
+            block = root[key][...]
+        except RuntimeError as exc:
+            raise _damaged(Path(path) / key, run, exc) from exc
         out[start : start + len(block)] = block
         start += len(block)
     return out
@@ -128,14 +150,14 @@ def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
     return a
 
 
-def open_snapshots(path: str | Path, runs: list[str] | None = None, *, row_chunks: str = "run") -> xr.Dataset:
+def open_snapshots(path: str | Path, runs: str | list[str] | None = None, *, row_chunks: str = "run") -> xr.Dataset:
     """All complete runs of a store as one lazy :class:`xarray.Dataset`.
 
     Parameters
     ----------
     path : the store
-    runs : names of the runs to include (default: every complete run; incomplete runs, e.g.
-        an interrupted ingest, are never shown)
+    runs : names of the runs to include, or one name (default: every complete run; incomplete
+        runs, e.g. an interrupted ingest, are never shown)
     row_chunks : "run" (default): one dask block per (run, subdomain); "subdomain": one block
         per subdomain covering every snapshot, read by ONE task (all the runs' arrays of that
         subdomain). Use "subdomain" for whole-snapshot-set reductions (POD Gram, TSQR): the
@@ -168,6 +190,8 @@ def open_snapshots(path: str | Path, runs: list[str] | None = None, *, row_chunk
     path = Path(path)
     root, layout = _open(path)
     complete = _complete_runs(root)
+    if isinstance(runs, str):  # one run's name, not its characters
+        runs = [runs]
     if runs is not None:
         unknown = [r for r in runs if r not in complete]
         if unknown:

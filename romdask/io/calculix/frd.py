@@ -194,6 +194,9 @@ class _Scanner:
 
     def need(self, nbytes: int, what: str) -> bytes:
         start = self.f.tell()
+        if nbytes < 0 or start + nbytes > self.size:  # a header's count checked before allocating
+            raise self.error(f"{what} is truncated or its header is wrong: it needs {nbytes:,} bytes from byte "
+                             f"{start}, the file has {self.size - start:,} left")
         data = self.f.read(nbytes)
         if len(data) != nbytes:
             raise self.error(f"{what} is truncated: it needs {nbytes} bytes from byte {start}, "
@@ -371,6 +374,8 @@ def read_frd(path: str | Path) -> FrdResults:
                     count, flag = int(text[24:36]), int(text[36:].split()[-1])
                 except (ValueError, IndexError):
                     raise sc.error(f"line {sc.line}: cannot read the header {text[:80]!r}") from None
+                if count < 0:
+                    raise sc.error(f"line {sc.line}: the header {text[:80]!r} announces {count} records")
                 if key == b"    2C":
                     if node_ids is not None:
                         logger.warning("%s: a second node block (line %d) is ignored", path, sc.line)
