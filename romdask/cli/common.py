@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,8 +78,11 @@ def writable_folder(path: str | Path, option: str) -> Path:
     if path.exists() and not path.is_dir():
         raise ValueError(f"{option} {path}: exists and is not a folder")
     existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: {existing} is not writable")
+    try:  # a real write, not os.access: root, ACLs, immutable or read-only mounts
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: {existing} is not writable ({exc.strerror})") from None
     return path
 
 

@@ -3,10 +3,12 @@ the `romdask` command is ONE `romdask <command>: error: ...` line naming the opt
 2 for usage errors), the traceback only with -v. Each case runs `python -m romdask.cli` in a
 subprocess, as a user would. All fail on the code before this change except the --law cases and
 the model dtype refusal, which already gave one line naming the file (kept against regressions).
-The read-only cases are skipped when the tests run as root (root writes anyway)."""
+A read-only folder is made with ``chmod 555``, or with ``chattr +i`` when the tests run as root
+(root writes into mode-555 folders; not into immutable ones)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +28,28 @@ from romdask.store import create_store, open_run, open_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 CALCULIX = ROOT / "tests" / "io" / "data" / "calculix"
-AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into mode-555 folders
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` unwritable for this user for the block: chmod 555, or as root the immutable
+    attribute (``chattr +i``, e2fsprogs; the test skips, saying so, where the file system or the
+    container refuses it)."""
+    if not AS_ROOT:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("as root a read-only folder needs chattr +i (e2fsprogs) on a file system that supports it")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
 
 
 def romdask(*argv, cwd=None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
@@ -135,7 +158,6 @@ def test_store_naming_a_regular_file(tmp_path, command):
     assert "--store" in line and "afile" in line and "not a folder" in line
 
 
-@pytest.mark.skipif(AS_ROOT, reason="root writes into read-only folders")
 @pytest.mark.parametrize("command", ["ingest", "hifi", "reduce"])
 def test_read_only_output_is_refused_before_computing(plate, tmp_path, command):
     locked = tmp_path / "locked"
@@ -145,11 +167,8 @@ def test_read_only_output_is_refused_before_computing(plate, tmp_path, command):
             "hifi": ["hifi", "--solver", "builtin", "--amplitudes", "0.004", "--nodes", "50", "--cycles", "0.25",
                      "--store", locked / "s.zarr"],
             "reduce": ["reduce", plate[0], "--out", locked / "m.zarr"]}[command]
-    locked.chmod(0o555)
-    try:
+    with read_only(locked):
         run = romdask(*argv)
-    finally:
-        locked.chmod(0o755)
     line = error_line(run, command)
     assert "not writable" in line and str(locked) in line
     assert "Completed" not in run.stderr and "romdask hifi:" not in run.stdout  # nothing computed
