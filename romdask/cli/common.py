@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -177,13 +175,10 @@ def name_values(items: list[str] | None, option: str, parse: Callable[[str], Any
 
 def is_reduced_model(path: Path) -> bool:
     """True for a folder written by ``ReducedModel.save`` (its root attributes say so)."""
-    try:
-        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return False
+    from romdask.online.integrity import is_model_dir
     from romdask.online.model import FORMAT
 
-    return attrs.get("format") == FORMAT
+    return is_model_dir(Path(path), FORMAT)
 
 
 def open_model(path: str | Path) -> Any:
