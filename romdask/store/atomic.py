@@ -1,8 +1,9 @@
 """Safe concurrent writes into a store: one lock file per run, folders built aside and renamed
 into place.
 
-A run's lock is ``<store>/.writing/<run>/lock`` (JSON: pid, host, since, token), created with
-``O_CREAT | O_EXCL``. A lock whose process is gone (same host) is taken over with a warning; a
+A run's lock is ``<store>/.writing/<run>/lock`` (JSON: pid, host, since, token), created
+atomically with its record: written aside, then hard-linked (``os.link`` fails when a lock
+exists), so no other process ever reads a half-written lock. A lock whose process is gone (same host) is taken over with a warning; a
 live one is a :class:`RunBusyError`. Runs written aside (``--overwrite`` of a complete run) live
 in the same folder until they are renamed into ``runs/<run>``.
 """
@@ -93,23 +94,27 @@ class RunLock:
                        "token": self.token}
         self.held = False
         self.folder.mkdir(parents=True, exist_ok=True)
-        for _ in range(10):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = _read(self.path)
-                if owner is None:  # released meanwhile
+        # the record is written first and hard-linked as the lock: a lock never exists half-written
+        draft = self.folder.parent / f".lock-{self.tag}"
+        draft.write_text(json.dumps(self.record) + "\n")
+        try:
+            for _ in range(10):
+                try:
+                    os.link(draft, self.path)
+                except FileExistsError:
+                    owner = _read(self.path)
+                    if owner is None:  # released meanwhile
+                        continue
+                    if not self._abandoned(owner):
+                        raise RunBusyError(self._busy(owner)) from None
+                    self._take_over(owner)
                     continue
-                if not self._abandoned(owner):
-                    raise RunBusyError(self._busy(owner)) from None
-                self._take_over(owner)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self.record) + "\n")
-            self.held = True
-            _HELD[self.token] = self
-            self._recover()
-            return
+                self.held = True
+                _HELD[self.token] = self
+                self._recover()
+                return
+        finally:
+            draft.unlink(missing_ok=True)
         raise RunBusyError(f"{self.store_path}: run {run!r}: could not take its lock {self.path} (other writers keep "
                            "taking it); try again")
 
