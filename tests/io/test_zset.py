@@ -134,7 +134,7 @@ def test_tetra_ip_fields_omitted(tmp_path):
     write_ut(tmp_path / "r", "m.geof", [0.0], {c: np.zeros((1, 4)) for c in ("U1", "U2", "U3")},
              {"sig11": np.zeros((1, 1, 4))})
     run = read_zset(tmp_path / "r.ut")
-    assert set(run.fields) == {"displacement"} and "c3d4" in run.metadata["ip_fields_omitted"]
+    assert set(run.fields) == {"displacement"} and "c3d4" in run.metadata["omitted_fields"]["sig11"]
     assert len(list(run.frames())) == 1
 
 
@@ -158,7 +158,8 @@ def _decomposed(tmp_path, shift=0.0):
 def test_decomposed_run(tmp_path):
     nodes, conn, u = _decomposed(tmp_path)
     run = read_zset(tmp_path / "c.ut")
-    assert run.metadata["decomposed"] and run.partition.tolist() == [0, 0, 1] * 4
+    assert run.metadata["decomposed"] and run.partition.node_part.tolist() == [0, 0, 1] * 4
+    assert run.partition.element_part.tolist() == [0, 1]  # the element keeps its subdomain
     for k, f in enumerate(run.frames()):
         np.testing.assert_array_equal(f.data["displacement"], u[k].T)
 
