@@ -129,7 +129,10 @@ def info_command(args: argparse.Namespace) -> int:
 
 def _print_omitted(omitted) -> None:
     """The source fields a reader left out of a run (``metadata["omitted_fields"]``), by reason."""
+    if omitted is None:
+        return  # the reader keeps no such record
     if not omitted:
+        print("    omitted fields: none (the reader stored every field of the source)")
         return
     by_reason: dict[str, list[str]] = {}
     for source, reason in dict(omitted).items():

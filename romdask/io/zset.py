@@ -422,10 +422,11 @@ def _plan(node_names: list[str], integ_names: list[str], ip_excluded: str | None
         add("temperature", "node", "scalar", [temperature], ("T",))
     used = {"U1", "U2", "U3", temperature}
     for kind, stem, members in groups:
-        members = [v for v in members if v not in used]
         if kind == "repeated":
             omitted[stem] = "repeated in the **node line (the first one is read)"
-        elif not members:
+            continue
+        members = [v for v in members if v not in used]
+        if not members:
             continue
         elif kind == "vector" and stem == "RU" and len(members) == 3:
             add("reaction_force", "node", kind, members, ("fx", "fy", "fz"))
