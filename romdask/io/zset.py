@@ -14,7 +14,12 @@ Format facts (established from public sources, see the hand-back notes in the mo
   order), for each ip field, the element's integration points.
 - Domain decomposition: ``<name>-001.ut``, ``<name>-002.ut``... each with its own ``.node`` /
   ``.integ`` and ``**meshfile <name>-pmeshes/<name>-001.geof``; the subdomain meshes keep the
-  GLOBAL node and element ids. ``<name>.cut`` names the global mesh (``**global_mesh``).
+  GLOBAL node and element ids. ``<name>.cut`` names the global mesh (``**global_mesh``). The
+  global ``.geof`` carries the element sets ``domain000``, ``domain001``... (0-based:
+  ``domain000`` = the elements of ``<name>-001``); every subdomain ``.geof`` keeps them all, the
+  other domains' sets empty. Interface nodal values (``U``, ``RU``) are equal in the subdomain
+  files. (Checked on BasicTools ``TestData/UtParExample/cube``: 69 ip variables, RU1..RU3; read
+  decomposed or merged, every field agrees exactly.)
 - Output tensors are plain tensor components in the order ``11 22 33 12 23 31`` (strain ``eto``
   with TENSOR shear, no sqrt(2) factor): checked against the strains recomputed from ``U`` on
   a real Z-set result (BasicTools ``TestData/UtExample/cube``).
