@@ -462,9 +462,10 @@ def _plan(node_names: list[str], integ_names: list[str], ip_excluded: str | None
 def _domain_partition(path: Path, mesh: Mesh) -> Partition | None:
     """The partition given by Z-set's domain element sets ``domain000``, ``domain001``... of a
     ``.geof`` (Z-set writes them into the mesh of a run split for parallel computing; each
-    subdomain mesh of the split keeps them all, the other domains' sets empty). None when the
-    mesh has fewer than two non-empty domain sets."""
-    found = {int(m[1]): name for name in mesh.element_sets if (m := re.fullmatch(r"domain(\d+)", name))}
+    subdomain mesh of the split keeps them all, the other domains' sets empty): names
+    ``domain`` + at least 3 digits, as Z-set writes them. None when the mesh has fewer than two
+    non-empty domain sets."""
+    found = {int(m[1]): name for name in mesh.element_sets if (m := re.fullmatch(r"domain(\d{3,})", name))}
     numbers = sorted(found)
     if numbers != list(range(len(numbers))):
         raise ReaderError(path, f"Z-set domain element sets {sorted(found.values())}: numbers {numbers} are not "

@@ -267,3 +267,9 @@ def test_empty_domain_sets_of_a_subdomain_mesh(tmp_path):
     it has no split (a single non-empty domain)."""
     run = _header_run(tmp_path, ["U1", "U2", "U3"], [], elsets={"domain000": [], "domain001": [1]})
     assert run.partition is None and "partition" not in run.metadata
+
+
+def test_other_element_sets_named_domain_are_not_a_split(tmp_path):
+    """Only Z-set's names (domain + 3 digits) make a split: a user's 'domain1' is a plain set."""
+    run = _header_run(tmp_path, ["U1", "U2", "U3"], [], elsets={"domain1": [1], "domain2": [1]})
+    assert run.partition is None and run.mesh.element_sets["domain2"].tolist() == [0]
