@@ -44,7 +44,9 @@ N_IP = 8  # c3d8
 def _mesh(nx=4, ny=2):
     """nx x ny x 1 unit hexahedra; node ids 1.., element ids 1.. (x fastest); Z-set c3d8 order."""
     nodes = np.array([[x, y, z] for z in (0.0, 1.0) for y in range(ny + 1) for x in range(nx + 1)], float)
-    nid = lambda i, j, k: 1 + k * (nx + 1) * (ny + 1) + j * (nx + 1) + i  # noqa: E731
+    def nid(i, j, k):
+        return 1 + k * (nx + 1) * (ny + 1) + j * (nx + 1) + i
+
     elements = []
     for j in range(ny):
         for i in range(nx):
@@ -77,14 +79,12 @@ def write_results(stem: Path, meshfile: str, times, node_values, integ_values, e
     with open(stem.with_suffix(".node"), "wb") as f:
         for k in range(len(times)):
             for v in range(len(NODE_VARS)):
-                for n in range(node_values.shape[2]):
-                    f.write(struct.pack(">f", node_values[k, v, n]))
+                f.writelines(struct.pack(">f", node_values[k, v, n]) for n in range(node_values.shape[2]))
     with open(stem.with_suffix(".integ"), "wb") as f:
         for k in range(len(times)):
             for e in range(integ_values.shape[1]):
                 for v in range(len(INTEG_VARS)):
-                    for q in range(N_IP):
-                        f.write(struct.pack(">f", integ_values[k, e, v, q]))
+                    f.writelines(struct.pack(">f", integ_values[k, e, v, q]) for q in range(N_IP))
 
 
 def make_run(folder: Path, domains=((1, 2, 5, 6), (3, 4, 7, 8)), element_vars=()):
@@ -117,21 +117,24 @@ def test_every_header_variable_is_stored_or_listed(tmp_path):
     assert run.fields["r"].components == ("r1", "r2")  # <stem>1..n: one field
     assert run.fields["alpha2"].components == ("xx", "yy", "zz", "xy", "xz", "yz")
     col = {v: i for i, v in enumerate(INTEG_VARS)}
+
+    def ip(k, v):  # c3d8: Z-set's point order is CalculiX's
+        return integ_values[k, :, col[v], :].ravel().astype(np.float64)
+
     for k, frame in enumerate(run.frames()):
         np.testing.assert_array_equal(frame.data["reaction_force"], node_values[k, 3:6].T)
-        ip = lambda v: integ_values[k, :, col[v], :].ravel().astype(np.float64)  # noqa: E731 (c3d8: same point order)
-        np.testing.assert_array_equal(frame.data["alpha1"][:, 4], ip("alpha1_31"))  # xz
-        np.testing.assert_array_equal(frame.data["alpha1"][:, 5], ip("alpha1_23"))  # yz
-        np.testing.assert_array_equal(frame.data["strain"][:, 3], 2 * ip("eto12"))  # engineering shear
-        np.testing.assert_array_equal(frame.data["ein"][:, 3], ip("ein12"))  # other tensors: tensor shear
-        np.testing.assert_array_equal(frame.data["gamev"][:, 11], ip("gamev12"))
-        np.testing.assert_array_equal(frame.data["p"][:, 0], ip("epcum"))
-        np.testing.assert_array_equal(frame.data["evcum"][:, 0], ip("evcum"))
-        np.testing.assert_array_equal(frame.data["triax"][:, 0], ip("triax"))
+        np.testing.assert_array_equal(frame.data["alpha1"][:, 4], ip(k, "alpha1_31"))  # xz
+        np.testing.assert_array_equal(frame.data["alpha1"][:, 5], ip(k, "alpha1_23"))  # yz
+        np.testing.assert_array_equal(frame.data["strain"][:, 3], 2 * ip(k, "eto12"))  # engineering shear
+        np.testing.assert_array_equal(frame.data["ein"][:, 3], ip(k, "ein12"))  # other tensors: tensor shear
+        np.testing.assert_array_equal(frame.data["gamev"][:, 11], ip(k, "gamev12"))
+        np.testing.assert_array_equal(frame.data["p"][:, 0], ip(k, "epcum"))
+        np.testing.assert_array_equal(frame.data["evcum"][:, 0], ip(k, "evcum"))
+        np.testing.assert_array_equal(frame.data["triax"][:, 0], ip(k, "triax"))
 
 
 def test_ingest_stores_every_field_and_info_lists_them(tmp_path, capsys):
-    ut, node_values, _ = make_run(tmp_path, element_vars=("vol",))
+    ut, _, _ = make_run(tmp_path, element_vars=("vol",))
     run = read_zset(ut)
     store_path = tmp_path / "s.zarr"
     assert ingest([ut], store_path) == {"cube": "written"}
