@@ -22,9 +22,10 @@ def register(sub) -> None:
     ing.add_argument("sources", nargs="+", help="result files; CalculiX files of one stem form one run")
     ing.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
     ing.add_argument("--subdomains", type=positive_int, default=None,
-                     help="number of subdomains of a new store (METIS; default: 1 below 40,000 dofs, else one per "
-                          "core with >= 20,000 and <= 200,000 dofs each, romdask.fem.default_subdomains); omit for "
-                          "an existing store")
+                     help="number of subdomains of a new store (METIS; default: the first run's own split when its "
+                          "solver gives one (Z-set domains), else 1 below 40,000 dofs, else one per core with "
+                          ">= 20,000 and <= 200,000 dofs each, romdask.fem.default_subdomains); omit for an existing "
+                          "store")
     ing.add_argument("--law", default=None,
                      help="law file (YAML or JSON, `romdask template law`) for every run: replaces the deck's")
     ing.add_argument("--loads", default=None,
@@ -120,4 +121,22 @@ def info_command(args: argparse.Namespace) -> int:
             "NOT ready for reduce: no " + " nor ".join(k for k in ("loads", "material") if k not in meta)
         print(f"  {name}: {r.get('status')}, {r.get('n_steps', '?')} steps, {span}, fields {fields}, {size}, "
               f"solver {r.get('solver', '?')} {r.get('solver_version', '')}".rstrip() + f"; {ready}")
+        _print_omitted(meta.get("omitted_fields"))
+        if meta.get("partition"):
+            print(f"    solver's subdomains: {meta['partition']}")
     return 0
+
+
+def _print_omitted(omitted) -> None:
+    """The source fields a reader left out of a run (``metadata["omitted_fields"]``), by reason."""
+    if omitted is None:
+        return  # the reader keeps no such record
+    if not omitted:
+        print("    omitted fields: none (the reader stored every field of the source)")
+        return
+    by_reason: dict[str, list[str]] = {}
+    for source, reason in dict(omitted).items():
+        by_reason.setdefault(str(reason), []).append(str(source))
+    print(f"    omitted fields: {len(omitted)}")
+    for reason, names in by_reason.items():
+        print(f"      {', '.join(names)}: {reason}")

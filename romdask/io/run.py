@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from romdask.fem.mesh import Mesh
+from romdask.fem.partition import Partition
 
 __all__ = ["FieldSpec", "Frame", "Run", "ReaderError", "sha256"]
 
@@ -71,9 +72,13 @@ class Run:
         the sources (so an interrupted ingest can start again)
     solver, solver_version : e.g. "calculix", "2.20"; "romdask-builtin", romdask.__version__
     sources : the files read (checksummed by the store)
-    partition : solver-given subdomain of each node (n_nodes,), or None (the store partitions
-        with METIS)
-    metadata : load description and anything else (JSON-serializable)
+    partition : the solver's own subdomains: a :class:`~romdask.fem.partition.Partition` of
+        ``mesh`` (element and node subdomains) or a subdomain per node (n_nodes,) (elements then
+        go to their lowest node's subdomain); None: the store partitions with METIS
+    metadata : load description and anything else (JSON-serializable). Readers record there
+        ``"omitted_fields"``: {source variable: why it is not among ``fields``} for every
+        variable of the source that no field holds (empty or absent: nothing left out), and
+        ``"partition"``: where ``partition`` comes from.
     """
 
     name: str
@@ -84,7 +89,7 @@ class Run:
     solver: str = "unknown"
     solver_version: str = ""
     sources: tuple[Path, ...] = ()
-    partition: np.ndarray | None = None
+    partition: Partition | np.ndarray | None = None
     metadata: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,7 +106,12 @@ class Run:
         if "displacement" not in self.fields:
             raise ReaderError(where, "the run has no displacement field")
         object.__setattr__(self, "sources", tuple(Path(s) for s in self.sources))
-        if self.partition is not None:
+        if isinstance(self.partition, Partition):
+            n_el, n_nodes = len(self.partition.element_part), len(self.partition.node_part)
+            if (n_el, n_nodes) != (self.mesh.n_elements, self.mesh.n_nodes):
+                raise ReaderError(where, f"partition has {n_el} elements / {n_nodes} nodes, the mesh "
+                                         f"{self.mesh.n_elements} / {self.mesh.n_nodes}")
+        elif self.partition is not None:
             part = np.asarray(self.partition, np.int64)
             if part.shape != (self.mesh.n_nodes,):
                 raise ReaderError(where, f"partition has {part.shape} entries for {self.mesh.n_nodes} nodes")

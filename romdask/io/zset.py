@@ -14,7 +14,12 @@ Format facts (established from public sources, see the hand-back notes in the mo
   order), for each ip field, the element's integration points.
 - Domain decomposition: ``<name>-001.ut``, ``<name>-002.ut``... each with its own ``.node`` /
   ``.integ`` and ``**meshfile <name>-pmeshes/<name>-001.geof``; the subdomain meshes keep the
-  GLOBAL node and element ids. ``<name>.cut`` names the global mesh (``**global_mesh``).
+  GLOBAL node and element ids. ``<name>.cut`` names the global mesh (``**global_mesh``). The
+  global ``.geof`` carries the element sets ``domain000``, ``domain001``... (0-based:
+  ``domain000`` = the elements of ``<name>-001``); every subdomain ``.geof`` keeps them all, the
+  other domains' sets empty. Interface nodal values (``U``, ``RU``) are equal in the subdomain
+  files. (Checked on BasicTools ``TestData/UtParExample/cube``: 69 ip variables, RU1..RU3; read
+  decomposed or merged, every field agrees exactly.)
 - Output tensors are plain tensor components in the order ``11 22 33 12 23 31`` (strain ``eto``
   with TENSOR shear, no sqrt(2) factor): checked against the strains recomputed from ``U`` on
   a real Z-set result (BasicTools ``TestData/UtExample/cube``).
@@ -44,6 +49,7 @@ import numpy as np
 
 from romdask.fem.elements import get_element
 from romdask.fem.mesh import CellBlock, Mesh
+from romdask.fem.partition import Partition
 from romdask.io.run import FieldSpec, Frame, ReaderError, Run
 
 __all__ = ["read_zset", "read_geof", "ZSET_ELEMENTS"]
@@ -251,6 +257,7 @@ class _Ut:
     meshfile: Path
     node: list[str]
     integ: list[str]
+    element: list[str]
     times: np.ndarray
 
 
@@ -259,7 +266,7 @@ def _parse_ut(path: Path) -> _Ut:
         raise ReaderError(path, "file not found")
     lines = [ln.split("#", 1)[0].strip() for ln in path.read_text(errors="replace").splitlines()]
     lines = [ln for ln in lines if ln]
-    meshfile, node, integ, times = None, [], [], []
+    meshfile, node, integ, element, times = None, [], [], [], []
     it = iter(lines)
     for line in it:
         s = line.split()
@@ -271,7 +278,7 @@ def _parse_ut(path: Path) -> _Ut:
         elif key == "**integ":
             integ = s[1:]
         elif key == "**element":
-            pass
+            element = s[1:]
         elif line.startswith("*"):
             continue
         else:
@@ -284,7 +291,7 @@ def _parse_ut(path: Path) -> _Ut:
     if meshfile is None:
         raise ReaderError(path, "no **meshfile")
     mf = Path(meshfile)
-    return _Ut(path, mf if mf.is_absolute() else path.parent / mf, node, integ, np.array(times))
+    return _Ut(path, mf if mf.is_absolute() else path.parent / mf, node, integ, element, np.array(times))
 
 
 @dataclass
@@ -331,6 +338,167 @@ def _zset_types(path: Path) -> list[str]:
 #: nodal fields of a .ut taken as the temperature (Z-set's thermal dof TP first)
 _TEMPERATURE_NAMES = ("TP", "temperature")
 
+_TENSOR_COMPONENTS = ("xx", "yy", "zz", "xy", "xz", "yz")
+#: names a Z-set variable cannot take in the store (the run group's own arrays)
+_RESERVED = ("time", "step")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where each romdask field of a run comes from."""
+
+    fields: dict[str, FieldSpec]
+    node: dict[str, list[int]]  # node field -> columns of the .node variables
+    ip: dict[str, tuple[list[int], np.ndarray]]  # ip field -> (columns of the .integ variables, scale)
+    sources: dict[str, list[str]]  # field -> Z-set variables, in component order
+    omitted: dict[str, str]  # Z-set variable -> why it is not stored
+
+
+def _groups(names: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(kind, stem, members) of the variables of a .ut line, in order of first appearance.
+
+    "tensor": ``<stem>11 22 33 12 23 31`` all present (members in romdask's Voigt order
+    xx yy zz xy xz yz); "vector": ``<stem>1`` .. ``<stem>n`` (n >= 2, numbers 1..n exactly);
+    "scalar": any other variable. A repeated variable is the kind "repeated".
+    """
+    present = set(names)
+    taken: dict[str, tuple[str, str, list[str]]] = {}
+    for n in names:
+        stem = n[:-2]
+        if n not in taken and n[-2:] in _VOIGT and stem and all(stem + v in present for v in _VOIGT):
+            group = ("tensor", stem, [stem + v for v in _VOIGT])
+            taken.update(dict.fromkeys(group[2], group))
+    numbered: dict[str, list[tuple[int, str]]] = {}
+    for n in dict.fromkeys(names):
+        m = re.fullmatch(r"(.*\D)([1-9]\d*)", n)
+        if n not in taken and m:
+            numbered.setdefault(m[1], []).append((int(m[2]), n))
+    for stem, members in numbered.items():
+        if len(members) >= 2 and sorted(k for k, _ in members) == list(range(1, len(members) + 1)):
+            group = ("vector", stem, [n for _, n in sorted(members)])
+            taken.update(dict.fromkeys(group[2], group))
+    out: list[tuple[str, str, list[str]]] = []
+    seen: set[str] = set()
+    emitted: set[int] = set()
+    for n in names:
+        if n in seen:
+            out.append(("repeated", n, [n]))
+            continue
+        seen.add(n)
+        group = taken.get(n) or ("scalar", n, [n])
+        if id(group) not in emitted:
+            emitted.add(id(group))
+            out.append(group)
+    return out
+
+
+def _plan(node_names: list[str], integ_names: list[str], ip_excluded: str | None) -> _Plan:
+    """Every variable of the .ut header either becomes (part of) a field or is listed in
+    ``omitted`` with the reason."""
+    fields: dict[str, FieldSpec] = {}
+    node: dict[str, list[int]] = {}
+    ip: dict[str, tuple[list[int], np.ndarray]] = {}
+    sources: dict[str, list[str]] = {}
+    omitted: dict[str, str] = {}
+
+    def add(name: str, location: str, kind: str, members: list[str], comps: tuple[str, ...], scale=None) -> None:
+        if not _FIELD_NAME.fullmatch(name) or name in _RESERVED:
+            for v in members:
+                omitted[v] = f"field name {name!r} is not usable in the store (letters, digits, '_'; not time/step)"
+            return
+        if name in fields:
+            for v in members:
+                omitted[v] = f"field name {name!r} already taken by {sources[name]}"
+            return
+        names = node_names if location == "node" else integ_names
+        cols = [names.index(v) for v in members]
+        fields[name] = FieldSpec(location, comps)
+        sources[name] = list(members)
+        if location == "node":
+            node[name] = cols
+        else:
+            ip[name] = (cols, np.ones(len(cols)) if scale is None else np.array(scale, np.float64))
+
+    groups = _groups(node_names)
+    temperature = next((c for c in _TEMPERATURE_NAMES if c in node_names), None)
+    add("displacement", "node", "vector", ["U1", "U2", "U3"], ("ux", "uy", "uz"))
+    if temperature is not None:
+        add("temperature", "node", "scalar", [temperature], ("T",))
+    used = {"U1", "U2", "U3", temperature}
+    for kind, stem, members in groups:
+        if kind == "repeated":
+            omitted[stem] = "repeated in the **node line (the first one is read)"
+            continue
+        members = [v for v in members if v not in used]
+        if not members:
+            continue
+        elif kind == "vector" and stem == "RU" and len(members) == 3:
+            add("reaction_force", "node", kind, members, ("fx", "fy", "fz"))
+        else:
+            add(stem.rstrip("_") or stem, "node", kind, members, tuple(members))
+    if integ_names and ip_excluded:
+        for v in integ_names:
+            omitted[v] = ip_excluded
+        return _Plan(fields, node, ip, sources, omitted)
+    groups = _groups(integ_names)
+    p_name = next((c for c in ("epcum", "evcum") if c in integ_names), None)
+    for kind, stem, members in groups:
+        if kind == "repeated":
+            omitted[stem] = "repeated in the **integ line (the first one is read)"
+        elif kind == "tensor" and stem == "sig":
+            add("stress", "ip", kind, members, _TENSOR_COMPONENTS)
+        elif kind == "tensor" and stem == "eto":  # Z-set: tensor shear -> romdask: engineering
+            add("strain", "ip", kind, members, _TENSOR_COMPONENTS, (1, 1, 1, 2, 2, 2))
+        elif kind == "tensor":  # tensor components, like romdask's internal state variables
+            add(stem.rstrip("_") or stem, "ip", kind, members, _TENSOR_COMPONENTS)
+        elif members == [p_name]:
+            add("p", "ip", kind, members, ("p",))
+        else:
+            add(stem.rstrip("_") or stem, "ip", kind, members, tuple(members))
+    return _Plan(fields, node, ip, sources, omitted)
+
+
+def _domain_partition(path: Path, mesh: Mesh) -> Partition | None:
+    """The partition given by Z-set's domain element sets ``domain000``, ``domain001``... of a
+    ``.geof`` (Z-set writes them into the mesh of a run split for parallel computing; each
+    subdomain mesh of the split keeps them all, the other domains' sets empty): names
+    ``domain`` + at least 3 digits, as Z-set writes them. None when the mesh has fewer than two
+    non-empty domain sets."""
+    found = {int(m[1]): name for name in mesh.element_sets if (m := re.fullmatch(r"domain(\d{3,})", name))}
+    numbers = sorted(found)
+    if numbers != list(range(len(numbers))):
+        raise ReaderError(path, f"Z-set domain element sets {sorted(found.values())}: numbers {numbers} are not "
+                                f"0..{len(numbers) - 1}")
+    used = [k for k in numbers if len(mesh.element_sets[found[k]])]
+    if len(used) < 2:
+        return None
+    count = np.zeros(mesh.n_elements, np.int64)
+    element_part = np.zeros(mesh.n_elements, np.int64)
+    for part, k in enumerate(used):
+        members = np.unique(mesh.element_sets[found[k]])
+        count[members] += 1
+        element_part[members] = part
+    if np.any(count != 1):
+        ids = mesh.element_ids
+        none, several = ids[count == 0], ids[count > 1]
+        raise ReaderError(path, f"Z-set domain element sets {found[used[0]]}..{found[used[-1]]} do not split the "
+                                f"mesh: {none.size} element(s) in none (ids {none[:10].tolist()}), {several.size} "
+                                f"in several (ids {several[:10].tolist()}); fix or remove the domain sets")
+    return _element_partition(mesh, element_part, len(used))
+
+
+def _element_partition(mesh: Mesh, element_part: np.ndarray, n_parts: int) -> Partition:
+    """Partition with the given element subdomains; a node belongs to the lowest subdomain of
+    its elements (romdask's rule, :class:`~romdask.fem.partition.Partition`)."""
+    node_part = np.full(mesh.n_nodes, n_parts, np.int64)
+    for b, start in zip(mesh.blocks, mesh.block_offsets):
+        parts = np.broadcast_to(element_part[start:start + len(b), None], b.connectivity.shape)
+        np.minimum.at(node_part, b.connectivity.ravel(), parts.ravel())
+    node_part[node_part == n_parts] = 0
+    return Partition(n_parts, element_part, node_part)
+
+
 
 def read_zset(path: str | Path, *, name: str | None = None) -> Run:
     """Read a Z-set result given its ``.ut`` file (monolithic or domain-decomposed).
@@ -338,22 +506,40 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
     Parameters
     ----------
     path : ``<name>.ut``. When it does not exist but ``<name>-001.ut``, ``<name>-002.ut``... do
-        (a domain-decomposed run), the subdomain results are gathered and ``Run.partition`` is the
-        solver's partition (a node shared by several subdomains goes to the lowest one, 0-based).
+        (a domain-decomposed run), the subdomain results are gathered.
     name : run name (default: the file stem)
 
     Returns
     -------
-    Run with "displacement" (from U1 U2 U3), "temperature" (node, 1: the nodal field TP or
-    temperature, when present) and, when the element rules match CalculiX's,
-    "stress" (sig..), "strain" (eto.., engineering shear) and "p" (epcum / evcum) at the
-    integration points in romdask's order.
+    Run whose fields hold every variable of the ``.ut`` header (``metadata["zset_fields"]``:
+    field -> its Z-set variables in component order), or list it in
+    ``metadata["omitted_fields"]`` (variable -> reason):
+
+    - nodal: "displacement" (U1 U2 U3), "temperature" (TP or temperature; component T),
+      "reaction_force" (RU1 RU2 RU3; fx fy fz), any other ``<stem>1..<stem>n`` as field
+      ``<stem>`` and any other variable as a field of its own name;
+    - integration points, when the element rules match CalculiX's (else all omitted):
+      "stress" (sig11..sig31), "strain" (eto.., engineering shear), "p" (epcum, else evcum),
+      every other tensor ``<stem>11 22 33 12 23 31`` as field ``<stem>`` (trailing "_"
+      dropped; components xx yy zz xy xz yz, tensor shear as Z-set writes it),
+      ``<stem>1..<stem>n`` as field ``<stem>`` (components named by the variables), any other
+      variable as a field of its own name;
+    - omitted: element variables (``**element``: their file is not read), names the store
+      cannot take or that clash with a field already made, repeated names.
+
+    ``Run.partition``: the solver's split, a :class:`~romdask.fem.partition.Partition` with
+    each element in its own subdomain (a node shared by several goes to the lowest): the
+    subdomain files of a decomposed run (``<name>-001.ut`` is subdomain 0) or, for one
+    ``.ut``, the element sets ``domain000``, ``domain001``... that Z-set writes into the
+    ``.geof`` of a mesh split for a parallel run; None otherwise. ``metadata["partition"]``
+    says which.
 
     Raises
     ------
     ReaderError
         Missing .geof/.node/.integ, truncated binaries, unknown element types, NaN/Inf values,
-        non-increasing times, inconsistent pmeshes.
+        non-increasing times, inconsistent pmeshes, domain element sets that do not put every
+        element in exactly one domain.
 
     Notes
     -----
@@ -381,7 +567,7 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
         decomposed = True
     times = uts[0].times
     for u in uts[1:]:
-        if u.node != uts[0].node or u.integ != uts[0].integ or not np.array_equal(u.times, times):
+        if u.node != uts[0].node or u.integ != uts[0].integ or u.element != uts[0].element or not np.array_equal(u.times, times):
             raise ReaderError(u.path, f"inconsistent pmeshes: fields or times differ from {uts[0].path.name}")
     node_names, integ_names = uts[0].node, uts[0].integ
     missing = [c for c in ("U1", "U2", "U3") if c not in node_names]
@@ -409,30 +595,15 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
 
     statuses = {ZSET_ELEMENTS[t][2] for *_, types in parts_geo for t in set(types)}
     zset_types_all = sorted({t for *_, types in parts_geo for t in types})
-    fields = {"displacement": FieldSpec("node", ("ux", "uy", "uz"))}
-    t_col = next((node_names.index(c) for c in _TEMPERATURE_NAMES if c in node_names), None)
-    if t_col is not None:
-        fields["temperature"] = FieldSpec("node", ("T",))
-    ip_map: dict[str, tuple[list[int], np.ndarray]] = {}
-    if integ_names and "incompatible" in statuses:
-        notes["ip_fields_omitted"] = (f"Z-set element types {zset_types_all} use integration rules other "
-                                      "than CalculiX's (c3d4: 4 points vs 1, c3d10: 5 vs 4)")
-    elif integ_names:
-        comp = ("xx", "yy", "zz", "xy", "xz", "yz")
-        for field, prefix, scale in (("stress", "sig", (1, 1, 1, 1, 1, 1)), ("strain", "eto", (1, 1, 1, 2, 2, 2))):
-            names = [prefix + v for v in _VOIGT]
-            if all(n in integ_names for n in names):
-                ip_map[field] = ([integ_names.index(n) for n in names], np.array(scale, np.float64))
-                fields[field] = FieldSpec("ip", comp)
-        for pname in ("epcum", "evcum"):
-            if pname in integ_names:
-                ip_map["p"] = ([integ_names.index(pname)], np.ones(1))
-                fields["p"] = FieldSpec("ip", ("p",))
-                break
-        if ip_map and "assumed" in statuses:
-            notes["ip_order"] = (f"Z-set point order of {zset_types_all} assumed equal to CalculiX's "
-                                 "(established for c3d8 only)")
-    need_integ = bool(ip_map)
+    ip_excluded = None
+    if "incompatible" in statuses:
+        ip_excluded = (f"integration-point variable: Z-set element types {zset_types_all} use integration rules "
+                       "other than CalculiX's (c3d4: 4 points vs 1, c3d10: 5 vs 4)")
+    plan = _plan(node_names, integ_names, ip_excluded)
+    if plan.ip and "assumed" in statuses:
+        notes["ip_order"] = (f"Z-set point order of {zset_types_all} assumed equal to CalculiX's "
+                             "(established for c3d8 only)")
+    need_integ = bool(plan.ip)
     parts = [_part(u, m, fe, types, global_mesh, len(times), need_integ) for u, m, fe, types in parts_geo]
 
     covered = np.zeros(global_mesh.n_nodes, np.int64)
@@ -444,43 +615,45 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
         raise ReaderError(uts[0].meshfile if not decomposed else global_geof,
                           f"inconsistent pmeshes: {int(np.sum(covered == 0))} nodes without results, "
                           f"{int(np.sum(el_covered != 1))} elements not in exactly one subdomain")
-    partition = None
     if decomposed:
-        partition = np.full(global_mesh.n_nodes, -1, np.int64)
-        for k in reversed(range(len(parts))):
-            partition[parts[k].nodes] = k
+        element_part = np.zeros(global_mesh.n_elements, np.int64)
+        for k, p in enumerate(parts):
+            element_part[p.elements] = k
+        partition = _element_partition(global_mesh, element_part, len(parts))
+        notes["partition"] = (f"Z-set subdomains: {uts[0].path.name} .. {uts[-1].path.name} (0-based); "
+                              "interface nodes in the lowest subdomain")
+    else:
+        partition = _domain_partition(uts[0].meshfile, global_mesh)
+        if partition is not None:
+            notes["partition"] = (f"Z-set domains: the {partition.n_parts} non-empty element sets domain000.. of "
+                                  f"{uts[0].meshfile.name}, in order; interface nodes in the lowest subdomain")
 
     # romdask integration-point offsets of each global element
     n_pts = np.concatenate([np.full(len(b), get_element(b.type).n_points) for b in global_mesh.blocks])
     ip_start = np.concatenate([[0], np.cumsum(n_pts)])
     n_points = int(ip_start[-1])
-    u_cols = [node_names.index(c) for c in ("U1", "U2", "U3")]
     n_node_f, n_integ_f = len(node_names), len(integ_names)
 
     def frames() -> Iterator[Frame]:
         for k, t in enumerate(times):
-            u = np.full((global_mesh.n_nodes, 3), np.nan)
-            temperature = np.full((global_mesh.n_nodes, 1), np.nan) if t_col is not None else None
-            ip = {f: np.empty((n_points, len(c))) for f, (c, _) in ip_map.items()}
+            node = {f: np.full((global_mesh.n_nodes, len(c)), np.nan) for f, c in plan.node.items()}
+            ip = {f: np.empty((n_points, len(c))) for f, (c, _) in plan.ip.items()}
             for p in parts:
                 n = len(p.nodes)
                 raw = np.fromfile(p.node_file, ">f4", count=n_node_f * n, offset=4 * k * n_node_f * n)
                 if raw.size != n_node_f * n:
                     raise ReaderError(p.node_file, f"truncated at time {k}")
-                val = raw.reshape(n_node_f, n)[u_cols].T.astype(np.float64)
-                seen = ~np.isnan(u[p.nodes, 0])
-                if np.any(seen) and not np.allclose(u[p.nodes[seen]], val[seen], rtol=1e-5,
-                                                    atol=1e-6 * max(np.abs(val).max(), 1e-30)):
-                    raise ReaderError(p.node_file, f"time {k}: interface displacements differ between subdomains")
-                if not np.all(np.isfinite(val)):
-                    raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite displacement")
-                u[p.nodes] = val
-                if temperature is not None:
-                    temp = raw.reshape(n_node_f, n)[t_col].astype(np.float64)
-                    if not np.all(np.isfinite(temp)):
-                        raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite temperature")
-                    temperature[p.nodes, 0] = temp
-                if ip_map:
+                raw = raw.reshape(n_node_f, n)
+                for f, cols in plan.node.items():
+                    val = raw[cols].T.astype(np.float64)
+                    if not np.all(np.isfinite(val)):
+                        raise ReaderError(p.node_file, f"time {k} (t={t:g}): non-finite {f}")
+                    seen = ~np.isnan(node[f][p.nodes, 0])
+                    if np.any(seen) and not np.allclose(node[f][p.nodes[seen]], val[seen], rtol=1e-5,
+                                                        atol=1e-6 * max(np.abs(val).max(), 1e-30)):
+                        raise ReaderError(p.node_file, f"time {k}: interface {f} values differ between subdomains")
+                    node[f][p.nodes] = val
+                if plan.ip:
                     per_time = n_integ_f * int(p.n_ip.sum())
                     raw = np.fromfile(p.integ_file, ">f4", count=per_time, offset=4 * k * per_time)
                     if raw.size != per_time:
@@ -489,13 +662,11 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
                         sel = np.flatnonzero(p.n_ip == nip)
                         idx = (p.float_start[sel][:, None, None] + np.arange(n_integ_f)[None, :, None] * nip
                                + np.arange(nip)[None, None, :])
-                        vals = raw[idx].astype(np.float64)  # (n_el, n_integ, nip)
+                        vals = raw[idx]  # (n_el, n_integ, nip) float32
                         rows = (ip_start[p.elements[sel]][:, None] + np.arange(nip)[None, :]).ravel()
-                        for f, (cols, scale) in ip_map.items():
+                        for f, (cols, scale) in plan.ip.items():
                             ip[f][rows] = vals[:, cols, :].transpose(0, 2, 1).reshape(-1, len(cols)) * scale
-            data = {"displacement": u}
-            if temperature is not None:
-                data["temperature"] = temperature
+            data = dict(node)
             for f, a in ip.items():
                 if not np.all(np.isfinite(a)):
                     raise ReaderError(parts[0].integ_file, f"time {k} (t={t:g}): non-finite {f}")
@@ -506,11 +677,16 @@ def read_zset(path: str | Path, *, name: str | None = None) -> Run:
                + ((p.integ_file,) if need_integ else ())]
     if decomposed:
         sources.insert(0, global_geof)
+    if uts[0].element:
+        plan.omitted.update(dict.fromkeys(uts[0].element, "element variable (**element): its file is not read"))
     notes.update({"format": "zset", "decomposed": decomposed, "zset_element_types": zset_types_all,
                   "zset_node_fields": node_names, "zset_integ_fields": integ_names,
-                  "tensor_convention": "Z-set files: tensor components 11 22 33 12 23 31 (no sqrt2); "
-                                       "converted to xx yy zz xy xz yz, strain shear x2"})
-    if decomposed:
-        notes["partition"] = "Z-set subdomains (0-based); interface nodes in the lowest subdomain"
-    return Run(name=name or stem.name, mesh=global_mesh, times=times, fields=fields, frames=frames,
+                  "zset_element_fields": uts[0].element, "zset_fields": plan.sources,
+                  "omitted_fields": plan.omitted,
+                  "tensor_convention": "Z-set files: tensor components 11 22 33 12 23 31 (no sqrt2); converted to "
+                                       "xx yy zz xy xz yz; strain (eto) shear x2 (engineering), other tensors "
+                                       "keep tensor components"})
+    if plan.omitted:
+        logger.info("%s: Z-set variables not stored: %s", path, plan.omitted)
+    return Run(name=name or stem.name, mesh=global_mesh, times=times, fields=plan.fields, frames=frames,
                solver="zset", sources=tuple(sources), partition=partition, metadata=notes)

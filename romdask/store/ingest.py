@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import dask
+import numpy as np
 
 from romdask.io.run import Run
 
@@ -143,6 +144,11 @@ def _ingest_one(store_path: str, item, overwrite: bool, reader_options: Mapping,
         return name, "failed", exc
 
 
+def _n_parts(partition) -> int:
+    """Subdomains of a Partition or of a subdomain-per-node array."""
+    return int(partition.n_parts) if hasattr(partition, "n_parts") else int(np.asarray(partition).max(initial=-1)) + 1
+
+
 def _interrupted_creation(path: Path) -> bool:
     """True for a store whose creation was killed before its mesh group was complete."""
     import zarr
@@ -176,8 +182,9 @@ def ingest(
     n_subdomains : K for a new store (METIS on the first run's mesh; default
         :func:`romdask.fem.partition.default_subdomains` of that mesh and this machine: 1 below
         40,000 dofs); for an existing store, must be None or its K
-    partition : solver-given node partition for a new store (default: the first run's
-        ``Run.partition`` when it has one, else METIS)
+    partition : solver-given partition for a new store (default: the first run's
+        ``Run.partition`` when it has one and ``n_subdomains`` is None or its number of
+        subdomains, else METIS)
     compression : "lz4" (default), "zstd" or None, for a new store
     overwrite : replace complete runs whose sources changed (default: error)
     progress : show a progress bar (dask's, or distributed's under a Client)
@@ -244,6 +251,10 @@ def ingest(
         if client is None:  # same process: hand the run already read to its task
             items[0] = (items[0][0], first)
         part = partition if partition is not None else first.partition
+        if partition is None and part is not None and n_subdomains is not None and _n_parts(part) != n_subdomains:
+            log.info("run %s: its solver's %d subdomains replaced by METIS into n_subdomains=%d", first.name,
+                     _n_parts(part), n_subdomains)
+            part = None  # an explicit n_subdomains wins over the run's own split
         try:
             store = create_store(store_path, first.mesh, n_subdomains=n_subdomains, partition=part,
                                  compression=compression, units=first.metadata.get("units"))

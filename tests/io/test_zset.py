@@ -134,7 +134,7 @@ def test_tetra_ip_fields_omitted(tmp_path):
     write_ut(tmp_path / "r", "m.geof", [0.0], {c: np.zeros((1, 4)) for c in ("U1", "U2", "U3")},
              {"sig11": np.zeros((1, 1, 4))})
     run = read_zset(tmp_path / "r.ut")
-    assert set(run.fields) == {"displacement"} and "c3d4" in run.metadata["ip_fields_omitted"]
+    assert set(run.fields) == {"displacement"} and "c3d4" in run.metadata["omitted_fields"]["sig11"]
     assert len(list(run.frames())) == 1
 
 
@@ -158,7 +158,8 @@ def _decomposed(tmp_path, shift=0.0):
 def test_decomposed_run(tmp_path):
     nodes, conn, u = _decomposed(tmp_path)
     run = read_zset(tmp_path / "c.ut")
-    assert run.metadata["decomposed"] and run.partition.tolist() == [0, 0, 1] * 4
+    assert run.metadata["decomposed"] and run.partition.node_part.tolist() == [0, 0, 1] * 4
+    assert run.partition.element_part.tolist() == [0, 1]  # the element keeps its subdomain
     for k, f in enumerate(run.frames()):
         np.testing.assert_array_equal(f.data["displacement"], u[k].T)
 
@@ -219,3 +220,56 @@ def test_temperature_node_field(tmp_path):
     write_ut(tmp_path / "r", "m.geof", [0.0, 1.0], {**{c: np.zeros((2, 8)) for c in ("U1", "U2", "U3")}, "TP": tp})
     with pytest.raises(ReaderError, match=r"r\.node: time 1 \(t=1\): non-finite temperature"):
         list(read_zset(tmp_path / "r.ut").frames())
+
+
+def _header_run(tmp_path, node_names, integ_names, etype="c3d8", elsets=None):
+    """One element, every variable = its position in the header + 10 * time."""
+    nodes, conn = _grid(1)
+    if etype == "c3d4":
+        nodes, conn = get_element("C3D4").ref_nodes, np.array([[0, 1, 2, 3]])
+    n_ip = {"c3d8": 8, "c3d4": 4}[etype]
+    write_geof(tmp_path / "m.geof", range(1, len(nodes) + 1), nodes, [(1, etype, conn[0] + 1)], elsets=elsets)
+    node = {n: np.full((2, len(nodes)), i, np.float32) + [[0], [10]] for i, n in enumerate(node_names)}
+    integ = {n: np.full((2, 1, n_ip), i, np.float32) + np.array([0, 10])[:, None, None]
+             for i, n in enumerate(integ_names)}
+    write_ut(tmp_path / "r", "m.geof", [0.0, 1.0], node, integ)
+    return read_zset(tmp_path / "r.ut")
+
+
+def test_every_variable_stored_or_omitted_with_a_reason(tmp_path):
+    integ = ["epcum", "evcum", "evcum1", "evcum2", "time", "x2", "x3", "b_11", "b_22", "b_33", "b_12", "b_23", "b_31", "q"]
+    run = _header_run(tmp_path, ["U1", "U2", "U3", "TP", "RU1", "RU2", "RU3", "V1", "V2"], integ)
+    om = run.metadata["omitted_fields"]
+    assert om.keys() == {"evcum1", "evcum2", "time"}
+    assert "already taken" in om["evcum1"] and "not usable" in om["time"]
+    assert run.metadata["zset_fields"] == {
+        "displacement": ["U1", "U2", "U3"], "temperature": ["TP"], "reaction_force": ["RU1", "RU2", "RU3"],
+        "V": ["V1", "V2"], "p": ["epcum"], "evcum": ["evcum"], "x2": ["x2"], "x3": ["x3"],  # not numbered from 1
+        "b": ["b_11", "b_22", "b_33", "b_12", "b_31", "b_23"], "q": ["q"]}
+    frame = list(run.frames())[1]
+    np.testing.assert_array_equal(frame.data["V"][0], [17, 18])
+    np.testing.assert_array_equal(frame.data["b"][0], [17, 18, 19, 20, 22, 21])  # xz <- b_31
+    np.testing.assert_array_equal(frame.data["q"][:, 0], np.full(8, 23))
+
+
+def test_repeated_variable_and_tetra_ip_variables_are_listed(tmp_path):
+    _header_run(tmp_path, ["U1", "U2", "U3", "U9"], ["sig11", "epcum"], etype="c3d4")
+    ut = tmp_path / "r.ut"
+    ut.write_text(ut.read_text().replace("U9", "U1"))
+    run = read_zset(ut)
+    om = run.metadata["omitted_fields"]
+    assert set(run.fields) == {"displacement"} and set(om) == {"U1", "sig11", "epcum"}
+    assert "repeated" in om["U1"] and "c3d4" in om["epcum"]
+
+
+def test_empty_domain_sets_of_a_subdomain_mesh(tmp_path):
+    """Each subdomain mesh of a Z-set split keeps every domain set, the others' empty: read alone,
+    it has no split (a single non-empty domain)."""
+    run = _header_run(tmp_path, ["U1", "U2", "U3"], [], elsets={"domain000": [], "domain001": [1]})
+    assert run.partition is None and "partition" not in run.metadata
+
+
+def test_other_element_sets_named_domain_are_not_a_split(tmp_path):
+    """Only Z-set's names (domain + 3 digits) make a split: a user's 'domain1' is a plain set."""
+    run = _header_run(tmp_path, ["U1", "U2", "U3"], [], elsets={"domain1": [1], "domain2": [1]})
+    assert run.partition is None and run.mesh.element_sets["domain2"].tolist() == [0]

@@ -244,7 +244,7 @@ def test_decomposed_zset_run_keeps_the_solver_partition(tmp_path):
     store = SnapshotStore.open(path)
     lay = store.layout
     assert store.n_subdomains == 2
-    expected = run.partition[run.mesh.node_index(lay.mesh.node_ids)]
+    expected = run.partition.node_part[run.mesh.node_index(lay.mesh.node_ids)]
     assert np.array_equal(lay.node_subdomain, expected)
     ds = open_snapshots(path)
     rows = run.mesh.node_index(ds.node_id.values[::3])
