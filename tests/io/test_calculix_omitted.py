@@ -51,7 +51,7 @@ def _every_output_deck(directory: Path, encoding: str) -> Path:
                           "*EL PRINT,ELSET=EALL\nS,E\n*EL PRINT,ELSET=EFIRST\nPEEQ\n")  # fmt: skip
     # an *EL PRINT card in a step replaces the earlier ones (S,E stop); the other cards stay
     step2 = step2.replace(f"{node_card}\nU\n", f"{node_card}\nU,RF\n*EL PRINT,ELSET=EFIRST\nPEEQ\n")
-    inp.write_text("*STEP".join([head, step1, step2]))
+    inp.write_text(f"{head}*STEP{step1}*STEP{step2}")
     ccx_decks.run_ccx(directory)
     return inp
 

@@ -291,11 +291,16 @@ def read_calculix(
         Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
         ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
         get 0), ``"temperature"`` (node, 1: the ``NDTEMP`` blocks of ``NT`` output, when the .frd
-        has one at every displacement frame; absent nodes get 0) and, when the .dat has them at
+        has one at every displacement frame; absent nodes get 0), ``"reaction_force"`` (node, 3:
+        the ``FORC`` blocks of ``RF`` output, CalculiX's nodal forces: reactions at constrained
+        nodes, the applied load at loaded free nodes; same rule) and, when the .dat has them at
         every output time for every integration point, ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
         p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
         ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
-        per frame, ``frd_encoding``, ``frd_complete``; with ``problem_metadata``, ``loads`` and
+        per frame, ``frd_encoding``, ``frd_complete``, ``omitted_fields`` (``"frd:STRESS"``,
+        ``"dat:stresses (set EALL)"``, ``"dat:forces (set FIX)"``... -> why it is not stored, for
+        every .frd and .dat block no field holds; empty: nothing left out); with
+        ``problem_metadata``, ``loads`` and
         ``material`` (:func:`romdask.problem.patterns.run_metadata` of
         :func:`~romdask.io.calculix.problem.read_problem` on the .frd's output times) or, when
         romdask cannot model the deck, ``problem_error`` (the reason, logged as a warning: the
