@@ -34,6 +34,24 @@ _SDV14 = (
     "back_xx", "back_yy", "back_zz", "back_xy", "back_xz", "back_yz",
     "rate",
 )  # fmt: skip  (romdask.materials.CalculixViscoplastic.state_names)
+#: .frd blocks read: name -> field
+_FRD_READ = {"DISP": "displacement", "NDTEMP": "temperature", "FORC": "reaction_force"}
+_NOT_AT_FRAMES = "not at every DISP frame (output time)"
+#: .frd nodal extrapolations of what the .dat has at the integration points: name ->
+#: (*EL PRINT keyword, romdask field)
+_FRD_EXTRAPOLATED = {"STRESS": ("S", "stress"), "TOSTRAIN": ("E", "strain"), "PE": ("PEEQ", "p"),
+                     "SDV": ("SDV", "state")}  # fmt: skip
+#: other .frd nodal extrapolations of integration-point variables (*EL FILE ME, THE, ENER, ZZS, HFL)
+_FRD_NODAL_OF_IP = ("MESTRAIN", "THSTRAIN", "ENER", "ZZSTR", "FLUX")
+#: romdask kind -> its .dat header
+_DAT_HEADERS = {"stress": "stresses", "strain": "strains", "state": "internal state variables",
+                "p": "equivalent plastic strain"}  # fmt: skip
+_DAT_OTHER_REASONS = {
+    "displacements": "*NODE PRINT U: romdask reads the displacements of the .frd (DISP)",
+    "forces": "*NODE PRINT RF: romdask reads the nodal forces of the .frd (*NODE FILE RF: FORC, as reaction_force)",
+    "total force": "*NODE PRINT RF, TOTALS: romdask reads the nodal forces of the .frd (*NODE FILE RF: FORC)",
+    "temperatures": "*NODE PRINT NT: romdask reads the temperatures of the .frd (*NODE FILE NT: NDTEMP)",
+}
 
 
 def _stem(path: Path) -> Path:
@@ -124,18 +142,25 @@ def _frd_displacements(frd_path: Path, mesh: Mesh, allow_incomplete: bool):
     return results, disp, times
 
 
+def _frd_at_frames(results, disp, name: str) -> list | None:
+    """The ``name`` block of each ``DISP`` frame (same step and increment), or None when a frame
+    has none."""
+    blocks = results.select(name)
+    by_frame = {(b.step, b.increment, b.counter): b for b in blocks}
+    out = [by_frame.get((b.step, b.increment, b.counter)) for b in disp]
+    if any(b is None for b in out):
+        by_time = {(b.step, b.increment): b for b in blocks}
+        out = [by_time.get((b.step, b.increment)) for b in disp]
+    return None if any(b is None for b in out) else out
+
+
 def _frd_temperatures(results, disp, frd_path: Path) -> list | None:
     """The ``NDTEMP`` block of each ``DISP`` frame (same step and increment), or None when the
     .frd has none; frames without one are logged and the field left out."""
-    temp = results.select("NDTEMP")
-    if not temp:
+    if not results.select("NDTEMP"):
         return None
-    by_frame = {(b.step, b.increment, b.counter): b for b in temp}
-    out = [by_frame.get((b.step, b.increment, b.counter)) for b in disp]
-    if any(b is None for b in out):
-        by_time = {(b.step, b.increment): b for b in temp}
-        out = [by_time.get((b.step, b.increment)) for b in disp]
-    if any(b is None for b in out):
+    out = _frd_at_frames(results, disp, "NDTEMP")
+    if out is None:
         logger.info("%s: NDTEMP (the nodal temperatures) not at every DISP frame: not read", frd_path)
         return None
     for b in out:
@@ -144,25 +169,84 @@ def _frd_temperatures(results, disp, frd_path: Path) -> list | None:
     return out
 
 
+def _frd_forces(results, disp, frd_path: Path) -> tuple[list | None, str]:
+    """(The ``FORC`` block of each ``DISP`` frame, "") or (None, why it is not read; "" when the
+    .frd has none)."""
+    if not results.select("FORC"):
+        return None, ""
+    out = _frd_at_frames(results, disp, "FORC")
+    why = "" if out is not None else _NOT_AT_FRAMES
+    if out is not None and any(len(b.components) != 3 for b in out):
+        why = f"{next(len(b.components) for b in out if len(b.components) != 3)} components; 3 (F1 F2 F3) expected"
+    if why:
+        logger.info("%s: FORC (the nodal forces) %s: not read", frd_path, why)
+        return None, why
+    return out, ""
+
+
+def _frd_omitted(results, fields, not_read: dict[str, str]) -> dict[str, str]:
+    """``"frd:<name>"`` -> why, for the .frd result blocks no field holds (``not_read``: the
+    reasons of the blocks romdask reads when complete)."""
+    omitted = {}
+    for name in results.fields():
+        if name in _FRD_READ and _FRD_READ[name] in fields:
+            continue
+        if name in not_read:
+            why = not_read[name]
+        elif name in _FRD_EXTRAPOLATED:
+            keyword, field = _FRD_EXTRAPOLATED[name]
+            why = "nodal extrapolation by CalculiX (averaged over the elements)"
+            if field in fields or (field == "p" and "state" in fields and fields["state"].components == _SDV14):
+                stored = f"'{field}'" if field in fields else "'state' (p first)"
+                why += f"; romdask stores the integration-point values of the .dat (*EL PRINT {keyword}) as {stored}"
+            else:
+                why += f"; romdask reads integration-point values from the .dat: add *EL PRINT {keyword} for them"
+        elif name in _FRD_NODAL_OF_IP:
+            why = "nodal extrapolation by CalculiX of an integration-point variable; not read by romdask"
+        elif name in ("ERROR", "HERROR"):
+            why = "CalculiX's error estimate of its nodal extrapolation (written with *EL FILE S); not read by romdask"
+        else:
+            why = "not read by romdask"
+        omitted[f"frd:{name}"] = why
+    return omitted
+
+
+def _dat_name(dat_results: DatResults, kind: str) -> str:
+    """``"dat:stresses (set EALL)"``: a .dat kind by its header and sets."""
+    sets = list(dict.fromkeys(b.set for b in dat_results.blocks if b.kind == kind))
+    return f"dat:{_DAT_HEADERS[kind]} ({'sets' if len(sets) > 1 else 'set'} {', '.join(sets)})"
+
+
 def _dat_fields(dat_path: Path, mesh: Mesh, times: np.ndarray):
-    """(DatResults, kind -> (FieldSpec, blocks at each .frd time), times with the .dat's digits)
-    for the .dat fields printed at every .frd time and every integration point."""
+    """(DatResults, kind -> (FieldSpec, blocks at each .frd time), times with the .dat's digits,
+    omitted: "dat:..." -> why) for the .dat fields printed at every .frd time and every
+    integration point."""
     dat_results = read_dat(dat_path)
     n_points = int(ip_layout(mesh)[0].sum())
     found: dict[str, list[list[DatBlock]]] = {}
+    omitted: dict[str, str] = {}
     for kind in dat_results.kinds():
         kt = dat_results.times(kind)
         match = _match_times(times, kt)
         if match is None:
             logger.info("%s: %s not at every .frd output time: not read", dat_path, kind)
+            omitted[_dat_name(dat_results, kind)] = "not printed at every .frd output time"
             continue
         per_time = [[b for b in dat_results.blocks if b.kind == kind and b.time == kt[i]] for i in match]
         if any(sum(b.n_rows for b in bl) < n_points for bl in per_time):
             logger.info("%s: %s not printed at all %d integration points: not read", dat_path, kind, n_points)
+            omitted[_dat_name(dat_results, kind)] = f"not printed at all {n_points} integration points"
             continue
         found[kind] = per_time
-    if "state" in found:
-        found.pop("p", None)
+    if "state" in found and "p" in found:
+        found.pop("p")
+        omitted[_dat_name(dat_results, "p")] = (
+            "PEEQ is the first SDV of the viscoplastic law, stored in state" if found["state"][0][0].n_values == 14
+            else "PEEQ is not stored next to the SDV (state)"
+        )
+    for header, set_name in dat_results.others:
+        omitted[f"dat:{header} (set {set_name})"] = _DAT_OTHER_REASONS.get(
+            header.lower(), "not read by romdask (it reads *EL PRINT S, E, SDV and PEEQ at the integration points)")
     out = {}
     for kind, per_time in found.items():
         n = per_time[0][0].n_values
@@ -174,7 +258,7 @@ def _dat_fields(dat_path: Path, mesh: Mesh, times: np.ndarray):
     if out:  # more digits: the .dat prints 7, the .frd 6 below t = 1 (10 from 1 to 1e10)
         dat_t = np.array([bl[0].time for bl in next(iter(out.values()))[1]])
         times = np.where((times < 1.0) | (times >= 1e10), dat_t, times)
-    return dat_results, out, times
+    return dat_results, out, times, omitted
 
 
 def read_calculix(
@@ -207,11 +291,16 @@ def read_calculix(
         Mesh of the whole deck; times of the ``DISP`` blocks of the .frd; fields
         ``"displacement"`` (node, 3; nodes absent from a frame, e.g. not used by any element,
         get 0), ``"temperature"`` (node, 1: the ``NDTEMP`` blocks of ``NT`` output, when the .frd
-        has one at every displacement frame; absent nodes get 0) and, when the .dat has them at
+        has one at every displacement frame; absent nodes get 0), ``"reaction_force"`` (node, 3:
+        the ``FORC`` blocks of ``RF`` output, CalculiX's nodal forces: reactions at constrained
+        nodes, the applied load at loaded free nodes; same rule) and, when the .dat has them at
         every output time for every integration point, ``"stress"``, ``"strain"`` (ip, 6, engineering shear), ``"state"`` (ip, n: the SDV,
         p first for the viscoplastic law) or else ``"p"`` (ip, 1: PEEQ). ``solver="calculix"``,
         ``solver_version`` from the .frd header. ``metadata``: ``frd_steps`` (step, increment)
-        per frame, ``frd_encoding``, ``frd_complete``; with ``problem_metadata``, ``loads`` and
+        per frame, ``frd_encoding``, ``frd_complete``, ``omitted_fields`` (``"frd:STRESS"``,
+        ``"dat:stresses (set EALL)"``, ``"dat:forces (set FIX)"``... -> why it is not stored, for
+        every .frd and .dat block no field holds; empty: nothing left out); with
+        ``problem_metadata``, ``loads`` and
         ``material`` (:func:`romdask.problem.patterns.run_metadata` of
         :func:`~romdask.io.calculix.problem.read_problem` on the .frd's output times) or, when
         romdask cannot model the deck, ``problem_error`` (the reason, logged as a warning: the
@@ -246,12 +335,19 @@ def read_calculix(
     temperatures = _frd_temperatures(results, disp, frd_path)
     if temperatures is not None:
         fields["temperature"] = FieldSpec("node", ("T",))
+    forces, forces_why = _frd_forces(results, disp, frd_path)
+    if forces is not None:
+        fields["reaction_force"] = FieldSpec("node", ("fx", "fy", "fz"))
     sources = [inp_path, frd_path]
-    dat_results, dat_fields = None, {}
+    dat_results, dat_fields, dat_omitted = None, {}, {}
     if dat_path.is_file():
-        dat_results, dat_fields, times = _dat_fields(dat_path, mesh, times)
+        dat_results, dat_fields, times, dat_omitted = _dat_fields(dat_path, mesh, times)
         fields.update({kind: spec for kind, (spec, _) in dat_fields.items()})
         sources.append(dat_path)
+    not_read = {"NDTEMP": _NOT_AT_FRAMES, "FORC": forces_why}
+    omitted = {**_frd_omitted(results, fields, not_read), **dat_omitted}
+    if omitted:
+        logger.info("%s: CalculiX results not stored: %s", stem, omitted)
 
     def frames() -> Iterator[Frame]:
         for k, block in enumerate(disp):
@@ -270,6 +366,11 @@ def read_calculix(
                 temperature = np.zeros((mesh.n_nodes, 1))
                 temperature[mesh.node_index(ids)] = values
                 data["temperature"] = temperature
+            if forces is not None:
+                ids, values = results.read(forces[k])
+                force = np.zeros((mesh.n_nodes, 3))
+                force[mesh.node_index(ids)] = values
+                data["reaction_force"] = force
             for kind, (_, per_time) in dat_fields.items():
                 data[kind] = dat_results.gather(mesh, per_time[k])
             yield Frame(k, float(times[k]), data)
@@ -287,6 +388,7 @@ def read_calculix(
             "frd_steps": [[b.step, b.increment] for b in disp],
             "frd_encoding": disp[0].encoding,
             "frd_complete": results.complete,
+            "omitted_fields": omitted,
             **(_problem_metadata(inp_path, mesh, times) if problem_metadata else {}),
         },
     )

@@ -31,6 +31,8 @@ _KINDS = {
     "equivalent plastic strain": ("p", 1),
 }
 _HEADER = re.compile(r"^\s*(.*?)\s*\(elem, integ\.pnt\..*?\)\s*for set\s+(\S+)\s+and time\s+(\S+)\s*$")
+#: any block header: "<what> [(columns)] for set <SET> and time <t>" (*NODE PRINT, totals, ...)
+_ANY_HEADER = re.compile(r"^\s*([^(]*?)\s*(?:\(.*\))?\s*for set\s+(\S+)\s+and time\s+(\S+)\s*$")
 _FORTRAN_EXP = re.compile(rb"(?<=[0-9.])([+-])(?=\d{3}\b)")
 
 
@@ -53,6 +55,9 @@ class DatResults:
 
     path: Path
     blocks: tuple[DatBlock, ...]
+    #: (header text before its column list, set) of the blocks not indexed (``*NODE PRINT``
+    #: ``displacements``, ``forces``, ``total force``; other ``*EL PRINT`` variables...), once each
+    others: tuple[tuple[str, str], ...] = ()
 
     def times(self, kind: str) -> np.ndarray:
         """Distinct output times of ``kind`` blocks, in file order."""
@@ -166,7 +171,7 @@ def read_dat(path: str | Path) -> DatResults:
         :meth:`DatResults.frame` gives one output time as an (n_points, k) array in romdask's
         integration-point order and conventions (stress xx yy zz xy xz yz; strain with
         engineering shear; SDV unchanged: for the viscoplastic law p comes first).
-        Other blocks (``*NODE PRINT``, forces, ...) are skipped.
+        Other blocks (``*NODE PRINT``, forces, ...) are skipped; ``others`` names them.
 
     Notes
     -----
@@ -179,6 +184,7 @@ def read_dat(path: str | Path) -> DatResults:
     except OSError as exc:
         raise ReaderError(path, f"cannot open the .dat file ({exc.strerror})") from None
     blocks: list[DatBlock] = []
+    others: dict[tuple[str, str], None] = {}
     with f:
         number = 0
         current = None  # [kind, set, time, n_values, offset, first line, n_rows]
@@ -199,15 +205,17 @@ def read_dat(path: str | Path) -> DatResults:
                     blocks.append(_close(current))
                 current = None
                 m = _HEADER.match(text.decode(errors="replace"))
-                if m is None:
+                if m is None or m.group(1).strip().lower() not in _KINDS:
+                    other = _ANY_HEADER.match(text.decode(errors="replace"))
+                    if other is not None:
+                        others[(other.group(1).strip(), other.group(2))] = None
                     continue
                 name = m.group(1).strip().lower()
-                if name in _KINDS:
-                    try:
-                        t = float(m.group(3))
-                    except ValueError:
-                        raise ReaderError(path, f"line {number}: cannot read the time {m.group(3)!r}") from None
-                    current = [_KINDS[name][0], m.group(2), t, _KINDS[name][1], None, None, 0]
+                try:
+                    t = float(m.group(3))
+                except ValueError:
+                    raise ReaderError(path, f"line {number}: cannot read the time {m.group(3)!r}") from None
+                current = [_KINDS[name][0], m.group(2), t, _KINDS[name][1], None, None, 0]
                 continue
             if current is not None:
                 if current[6] == 0:
@@ -221,7 +229,7 @@ def read_dat(path: str | Path) -> DatResults:
                 current[6] += 1
         if current is not None and current[6]:
             blocks.append(_close(current))
-    return DatResults(path, tuple(blocks))
+    return DatResults(path, tuple(blocks), tuple(others))
 
 
 def _close(c) -> DatBlock:
