@@ -37,7 +37,8 @@ import dask.config
 import dask_jobqueue  # noqa: F401  (registers the jobqueue.* defaults before any dask.config.set)
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-__all__ = ["BLAS_ENV", "active_client", "cluster_client", "job_script", "load_config", "progress_bar"]
+__all__ = ["BLAS_ENV", "active_client", "check_interface", "cluster_client", "job_script", "load_config",
+           "progress_bar"]
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,12 @@ def _local_cluster(n_workers: int | None, memory_limit, security, cluster_kwargs
     n = n_workers or CPU_COUNT
     if n < 1:
         raise ValueError(f"n_workers must be >= 1, got {n}")
+    # the workers' log lines (their own processes, printing to this one's stderr) pass at the level of
+    # this process's 'distributed' logger, WARNING at least (LocalCluster's default): the CLI's
+    # quiet default keeps worker warnings ("Unmanaged memory use is high" ...) out of its output
+    quiet = max(logging.WARNING, logging.getLogger("distributed").getEffectiveLevel())
     kwargs = {"n_workers": n, "threads_per_worker": 1, "processes": True,
-              "memory_limit": memory_limit or MEMORY_LIMIT // n, "security": security}
+              "memory_limit": memory_limit or MEMORY_LIMIT // n, "security": security, "silence_logs": quiet}
     kwargs.update(cluster_kwargs)
     kwargs["env"] = {**BLAS_ENV, **kwargs.get("env", {})}
     log.info("LocalCluster: %d worker(s) x %d thread(s), memory limit %s per worker",
@@ -177,8 +182,77 @@ def _jobqueue_kwargs(kind: str, memory_limit, cluster_kwargs: dict) -> tuple[typ
     return (SLURMCluster if kind == "slurm" else PBSCluster), kwargs
 
 
-def _jobqueue_cluster(kind: str, memory_limit, security, cluster_kwargs: dict):
+def _ipv4_interfaces() -> dict[str, str]:
+    """This host's network interfaces that have an IPv4 address (what distributed can listen on)."""
+    import socket
+
+    import psutil
+
+    return {name: info.address for name, infos in psutil.net_if_addrs().items()
+            for info in infos if info.family == socket.AF_INET}
+
+
+def _interface_source(kind: str, key: str, config, cluster_kwargs: Mapping) -> str:
+    """Where the setting ``jobqueue.<kind>.<key>`` comes from, in words."""
+    if key == "interface" and "interface" in cluster_kwargs:
+        return "keyword interface="
+    if key != "interface" and "interface" in (cluster_kwargs.get("scheduler_options") or {}):
+        return "keyword scheduler_options="
+    dotted = f"jobqueue.{kind}.{key}"
+    if config is not None and dotted in {k.replace("_", "-") for k in _site_settings(config)}:
+        return str(config) if isinstance(config, (str, Path)) else "config="
+    return "dask config: ~/.config/dask/*.yaml or DASK_* variables"
+
+
+def check_interface(kind: str, *, config: str | Path | Mapping | None = None, **cluster_kwargs: Any) -> None:
+    """Check that the network interface a SLURM / PBS cluster would listen on exists on this host.
+
+    dask-jobqueue's ``interface`` setting (``jobqueue.<kind>.interface``, or
+    ``scheduler-options: {interface: ...}``) names the network the scheduler listens on and the
+    workers connect through, e.g. ``ib0`` (InfiniBand). Where it does not exist the scheduler fails
+    deep inside distributed (``'ib0' is not a valid network interface``) without saying which
+    setting to change; this check says it before anything starts or is submitted.
+
+    Parameters
+    ----------
+    kind : "slurm" or "pbs"
+    config : site settings, as for :func:`cluster_client` (a YAML file or a mapping)
+    **cluster_kwargs : SLURMCluster / PBSCluster keywords (``interface``, ``scheduler_options``)
+
+    Raises
+    ------
+    ValueError
+        The interface is not one of this host's, or has no IPv4 address; the message names the
+        setting, the file it comes from, and the interfaces this host has.
+
+    Notes
+    -----
+    The scheduler runs on this host, so the check is exact for it; the workers use the same name
+    on the compute nodes, which this host cannot see (a wrong name there shows in the job logs).
+    """
+    with dask.config.set(_site_settings(config)):
+        options = cluster_kwargs.get("scheduler_options")
+        if options is None:
+            options = dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}
+        candidates = [("scheduler-options.interface", options.get("interface")),
+                      ("interface", cluster_kwargs.get("interface",
+                                                       dask.config.get(f"jobqueue.{kind}.interface", None)))]
+    have = _ipv4_interfaces()
+    for key, interface in candidates:
+        if interface is None or interface in have:
+            continue
+        source = _interface_source(kind, key, config, cluster_kwargs)
+        listing = ", ".join(f"{name} {address}" for name, address in sorted(have.items()))
+        raise ValueError(
+            f"jobqueue.{kind}.{key} {interface!r} ({source}) is not a network interface of this host with an "
+            f"IPv4 address (have: {listing}); set it to the interface the compute nodes reach this host by "
+            "(`ip addr`), or remove it"
+        )
+
+
+def _jobqueue_cluster(kind: str, memory_limit, security, config, cluster_kwargs: dict):
     cls, kwargs = _jobqueue_kwargs(kind, memory_limit, cluster_kwargs)
+    check_interface(kind, config=config, **cluster_kwargs)
     command = _SUBMIT[kind]
     if shutil.which(command) is None:
         raise FileNotFoundError(
@@ -315,8 +389,8 @@ def cluster_client(
     Raises
     ------
     ValueError
-        An unknown spec, inconsistent sizes, slurm / pbs jobs without cores or memory, a malformed
-        config file.
+        An unknown spec, inconsistent sizes, slurm / pbs jobs without cores or memory, a network
+        ``interface`` this host does not have (:func:`check_interface`), a malformed config file.
     FileNotFoundError
         The config file, or the submit command (``sbatch`` / ``qsub``) is missing.
     TimeoutError
@@ -354,7 +428,7 @@ def cluster_client(
         if kind == "local":
             cluster = _local_cluster(n_workers, memory_limit, security, cluster_kwargs)
         else:
-            cluster = _jobqueue_cluster(kind, memory_limit, security, cluster_kwargs)
+            cluster = _jobqueue_cluster(kind, memory_limit, security, config, cluster_kwargs)
         with cluster:
             _scale(cluster, kind, jobs, minimum_jobs, maximum_jobs)
             with Client(cluster) as client:
@@ -377,13 +451,23 @@ def active_client():
 
 
 class _TaskCounter(SchedulerPlugin):
-    """Scheduler plugin: tasks submitted and tasks finished (memory or erred) since registration."""
+    """Scheduler plugin: tasks submitted and tasks finished (memory or erred) since registration,
+    read by the client through a scheduler handler (an RPC: ``Client.run_on_scheduler`` would log
+    "Run out-of-band function" at INFO on the scheduler at every redraw)."""
 
     name = "romdask-progress"
+    handler = "romdask_progress"
 
     def __init__(self):
         self.total = 0
         self.done = 0
+
+    def start(self, scheduler):
+        def romdask_progress() -> tuple[int, int]:  # looks the plugin up: no reference once it is removed
+            plugin = scheduler.plugins.get(_TaskCounter.name)
+            return (plugin.done, plugin.total) if plugin is not None else (0, 0)
+
+        scheduler.handlers[self.handler] = romdask_progress
 
     def update_graph(self, scheduler, *, tasks=(), **kwargs):
         self.total += len(tasks)
@@ -393,9 +477,10 @@ class _TaskCounter(SchedulerPlugin):
             self.done += 1
 
 
-def _counts(dask_scheduler, name):
-    plugin = dask_scheduler.plugins[name]
-    return plugin.done, plugin.total
+def _counts(client) -> tuple[int, int]:
+    """(done, total) of the scheduler's _TaskCounter, from any thread but the client's loop."""
+    done, total = client.sync(getattr(client.scheduler, _TaskCounter.handler))
+    return done, total
 
 
 def _draw(done: int, total: int, elapsed: float, stream) -> None:
@@ -442,7 +527,7 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     Notes
     -----
     With a Client, a small scheduler plugin counts tasks submitted and finished; the bar polls it
-    (``Client.run_on_scheduler``) from a thread. A remote scheduler needs romdask importable; if
+    from a thread through a scheduler handler (one small RPC per redraw, nothing logged). A remote scheduler needs romdask importable; if
     the plugin cannot be installed the bar is skipped with a warning and the computation runs.
     """
     stream = sys.stderr if stream is None else stream
@@ -466,7 +551,7 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     def poll():
         while live and not stop.wait(interval):
             with contextlib.suppress(Exception):
-                _draw(*client.run_on_scheduler(_counts, name=_TaskCounter.name), time.perf_counter() - start, stream)
+                _draw(*_counts(client), time.perf_counter() - start, stream)
 
     thread = threading.Thread(target=poll, name="romdask-progress", daemon=True)
     thread.start()
@@ -476,6 +561,6 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
         stop.set()
         thread.join()
         with contextlib.suppress(Exception):
-            _draw(*client.run_on_scheduler(_counts, name=_TaskCounter.name), time.perf_counter() - start, stream)
+            _draw(*_counts(client), time.perf_counter() - start, stream)
             stream.write("\n")
             client.unregister_scheduler_plugin(_TaskCounter.name)

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 
 from romdask.cli import demo, hifi, offline, online, store
 
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 def _logging(verbose: int):
     """romdask's messages at WARNING (-v: INFO, -vv: DEBUG) on stderr; dask and distributed only
     from ERROR (-v: WARNING, -vv: INFO): a LocalCluster's start-up and shutdown lines (scheduler,
-    nannies, closed comms) are not the user's business unless they ask. Returns a function that
-    restores the previous levels."""
+    nannies, closed comms) are not the user's business unless they ask; a LocalCluster's worker
+    processes follow (romdask.cluster). Returns a function that restores the previous levels."""
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     quiet = ("error", "warning", "info")[min(verbose, 2)]
     levels = {"romdask": logging.WARNING - 10 * min(verbose, 2),
@@ -100,8 +101,13 @@ def _logging(verbose: int):
     config = dask.config.set({f"logging.{name}": quiet for name in ("distributed", "bokeh", "tornado")})
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+    caught = warnings.catch_warnings()
+    caught.__enter__()
+    if not verbose:  # distributed's "Port 8787 is already in use ... on port N instead": the CLI prints the link
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
 
     def restore() -> None:
+        caught.__exit__(None, None, None)
         config.__exit__(None, None, None)
         for name, level in previous.items():
             logging.getLogger(name).setLevel(level)
