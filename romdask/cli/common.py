@@ -100,12 +100,13 @@ def writable_folder(path: str | Path, option: str) -> Path:
     return path
 
 
-def solver_progress(label: str, *, interval: float = PROGRESS_INTERVAL, stream: Any = None,
+def solver_progress(label: str, *, interval: float = PROGRESS_INTERVAL, delay: float = 0.0, stream: Any = None,
                     unit: str = "s") -> Callable[[int, int, dict], None]:
     """The ``progress`` callback of the built-in and reduced solvers, on stderr: a one-line bar
     redrawn in a terminal; otherwise a line at the first increment, then every ``interval``
     seconds, and at the last ("<label>: increment 12/40, t = 3 s, 4 Newton iterations, 0 cuts,
-    1.2 s")."""
+    1.2 s"). With ``delay`` > 0, nothing before ``delay`` seconds (a short computation stays
+    quiet)."""
     stream = sys.stderr if stream is None else stream
     start = time.perf_counter()
     live = stream.isatty()
@@ -114,13 +115,15 @@ def solver_progress(label: str, *, interval: float = PROGRESS_INTERVAL, stream: 
     def progress(step: int, n_steps: int, info: dict) -> None:
         now = time.perf_counter()
         elapsed = now - start
+        if elapsed < delay or (delay and step == n_steps and last[0] == -math.inf):
+            return
         text = (f"{step}/{n_steps}, t = {info.get('time', 0.0):.4g} {unit}, {info.get('iterations', 0)} Newton "
                 f"iterations, {info.get('cuts', 0)} cuts, {elapsed:.1f} s")
         if live:
             width = 30
             done = int(width * step / max(n_steps, 1))
             stream.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {text}" + ("\n" if step == n_steps else ""))
-        elif step == 1 or step == n_steps or now - last[0] >= interval:
+        elif step == 1 or step == n_steps or now - last[0] >= interval or last[0] == -math.inf:
             stream.write(f"{label}: increment {text}\n")
         else:
             return

@@ -11,14 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from romdask.cli.common import finite_float, name_values, nonnegative_float, open_model, positive_float, positive_int
+from romdask.cli.common import (
+    PROGRESS_INTERVAL,
+    HelpFormatter,
+    finite_float,
+    name_values,
+    nonnegative_float,
+    open_model,
+    positive_float,
+    positive_int,
+    solver_progress,
+)
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
     pred = sub.add_parser(
-        "predict", help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
+        "predict", formatter_class=HelpFormatter, help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
         description="The case is a CalculiX deck of the training mesh and load patterns (--deck: its values, "
                     "amplitudes and steps), a triangle wave of the patterns' peak values (--set NAME=VALUE and the "
                     "cyclic options), or any history per pattern (--amplitude NAME=file.csv). Values are in the "
@@ -33,17 +43,18 @@ def register(sub) -> None:
                            "factor on the table. Athermal models only (a thermal model predicts --deck cases)")
     pred.add_argument("--amplitude", nargs="+", action="extend", metavar="NAME=FILE",
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
-    pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles (default 1)")
-    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s] (default 10)")
-    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (default -1)")
+    pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles")
+    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s]")
+    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (-1: fully reversed)")
     pred.add_argument("--increments-per-cycle", type=positive_int, default=40,
-                      help="cyclic case: time increments per cycle (default 40)")
+                      help="cyclic case: time increments per cycle")
     pred.add_argument("--increments-per-segment", type=positive_int, default=10,
-                      help="--amplitude case: increments between two times of the tables (default 10)")
+                      help="--amplitude case: increments between two times of the tables")
     pred.add_argument("--indicator-threshold", type=nonnegative_float, default=0.1,
-                      help="flag output times whose error indicator exceeds this (default 0.1)")
+                      help="flag output times whose error indicator (relative Gappy-POD misfit of the plastic "
+                           "strain) exceeds this")
     pred.add_argument("--out", default="prediction.npz",
-                      help="the result, reloadable by romdask compare (default prediction.npz)")
+                      help="the result, reloadable by romdask compare")
     pred.add_argument("--vtu", default=None, metavar="STEM",
                       help="full fields as a ParaView series STEM.pvd (displacement, stress, von Mises, plastic "
                            "strain at nodes and cells, error indicator)")
@@ -52,13 +63,13 @@ def register(sub) -> None:
                       help="per output time: error indicator, largest von Mises at the reduced points, reactions")
     pred.add_argument("--fields", choices=("replay", "gappy"), default="replay",
                       help="stress and plastic strain everywhere by replaying the law along the reduced strains "
-                           "(default, accurate) or by Gappy-POD from the reduced points (faster)")
+                           "(accurate) or by Gappy-POD from the reduced points (faster)")
     pred.add_argument("--store", default=None,
                       help="the training store: its mesh with its node sets, for --vtu (default: the model's mesh)")
     pred.set_defaults(func=predict)
 
     cmp = sub.add_parser(
-        "compare", help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
+        "compare", formatter_class=HelpFormatter, help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
     cmp.add_argument("model", help="reduced-model folder")
     cmp.add_argument("prediction", help="a prediction (.npz of romdask predict --out) or a deck (.inp) to predict now")
     cmp.add_argument("reference", help="the reference CalculiX run's .frd (its .inp and .dat by stem)")
@@ -68,7 +79,7 @@ def register(sub) -> None:
                           "without it the law is replayed on the reference's strains)")
     cmp.add_argument("--period", type=positive_float, default=None, help="cycle period [s]: errors per cycle too (default: over the whole history only)")
     cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
-                     help="the prediction's stress and plastic strain by law replay (default) or Gappy-POD")
+                     help="the prediction's stress and plastic strain by law replay or Gappy-POD")
     cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
     cmp.set_defaults(func=compare)
 
@@ -126,17 +137,21 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
 # ---- predict ---------------------------------------------------------------------------------------
 
 
-def _summary(args: argparse.Namespace, case: str, result, threshold: float) -> None:
+def _summary(args: argparse.Namespace, case: str, result, threshold: float, units: dict | None) -> None:
+    from romdask.online.envelope import unit
+
     t = result.times
-    print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} s, solved in "
+    seconds, force, stress = unit(units, "time"), unit(units, "force"), unit(units, "stress")
+    print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} {seconds}, solved in "
           f"{result.wall_time:.3f} s ({int(result.iterations.sum())} Newton iterations, {int(result.cuts.sum())} cuts)")
     for i, name in enumerate(result.lifting_names):
         r = result.reactions[:, i]
-        print(f"  reaction of {name}: min {r.min():.6g}, max {r.max():.6g} (force units of the runs)")
-    print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g}")
+        print(f"  reaction of {name}: min {r.min():.6g} {force}, max {r.max():.6g} {force}")
+    print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g} {stress}")
     indicator = result.indicator
     peak = "unavailable (no plastic-strain basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
-    print(f"  error indicator: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+    print(f"  error indicator (relative): {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+    print(f"  training envelope: {'inside' if not result.warnings else f'OUTSIDE for {len(result.warnings)} pattern(s)'}")
 
 
 def _write_csv(path: str, result) -> Path:
@@ -192,6 +207,24 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
         print(f"wrote {path}")
 
 
+def _solve(model, scenario, options, units: dict | None, command: str = "predict"):
+    """The reduced solve with progress lines after 5 s and the training-envelope warnings as
+    ``romdask <command>: warning:`` lines on stderr (they stay in ``result.warnings``)."""
+    import sys
+    import warnings
+
+    from romdask.online.envelope import unit
+    from romdask.online.solver import TrainingEnvelopeWarning, solve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+        result = solve(model, scenario, options, progress=solver_progress(
+            f"romdask {command}", delay=PROGRESS_INTERVAL, unit=unit(units, "time")))
+    for message in result.warnings:
+        print(f"romdask {command}: warning: {message}", file=sys.stderr)
+    return result
+
+
 def predict(args: argparse.Namespace) -> int:
     from romdask.online import OnlineOptions
     from romdask.online.results import save_result
@@ -199,8 +232,9 @@ def predict(args: argparse.Namespace) -> int:
     model = open_model(args.model)
     scenario, case = _scenario(args, model)
     options = OnlineOptions(indicator_threshold=args.indicator_threshold)
-    result = model.solve(scenario, options)
-    _summary(args, case, result, options.indicator_threshold)
+    units = model.metadata.get("units")
+    result = _solve(model, scenario, options, units)
+    _summary(args, case, result, options.indicator_threshold, units)
     print(f"wrote {save_result(args.out, result)}")
     if args.csv:
         print(f"wrote {_write_csv(args.csv, result)}")
@@ -221,7 +255,8 @@ def _prediction(args: argparse.Namespace, model):
         from romdask.io.calculix import read_problem
         from romdask.online import problem_scenario
 
-        return model.solve(problem_scenario(model, read_problem(path)), OnlineOptions()), f"prediction of {path.name}"
+        scenario = problem_scenario(model, read_problem(path))
+        return _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare"), f"prediction of {path.name}"
     return load_result(path), f"prediction {path.name}"
 
 

@@ -21,13 +21,15 @@ _KIND_QUANTITY = {"dirichlet": "length", "pressure": "stress", "nodal_force": "f
 
 def unit(units: Mapping[str, str] | None, quantity: str) -> str:
     """The unit of ``quantity`` ("length", "stress", "force", "time", ...) in ``units`` (e.g.
-    :data:`REFERENCE_UNITS`), or ``[quantity]`` (the deck's units) when unknown."""
+    :data:`REFERENCE_UNITS`), or ``[quantity]`` (the deck's units) when unknown; time is in s
+    unless ``units`` says otherwise."""
     units = units or {}
+    if quantity == "time":  # romdask's cyclic options and rate-dependent laws count in seconds
+        return units.get("time", "s")
     if quantity == "1/time^2":
-        return f"rad^2/{units['time']}^2" if "time" in units else "rad^2/[time]^2"
+        return f"rad^2/{units.get('time', 's')}^2"
     if quantity == "length/time^2":
-        return (f"{units['length']}/{units['time']}^2" if "length" in units and "time" in units
-                else "[length]/[time]^2")
+        return f"{units.get('length', '[length]')}/{units.get('time', 's')}^2"
     return units.get(quantity) or f"[{quantity}]"
 
 

@@ -126,6 +126,12 @@ class OnlineResult:
     wall_time: float
     timings: dict[str, float] = field(default_factory=dict)
     temperature: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class TrainingEnvelopeWarning(UserWarning):
+    """A scenario's pattern leaves the range of its training runs
+    (:func:`romdask.online.envelope.envelope_warnings`): the prediction extrapolates."""
 
 
 class _Laws:
@@ -217,7 +223,8 @@ def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarr
     return out
 
 
-def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
+def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None, *,
+          progress: Any = None) -> OnlineResult:
     """Solve the reduced equilibrium at every time of ``scenario``.
 
     Parameters
