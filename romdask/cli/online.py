@@ -110,7 +110,11 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
             raise ValueError("--deck gives every value, amplitude and step of the case: drop --set / --amplitude")
         from romdask.io.calculix import read_problem
 
-        return problem_scenario(model, read_problem(args.deck)), str(args.deck)
+        problem = read_problem(args.deck)
+        try:
+            return problem_scenario(model, problem), str(args.deck)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (model {args.model})") from None
     if getattr(model, "thermal", False):
         raise ValueError(f"{args.model} is a thermal model: its cases need temperatures; give a deck with them "
                          "(--deck new.inp: *INITIAL CONDITIONS,TYPE=TEMPERATURE and *TEMPERATURE), or use the Python "
@@ -187,11 +191,21 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
     if args.store:
         from romdask.store import SnapshotStore
 
-        mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+        from romdask.problem.patterns import mesh_fingerprint
+
+        try:
+            mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+        except ValueError as exc:
+            raise ValueError(f"--store {args.store}: {exc}") from None
         n_nodes = full.modes.shape[0] // 3 if full.modes is not None else mesh.n_nodes
         if mesh.n_nodes != n_nodes:
             raise ValueError(f"--store {args.store}: its mesh has {mesh.n_nodes:,} nodes, the model {args.model} "
                              f"{n_nodes:,}: pass the model's training store, or omit --store")
+        trained = (model.metadata.get("reduce", {}).get("signature") or {}).get("mesh")
+        if trained and mesh_fingerprint(mesh)["sha256"] != trained.get("sha256"):
+            raise ValueError(f"--store {args.store}: its mesh (node and element ids, connectivity) differs from "
+                             f"the training mesh of the model {args.model}, with as many nodes: pass the model's "
+                             "training store, or omit --store")
     if mesh is None:
         raise ValueError(f"{args.model} holds no mesh (saved by an older romdask): pass --store (the training "
                          "store) or re-run `romdask reduce`")
@@ -255,9 +269,19 @@ def _prediction(args: argparse.Namespace, model):
         from romdask.io.calculix import read_problem
         from romdask.online import problem_scenario
 
-        scenario = problem_scenario(model, read_problem(path))
+        try:
+            scenario = problem_scenario(model, read_problem(path))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (model {args.model})") from None
         return _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare"), f"prediction of {path.name}"
-    return load_result(path), f"prediction {path.name}"
+    result = load_result(path)
+    lifting = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
+    if (result.coordinates.shape[1] != model.n_modes or tuple(result.lifting_names) != lifting
+            or tuple(result.load_names) != tuple(model.load_names)):
+        raise ValueError(f"{path}: a prediction of another model ({result.coordinates.shape[1]} modes, patterns "
+                         f"{[*result.lifting_names, *result.load_names]}) than {args.model} ({model.n_modes} modes, "
+                         f"patterns {[*lifting, *model.load_names]}): compare with the model that predicted it")
+    return result, f"prediction {path.name}"
 
 
 def _reference_files(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
@@ -286,7 +310,12 @@ def compare(args: argparse.Namespace) -> int:
     full = open_full(args.model)
     law = model.materials[0][0]
     inp, frd, dat = _reference_files(args)
-    reference = calculix_reference(full, law, inp, frd, dat)
+    try:
+        reference = calculix_reference(full, law, inp, frd, dat)
+    except ValueError as exc:
+        if "not the model's mesh" not in str(exc):
+            raise
+        raise ValueError(f"{exc} (model {args.model}): compare with a run on the model's training mesh") from None
     fields = prediction_fields(full, result, _law(model, args.fields), dual=args.fields)
     rows = compare_prediction(fields, result.times, reference, period=args.period)
     print(f"romdask compare: {what} by {args.model} against {frd.name} ({reference.times.size} output times; "
