@@ -8,14 +8,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from romdask.cli.common import disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
+from romdask.cli.common import HelpFormatter, disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
     ing = sub.add_parser(
-        "ingest", help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
+        "ingest", formatter_class=HelpFormatter, help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
         description="CalculiX runs keep the load patterns and the law of their deck (the .inp next to the .frd); "
                     "runs without a deck need --law and --loads (romdask template law|loads).",
     )
@@ -34,12 +34,12 @@ def register(sub) -> None:
     ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
     ing.set_defaults(func=ingest)
 
-    info = sub.add_parser("info", help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
+    info = sub.add_parser("info", formatter_class=HelpFormatter, help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
     info.add_argument("store", help="snapshot store or reduced-model folder")
     info.add_argument("--json", action="store_true", help="a reduced model: every attribute as JSON (raw)")
     info.set_defaults(func=info_command)
 
-    tpl = sub.add_parser("template", help="print a commented starting file: a law or load patterns (YAML)")
+    tpl = sub.add_parser("template", formatter_class=HelpFormatter, help="print a commented starting file: a law or load patterns (YAML)")
     tpl.add_argument("kind", choices=("law", "loads"), help="law: the constitutive law; loads: the load patterns")
     tpl.add_argument("--store", default=None, help="a snapshot store: list its mesh's sets in the loads template")
     tpl.set_defaults(func=template)
@@ -49,9 +49,17 @@ def ingest(args: argparse.Namespace) -> int:
     from romdask.store import ingest as ingest_runs
 
     writable_folder(args.store, "--store")
-    status = ingest_runs(args.sources, args.store, n_subdomains=args.subdomains,
-                         compression=None if args.no_compression else "lz4", overwrite=args.overwrite,
-                         progress=True, law=args.law, loads=args.loads)
+    print(f"romdask ingest: {len(args.sources)} file(s) into {args.store}", flush=True)
+    try:
+        status = ingest_runs(args.sources, args.store, n_subdomains=args.subdomains,
+                             compression=None if args.no_compression else "lz4", overwrite=args.overwrite,
+                             progress=True, law=args.law, loads=args.loads)
+    except ValueError as exc:
+        if "not in the input deck" not in str(exc):
+            raise
+        frd = next((Path(s) for s in args.sources if str(s) in str(exc)), None)  # a .frd of another deck
+        deck = frd.with_suffix(".inp") if frd is not None else "the .inp of the same stem"
+        raise ValueError(f"{exc} (deck {deck}): a .frd and the .inp of its stem must come from the same run") from None
     for state in ("written", "skipped"):
         names = [n for n, s in status.items() if s == state]
         if names:
@@ -136,7 +144,8 @@ def _model_info(path: Path, raw: bool = False) -> int:
           f"{report.get('pod_method', '?')} method, {report.get('product', '?')} inner product); Gappy-POD: {gappy}")
     per_subdomain = report.get("points_per_subdomain") or []
     added = report.get("qdeim_points_added", 0)
-    print(f"reduced points: {model.n_points} of {report.get('n_points_full', '?'):,} integration points "
+    n_full = report.get("n_points_full")
+    print(f"reduced points: {model.n_points} of {f'{n_full:,}' if n_full else '?'} integration points "
           f"({len(per_subdomain)} subdomain(s): {', '.join(map(str, per_subdomain)) or '?'} by ECM"
           + (f", {added} added for Gappy-POD" if added else "") + ")")
     tolerances = {k: report[k] for k in ("tol_pod", "tol_ecm", "gappy_tol") if k in report}
