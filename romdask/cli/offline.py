@@ -16,8 +16,7 @@ def register(sub) -> None:
     red.add_argument("--tol-pod", type=fraction, default=1e-6,
                      help="POD truncation, 0 < TOL < 1: keep modes with s_i / s_0 above it (relative)")
     red.add_argument("--tol-ecm", type=fraction, default=1e-5,
-                     help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions "
-                          "(default 1e-5)")
+                     help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions")
     red.add_argument("--law", default=None,
                      help="law file (YAML or JSON, `romdask template law`; default: the law the runs carry)")
     add_cluster_options(red)
