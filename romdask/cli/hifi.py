@@ -56,7 +56,13 @@ def register(sub) -> None:
 
 def _problems(args: argparse.Namespace) -> list:
     """One problem of ``args.problem`` per amplitude, the mesh closest to ``args.nodes``."""
-    from romdask.problems import cube_problem, default_plate_material, plate_n_for_nodes, plate_problem, specimen_problem
+    from romdask.problems import (
+        cube_problem,
+        default_plate_material,
+        plate_n_for_nodes,
+        plate_problem,
+        specimen_problem,
+    )
 
     law = default_plate_material()
     if args.problem == "plate":

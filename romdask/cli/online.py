@@ -189,9 +189,8 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
     full = open_full(args.model)
     mesh = full.mesh
     if args.store:
-        from romdask.store import SnapshotStore
-
         from romdask.problem.patterns import mesh_fingerprint
+        from romdask.store import SnapshotStore
 
         try:
             mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
@@ -327,7 +326,10 @@ def compare(args: argparse.Namespace) -> int:
         print(f"  {label:10} {row['displacement']:>14.3e} {_percent(row.get('von_mises')):>12} "
               f"{_percent(row.get('p')):>15}")
     first = rows[0]
-    print(f"  reference max von Mises {first['max_von_mises']:.6g}, max plastic strain {first.get('max_p', 0.0):.4g}")
+    from romdask.online.envelope import unit
+
+    print(f"  errors are relative (see below); reference max von Mises {first['max_von_mises']:.6g} "
+          f"{unit(model.metadata.get('units'), 'stress')}, max plastic strain {first.get('max_p', 0.0):.4g}")
     for name, norm in ERROR_NORMS.items():
         print(f"  {name}: {norm}")
     if args.json:
