@@ -38,7 +38,8 @@ def cube(tmp_path_factory):
 def test_hifi_problem_progress_and_units(cube, capsys):
     work, hifi = cube
     assert "romdask hifi: cube, 27 nodes, 2 run(s)" in hifi.stdout and "peak displacement 0.004, 0.008 mm" in hifi.stdout
-    lines = hifi.stderr.splitlines()  # not a terminal: the first and last increments (and one every 5 s)
+    lines = hifi.stderr.splitlines()  # not a terminal: start, first and last increments (and one every 5 s)
+    assert "run amp-0.004: started, 40 increments to t = 10 s" in lines
     for run in ("amp-0.004", "amp-0.008"):
         assert any(re.match(rf"run {run}: increment 1/40, t = 0.25 s, \d+ Newton iterations", line) for line in lines)
         assert any(line.startswith(f"run {run}: increment 40/40, t = 10 s") for line in lines)

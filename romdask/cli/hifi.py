@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
         status = {}
         for name, problem in zip(names, problems):
+            print(f"run {name}: started, {problem.times.size - 1} increments to t = {problem.times[-1]:g} s",
+                  file=sys.stderr, flush=True)
             writer = store.writer(name, mesh=problem.mesh, times=problem.times, solver="romdask",
                                   metadata=run_metadata(problem), overwrite=True)
             result = solve(problem, writer=writer, progress=solver_progress(f"run {name}"))

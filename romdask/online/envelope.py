@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["REFERENCE_UNITS", "envelope_warnings", "pattern_units", "training_envelope", "unit"]
 
 #: The unit system of romdask's reference problems (romdask.problems, ``romdask hifi``, the demos).
-REFERENCE_UNITS = {"length": "mm", "force": "N", "stress": "MPa", "time": "s", "temperature": "K"}
+REFERENCE_UNITS = {"length": "mm", "force": "N", "stress": "MPa", "time": "s"}
 
 #: What the value of a load pattern of each kind measures.
 _KIND_QUANTITY = {"dirichlet": "length", "pressure": "stress", "nodal_force": "force",
