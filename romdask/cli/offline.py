@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from romdask.cli.common import add_cluster_options, cluster_context, fraction, is_reduced_model, writable_folder
+from romdask.cli.common import HelpFormatter, add_cluster_options, cluster_context, fraction, is_reduced_model, writable_folder
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
-    red = sub.add_parser("reduce", help="build a reduced model from a snapshot store (offline stage)")
+    red = sub.add_parser("reduce", formatter_class=HelpFormatter, help="build a reduced model from a snapshot store (offline stage)")
     red.add_argument("store", help="snapshot store folder")
     red.add_argument("--out", required=True, help="reduced-model folder to write (with its full bases and mesh)")
     red.add_argument("--tol-pod", type=fraction, default=1e-6,
-                     help="POD truncation, 0 < TOL < 1: keep modes with s_i / s_0 above it (default 1e-6)")
+                     help="POD truncation, 0 < TOL < 1: keep modes with s_i / s_0 above it (relative)")
     red.add_argument("--tol-ecm", type=fraction, default=1e-5,
-                     help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions "
-                          "(default 1e-5)")
+                     help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions")
     red.add_argument("--law", default=None,
                      help="law file (YAML or JSON, `romdask template law`; default: the law the runs carry)")
     add_cluster_options(red)
@@ -49,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"dask dashboard: {client.dashboard_link}", flush=True)
         with progress_bar(client):
             reduction = reduce(args.store, law, options=options)
+    from romdask.store import SnapshotStore
+
+    units = SnapshotStore.open(args.store, mode="r").root.attrs.get("units")
+    if units:  # the store's unit system (the reference problems: mm, N, s, MPa), for info and predict
+        reduction.model.metadata["units"] = dict(units)
     reduction.save(out, overwrite=args.overwrite)  # with the full bases and the mesh, for reconstructions
     model, report = reduction.model, reduction.report
     print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "

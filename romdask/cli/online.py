@@ -11,14 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from romdask.cli.common import finite_float, name_values, nonnegative_float, open_model, positive_float, positive_int
+from romdask.cli.common import (
+    PROGRESS_INTERVAL,
+    HelpFormatter,
+    finite_float,
+    name_values,
+    nonnegative_float,
+    open_model,
+    positive_float,
+    positive_int,
+    solver_progress,
+)
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
     pred = sub.add_parser(
-        "predict", help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
+        "predict", formatter_class=HelpFormatter, help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
         description="The case is a CalculiX deck of the training mesh and load patterns (--deck: its values, "
                     "amplitudes and steps), a triangle wave of the patterns' peak values (--set NAME=VALUE and the "
                     "cyclic options), or any history per pattern (--amplitude NAME=file.csv). Values are in the "
@@ -33,17 +43,18 @@ def register(sub) -> None:
                            "factor on the table. Athermal models only (a thermal model predicts --deck cases)")
     pred.add_argument("--amplitude", nargs="+", action="extend", metavar="NAME=FILE",
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
-    pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles (default 1)")
-    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s] (default 10)")
-    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (default -1)")
+    pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles")
+    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s]")
+    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (-1: fully reversed)")
     pred.add_argument("--increments-per-cycle", type=positive_int, default=40,
-                      help="cyclic case: time increments per cycle (default 40)")
+                      help="cyclic case: time increments per cycle")
     pred.add_argument("--increments-per-segment", type=positive_int, default=10,
-                      help="--amplitude case: increments between two times of the tables (default 10)")
+                      help="--amplitude case: increments between two times of the tables")
     pred.add_argument("--indicator-threshold", type=nonnegative_float, default=0.1,
-                      help="flag output times whose error indicator exceeds this (default 0.1)")
+                      help="flag output times whose error indicator (relative Gappy-POD misfit of the plastic "
+                           "strain) exceeds this")
     pred.add_argument("--out", default="prediction.npz",
-                      help="the result, reloadable by romdask compare (default prediction.npz)")
+                      help="the result, reloadable by romdask compare")
     pred.add_argument("--vtu", default=None, metavar="STEM",
                       help="full fields as a ParaView series STEM.pvd (displacement, stress, von Mises, plastic "
                            "strain at nodes and cells, error indicator)")
@@ -52,13 +63,13 @@ def register(sub) -> None:
                       help="per output time: error indicator, largest von Mises at the reduced points, reactions")
     pred.add_argument("--fields", choices=("replay", "gappy"), default="replay",
                       help="stress and plastic strain everywhere by replaying the law along the reduced strains "
-                           "(default, accurate) or by Gappy-POD from the reduced points (faster)")
+                           "(accurate) or by Gappy-POD from the reduced points (faster)")
     pred.add_argument("--store", default=None,
                       help="the training store: its mesh with its node sets, for --vtu (default: the model's mesh)")
     pred.set_defaults(func=predict)
 
     cmp = sub.add_parser(
-        "compare", help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
+        "compare", formatter_class=HelpFormatter, help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
     cmp.add_argument("model", help="reduced-model folder")
     cmp.add_argument("prediction", help="a prediction (.npz of romdask predict --out) or a deck (.inp) to predict now")
     cmp.add_argument("reference", help="the reference CalculiX run's .frd (its .inp and .dat by stem)")
@@ -68,7 +79,7 @@ def register(sub) -> None:
                           "without it the law is replayed on the reference's strains)")
     cmp.add_argument("--period", type=positive_float, default=None, help="cycle period [s]: errors per cycle too (default: over the whole history only)")
     cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
-                     help="the prediction's stress and plastic strain by law replay (default) or Gappy-POD")
+                     help="the prediction's stress and plastic strain by law replay or Gappy-POD")
     cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
     cmp.set_defaults(func=compare)
 
@@ -99,7 +110,11 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
             raise ValueError("--deck gives every value, amplitude and step of the case: drop --set / --amplitude")
         from romdask.io.calculix import read_problem
 
-        return problem_scenario(model, read_problem(args.deck)), str(args.deck)
+        problem = read_problem(args.deck)
+        try:
+            return problem_scenario(model, problem), str(args.deck)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (model {args.model})") from None
     if getattr(model, "thermal", False):
         raise ValueError(f"{args.model} is a thermal model: its cases need temperatures; give a deck with them "
                          "(--deck new.inp: *INITIAL CONDITIONS,TYPE=TEMPERATURE and *TEMPERATURE), or use the Python "
@@ -126,17 +141,21 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
 # ---- predict ---------------------------------------------------------------------------------------
 
 
-def _summary(args: argparse.Namespace, case: str, result, threshold: float) -> None:
+def _summary(args: argparse.Namespace, case: str, result, threshold: float, units: dict | None) -> None:
+    from romdask.online.envelope import unit
+
     t = result.times
-    print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} s, solved in "
+    seconds, force, stress = unit(units, "time"), unit(units, "force"), unit(units, "stress")
+    print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} {seconds}, solved in "
           f"{result.wall_time:.3f} s ({int(result.iterations.sum())} Newton iterations, {int(result.cuts.sum())} cuts)")
     for i, name in enumerate(result.lifting_names):
         r = result.reactions[:, i]
-        print(f"  reaction of {name}: min {r.min():.6g}, max {r.max():.6g} (force units of the runs)")
-    print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g}")
+        print(f"  reaction of {name}: min {r.min():.6g} {force}, max {r.max():.6g} {force}")
+    print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g} {stress}")
     indicator = result.indicator
     peak = "unavailable (no plastic-strain basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
-    print(f"  error indicator: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+    print(f"  error indicator (relative): {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+    print(f"  training envelope: {'inside' if not result.warnings else f'OUTSIDE for {len(result.warnings)} pattern(s)'}")
 
 
 def _write_csv(path: str, result) -> Path:
@@ -170,13 +189,22 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
     full = open_full(args.model)
     mesh = full.mesh
     if args.store:
+        from romdask.problem.patterns import mesh_fingerprint
         from romdask.store import SnapshotStore
 
-        mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+        try:
+            mesh = SnapshotStore.open(args.store, mode="r").layout.mesh  # the same order, with its sets
+        except ValueError as exc:
+            raise ValueError(f"--store {args.store}: {exc}") from None
         n_nodes = full.modes.shape[0] // 3 if full.modes is not None else mesh.n_nodes
         if mesh.n_nodes != n_nodes:
             raise ValueError(f"--store {args.store}: its mesh has {mesh.n_nodes:,} nodes, the model {args.model} "
                              f"{n_nodes:,}: pass the model's training store, or omit --store")
+        trained = (model.metadata.get("reduce", {}).get("signature") or {}).get("mesh")
+        if trained and mesh_fingerprint(mesh)["sha256"] != trained.get("sha256"):
+            raise ValueError(f"--store {args.store}: its mesh (node and element ids, connectivity) differs from "
+                             f"the training mesh of the model {args.model}, with as many nodes: pass the model's "
+                             "training store, or omit --store")
     if mesh is None:
         raise ValueError(f"{args.model} holds no mesh (saved by an older romdask): pass --store (the training "
                          "store) or re-run `romdask reduce`")
@@ -192,6 +220,24 @@ def _full_fields(args: argparse.Namespace, model, result) -> None:
         print(f"wrote {path}")
 
 
+def _solve(model, scenario, options, units: dict | None, command: str = "predict"):
+    """The reduced solve with progress lines after 5 s and the training-envelope warnings as
+    ``romdask <command>: warning:`` lines on stderr (they stay in ``result.warnings``)."""
+    import sys
+    import warnings
+
+    from romdask.online.envelope import unit
+    from romdask.online.solver import TrainingEnvelopeWarning, solve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+        result = solve(model, scenario, options, progress=solver_progress(
+            f"romdask {command}", delay=PROGRESS_INTERVAL, unit=unit(units, "time")))
+    for message in result.warnings:
+        print(f"romdask {command}: warning: {message}", file=sys.stderr)
+    return result
+
+
 def predict(args: argparse.Namespace) -> int:
     from romdask.online import OnlineOptions
     from romdask.online.results import save_result
@@ -199,8 +245,9 @@ def predict(args: argparse.Namespace) -> int:
     model = open_model(args.model)
     scenario, case = _scenario(args, model)
     options = OnlineOptions(indicator_threshold=args.indicator_threshold)
-    result = model.solve(scenario, options)
-    _summary(args, case, result, options.indicator_threshold)
+    units = model.metadata.get("units")
+    result = _solve(model, scenario, options, units)
+    _summary(args, case, result, options.indicator_threshold, units)
     print(f"wrote {save_result(args.out, result)}")
     if args.csv:
         print(f"wrote {_write_csv(args.csv, result)}")
@@ -221,8 +268,19 @@ def _prediction(args: argparse.Namespace, model):
         from romdask.io.calculix import read_problem
         from romdask.online import problem_scenario
 
-        return model.solve(problem_scenario(model, read_problem(path)), OnlineOptions()), f"prediction of {path.name}"
-    return load_result(path), f"prediction {path.name}"
+        try:
+            scenario = problem_scenario(model, read_problem(path))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (model {args.model})") from None
+        return _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare"), f"prediction of {path.name}"
+    result = load_result(path)
+    lifting = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
+    if (result.coordinates.shape[1] != model.n_modes or tuple(result.lifting_names) != lifting
+            or tuple(result.load_names) != tuple(model.load_names)):
+        raise ValueError(f"{path}: a prediction of another model ({result.coordinates.shape[1]} modes, patterns "
+                         f"{[*result.lifting_names, *result.load_names]}) than {args.model} ({model.n_modes} modes, "
+                         f"patterns {[*lifting, *model.load_names]}): compare with the model that predicted it")
+    return result, f"prediction {path.name}"
 
 
 def _reference_files(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
@@ -251,7 +309,12 @@ def compare(args: argparse.Namespace) -> int:
     full = open_full(args.model)
     law = model.materials[0][0]
     inp, frd, dat = _reference_files(args)
-    reference = calculix_reference(full, law, inp, frd, dat)
+    try:
+        reference = calculix_reference(full, law, inp, frd, dat)
+    except ValueError as exc:
+        if "not the model's mesh" not in str(exc):
+            raise
+        raise ValueError(f"{exc} (model {args.model}): compare with a run on the model's training mesh") from None
     fields = prediction_fields(full, result, _law(model, args.fields), dual=args.fields)
     rows = compare_prediction(fields, result.times, reference, period=args.period)
     print(f"romdask compare: {what} by {args.model} against {frd.name} ({reference.times.size} output times; "
@@ -263,7 +326,10 @@ def compare(args: argparse.Namespace) -> int:
         print(f"  {label:10} {row['displacement']:>14.3e} {_percent(row.get('von_mises')):>12} "
               f"{_percent(row.get('p')):>15}")
     first = rows[0]
-    print(f"  reference max von Mises {first['max_von_mises']:.6g}, max plastic strain {first.get('max_p', 0.0):.4g}")
+    from romdask.online.envelope import unit
+
+    print(f"  errors are relative (see below); reference max von Mises {first['max_von_mises']:.6g} "
+          f"{unit(model.metadata.get('units'), 'stress')}, max plastic strain {first.get('max_p', 0.0):.4g}")
     for name, norm in ERROR_NORMS.items():
         print(f"  {name}: {norm}")
     if args.json:

@@ -8,14 +8,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from romdask.cli.common import disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
+from romdask.cli.common import HelpFormatter, disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
     ing = sub.add_parser(
-        "ingest", help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
+        "ingest", formatter_class=HelpFormatter, help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
         description="CalculiX runs keep the load patterns and the law of their deck (the .inp next to the .frd); "
                     "runs without a deck need --law and --loads (romdask template law|loads).",
     )
@@ -35,11 +35,12 @@ def register(sub) -> None:
     ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
     ing.set_defaults(func=ingest)
 
-    info = sub.add_parser("info", help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
+    info = sub.add_parser("info", formatter_class=HelpFormatter, help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
     info.add_argument("store", help="snapshot store or reduced-model folder")
+    info.add_argument("--json", action="store_true", help="a reduced model: every attribute as JSON (raw)")
     info.set_defaults(func=info_command)
 
-    tpl = sub.add_parser("template", help="print a commented starting file: a law or load patterns (YAML)")
+    tpl = sub.add_parser("template", formatter_class=HelpFormatter, help="print a commented starting file: a law or load patterns (YAML)")
     tpl.add_argument("kind", choices=("law", "loads"), help="law: the constitutive law; loads: the load patterns")
     tpl.add_argument("--store", default=None, help="a snapshot store: list its mesh's sets in the loads template")
     tpl.set_defaults(func=template)
@@ -49,9 +50,17 @@ def ingest(args: argparse.Namespace) -> int:
     from romdask.store import ingest as ingest_runs
 
     writable_folder(args.store, "--store")
-    status = ingest_runs(args.sources, args.store, n_subdomains=args.subdomains,
-                         compression=None if args.no_compression else "lz4", overwrite=args.overwrite,
-                         progress=True, law=args.law, loads=args.loads)
+    print(f"romdask ingest: {len(args.sources)} file(s) into {args.store}", flush=True)
+    try:
+        status = ingest_runs(args.sources, args.store, n_subdomains=args.subdomains,
+                             compression=None if args.no_compression else "lz4", overwrite=args.overwrite,
+                             progress=True, law=args.law, loads=args.loads)
+    except ValueError as exc:
+        if "not in the input deck" not in str(exc):
+            raise
+        frd = next((Path(s) for s in args.sources if str(s) in str(exc)), None)  # a .frd of another deck
+        deck = frd.with_suffix(".inp") if frd is not None else "the .inp of the same stem"
+        raise ValueError(f"{exc} (deck {deck}): a .frd and the .inp of its stem must come from the same run") from None
     for state in ("written", "skipped"):
         names = [n for n, s in status.items() if s == state]
         if names:
@@ -72,10 +81,89 @@ def template(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_info(path: Path) -> int:
+def _short(value) -> str:
+    """A law parameter in a few characters: numbers, short lists, "table of N rows"."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        if value and isinstance(value[0], list):
+            return f"table of {len(value)} rows"
+        return "[" + ", ".join(_short(v) for v in value) + "]" if len(value) <= 4 else f"{len(value)} values"
+    return str(value)
+
+
+def _law_line(law: dict, units: dict | None) -> str:
+    from romdask.online.envelope import unit
+
+    params = {k: v for k, v in (law.get("parameters") or {}).items() if v is not None}
+    text = ", ".join(f"{k} {_short(v)}" for k, v in params.items())
+    return f"{law.get('type', '?')} on {law.get('n_points', '?')} points: {text} (stresses in {unit(units, 'stress')})"
+
+
+def _training_lines(loads: dict, pattern_units: dict, time_unit: str) -> list[str]:
+    """One line per training run: its nonzero patterns, value x amplitude table and range."""
+    import numpy as np
+
+    lines = []
+    for run, patterns in loads.items():
+        parts = []
+        for name, entry in (patterns or {}).items():
+            value, table = float(entry.get("value", 0.0)), entry.get("amplitude")
+            if value == 0.0:
+                continue
+            u = pattern_units.get(name, "[value]")
+            if table:
+                values = value * np.asarray(table["values"], float)
+                times = table["times"]
+                parts.append(f"{name} {value:g} {u} x a table of {len(times)} points over t = {times[0]:g}..{times[-1]:g} {time_unit} "
+                             f"(range {values.min():.6g}..{values.max():.6g} {u})")
+            else:
+                parts.append(f"{name} {value:g} {u} (ramped)")
+        lines.append(f"  {run}: {'; '.join(parts) or 'no nonzero pattern'}")
+    return lines
+
+
+def _model_info(path: Path, raw: bool = False) -> int:
+    """A reduced model: a readable summary, or (``raw``) every attribute as JSON."""
+    from romdask.online.envelope import pattern_units, unit
+
     model = open_model(path)
-    print(f"{path}: reduced model, {human_bytes(disk_size(path))} on disk")
-    print(json.dumps(model.info(), indent=1))
+    info = model.info()
+    if raw:
+        print(json.dumps({**info, "metadata": model.metadata}, indent=1, default=str))
+        return 0
+    meta = model.metadata
+    report = meta.get("reduce", {})
+    units = meta.get("units")
+    print(f"{path}: reduced model ({info['format']} v{info['version']}), created by romdask "
+          f"{meta.get('romdask_version', report.get('romdask_version', '?'))}, {human_bytes(disk_size(path))} on disk "
+          f"({human_bytes(info['nbytes'])} online arrays), {'thermal' if model.thermal else 'athermal'}")
+    print(f"units: {', '.join(f'{k} {v}' for k, v in units.items())}" if units else
+          "units: the training decks' (not recorded: [length], [force], [stress] below)")
+    gappy = ", ".join(f"{k} {v[1]}" for k, v in info["gappy"].items()) or "none"
+    print(f"modes: {model.n_modes} displacement (POD of {report.get('n_snapshots', '?')} snapshots: "
+          f"{report.get('pod_method', '?')} method, {report.get('product', '?')} inner product); Gappy-POD: {gappy}")
+    per_subdomain = report.get("points_per_subdomain") or []
+    added = report.get("qdeim_points_added", 0)
+    n_full = report.get("n_points_full")
+    print(f"reduced points: {model.n_points} of {f'{n_full:,}' if n_full else '?'} integration points "
+          f"({len(per_subdomain)} subdomain(s): {', '.join(map(str, per_subdomain)) or '?'} by ECM"
+          + (f", {added} added for Gappy-POD" if added else "") + ")")
+    tolerances = {k: report[k] for k in ("tol_pod", "tol_ecm", "gappy_tol") if k in report}
+    print(f"tolerances (relative): {', '.join(f'{k} {v:g}' for k, v in tolerances.items())}; ECM residual "
+          f"{report.get('ecm_residual', float('nan')):.2e}")
+    names = info["lifting_names"] + info["load_names"]
+    pattern_unit = pattern_units(model)
+    print(f"patterns: {', '.join(f'{n} (in {pattern_unit.get(n, chr(63))})' for n in names) or 'none'}")
+    runs = report.get("training_runs") or []
+    print(f"training runs: {len(runs)}")
+    for line in _training_lines(report.get("training_loads") or {r: {} for r in runs}, pattern_unit,
+                               unit(units, "time")):
+        print(line)
+    print(f"laws: {len(info['laws'])}")
+    for law in info["laws"]:
+        print(f"  {_law_line(law, units)}")
+    print(f"time in {unit(units, 'time')}; `romdask info {path} --json` for every attribute")
     return 0
 
 
@@ -86,7 +174,9 @@ def info_command(args: argparse.Namespace) -> int:
 
     path = Path(args.store)
     if is_reduced_model(path):
-        return _model_info(path)
+        return _model_info(path, raw=args.json)
+    if args.json:
+        raise ValueError(f"--json prints a reduced model's attributes; {path} is not a reduced model")
     store = SnapshotStore.open(path, mode="r")
     attrs = dict(store.root.attrs)
     lay = store.layout

@@ -40,7 +40,7 @@ def save_result(path: str | os.PathLike, result: OnlineResult) -> Path:
         arrays[f"gappy_coefficients/{quantity}"] = coefficients
     saved = _temperature_arrays(result.temperature, arrays)
     meta = {"format": FORMAT, "version": 1, "wall_time": result.wall_time, "timings": result.timings,
-            "temperature": saved, **{name: list(getattr(result, name)) for name in _NAMES}}
+            "temperature": saved, "warnings": list(result.warnings), **{name: list(getattr(result, name)) for name in _NAMES}}
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     return path
@@ -108,7 +108,7 @@ def load_result(path: str | os.PathLike) -> OnlineResult:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         values = {f.name: data[f.name] for f in fields(OnlineResult) if f.name in data.files and f.name != "residuals"}
         missing = sorted({f.name for f in fields(OnlineResult)} - set(values) - set(_NAMES)
-                         - {"residuals", "gappy_coefficients", "wall_time", "timings", "temperature"})
+                         - {"residuals", "gappy_coefficients", "wall_time", "timings", "temperature", "warnings"})
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}")
         gappy = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("gappy_coefficients/")}
@@ -117,4 +117,5 @@ def load_result(path: str | os.PathLike) -> OnlineResult:
         **values, residuals=[flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])], gappy_coefficients=gappy,
         wall_time=float(meta["wall_time"]), timings=dict(meta["timings"]),
         **{name: tuple(meta[name]) for name in _NAMES}, temperature=temperature,
+        warnings=list(meta.get("warnings", [])),
     )

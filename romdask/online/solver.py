@@ -23,7 +23,7 @@ from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
 from romdask.stepping import StepFailure, march
 
-__all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "solve"]
+__all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "TrainingEnvelopeWarning", "solve"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ class OnlineResult:
     temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
         None otherwise), for :func:`~romdask.online.replay_law` (saved by ``save_result`` unless a
         temperature coefficient is a callable).
+    warnings : messages on the scenario, e.g. a pattern leaving the training envelope
+        (:func:`~romdask.online.envelope.envelope_warnings`).
     """
 
     times: np.ndarray
@@ -124,6 +126,12 @@ class OnlineResult:
     wall_time: float
     timings: dict[str, float] = field(default_factory=dict)
     temperature: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class TrainingEnvelopeWarning(UserWarning):
+    """A scenario's pattern leaves the range of its training runs
+    (:func:`romdask.online.envelope.envelope_warnings`): the prediction extrapolates."""
 
 
 class _Laws:
@@ -215,7 +223,8 @@ def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarr
     return out
 
 
-def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
+def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None, *,
+          progress: Any = None) -> OnlineResult:
     """Solve the reduced equilibrium at every time of ``scenario``.
 
     Parameters
@@ -223,10 +232,13 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     model : ReducedModel
     scenario : Scenario with a coefficient for every load and lifting of the model.
     options : OnlineOptions (default ``OnlineOptions()``).
+    progress : optional ``progress(step, n_steps, info)`` after every output increment (as the
+        built-in HF solver's; info: "time", "iterations", "subincrements", "cuts").
 
     Returns
     -------
-    OnlineResult
+    OnlineResult, its ``warnings`` naming every pattern whose history leaves the training
+    envelope (also issued as :class:`TrainingEnvelopeWarning`).
 
     Raises
     ------
@@ -264,7 +276,14 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
         raise ValueError(f"scenario must be a romdask.online.Scenario; got {type(scenario).__name__}.")
     lifting_names = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
     scenario.check(model.load_names, lifting_names, model.thermal)
-    return _Solver(model, scenario, options, lifting_names).run()
+    from romdask.online.envelope import envelope_warnings
+
+    messages = envelope_warnings(model, scenario)
+    for message in messages:
+        warnings.warn(message, TrainingEnvelopeWarning, stacklevel=2)
+    result = _Solver(model, scenario, options, lifting_names, progress).run()
+    result.warnings = messages
+    return result
 
 
 class _Solver:
@@ -273,8 +292,9 @@ class _Solver:
     :func:`romdask.stepping.march` in :meth:`run`."""
 
     def __init__(self, model: ReducedModel, scenario: Scenario, options: OnlineOptions,
-                 lifting_names: tuple[str, ...]) -> None:
+                 lifting_names: tuple[str, ...], progress: Any = None) -> None:
         self.model, self.scenario, self.options = model, scenario, options
+        self.progress = progress
         self.lifting_names = lifting_names
         r, n = model.n_points, model.n_modes
         n_l = len(lifting_names)
@@ -466,7 +486,8 @@ class _Solver:
         model, times = self.model, self.scenario.times
         breakpoints = self.scenario.breakpoints() if self.options.split_at_breakpoints else None
         stepping = march(self, times, breakpoints, max_cuts=self.options.max_cuts, equilibrate=self.start(),
-                         on_step=self.output, error=OnlineConvergenceError, log=logger)
+                         on_step=self.output, error=OnlineConvergenceError, log=logger,
+                         progress=self.progress)
         rows = self.rows
         stress, state = rows["stress"], rows["state"]
         indicator = _indicator(model, state)

@@ -298,7 +298,9 @@ def test_cli_info_prints_a_reduced_model(model, tmp_path, capsys):
     model.save(tmp_path / "m.zarr")
     assert main(["info", str(tmp_path / "m.zarr")]) == 0
     out = capsys.readouterr().out
-    assert "reduced model" in out and f'"n_modes": {model.n_modes}' in out
+    assert "reduced model" in out and f"modes: {model.n_modes} displacement" in out
+    assert main(["info", str(tmp_path / "m.zarr"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_modes"] == model.n_modes
     _edit_attrs(tmp_path / "m.zarr", version=99)
     assert main(["info", str(tmp_path / "m.zarr")]) == 1
     assert "version" in capsys.readouterr().err
