@@ -151,13 +151,13 @@ def run_demo(
     ----------
     out : output folder (created): ``store.zarr``, ``model.zarr``, the figures
         (:func:`demo_figures`: ``singular_values.png``, ``reduced_points.png``,
-        ``error_indicator.png``, ``hysteresis.png``, ``force_displacement.png``), the plotted
-        hysteresis arrays ``hysteresis.npz``, ``rom.pvd`` and its ``rom_*.vtu``, ``summary.json``
-        (:func:`write_summary`)
+        ``error_indicator.png``, ``hysteresis.png``, ``force_displacement.png``), the arrays they
+        plot ``plot_data.npz`` (the ``data`` of :func:`demo_figures`), ``rom.pvd`` and its
+        ``rom_*.vtu``, ``summary.json`` (:func:`write_summary`)
     settings : DemoSettings
     progress : ``label -> callback`` for the built-in solver's progress (see
         :func:`romdask.hifi.solve`), or None
-    plots, vtu : write the figures (and hysteresis.npz) / the VTU series
+    plots, vtu : write the figures (and plot_data.npz) / the VTU series
 
     Returns
     -------
@@ -198,8 +198,8 @@ def run_demo(
     if plots:
         plotted, data = demo_figures(model, layout, rom, reference, target, fields)
         figures["files"] += _save(out, plotted)
-        np.savez(out / "hysteresis.npz", **{k: v for k, v in data.items() if isinstance(v, np.ndarray)})
-        figures["files"].append(out / "hysteresis.npz")
+        np.savez(out / "plot_data.npz", **{k: np.asarray(v) for k, v in data.items()})
+        figures["files"].append(out / "plot_data.npz")
         figures["hysteresis"] = _hysteresis_summary(data)
     if vtu:
         figures["files"].append(_vtu(out, layout, rom.times, fields))
@@ -276,17 +276,6 @@ def _vtu(out: Path, layout, times, fields: dict, extra_point: dict | None = None
     return write_vtu_series(out / "rom", layout.mesh, times, point, cell)
 
 
-class _Figures:
-    """Saves figures into ``out`` and remembers the paths (and the figures, for the tests)."""
-
-    def __init__(self, out: Path):
-        self.out, self.paths = out, []
-
-    def save(self, fig, name: str) -> None:
-        self.paths.append(self.out / name)
-        fig.savefig(self.paths[-1], dpi=120)
-
-
 def reduction_figures(model, layout, rom, fields: dict, xy: tuple[int, int] = (0, 1)) -> dict:
     """The figures every demo shares: ``singular_values``, ``reduced_points`` (projected on the
     ``xy`` coordinates) and ``error_indicator`` (the errors over time, one axis per quantity, and
@@ -311,10 +300,14 @@ def demo_figures(model, layout, rom, reference, target, fields: dict) -> tuple[d
     Returns
     -------
     figures : name -> matplotlib Figure
-    data : :func:`romdask.demo_plots.hysteresis` at the most loaded point, plus ``displacement``
-        (prescribed, mm), ``force_hf``, ``force_rom`` (N), ``reaction_loop_area_hf``, ``_rom``
-        (mJ per full cycle, the modelled quarter)
+    data : what they plot: :func:`romdask.demo_plots.hysteresis` at the most loaded point, plus
+        ``displacement`` (prescribed, mm), ``force_hf``, ``force_rom`` (N),
+        ``reaction_loop_area_hf``, ``_rom`` (mJ per full cycle, the modelled quarter), the
+        errors over time ``error_displacement``, ``error_von_mises``, ``error_p``
+        (:func:`romdask.demo_plots.step_errors`), ``indicator`` and ``indicator_threshold``
     """
+    from romdask.online import OnlineOptions
+
     period = float(target.metadata["period"])
     data = hysteresis(quadrature(layout.mesh), layout.ip_points, fields, target.material, rom.times, period)
     pattern = target.metadata["load_pattern"]
@@ -325,6 +318,9 @@ def demo_figures(model, layout, rom, reference, target, fields: dict) -> tuple[d
                 force_rom=np.asarray(rom.reactions[:, lifted], dtype=float))
     for who in ("hf", "rom"):
         data[f"reaction_loop_area_{who}"] = loop_areas(data["displacement"], data[f"force_{who}"], rom.times, period)
+    data.update({f"error_{name}": values for name, values in step_errors(fields).items()},
+                indicator=np.asarray(rom.indicator, dtype=float),
+                indicator_threshold=OnlineOptions().indicator_threshold)
     figures = reduction_figures(model, layout, rom, fields)
     figures["hysteresis"] = hysteresis_figure(data)
     figures["force_displacement"] = force_displacement_figure(data["displacement"], data["force_hf"],
@@ -333,17 +329,19 @@ def demo_figures(model, layout, rom, reference, target, fields: dict) -> tuple[d
 
 
 def _hysteresis_summary(data: dict) -> dict:
-    """The hysteresis figures of summary.json (the arrays go to hysteresis.npz)."""
+    """The hysteresis figures of summary.json (the arrays go to plot_data.npz)."""
     keys = ("position", "point", "component", "loop_area_hf", "loop_area_rom", "plastic_strain_range_hf",
             "plastic_strain_range_rom", "stress_error", "reaction_loop_area_hf", "reaction_loop_area_rom")
     return {"coordinates": [float(v) for v in data["coordinates"]], **{k: data[k] for k in keys if k in data}}
 
 
 def _save(out: Path, figures: dict) -> list[Path]:
-    saver = _Figures(out)
+    """Writes each figure as ``out/<name>.png``; returns the paths."""
+    paths = []
     for name, fig in figures.items():
-        saver.save(fig, f"{name}.png")
-    return saver.paths
+        paths.append(out / f"{name}.png")
+        fig.savefig(paths[-1], dpi=120)
+    return paths
 
 
 def output_sizes(out: Path, paths) -> dict[str, int]:
@@ -389,9 +387,9 @@ def write_summary(out: Path, figures: dict, extra: dict | None = None) -> Path:
     summary.update(extra or {})
     summary["units"] = {"length": "mm", "force": "N", "stress": "MPa", "time": "s", "energy per volume": "MJ/m^3",
                         "energy": "mJ", "errors": "relative [-]"}
-    summary["files"] = [str(Path(p).relative_to(out)) if Path(p).is_relative_to(out) else str(p)
-                        for p in figures["files"]]
     path = out / "summary.json"
+    summary["files"] = [str(Path(p).relative_to(out)) if Path(p).is_relative_to(out) else str(p)
+                        for p in [*figures["files"], path]]
     path.write_text(json.dumps(summary, indent=1))
     return path
 

@@ -184,16 +184,16 @@ def _symbol(component: str, plastic: bool = False) -> str:
     return f"${base}^{{p}}_{{{component}}}$" if plastic else f"${base}_{{{component}}}$"
 
 
-def hysteresis_figure(data: Mapping) -> Figure:
+def hysteresis_figure(data: Mapping, *, reference: str = "HF (built-in solver)") -> Figure:
     """Stress against total strain and against plastic strain at one point, HF and ROM overlaid
-    (``data`` from :func:`hysteresis`)."""
+    (``data`` from :func:`hysteresis`; ``reference`` names the HF solver in the legend)."""
     c = data["component"]
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
     n = len(data["times"])
     for ax, key, xlabel in ((axes[0], "strain", f"total strain {_symbol(c)} [-]"),
                             (axes[1], "plastic_strain", f"plastic strain {_symbol(c, True)} [-]")):
-        ax.plot(data[f"{key}_hf"], data["stress_hf"], **HF_STYLE, label="HF (built-in solver)")
+        ax.plot(data[f"{key}_hf"], data["stress_hf"], **HF_STYLE, label=reference)
         ax.plot(data[f"{key}_rom"], data["stress_rom"], **_rom_style(n), label="ROM (law replayed at every point)")
         ax.plot(data[f"{key}_hf"][:1], data["stress_hf"][:1], "o", color="C2", ms=7, label="start (t = 0)")
         ax.set(xlabel=xlabel, ylabel=f"stress $\\sigma_{{{c}}}$ [MPa]")
@@ -254,7 +254,9 @@ def error_history_figure(times: np.ndarray, errors: Mapping[str, np.ndarray], in
         ax.semilogy(times, values, "C0-", lw=1.2)
         _log_limits(ax, values, decades=5)
         ax.set_ylabel("relative error [-]")
-        ax.set_title(f"{titles.get(name, name)}  (largest {np.nanmax(values):.2e})", fontsize=9)
+        finite = values[np.isfinite(values)]
+        largest = f"largest {finite.max():.2e}" if finite.size else "not available"
+        ax.set_title(f"{titles.get(name, name)}  ({largest})", fontsize=9)
         ax.grid(alpha=0.3, which="both")
     ax = axes[-1]
     indicator = np.asarray(indicator, dtype=float)
@@ -297,9 +299,9 @@ def singular_values_figure(singular_values: np.ndarray, n_modes: int, tol: float
         ax.plot([n_modes], [s0[min(n_modes, s0.size) - 1]], "*", color="C3", ms=12)
         low = min(float(np.min(r)) for r in shown)
         ax.set_ylim(low / 3, 3)
-    ax.set(xlabel="index i", ylabel="$s_i / s_1$ [-]", title="Singular values of the training snapshots "
-           "(round-off below machine precision drawn at it)")
-    ax.title.set_size(10)
+    ax.set(xlabel="index i", ylabel="$s_i / s_1$ [-]")
+    ax.set_title("Singular values of the training snapshots\n(values below machine precision are round-off, "
+                 "drawn at it)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     _outside_legend(ax, "outside right upper")
     return fig
@@ -308,29 +310,40 @@ def singular_values_figure(singular_values: np.ndarray, n_modes: int, tol: float
 def reduced_points_figure(mesh: Mesh, coordinates: np.ndarray, weights: np.ndarray,
                           xy: tuple[int, int] = (0, 1)) -> Figure:
     """The reduced integration points (ECM points: weight > 0; Q-DEIM points for the Gappy bases:
-    weight 0) over the mesh's edges, projected on the ``xy`` coordinates [mm]."""
+    weight 0) over the mesh's edges, projected on the ``xy`` coordinates [mm]; a second panel
+    zooms on where most points are (the central 90 % of them) when that is a small part of the
+    part."""
     from matplotlib.collections import LineCollection
 
     a, b = xy
-    fig = Figure(figsize=(6.5, 6.5), layout="constrained")
-    ax = fig.add_subplot()
+    xyz, ecm = np.asarray(coordinates), np.asarray(weights) > 0
+    lo, hi = np.percentile(xyz[:, [a, b]], 5, axis=0), np.percentile(xyz[:, [a, b]], 95, axis=0)
+    extent = np.ptp(mesh.nodes[:, [a, b]], axis=0)
+    margin = 0.1 * max(float(np.max(hi - lo)), 0.02 * float(np.max(extent)))
+    zoom = xyz.shape[0] > 0 and bool(np.all(hi - lo + 2 * margin < 0.4 * extent))
+    fig = Figure(figsize=(11, 5.8) if zoom else (6.5, 6.5), layout="constrained")
+    axes = fig.subplots(1, 2 if zoom else 1, squeeze=False)[0]
     segments = []
     for block in mesh.blocks:
         edges = np.asarray(_EDGES.get(block.type, ()), dtype=np.int64).reshape(-1, 2)
         pairs = np.asarray(block.connectivity)[:, edges].reshape(-1, 2)
         segments.append(np.unique(np.sort(pairs, axis=1), axis=0))
     pairs = np.concatenate(segments) if segments else np.zeros((0, 2), np.int64)
-    if pairs.size:
-        ax.add_collection(LineCollection(mesh.nodes[pairs][:, :, [a, b]], colors="0.8", linewidths=0.4,
-                                         label="mesh (projected)"))
-    ax.plot(mesh.nodes[:, a], mesh.nodes[:, b], ",", color="0.6")
-    xyz, ecm = np.asarray(coordinates), np.asarray(weights) > 0
-    ax.scatter(xyz[ecm, a], xyz[ecm, b], s=22, c="C3", edgecolors="k", linewidths=0.4, zorder=3,
-               label=f"ECM points ({ecm.sum()}, weight > 0)")
-    ax.scatter(xyz[~ecm, a], xyz[~ecm, b], s=45, marker="x", c="C0", linewidths=1.5, zorder=3,
-               label=f"Q-DEIM points ({(~ecm).sum()}, for Gappy-POD)")
     names = "xyz"
-    ax.set(aspect="equal", xlabel=f"{names[a]} [mm]", ylabel=f"{names[b]} [mm]",
-           title="Reduced integration points (projected)")
-    _outside_legend(ax)
+    for ax in axes:
+        if pairs.size:
+            ax.add_collection(LineCollection(mesh.nodes[pairs][:, :, [a, b]], colors="0.8", linewidths=0.4,
+                                             label="mesh (projected)"))
+        ax.plot(mesh.nodes[:, a], mesh.nodes[:, b], ",", color="0.6")
+        ax.scatter(xyz[ecm, a], xyz[ecm, b], s=22, c="C3", edgecolors="k", linewidths=0.4, zorder=3,
+                   label=f"ECM points ({ecm.sum()}, weight > 0)")
+        ax.scatter(xyz[~ecm, a], xyz[~ecm, b], s=45, marker="x", c="C0", linewidths=1.5, zorder=3,
+                   label=f"Q-DEIM points ({(~ecm).sum()}, for Gappy-POD)")
+        ax.set(aspect="equal", xlabel=f"{names[a]} [mm]", ylabel=f"{names[b]} [mm]")
+    axes[0].set_title("Reduced integration points (projected)", fontsize=10)
+    if zoom:
+        axes[1].set(xlim=(lo[0] - margin, hi[0] + margin), ylim=(lo[1] - margin, hi[1] + margin))
+        axes[1].set_title("zoom on 90 % of them", fontsize=10)
+        axes[0].indicate_inset_zoom(axes[1], edgecolor="0.3")
+    _outside_legend(axes[0])
     return fig
