@@ -321,7 +321,8 @@ def reduced_points_figure(mesh: Mesh, coordinates: np.ndarray, weights: np.ndarr
     extent = np.ptp(mesh.nodes[:, [a, b]], axis=0)
     margin = 0.1 * max(float(np.max(hi - lo)), 0.02 * float(np.max(extent)))
     zoom = xyz.shape[0] > 0 and bool(np.all(hi - lo + 2 * margin < 0.4 * extent))
-    fig = Figure(figsize=(11, 5.8) if zoom else (6.5, 6.5), layout="constrained")
+    ratio = float(extent[0] / extent[1]) if extent[1] > 0 else 1.0
+    fig = Figure(figsize=(11, 5.8) if zoom else (7, float(np.clip(6.4 / ratio + 1.6, 3.2, 7))), layout="constrained")
     axes = fig.subplots(1, 2 if zoom else 1, squeeze=False)[0]
     segments = []
     for block in mesh.blocks:

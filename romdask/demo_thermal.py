@@ -146,6 +146,7 @@ def thermal_figures(model, layout, rom, target, temperature, fields) -> dict:
     (:func:`romdask.demo.compare`) are in the store's node and point order; returns name ->
     matplotlib Figure."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figures = reduction_figures(model, layout, rom, fields)
     mesh = layout.mesh
@@ -160,19 +161,19 @@ def thermal_figures(model, layout, rom, target, temperature, fields) -> dict:
     heat_up, hold = np.argmin(np.abs(times - 0.1 * period)), np.argmin(np.abs(times - 0.4 * period))
 
     def maps(fig, rows, cmap: str, label: str):
-        """Two maps side by side on top, a history below; ``rows`` = (values per element of
-        ``layer``, title) x 2, returns the history's axes."""
-        grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.3])
+        """Two maps one above the other (the section is long and narrow), a history below;
+        ``rows`` = (values per element of ``layer``, title) x 2, returns the history's axes."""
+        grid = fig.add_gridspec(3, 1, height_ratios=[1, 1, 1.8])
         top = max(max(float(v.max()) for v, _ in rows), 1e-12)
-        axes = [fig.add_subplot(grid[0, k]) for k in range(2)]
+        axes = [fig.add_subplot(grid[k, 0]) for k in range(2)]
         for ax, (values, title) in zip(axes, rows):
             c = ax.tricontourf(centroid[:, 0], centroid[:, 1], np.clip(values, 0.0, top),
                                levels=np.linspace(0.0, top, 21), cmap=cmap)
             ax.set(aspect="equal", xlabel="x (span) [mm]", ylabel="y (chord) [mm]", title=title)
-        fig.colorbar(c, ax=axes, shrink=0.9, label=label)
-        return fig.add_subplot(grid[1, :])
+        fig.colorbar(c, ax=axes, shrink=0.9, label=label, ticks=MaxNLocator(6))
+        return fig.add_subplot(grid[2, 0])
 
-    fig = Figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(9, 8), layout="constrained")
     history = maps(fig, [(temperature[k][corners[layer]].mean(axis=1), f"T at t = {times[k]:g} s ({name})")
                          for k, name in ((heat_up, "heat-up"), (hold, "hold"))], "inferno", "temperature [C]")
     x = mesh.nodes
@@ -187,7 +188,7 @@ def thermal_figures(model, layout, rom, target, temperature, fields) -> dict:
     figures["temperature"] = fig
 
     p_hf, p_rom = _cell_mean(layout, fields["p_hf"]), _cell_mean(layout, fields["p_rom"])
-    fig = Figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(9, 8), layout="constrained")
     history = maps(fig, [(p_hf[-1, layer], f"p at t = {times[-1]:g} s, HF (built-in)"),
                          (p_rom[-1, layer], f"p at t = {times[-1]:g} s, ROM")], "viridis",
                    "equivalent plastic strain p [-]")
