@@ -40,10 +40,11 @@ from romdask.problem.patterns import run_metadata
 from romdask.problems.plate import plate_n_for_nodes, plate_problem
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
-__all__ = ["DemoSettings", "compare", "demo_figures", "error_history_figure", "estimate_output",
-           "force_displacement_figure", "hysteresis", "hysteresis_figure", "output_sizes", "planned_output",
-           "reduced_points_figure",
-           "reduction_figures", "run_demo", "singular_values_figure", "step_errors", "summary_table", "write_summary"]
+__all__ = [
+    "DemoSettings", "compare", "demo_figures", "error_history_figure", "estimate_output", "force_displacement_figure",
+    "hysteresis", "hysteresis_figure", "output_sizes", "planned_output", "reduced_points_figure", "reduction_figures",
+    "run_demo", "singular_values_figure", "step_errors", "summary_table", "write_summary",
+]
 
 FIELDS = ("displacement", "stress", "state")
 log = logging.getLogger("romdask.demo")
