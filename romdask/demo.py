@@ -23,6 +23,16 @@ from pathlib import Path
 import numpy as np
 from dask.system import CPU_COUNT
 
+from romdask.demo_plots import (
+    error_history_figure,
+    force_displacement_figure,
+    hysteresis,
+    hysteresis_figure,
+    loop_areas,
+    reduced_points_figure,
+    singular_values_figure,
+    step_errors,
+)
 from romdask.fem.quadrature import quadrature
 from romdask.hifi import solve
 from romdask.materials import von_mises
@@ -30,7 +40,11 @@ from romdask.problem.patterns import run_metadata
 from romdask.problems.plate import plate_n_for_nodes, plate_problem
 from romdask.store import SnapshotStore, create_store, open_snapshots
 
-__all__ = ["DemoSettings", "compare", "run_demo", "summary_table"]
+__all__ = [
+    "DemoSettings", "compare", "demo_figures", "error_history_figure", "estimate_output", "force_displacement_figure",
+    "hysteresis", "hysteresis_figure", "output_sizes", "planned_output", "reduced_points_figure", "reduction_figures",
+    "run_demo", "singular_values_figure", "step_errors", "summary_table", "write_summary",
+]
 
 FIELDS = ("displacement", "stress", "state")
 log = logging.getLogger("romdask.demo")
@@ -136,17 +150,21 @@ def run_demo(
 
     Parameters
     ----------
-    out : output folder (created): ``store.zarr``, ``model.zarr``, ``*.png``, ``rom.pvd``,
-        ``summary.json`` (the figures)
+    out : output folder (created): ``store.zarr``, ``model.zarr``, the figures
+        (:func:`demo_figures`: ``singular_values.png``, ``reduced_points.png``,
+        ``error_indicator.png``, ``hysteresis.png``, ``force_displacement.png``), the arrays they
+        plot ``plot_data.npz`` (the ``data`` of :func:`demo_figures`), ``rom.pvd`` and its
+        ``rom_*.vtu``, ``summary.json`` (:func:`write_summary`)
     settings : DemoSettings
     progress : ``label -> callback`` for the built-in solver's progress (see
         :func:`romdask.hifi.solve`), or None
-    plots, vtu : write the figures / the VTU series
+    plots, vtu : write the figures (and plot_data.npz) / the VTU series
 
     Returns
     -------
-    dict of the summary figures (times in s, relative errors, speedup, sizes) plus
-    ``"files"``: the paths written.
+    dict of the summary figures (times in s, relative errors, speedup, sizes), ``indicator_threshold``,
+    ``hysteresis`` (with plots: the loops at the most loaded point, see :func:`demo_figures`),
+    ``output_bytes`` (output name -> bytes written) and ``"files"``: the paths written.
 
     Notes
     -----
@@ -159,7 +177,7 @@ def run_demo(
     (``*_gappy``). The online time excludes numba compilation (one warm-up solve of the first
     increment).
     """
-    from romdask.online import open_full
+    from romdask.online import OnlineOptions, open_full
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,16 +194,19 @@ def run_demo(
     errors, fields = compare(open_full(model_path), rom, open_snapshots(store_path, runs=["reference"]),
                              target.material)
     figures.update(errors, max_indicator=float(np.max(rom.indicator)), flagged_steps=int(np.count_nonzero(rom.flagged)))
-    u_rom, u_hf = fields["u_rom"], fields["u_hf"]
-    step_error = np.linalg.norm(u_rom - u_hf, axis=1) / np.linalg.norm(u_hf, axis=1).max()
+    figures["indicator_threshold"] = OnlineOptions().indicator_threshold
     layout = store.layout
     if plots:
-        figures["files"] += _plots(out, model, layout, rom, reference, target, step_error)
+        plotted, data = demo_figures(model, layout, rom, reference, target, fields)
+        figures["files"] += _save(out, plotted)
+        np.savez(out / "plot_data.npz", **{k: np.asarray(v) for k, v in data.items()})
+        figures["files"].append(out / "plot_data.npz")
+        figures["hysteresis"] = _hysteresis_summary(data)
     if vtu:
         figures["files"].append(_vtu(out, layout, rom.times, fields))
-    summary = out / "summary.json"
-    summary.write_text(json.dumps({k: v for k, v in figures.items() if k != "files"}, indent=1))
-    figures["files"].append(summary)
+    figures["output_bytes"] = output_sizes(out, [store_path, model_path, *figures["files"]])
+    figures["files"] = [store_path, model_path, *figures["files"]]
+    figures["files"].append(write_summary(out, figures))
     return figures
 
 
@@ -207,7 +228,8 @@ def compare(full, result, reference, law) -> tuple[dict, dict]:
         relative to the largest HF value), the ROM's stress and p from the law replayed along the
         reduced strains; the same from Gappy-POD (``*_gappy``); ``replay_time`` (s),
         ``max_von_mises`` and ``max_p`` of the HF run
-    fields : ``u_rom, u_hf`` (n_t, n_dofs), ``vm_rom, vm_hf, p_rom, p_hf`` (n_t, n_points)
+    fields : ``u_rom, u_hf`` (n_t, n_dofs), ``vm_rom, vm_hf, p_rom, p_hf`` (n_t, n_points),
+        ``s_rom, s_hf`` (n_t, n_points, 6) the stresses (ROM: law replay)
     """
     from romdask.online import prediction_fields
     from romdask.online.compare import field_errors
@@ -216,7 +238,8 @@ def compare(full, result, reference, law) -> tuple[dict, dict]:
     replayed = prediction_fields(full, result, law, dual="replay")
     replay_time = time.perf_counter() - start
     gappy = prediction_fields(full, result, dual="gappy")
-    hf = {"displacement": reference.displacement.values, "von_mises": von_mises(reference.stress.values),
+    hf_stress = reference.stress.values
+    hf = {"displacement": reference.displacement.values, "von_mises": von_mises(hf_stress),
           "p": reference.state.values[..., 0]}
     rom = {"displacement": np.asarray(replayed["displacement"]), "von_mises": von_mises(replayed["stress"]),
            "p": replayed["p"]}
@@ -228,7 +251,8 @@ def compare(full, result, reference, law) -> tuple[dict, dict]:
         "replay_time": replay_time, "max_von_mises": by_replay["max_von_mises"], "max_p": by_replay["max_p"],
     }
     fields = {"u_rom": rom["displacement"], "u_hf": hf["displacement"], "vm_rom": rom["von_mises"],
-              "vm_hf": hf["von_mises"], "p_rom": rom["p"], "p_hf": hf["p"]}
+              "vm_hf": hf["von_mises"], "p_rom": rom["p"], "p_hf": hf["p"], "s_rom": np.asarray(replayed["stress"]),
+              "s_hf": hf_stress}
     return errors, fields
 
 
@@ -253,77 +277,122 @@ def _vtu(out: Path, layout, times, fields: dict, extra_point: dict | None = None
     return write_vtu_series(out / "rom", layout.mesh, times, point, cell)
 
 
-class _Figures:
-    """Saves matplotlib figures (Agg) into ``out`` and remembers the paths."""
+def reduction_figures(model, layout, rom, fields: dict, xy: tuple[int, int] = (0, 1)) -> dict:
+    """The figures every demo shares: ``singular_values``, ``reduced_points`` (projected on the
+    ``xy`` coordinates) and ``error_indicator`` (the errors over time, one axis per quantity, and
+    the indicator with its threshold); ``fields`` from :func:`compare`."""
+    from romdask.online import OnlineOptions
 
-    def __init__(self, out: Path):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        self.plt, self.out, self.paths = plt, out, []
-
-    def save(self, fig, name: str) -> None:
-        if fig.get_layout_engine() is None:
-            fig.tight_layout()
-        self.paths.append(self.out / name)
-        fig.savefig(self.paths[-1], dpi=120)
-        self.plt.close(fig)
-
-
-def _reduction_plots(figures: _Figures, model, layout, rom, step_error, xy: tuple[int, int] = (0, 1)) -> None:
-    """singular_values.png, reduced_points.png (projected on the ``xy`` coordinates) and
-    error_indicator.png: the plots every demo shares."""
-    plt = figures.plt
     report = model.metadata["reduce"]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    s = np.asarray(report["singular_values"])
-    ax.semilogy(np.arange(1, s.size + 1), s / s[0], "o-", ms=3, label="displacement (POD)")
-    for name, values in report.get("gappy_singular_values", {}).items():
-        v = np.asarray(values)
-        ax.semilogy(np.arange(1, v.size + 1), v / v[0], ".-", ms=3, label=f"{name} (Gappy)")
-    ax.axhline(report["tol_pod"], color="grey", lw=0.8, ls="--", label="POD tolerance")
-    ax.set(xlabel="index", ylabel="s_i / s_0", title="Singular values")
-    ax.legend(fontsize=8)
-    figures.save(fig, "singular_values.png")
-
     quad = quadrature(layout.mesh)
-    xyz = quad.coordinates[model.point_ids]
-    nodes = layout.mesh.nodes
-    a, b = xy
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(nodes[:, a], nodes[:, b], ",", color="0.75")
-    ecm = model.weights > 0
-    ax.scatter(xyz[ecm, a], xyz[ecm, b], s=12, c="C3", label=f"ECM points ({ecm.sum()})")
-    ax.scatter(xyz[~ecm, a], xyz[~ecm, b], s=12, marker="x", c="C0", label=f"Q-DEIM points ({(~ecm).sum()})")
-    names = "xyz"
-    ax.set(aspect="equal", xlabel=f"{names[a]} [mm]", ylabel=f"{names[b]} [mm]",
-           title="Reduced integration points (projected)")
-    ax.legend(fontsize=8, loc="upper right")
-    figures.save(fig, "reduced_points.png")
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.semilogy(rom.times, np.maximum(step_error, 1e-16), label="displacement error (HF)")
-    ax.semilogy(rom.times, np.maximum(rom.indicator, 1e-16), label="error indicator (Gappy p)")
-    ax.set(xlabel="time [s]", ylabel="relative", title="ROM error and indicator")
-    ax.legend(fontsize=8)
-    figures.save(fig, "error_indicator.png")
+    return {
+        "singular_values": singular_values_figure(report["singular_values"], model.n_modes, report["tol_pod"],
+                                                  report.get("gappy_singular_values")),
+        "reduced_points": reduced_points_figure(layout.mesh, quad.coordinates[model.point_ids], model.weights, xy),
+        "error_indicator": error_history_figure(rom.times, step_errors(fields), rom.indicator,
+                                                OnlineOptions().indicator_threshold),
+    }
 
 
-def _plots(out: Path, model, layout, rom, reference, target, step_error) -> list[Path]:
-    figures = _Figures(out)
-    _reduction_plots(figures, model, layout, rom, step_error)
+def demo_figures(model, layout, rom, reference, target, fields: dict) -> tuple[dict, dict]:
+    """The plate demo's figures (:func:`reduction_figures` plus ``hysteresis`` and
+    ``force_displacement``) and the plotted hysteresis data.
+
+    Returns
+    -------
+    figures : name -> matplotlib Figure
+    data : what they plot: :func:`romdask.demo_plots.hysteresis` at the most loaded point, plus
+        ``displacement`` (prescribed, mm), ``force_hf``, ``force_rom`` (N),
+        ``reaction_loop_area_hf``, ``_rom`` (mJ per full cycle, the modelled quarter), the
+        errors over time ``error_displacement``, ``error_von_mises``, ``error_p``
+        (:func:`romdask.demo_plots.step_errors`), ``indicator`` and ``indicator_threshold``
+    """
+    from romdask.online import OnlineOptions
+
+    period = float(target.metadata["period"])
+    data = hysteresis(quadrature(layout.mesh), layout.ip_points, fields, target.material, rom.times, period)
     pattern = target.metadata["load_pattern"]
     top = reference.reaction_names.index(pattern)
     lifted = list(model.lifting["lifting_names"]).index(pattern)
-    fig, ax = figures.plt.subplots(figsize=(5, 4))
-    ax.plot(rom.lifting_coefficients[:, lifted], reference.reactions[:, top, 1], "k-", lw=1.5, label="HF (built-in)")
-    ax.plot(rom.lifting_coefficients[:, lifted], rom.reactions[:, lifted], "C3--", lw=1.2, label="ROM")
-    ax.set(xlabel="prescribed displacement [mm]", ylabel="reaction force [N]", title="Force-displacement")
-    ax.legend(fontsize=8)
-    figures.save(fig, "force_displacement.png")
-    return figures.paths
+    data.update(displacement=np.asarray(rom.lifting_coefficients[:, lifted], dtype=float),
+                force_hf=np.asarray(reference.reactions[:, top, 1], dtype=float),
+                force_rom=np.asarray(rom.reactions[:, lifted], dtype=float))
+    for who in ("hf", "rom"):
+        data[f"reaction_loop_area_{who}"] = loop_areas(data["displacement"], data[f"force_{who}"], rom.times, period)
+    data.update({f"error_{name}": values for name, values in step_errors(fields).items()},
+                indicator=np.asarray(rom.indicator, dtype=float),
+                indicator_threshold=OnlineOptions().indicator_threshold)
+    figures = reduction_figures(model, layout, rom, fields)
+    figures["hysteresis"] = hysteresis_figure(data)
+    figures["force_displacement"] = force_displacement_figure(data["displacement"], data["force_hf"],
+                                                              data["force_rom"])
+    return figures, data
+
+
+def _hysteresis_summary(data: dict) -> dict:
+    """The hysteresis figures of summary.json (the arrays go to plot_data.npz)."""
+    keys = ("position", "point", "component", "loop_area_hf", "loop_area_rom", "plastic_strain_range_hf",
+            "plastic_strain_range_rom", "stress_error", "reaction_loop_area_hf", "reaction_loop_area_rom")
+    return {"coordinates": [float(v) for v in data["coordinates"]], **{k: data[k] for k in keys if k in data}}
+
+
+def _save(out: Path, figures: dict) -> list[Path]:
+    """Writes each figure as ``out/<name>.png``; returns the paths."""
+    paths = []
+    for name, fig in figures.items():
+        paths.append(out / f"{name}.png")
+        fig.savefig(paths[-1], dpi=120)
+    return paths
+
+
+def output_sizes(out: Path, paths) -> dict[str, int]:
+    """Bytes written per output (folders summed; a VTU series' ``.pvd`` with its ``.vtu`` files)."""
+    sizes = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            sizes[path.name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        elif path.suffix == ".pvd":
+            series = [path, *out.glob(f"{path.stem}_*.vtu")]
+            sizes[f"{path.name} + {len(series) - 1} .vtu"] = sum(f.stat().st_size for f in series)
+        elif path.exists():
+            sizes[path.name] = path.stat().st_size
+    return sizes
+
+
+def estimate_output(runs, vtu: bool = True) -> int:
+    """Rough bytes a demo writes for the problems ``runs`` (the training runs, then the
+    reference): the store (displacement, stress and state of every step, float64; Blosc-lz4 keeps
+    about 30 % on the plate), the model with its full bases (about 15 % of the store) and the
+    reference's VTU series (points, HF and ROM displacements and their difference, cell means of
+    von Mises and p). Within 10 % of the plate demo's sizes at 300 and 4,000 nodes."""
+    runs = list(runs)
+    mesh = runs[-1].mesh
+    n_points = quadrature(mesh).n_points
+    n_state = max(p.material.n_state for p in runs)
+    steps = sum(len(p.times) for p in runs)
+    store = steps * (3 * mesh.n_nodes + (6 + n_state) * n_points) * 8 * 3 // 10
+    series = len(runs[-1].times) * (12 * mesh.n_nodes + 4 * mesh.n_elements) * 8 if vtu else 0
+    return store + store * 15 // 100 + series
+
+
+def planned_output(settings: DemoSettings, vtu: bool = True) -> int:
+    """:func:`estimate_output` of the plate demo with ``settings`` (builds the meshes only)."""
+    runs = [_problem(settings, a, settings.train_cycles) for a in settings.train]
+    return estimate_output([*runs, _problem(settings, settings.predict, settings.cycles)], vtu)
+
+
+def write_summary(out: Path, figures: dict, extra: dict | None = None) -> Path:
+    """``summary.json``: the summary figures (times in s, errors relative [-], sizes), the units
+    of the reference problems, and the outputs with their sizes (bytes)."""
+    summary = {k: v for k, v in figures.items() if k != "files"}
+    summary.update(extra or {})
+    summary["units"] = {"length": "mm", "force": "N", "stress": "MPa", "time": "s", "energy per volume": "MJ/m^3",
+                        "energy": "mJ", "errors": "relative [-]"}
+    path = out / "summary.json"
+    summary["files"] = [str(Path(p).relative_to(out)) if Path(p).is_relative_to(out) else str(p)
+                        for p in [*figures["files"], path]]
+    path.write_text(json.dumps(summary, indent=1))
+    return path
 
 
 def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]]:
@@ -331,8 +400,8 @@ def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]
     f = figures
     return [
         ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs"),
-        ("training", f"{len(settings.train)} HF runs, amplitudes {', '.join(f'{a:g}' for a in settings.train)} mm, "
-                     f"{settings.train_cycles:g} cycle(s): {f['hf_training_time']:.1f} s"),
+        ("training", (f"{len(settings.train)} HF runs, amplitudes {', '.join(f'{a:g}' for a in settings.train)} mm, "
+                     f"{settings.train_cycles:g} cycle(s): {f['hf_training_time']:.1f} s")),
         ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
         ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
         ("prediction", f"amplitude {settings.predict:g} mm, {settings.cycles:g} cycles"),
@@ -340,9 +409,27 @@ def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]
         ("online time", f"{f['online_time']:.3f} s"),
         ("speedup", f"{f['speedup']:.0f}x"),
         ("error displacement (L2 time-space)", f"{f['error_displacement']:.2e}"),
-        ("error von Mises (max, of max)", f"{100 * f['error_von_mises']:.2f} % law replay "
-                                          f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % Gappy-POD"),
-        ("error plastic strain (max, of max)", f"{100 * f['error_p']:.2f} % law replay, "
-                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})"),
-        ("max error indicator", f"{f['max_indicator']:.2e} ({f['flagged_steps']} flagged steps)"),
+        ("error von Mises (max, of max)", (f"{100 * f['error_von_mises']:.2f} % law replay "
+                                           f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % "
+                                           f"Gappy-POD (max {f['max_von_mises']:.0f} MPa)")),
+        ("error plastic strain (max, of max)", (f"{100 * f['error_p']:.2f} % law replay, "
+                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})")),
+        ("max error indicator", (f"{f['max_indicator']:.2e} (threshold {f['indicator_threshold']:g}: "
+                                f"{f['flagged_steps']} flagged steps)")),
+    ] + _hysteresis_rows(f)
+
+
+def _hysteresis_rows(f: dict) -> list[tuple[str, str]]:
+    """The summary rows of the hysteresis at the most loaded point (with plots only)."""
+    h = f.get("hysteresis")
+    if not h:
+        return []
+    where = ", ".join(f"{v:.3g}" for v in h["coordinates"])
+    c = h["component"]
+    return [
+        ("most loaded point", f"({where}) mm, stress component {c}"),
+        ("loop width (plastic strain range)", (f"{h['plastic_strain_range_hf']:.2e} HF, "
+                                               f"{h['plastic_strain_range_rom']:.2e} ROM (last cycle)")),
+        ("dissipated per cycle (at the point)", ", ".join(f"{a:.3g} / {b:.3g}" for a, b in zip(
+            h["loop_area_hf"], h["loop_area_rom"])) + " MJ/m^3 HF / ROM"),
     ]

@@ -16,7 +16,6 @@ plastic strain, reduction) and VTU fields.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,22 @@ from pathlib import Path
 import numpy as np
 from dask.system import CPU_COUNT
 
-from romdask.demo import _cell_mean, _Figures, _reduction_plots, _vtu, compare, pipeline
+from romdask.demo import (
+    _cell_mean,
+    _save,
+    _vtu,
+    compare,
+    output_sizes,
+    pipeline,
+    reduction_figures,
+    write_summary,
+)
+from romdask.demo_plots import HF_STYLE, _rom_style
 from romdask.problems.thermal import thermal_problem
 from romdask.store import create_store, open_snapshots
 from romdask.store.layout import node_map
 
-__all__ = ["ThermalDemoSettings", "run_thermal_demo", "thermal_summary_table"]
+__all__ = ["ThermalDemoSettings", "run_thermal_demo", "thermal_figures", "thermal_summary_table"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def run_thermal_demo(
     The online time excludes numba compilation (one warm-up solve of the first increment). The
     temperature is never reduced: the model maps the scenario's nodal temperatures to its points.
     """
-    from romdask.online import open_full
+    from romdask.online import OnlineOptions, open_full
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,25 +128,27 @@ def run_thermal_demo(
     figures.update(errors, max_indicator=float(np.max(rom.indicator)),
                    flagged_steps=int(np.count_nonzero(rom.flagged)), max_temperature=float(temperature.max()),
                    plastified=float(np.mean(fields["p_hf"][-1] > 0)))
-    u_rom, u_hf = fields["u_rom"], fields["u_hf"]
-    step_error = np.linalg.norm(u_rom - u_hf, axis=1) / np.linalg.norm(u_hf, axis=1).max()
+    figures["indicator_threshold"] = OnlineOptions().indicator_threshold
     if plots:
-        figures["files"] += _thermal_plots(out, model, layout, rom, target, temperature, fields, step_error)
+        figures["files"] += _save(out, thermal_figures(model, layout, rom, target, temperature, fields))
     if vtu:
         figures["files"].append(_vtu(out, layout, rom.times, fields, {"temperature": temperature}))
-    summary = out / "summary.json"
-    summary.write_text(json.dumps({k: v for k, v in figures.items() if k != "files"}, indent=1))
-    figures["files"].append(summary)
+    figures["output_bytes"] = output_sizes(out, [store_path, model_path, *figures["files"]])
+    figures["files"] = [store_path, model_path, *figures["files"]]
+    figures["files"].append(write_summary(out, figures))
     return figures
 
 
-def _thermal_plots(out: Path, model, layout, rom, target, temperature, fields, step_error) -> list[Path]:
-    """The shared reduction plots plus temperature.png and plastic_strain.png: maps on the
-    section plane z = 0 (the element layer on it; x = span, y = chord) over histories.
-    ``temperature`` and ``fields`` are in the store's node and point order."""
-    figures = _Figures(out)
-    plt = figures.plt
-    _reduction_plots(figures, model, layout, rom, step_error)
+def thermal_figures(model, layout, rom, target, temperature, fields) -> dict:
+    """The shared figures (:func:`romdask.demo.reduction_figures`) plus ``temperature`` and
+    ``plastic_strain``: maps on the section plane z = 0 (the element layer on it; x = span,
+    y = chord) over histories. ``temperature`` (n_t, n_nodes) and ``fields``
+    (:func:`romdask.demo.compare`) are in the store's node and point order; returns name ->
+    matplotlib Figure."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figures = reduction_figures(model, layout, rom, fields)
     mesh = layout.mesh
     if len(mesh.blocks) != 1:  # pragma: no cover - the blade is one block
         raise ValueError("the thermal demo's plots expect a single-block mesh")
@@ -150,19 +161,19 @@ def _thermal_plots(out: Path, model, layout, rom, target, temperature, fields, s
     heat_up, hold = np.argmin(np.abs(times - 0.1 * period)), np.argmin(np.abs(times - 0.4 * period))
 
     def maps(fig, rows, cmap: str, label: str):
-        """Two maps side by side on top, a history below; ``rows`` = (values per element of
-        ``layer``, title) x 2, returns the history's axes."""
-        grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.3])
+        """Two maps one above the other (the section is long and narrow), a history below;
+        ``rows`` = (values per element of ``layer``, title) x 2, returns the history's axes."""
+        grid = fig.add_gridspec(3, 1, height_ratios=[1, 1, 1.8])
         top = max(max(float(v.max()) for v, _ in rows), 1e-12)
-        axes = [fig.add_subplot(grid[0, k]) for k in range(2)]
+        axes = [fig.add_subplot(grid[k, 0]) for k in range(2)]
         for ax, (values, title) in zip(axes, rows):
             c = ax.tricontourf(centroid[:, 0], centroid[:, 1], np.clip(values, 0.0, top),
                                levels=np.linspace(0.0, top, 21), cmap=cmap)
             ax.set(aspect="equal", xlabel="x (span) [mm]", ylabel="y (chord) [mm]", title=title)
-        fig.colorbar(c, ax=axes, shrink=0.9, label=label)
-        return fig.add_subplot(grid[1, :])
+        fig.colorbar(c, ax=axes, shrink=0.9, label=label, ticks=MaxNLocator(6))
+        return fig.add_subplot(grid[2, 0])
 
-    fig = plt.figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(9, 8), layout="constrained")
     history = maps(fig, [(temperature[k][corners[layer]].mean(axis=1), f"T at t = {times[k]:g} s ({name})")
                          for k, name in ((heat_up, "heat-up"), (hold, "hold"))], "inferno", "temperature [C]")
     x = mesh.nodes
@@ -173,19 +184,20 @@ def _thermal_plots(out: Path, model, layout, rom, target, temperature, fields, s
     spin = next(load for load in target.loads if load.name == "rotation")
     history.plot(times, [temperature.max() * spin.scale(t) for t in times], "k:", lw=1, label="omega^2 (scaled)")
     history.set(xlabel="time [s]", ylabel="temperature [C]", title="Flight cycles")
-    history.legend(fontsize=8)
-    figures.save(fig, "temperature.png")
+    history.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figures["temperature"] = fig
 
     p_hf, p_rom = _cell_mean(layout, fields["p_hf"]), _cell_mean(layout, fields["p_rom"])
-    fig = plt.figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(9, 8), layout="constrained")
     history = maps(fig, [(p_hf[-1, layer], f"p at t = {times[-1]:g} s, HF (built-in)"),
-                         (p_rom[-1, layer], f"p at t = {times[-1]:g} s, ROM")], "viridis", "equivalent plastic strain")
-    history.plot(times, fields["p_hf"].max(axis=1), "k-", lw=1.5, label="max p, HF")
-    history.plot(times, fields["p_rom"].max(axis=1), "C3--", lw=1.2, label="max p, ROM")
-    history.set(xlabel="time [s]", ylabel="equivalent plastic strain", title="Plastic strain history")
-    history.legend(fontsize=8)
-    figures.save(fig, "plastic_strain.png")
-    return figures.paths
+                         (p_rom[-1, layer], f"p at t = {times[-1]:g} s, ROM")], "viridis",
+                   "equivalent plastic strain p [-]")
+    history.plot(times, fields["p_hf"].max(axis=1), **HF_STYLE, label="max p, HF")
+    history.plot(times, fields["p_rom"].max(axis=1), **_rom_style(len(times)), label="max p, ROM")
+    history.set(xlabel="time [s]", ylabel="equivalent plastic strain p [-]", title="Plastic strain history")
+    history.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figures["plastic_strain"] = fig
+    return figures
 
 
 def thermal_summary_table(figures: dict, settings: ThermalDemoSettings) -> list[tuple[str, str]]:
@@ -194,20 +206,22 @@ def thermal_summary_table(figures: dict, settings: ThermalDemoSettings) -> list[
     flights = ", ".join(f"{p:g} C / {w:g} rad/s" for p, w in settings.train)
     return [
         ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs (blade size {settings.size})"),
-        ("training", f"{len(settings.train)} HF flights ({flights}), {settings.train_cycles} cycle(s): "
-                     f"{f['hf_training_time']:.1f} s"),
+        ("training", (f"{len(settings.train)} HF flights ({flights}), {settings.train_cycles} cycle(s): "
+                     f"{f['hf_training_time']:.1f} s")),
         ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
         ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
-        ("prediction", f"{settings.predict[0]:g} C / {settings.predict[1]:g} rad/s, {settings.cycles} cycles "
+        ("prediction", (f"{settings.predict[0]:g} C / {settings.predict[1]:g} rad/s, {settings.cycles} cycles "
                        f"(max temperature {f['max_temperature']:.0f} C, {100 * f['plastified']:.0f} % of the points "
-                       "plastified)"),
+                       "plastified)")),
         ("HF time", f"{f['hf_time']:.2f} s"),
         ("online time", f"{f['online_time']:.3f} s"),
         ("speedup", f"{f['speedup']:.0f}x"),
         ("error displacement (L2 time-space)", f"{f['error_displacement']:.2e}"),
-        ("error von Mises (max, of max)", f"{100 * f['error_von_mises']:.2f} % law replay "
-                                          f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % Gappy-POD"),
-        ("error plastic strain (max, of max)", f"{100 * f['error_p']:.2f} % law replay, "
-                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})"),
-        ("max error indicator", f"{f['max_indicator']:.2e} ({f['flagged_steps']} flagged steps)"),
+        ("error von Mises (max, of max)", (f"{100 * f['error_von_mises']:.2f} % law replay "
+                                           f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % "
+                                           f"Gappy-POD (max {f['max_von_mises']:.0f} MPa)")),
+        ("error plastic strain (max, of max)", (f"{100 * f['error_p']:.2f} % law replay, "
+                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})")),
+        ("max error indicator", (f"{f['max_indicator']:.2e} (threshold {f['indicator_threshold']:g}: "
+                                f"{f['flagged_steps']} flagged steps)")),
     ]

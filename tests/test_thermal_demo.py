@@ -23,6 +23,9 @@ def test_thermal_demo_runs_the_pipeline_and_writes_plots_and_fields(tmp_path, ca
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "spinning blade" in text and "255 nodes" in text
+    planned = float(re.search(r"will write about (\S+) MB into", text).group(1))
+    written = float(re.search(r"wrote (\S+) MB into", text).group(1))
+    assert 0.5 < planned / written < 2
     for label in ("HF time", "online time", "speedup", "error displacement", "error von Mises",
                   "error plastic strain", "max error indicator"):
         assert label in text, label
@@ -37,6 +40,8 @@ def test_thermal_demo_runs_the_pipeline_and_writes_plots_and_fields(tmp_path, ca
     assert summary["error_displacement"] == pytest.approx(error, rel=1e-2)
     for png in ("singular_values", "reduced_points", "error_indicator", "temperature", "plastic_strain"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
+        assert f"{png}.png" in summary["files"] and summary["output_bytes"][f"{png}.png"] > 1000, png
+    assert summary["indicator_threshold"] == 0.1 and summary["units"]["time"] == "s"
     pvd = (out / "rom.pvd").read_text()
     assert pvd.count("<DataSet") == 81  # 2 cycles x 40 increments + t = 0
     hold = meshio.read(out / "rom_0016.vtu")  # t = 40 s: the hold

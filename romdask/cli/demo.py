@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from romdask.cli.common import finite_float, positive_float, positive_int, solver_progress, writable_folder
 
@@ -34,12 +35,25 @@ def register(sub) -> None:
     demo.set_defaults(func=run)
 
 
-def _print(figures: dict, rows) -> None:
+def _size(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e7 else f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
+
+
+def _print(figures: dict, rows, out: str) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
-    for path in figures["files"]:
-        print(f"wrote {path}")
+    sizes = figures["output_bytes"]
+    print(f"wrote {_size(sum(sizes.values()))} into {out}:")
+    width = max(len(name) for name in sizes)
+    for name, n in sizes.items():
+        print(f"  {name:<{width}}  {_size(n):>8}")
+    print(f"summary: {Path(out) / 'summary.json'} (the figures above, sizes and paths)")
+
+
+def _plan(out: str, n_bytes: int) -> None:
+    print(f"romdask demo: will write about {_size(n_bytes)} into {out} (snapshot store, model, VTU series, "
+          "plots); delete the folder when done")
 
 
 def _amplitude(text: str, option: str) -> float:
@@ -61,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     writable_folder(args.out or ("romdask-demo-thermal" if args.problem == "thermal" else "romdask-demo"), "--out")
     if args.problem == "thermal":
         return _run_thermal(args)
-    from romdask.demo import DemoSettings, run_demo, summary_table
+    from romdask.demo import DemoSettings, planned_output, run_demo, summary_table
 
     defaults = DemoSettings()
     out = args.out or "romdask-demo"
@@ -77,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
         f"{', '.join(f'{a:g}' for a in settings.train)} mm ({settings.train_cycles:g} cycle each), "
         f"predicting {settings.predict:g} mm over {settings.cycles:g} cycles; output in {out}"
     )
+    _plan(out, planned_output(settings))
     figures = run_demo(out, settings, progress=solver_progress, plots=not args.no_plots)
-    _print(figures, summary_table(figures, settings))
+    _print(figures, summary_table(figures, settings), out)
     return 0
 
 
 def _run_thermal(args: argparse.Namespace) -> int:
+    from romdask.demo import estimate_output
     from romdask.demo_thermal import (
         ThermalDemoSettings,
         run_thermal_demo,
@@ -106,6 +122,8 @@ def _run_thermal(args: argparse.Namespace) -> int:
         f"{flights} ({settings.train_cycles} cycle each), predicting {settings.predict[0]:g} C / "
         f"{settings.predict[1]:g} rad/s over {settings.cycles} cycles; output in {out}"
     )
+    _plan(out, estimate_output([*(settings.problem(f, settings.train_cycles) for f in settings.train),
+                                settings.problem(settings.predict, settings.cycles)]))
     figures = run_thermal_demo(out, settings, progress=solver_progress, plots=not args.no_plots)
-    _print(figures, thermal_summary_table(figures, settings))
+    _print(figures, thermal_summary_table(figures, settings), out)
     return 0
