@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from romdask.cli.common import finite_float, positive_float, positive_int, solver_progress, writable_folder
+from romdask.cli.common import (HelpFormatter, finite_float, positive_float, positive_int, solver_progress,
+                                writable_folder)
 
 __all__ = ["register"]
 
@@ -16,9 +17,10 @@ def register(sub) -> None:
         description="plate (default): the quarter plate with a hole under cyclic displacement; thermal: a spinning "
                     "blade under flight cycles (temperature field, temperature-dependent viscoplastic law, "
                     "thermal expansion, centrifugal load)",
+        formatter_class=HelpFormatter,
     )
     demo.add_argument("--problem", choices=("plate", "thermal"), default="plate",
-                      help="the reference problem (default plate)")
+                      help="the reference problem")
     demo.add_argument("--nodes", type=positive_int, default=None,
                       help="approximate mesh size (plate: default 4000; thermal: default 525, blade size 6)")
     demo.add_argument("--train", nargs="+", default=None,
@@ -28,7 +30,7 @@ def register(sub) -> None:
     demo.add_argument("--predict", default=None,
                       help="the predicted case: plate: amplitude [mm] (default 0.006); thermal: PEAK:OMEGA "
                            "(default 950:1400)")
-    demo.add_argument("--cycles", type=positive_float, default=3, help="cycles of the prediction (default 3)")
+    demo.add_argument("--cycles", type=positive_float, default=3, help="cycles of the prediction")
     demo.add_argument("--workers", type=positive_int, default=None, help="LocalCluster workers (default: one per core)")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     demo.add_argument("--out", default=None, help="output folder (default ./romdask-demo, thermal: ./romdask-demo-thermal)")
