@@ -13,26 +13,41 @@ Usage::
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
+    python benchmarks/run.py all                         (every case in turn, hours)
+    python benchmarks/run.py all --smoke [--results PATH]   (every case at a tiny size: a few minutes)
+    python benchmarks/run.py pod ecm --smoke             (several cases in turn)
 
-Each case runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
+``--results PATH`` writes elsewhere than benchmarks/results.json (the published figures). ``--smoke``
+runs each case at a tiny size (``SMOKE``; sizes given on the command line win), writes to a temporary
+file unless ``--results`` says where (never results.json), fails when a case gives no rows or a
+non-finite figure, and renders the tables of the smoke results next to them (``.md``). With several
+cases (or ``all``), the cases after a failing one still run and the exit status is 1.
+
+Each case runs in a fresh subprocess so that its peak memory (VmHWM, see ``_own_peak_kb``) is its own; the cases on a
+``LocalCluster`` start a new cluster per measured method instead of restarting the workers
+(see ``_fresh_cluster``).
 No wall-clock threshold is asserted anywhere: the figures are recorded, compared by ratio and
-published in docs/benchmarks.md.
-"""
+published in docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import math
+import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
+#: where ``--smoke`` writes by default (outside the checkout)
+SMOKE_RESULTS = Path(tempfile.gettempdir()) / "romdask-benchmarks-smoke.json"
 # benchmark the checkout, not an installed romdask (children and dask worker processes too)
 sys.path.insert(0, str(HERE.parent))
 os.environ["PYTHONPATH"] = str(HERE.parent) + (":" + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
@@ -60,7 +75,7 @@ def _builtin_solver_case(nodes: int, cycles: float) -> dict:
         "wall_s": wall,
         "factorizations": int(result.n_factorizations),
         "timings_s": result.timings,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _own_peak_kb() / 1024,
     }
 
 
@@ -68,7 +83,7 @@ def run_builtin_solver(args) -> list[dict]:
     rows = []
     for nodes in args.nodes:
         cmd = [sys.executable, __file__, "_child", "builtin_solver", str(nodes), str(args.cycles)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -164,7 +179,7 @@ def _ingest_case(nodes: int, n_runs: int) -> dict:
                         f"read_{label}_s": read_s, f"read_{label}_mb_s": source_bytes / 1e6 / read_s})
         row["subdomains"] = subdomains
         row["cores"] = len(os.sched_getaffinity(0))
-        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        row["peak_rss_mb"] = _own_peak_kb() / 1024
         return row
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -174,7 +189,7 @@ def run_ingest(args) -> list[dict]:
     rows = []
     for nodes in args.nodes:
         cmd = [sys.executable, __file__, "_child", "ingest", str(nodes), str(args.runs)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -343,7 +358,7 @@ def _calculix_ingest_case(n: int, repeats: int) -> list[dict]:
                     shutil.rmtree(path, ignore_errors=True)
             row["repeats"] = repeats
             row["cores"] = len(os.sched_getaffinity(0))
-            row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            row["peak_rss_mb"] = _own_peak_kb() / 1024
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
         return rows
@@ -355,7 +370,7 @@ def run_calculix_ingest(args) -> list[dict]:
     rows = []
     for n in args.plate_n:
         cmd = [sys.executable, __file__, "_child", "calculix_ingest", str(n), str(args.repeats)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         for row in json.loads(out.stdout.strip().splitlines()[-1]):
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -421,6 +436,59 @@ def _pod_store(path: Path, cells: int, n_runs: int, steps: int, n_modes: int, su
             "write_s": write_s, "compression": None}
 
 
+@contextmanager
+def _fresh_cluster(n_workers: int, memory_limit: str, timings: dict | None = None):
+    """A new ``LocalCluster`` (new worker processes, 1 thread each) and its ``Client``, closed on exit.
+
+    One per measured case instead of ``client.restart()``: with distributed 2026.8, a restart that
+    begins about ``distributed.deploy.lost-worker-timeout`` (15 s) after the previous one makes the
+    LocalCluster close its nannies for good (the timer armed by the previous restart's worker removal
+    finds the workers absent again), and the restart then waits forever for workers that never come
+    back (cf. dask/distributed#8534 and #7312). Fresh processes also give each case its own peak memory.
+    Start-up and shut-down are outside the timed regions (the callers time inside the block); their
+    durations go to ``timings`` (``cluster_start_s``, ``cluster_close_s``) when given.
+    """
+    from distributed import Client, LocalCluster
+
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit,
+                      dashboard_address=":0", processes=True) as cluster, Client(cluster) as client:
+        client.wait_for_workers(n_workers, timeout=120)
+        client.run(lambda: __import__("romdask.offline") and None)
+        timings["cluster_start_s"] = time.perf_counter() - t0
+        yield client
+        t0 = time.perf_counter()
+    timings["cluster_close_s"] = time.perf_counter() - t0
+
+
+def _warm_view(path: Path, row_chunks: str):
+    """The displacement matrix of the store, after one tiny compute (workers' imports, zarr metadata)."""
+    import romdask
+
+    U = romdask.open_snapshots(path, row_chunks=row_chunks).displacement.data
+    U[:1, :10].sum().compute()
+    return U
+
+
+def _own_peak_kb() -> int:
+    """This process's peak resident memory in kB: ``VmHWM`` of /proc/self/status (Linux), else ``ru_maxrss``.
+
+    Not ``ru_maxrss`` where ``VmHWM`` exists: Linux keeps ``ru_maxrss`` across fork + exec, so a
+    spawned worker reports at least its parent's peak (a worker of a process that peaked at 800 MB
+    says 790 MB where ``VmHWM`` says 28 MB)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _peak_worker_mb(client) -> float:
+    """Largest peak resident memory over the client's workers (each its own, see ``_own_peak_kb``), in MB."""
+    return max(client.run(_own_peak_kb).values()) / 1024
+
+
 def _graph_sizes(path: Path, layout) -> dict:
     """Pickled (cloudpickle) graph bytes of the L2 Gram / strains, with the sub-meshes embedded
     (product built from the layout, as before) and read inside the tasks (from the store path)."""
@@ -449,8 +517,8 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
 
     Builds (in a temp dir, deleted at the end) the uncompressed store of :func:`_pod_store`
     (16 subdomains), then for a ``LocalCluster`` of 2 and of 1 worker(s) (1 thread each, 3 GB
-    memory limit), every figure best of ``repeats``, the workers restarted before each method
-    so that their ``ru_maxrss`` is that method's peak:
+    memory limit), every figure best of ``repeats``, a new cluster (fresh worker processes, see
+    :func:`_fresh_cluster`) for each method so that their peak memory (``VmHWM``) is that method's:
 
     * read: one pass over ``U = open_snapshots(path).displacement.data`` through dask, to a null
       ``da.store`` target (and ``U.sum()``);
@@ -470,7 +538,6 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
     import dask
     import dask.array as da
     import numpy as np
-    from distributed import Client, LocalCluster
 
     import romdask
     from romdask.offline import mass_product, pod
@@ -499,34 +566,22 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
         cases = (("snapshots", None, "run"), ("snapshots", None, "subdomain"), ("snapshots", "l2", "subdomain"),
                  ("tsqr", None, "subdomain"))
         for n_workers in (2, 1):
-            with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit="3GB",
-                              dashboard_address=":0", processes=True) as cluster, Client(cluster) as client:
-
-                def fresh(row_chunks):
-                    client.restart()
-                    client.run(lambda: __import__("romdask.offline") and None)
-                    U = romdask.open_snapshots(path, row_chunks=row_chunks).displacement.data
-                    U[:1, :10].sum().compute()  # warm the workers' imports / zarr metadata
-                    return U
-
-                def peak_mb() -> float:
-                    rss = client.run(lambda: __import__("resource").getrusage(
-                        __import__("resource").RUSAGE_SELF).ru_maxrss)
-                    return max(rss.values()) / 1024
-
-                base = {"workers": n_workers, "threads_per_worker": 1, "memory_limit_gb": 3.0,
-                        "load_avg": os.getloadavg()[0]}
-                for chunking in ("run", "subdomain"):
-                    U = fresh(chunking)
-                    _, read_s = best(lambda: da.store(U, _NullSink(), lock=False))
-                    _, sum_s = best(lambda: U.sum().compute())
+            base = {"workers": n_workers, "threads_per_worker": 1, "memory_limit_gb": 3.0,
+                    "load_avg": os.getloadavg()[0]}
+            for chunking in ("run", "subdomain"):
+                with _fresh_cluster(n_workers, "3GB", timings := {}) as client:
+                    U = _warm_view(path, chunking)
+                    _, read_s = best(lambda U=U: da.store(U, _NullSink(), lock=False))
+                    _, sum_s = best(lambda U=U: U.sum().compute())
                     rows.append({**base, "method": "read", "product": None, "row_chunks": chunking, "time_s": read_s,
                                  "gb_s": nbytes / 1e9 / read_s, "fraction_of_read": 1.0, "sum_s": sum_s,
-                                 "peak_worker_mb": peak_mb(), "chunks": [len(c) for c in U.chunks]})
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-                product = mass_product(path)  # store references: sub-meshes read inside the tasks
-                for method, prod, chunking in cases:
-                    U = fresh(chunking)
+                                 "peak_worker_mb": _peak_worker_mb(client), "chunks": [len(c) for c in U.chunks]})
+                rows[-1].update(timings)
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            for method, prod, chunking in cases:
+                with _fresh_cluster(n_workers, "3GB", timings := {}) as client:
+                    product = mass_product(path) if prod else None  # store references: sub-meshes read in the tasks
+                    U = _warm_view(path, chunking)
                     U_read = romdask.open_snapshots(path).displacement.data
                     reads, pods, ratios = [], [], []
                     for _ in range(repeats):  # interleaved: read pass, then the method
@@ -534,7 +589,7 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
                         da.store(U_read, _NullSink(), lock=False)
                         reads.append(time.perf_counter() - t0)
                         t0 = time.perf_counter()
-                        p = pod(U, method=method, product=product if prod else None, tol=1e-6)
+                        p = pod(U, method=method, product=product, tol=1e-6)
                         pods.append(time.perf_counter() - t0)
                         ratios.append(reads[-1] / pods[-1])
                     _, modes_s = best(lambda basis=p: da.store(basis.modes, _NullSink(), lock=False))
@@ -547,9 +602,10 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
                                  "fraction_of_read": float(np.median(ratios)), "fractions": ratios,
                                  "modes_s": modes_s, "total_s": total, "total_gb_s": nbytes / 1e9 / total,
                                  "total_fraction_of_read": read_s / total, "n_modes": int(p.n_modes),
-                                 "peak_worker_mb": peak_mb(), "load_avg_after": os.getloadavg()[0]})
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                                 "peak_worker_mb": _peak_worker_mb(client), "load_avg_after": os.getloadavg()[0]})
                     del p
+                rows[-1].update(timings)
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         for r in rows:  # scaling 1 -> 2 workers
             if r["workers"] == 2:
                 one = next(q for q in rows if q["workers"] == 1 and q["method"] == r["method"]
@@ -571,7 +627,7 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
         read2 = next(r for r in rows if r["workers"] == 2 and r["method"] == "read" and r["row_chunks"] == "run")
         numpy_row = {"load_s": load_s, "svd_s": svd_s, "gb_s": nbytes / 1e9 / svd_s,
                      "fraction_of_read_2_workers": read2["time_s"] / svd_s,
-                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                     "peak_rss_mb": _own_peak_kb() / 1024}
         for r in rows:
             s = sv.get((r["workers"], r["method"], r["product"], r.get("row_chunks")))
             if s is None or r["product"] is not None:
@@ -587,6 +643,7 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
         numpy_row["s_over_s0"] = [float(v) for v in (s_np / s_np[0])[[i for i in (0, 9, 19, 29, 30) if i < len(s_np)] + [-1]]]
         return {"graph_bytes": graph_bytes,
                 "store": {**info, "cores": len(os.sched_getaffinity(0)), "repeats": repeats,
+                          "cluster_per_method": True, "peak_memory": "VmHWM",
                           "page_cache": "store just written; 24 GB RAM, so reads come from the page cache"},
                 "numpy": numpy_row, "rows": rows}
     finally:
@@ -702,7 +759,7 @@ def _scaling_case(nodes: int, repeats: int) -> dict:
                     row = {"workers": n_workers, "case": label, "wall_s": min(times), "times": times,
                            "load_avg": os.getloadavg()[0]}
                     if label == "reduce":
-                        rep = out.metadata["reduce"]
+                        rep = out.report  # reduce returns a Reduction (was a ReducedModel)
                         row.update({"n_modes": rep["n_modes"], "ecm_points": rep.get("ecm_points"),
                                     "n_snapshots": rep["n_snapshots"]})
                     rows.append(row)
@@ -808,7 +865,7 @@ def _rom_case(nodes: int, cycles: float) -> dict:
         figures = run_demo(tmp, DemoSettings(nodes=nodes, cycles=cycles), plots=False, vtu=False)
     figures.pop("files")
     figures.update(cycles=cycles, load_avg=os.getloadavg()[0],
-                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                   peak_rss_mb=_own_peak_kb() / 1024)
     return figures
 
 
@@ -855,7 +912,7 @@ def run_own_deck(args) -> list[dict]:
 
         def timed(key: str, *cmd: str) -> None:
             t0 = time.perf_counter()
-            subprocess.run(list(cmd), cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _run_quiet(list(cmd), cwd=work)
             row[key] = time.perf_counter() - t0
 
         romdask = (sys.executable, "-m", "romdask.cli")
@@ -923,8 +980,7 @@ def run_thermal(args) -> list[dict]:
 
         def timed(key: str, *cmd: str) -> None:
             t0 = time.perf_counter()
-            subprocess.run(list(cmd), cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=env)
+            _run_quiet(list(cmd), cwd=work, env=env)
             row[key] = time.perf_counter() - t0
             print(f"{key}: {row[key]:.1f} s", file=sys.stderr, flush=True)
 
@@ -952,26 +1008,126 @@ def run_thermal(args) -> list[dict]:
                speedup_vs_ccx=row["ccx_new_950_s"] / row["online_s"], load_avg=os.getloadavg()[0])
     print(json.dumps(row), flush=True)
     # one row per training set: keep the rows of the other sets from the results file
-    old = json.loads(RESULTS.read_text()).get("thermal", {}).get("rows", []) if RESULTS.exists() else []
+    results = args.results
+    old = json.loads(results.read_text()).get("thermal", {}).get("rows", []) if results.exists() else []
     key = (row["nodes"], row["cycles"], tuple(flights))
     kept = [r for r in old if (r["nodes"], r["cycles"], tuple(r.get("training_flights", DEFAULT_FLIGHTS))) != key]
     return kept + [row]
 
 
-def _record(name: str, rows: list[dict] | dict) -> None:
+def _record(results: Path, name: str, rows: list[dict] | dict, wall_s: float, smoke: bool) -> None:
     extra = {}
     if isinstance(rows, dict):  # {"rows": [...], other keys recorded next to them}
         extra = {k: v for k, v in rows.items() if k != "rows"}
         rows = rows["rows"]
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data = json.loads(results.read_text()) if results.exists() else {}
     data[name] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {platform.python_version()}, "
         f"{len(__import__('os').sched_getaffinity(0))} cores",
+        **({"smoke": True} if smoke else {}),
+        "run_wall_s": wall_s,
         **extra,
         "rows": rows,
     }
-    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    results.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _run_quiet(cmd: list[str], **kwargs) -> None:
+    """Run a command without its output; if it fails, raise with the end of its stderr."""
+    proc = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}) in {kwargs.get('cwd')}:\n"
+                           f"{proc.stderr[-3000:]}")
+
+
+def _numbers(value, key: str = ""):
+    """(key, number) for every int / float inside nested dicts and lists (bools excluded)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{key}[{i}]")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield key, float(value)
+
+
+def check_rows(name: str, result: list[dict] | dict) -> list[str]:
+    """What is wrong with a case's result: no rows, a row without figures, a non-finite figure."""
+    rows = result["rows"] if isinstance(result, dict) else result
+    problems = [] if rows else [f"{name}: no rows"]
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not any(True for _ in _numbers(row)):
+            problems.append(f"{name}: row {i} has no figures: {row!r}")
+    bad = [k for k, v in _numbers(result) if not math.isfinite(v)]
+    if bad:
+        problems.append(f"{name}: non-finite figures: {', '.join(bad[:10])}")
+    return problems
+
+
+#: The cases, in the order ``all`` runs them.
+CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
+         "own_deck", "thermal")
+
+#: The sizes of the published figures (docs/benchmarks.md), per case; an option given on the command line wins.
+DEFAULTS = {
+    "builtin_solver": {"nodes": [1000, 10000, 50000], "cycles": 1},
+    "ingest": {"nodes": [10000], "runs": 2},
+    "calculix_ingest": {"plate_n": [8, 18], "repeats": 2},
+    "pod": {"cells": 68, "runs": 4, "steps": 96, "repeats": 2},
+    "ecm": {"nodes": [1000]},
+    "scaling": {"nodes": [10000], "repeats": 2},
+    "cluster": {"nodes": [10000], "repeats": 2},
+    "rom": {"nodes": [10000], "cycles": 3},
+    "rom_calculix": {"nodes": [10000], "cycles": 1},
+    "own_deck": {},
+    "thermal": {"nodes": [10000], "cycles": 1},
+}
+
+#: ``--smoke``: every case at a tiny size, seconds to a minute each; the figures only show that the
+#: case runs to the end and fills its rows (own_deck has no size: examples/calculix-part as it is).
+SMOKE = {
+    "builtin_solver": {"nodes": [100], "cycles": 0.5},
+    "ingest": {"nodes": [100], "runs": 2},
+    "calculix_ingest": {"plate_n": [3], "repeats": 1},
+    "pod": {"cells": 8, "runs": 2, "steps": 24, "repeats": 1},
+    "ecm": {"nodes": [100]},
+    "scaling": {"nodes": [100], "repeats": 1},
+    "cluster": {"nodes": [100], "repeats": 1},
+    "rom": {"nodes": [100], "cycles": 1},
+    "rom_calculix": {"nodes": [100], "cycles": 1},
+    "own_deck": {},
+    "thermal": {"nodes": [30], "cycles": 1},
+}
+
+RUNNERS = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
+           "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom, "rom_calculix": run_rom_calculix,
+           "cluster": run_cluster, "own_deck": run_own_deck, "thermal": run_thermal}
+
+SIZE_OPTIONS = ("nodes", "cycles", "runs", "cells", "steps", "plate_n", "repeats")
+
+
+def case_args(name: str, args: argparse.Namespace) -> argparse.Namespace:
+    """The options of one case: those given on the command line, else the smoke or published sizes."""
+    sizes = (SMOKE if args.smoke else DEFAULTS)[name]
+    out = argparse.Namespace(**vars(args))
+    for option in SIZE_OPTIONS:
+        if getattr(out, option) is None:
+            setattr(out, option, sizes.get(option))
+    return out
+
+
+def _render_tables(results: Path) -> Path:
+    """benchmarks/table.py on a results file (not docs/benchmarks.md): ``<results>.md``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("romdask_benchmarks_table", HERE / "table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    out = results.with_suffix(".md")
+    out.write_text(table.render(json.loads(results.read_text()), source=results))
+    return out
 
 
 def main(argv=None) -> None:
@@ -997,35 +1153,60 @@ def main(argv=None) -> None:
             print(json.dumps({"builtin_solver": _builtin_solver_case}[name](int(nodes), float(extra))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("benchmark", choices=["builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling",
-                                                     "rom", "rom_calculix", "cluster", "own_deck", "thermal"])
+    parser.add_argument("benchmark", nargs="+", choices=[*CASES, "all"], help="cases, or all of them, in turn")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (all cases together: a few minutes); results to --results, by default\n"
+                             f"{SMOKE_RESULTS} (never {RESULTS.name}); fails if a case gives no\n"
+                             "rows or a non-finite figure; the tables are rendered next to the results (.md)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"results file (default {RESULTS.relative_to(HERE.parent)}; with --smoke {SMOKE_RESULTS})")
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
-                        help="mesh sizes (default 1000 10000 50000; ingest: 10000; ecm: 1000; scaling: 10000)")
-    parser.add_argument("--cycles", type=float, default=1)
+                        help="mesh sizes (builtin_solver: 1000 10000 50000; ecm: 1000; others: 10000)")
+    parser.add_argument("--cycles", type=float, default=None, help="cycles (rom: 3; others: 1)")
     parser.add_argument("--flights", nargs="+", default=None,
                         help="thermal: training flights PEAK_C:OMEGA (default 925:1350 975:1450)")
     parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")
-    parser.add_argument("--cells", type=int, default=68,
+    parser.add_argument("--cells", type=int, default=None,
                         help="pod: box((cells,)*3) C3D8 mesh (default 68: 328,509 nodes, 985,527 dofs)")
-    parser.add_argument("--steps", type=int, default=96, help="pod: frames per run (default 96)")
-    parser.add_argument("--plate-n", type=int, nargs="+", default=[8, 18],
+    parser.add_argument("--steps", type=int, default=None, help="pod: frames per run (default 96)")
+    parser.add_argument("--plate-n", type=int, nargs="+", default=None,
                         help="calculix_ingest: plate_problem n (default 8 18: 1,105 and 10,360 nodes)")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="calculix_ingest, pod: timings are the best of this many (default 2)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="calculix_ingest, pod, scaling, cluster: timings are the best of this many (default 2)")
     args = parser.parse_args(argv)
-    if args.runs is None:
-        args.runs = 4 if args.benchmark == "pod" else 2
-    if args.nodes is None and args.benchmark in ("rom", "rom_calculix", "thermal"):
-        args.nodes = [10000]
-        args.cycles = 3 if args.benchmark == "rom" and "--cycles" not in argv else args.cycles
-    if args.nodes is None and args.benchmark not in ("ecm", "scaling", "cluster"):
-        args.nodes = [10000] if args.benchmark == "ingest" else [1000, 10000, 50000]
-    rows = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
-            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom,
-            "rom_calculix": run_rom_calculix, "cluster": run_cluster, "own_deck": run_own_deck,
-            "thermal": run_thermal}[args.benchmark](args)
-    _record(args.benchmark, rows)
-    print(f"results in {RESULTS}; run benchmarks/table.py to refresh docs/benchmarks.md")
+    if args.results is None:
+        args.results = SMOKE_RESULTS if args.smoke else RESULTS
+    args.results = args.results.resolve()
+    if args.smoke and args.results == RESULTS.resolve():
+        parser.error(f"--smoke figures are not benchmark figures: write them elsewhere than {RESULTS}")
+    names = CASES if "all" in args.benchmark else tuple(dict.fromkeys(args.benchmark))
+    if args.smoke and len(names) > 1:
+        args.results.unlink(missing_ok=True)  # the file holds this smoke run only
+    failures, summary = [], []
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            rows = RUNNERS[name](case_args(name, args))
+            problems = check_rows(name, rows)
+        except Exception as exc:  # reported, and the run fails at the end
+            if len(names) == 1:
+                raise
+            problems, rows = [f"{name}: {type(exc).__name__}: {exc}"], None
+        wall = time.perf_counter() - t0
+        if rows is not None and not problems:
+            _record(args.results, name, rows, wall, args.smoke)
+        n_rows = len(rows["rows"] if isinstance(rows, dict) else rows) if rows is not None else 0
+        summary.append(f"{name}: {'FAILED' if problems else 'ok'}, {n_rows} rows, {wall:.1f} s")
+        print(summary[-1], file=sys.stderr, flush=True)
+        failures += problems
+    if len(names) > 1:
+        print("\n".join(["summary:", *summary]), file=sys.stderr)
+    if failures:
+        raise SystemExit("benchmark failed:\n" + "\n".join(failures))
+    if args.smoke:
+        print(f"smoke results in {args.results}; tables in {_render_tables(args.results)}")
+    else:
+        print(f"results in {args.results}; run benchmarks/table.py to refresh docs/benchmarks.md")
 
 
 if __name__ == "__main__":
