@@ -62,8 +62,14 @@ SHELL, PYTHON, NOT_RUN = ("bash", "sh", "console"), ("python",), ("text", "yaml"
 KERNEL = Path(__file__).with_name("docs") / "kernel.py"
 BLOCK_TIMEOUT = 900  # seconds
 
-# pages too heavy for the default suite (CI runs them with -m slow); measured times in the log
-SLOW = {"thermomechanics.md"}
+# pages too heavy for the default suite (CI runs them with -m slow). Measured 2026-12-07 on 2 cores
+# shared with other jobs (load 6-12, so 3-4x the unloaded times): README.md 305 s (three ccx runs
+# and the deck session, also run by own-decks.md), own-decks.md 177 s (that session; also
+# tests/test_own_decks_cli.py), thermomechanics.md (two thermal flights by ccx and by the built-in
+# solver; also tests/test_thermal_cli.py). In the default suite: user-guide.md 275 s,
+# calculix.md 51 s, cluster.md 42 s, online.md 32 s, builtin-solver.md 26 s, offline.md 23 s,
+# store.md 10 s.
+SLOW = {"README.md", "own-decks.md", "thermomechanics.md"}
 
 
 @dataclass
@@ -118,6 +124,14 @@ def test_every_block_is_tagged_and_every_directive_known():
             if d[0] not in verbs or len(d) - 1 != verbs[d[0]]]
     bad += [f"{b.where}: 'requires {r[0]}'" for b in ALL for r in b.get("requires") if r[0] not in REQUIRES]
     assert not bad, "\n".join(bad)
+
+
+def test_snippets_starting_a_local_cluster_show_the_main_guard():
+    """A script that starts a LocalCluster without `if __name__ == "__main__":` dies ("Nanny failed
+    to start"): its worker processes re-import it."""
+    starts = re.compile(r"LocalCluster\(|cluster_client\(\s*[\"']local|--cluster local")
+    bad = [b.where for b in ALL if b.tag in PYTHON and starts.search(b.code) and b.kind != "script"]
+    assert not bad, bad
 
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.kind == "skip"], ids=lambda b: b.where)
