@@ -26,6 +26,9 @@ Directives are HTML comments right before a block (invisible on GitHub, visible 
     <!-- docs-test: requires ccx|slurm -->   the page needs ccx / a SLURM answering sinfo: skipped
                                              (with the reason) without it
 
+ROMDASK_DOCS_RERUN=1 runs every page twice in the same folder: what a user rerunning it gets (an
+output that exists must be replaced, e.g. `--overwrite`, not refused).
+
 Why a runner of our own (~200 lines) rather than Sybil or pytest-markdown-docs: a page here is
 a session mixing shell and Python (files written by one block read by the next, a `cd` that
 holds), some blocks are scripts that must run as `__main__` in a fresh process (a LocalCluster
@@ -240,8 +243,11 @@ def test_page_runs_as_written(page, tmp_path):
                 pytest.skip(f"{page.name}: {reason}")
     session = Session(tmp_path)
     timings = []
+    rounds = 2 if os.environ.get("ROMDASK_DOCS_RERUN") == "1" else 1  # a user rerunning the page
     try:
-        for block in page_blocks:
+        for block in [b for _ in range(rounds) for b in page_blocks]:
+            if block is page_blocks[0]:
+                session.cwd = tmp_path / "work"  # each round starts where the user starts
             if block.kind not in ("shell", "python", "script"):
                 continue
             start_log = session.log.stat().st_size if session.log.exists() else 0
@@ -255,7 +261,8 @@ def test_page_runs_as_written(page, tmp_path):
             elif block.kind == "script":
                 ok = session.script(code, block.where)
             else:
-                ok = session.python(code, block.where)
+                # padded so that tracebacks name the page's own file and line
+                ok = session.python("\n" * block.line + code, str(block.page))
             timings.append(f"{block.where} {time.perf_counter() - started:.1f} s")
             xfail = block.get("xfail")
             if xfail:
