@@ -23,11 +23,15 @@ Directives are HTML comments right before a block (invisible on GitHub, visible 
                                              options checked against the CLI's parser
     <!-- docs-test: xfail "BUG" -->          known failure (a romdask bug, named): the page stops
                                              there as xfail; passing is an error (strict)
-    <!-- docs-test: requires ccx|slurm -->   the page needs ccx / a SLURM answering sinfo: skipped
-                                             (with the reason) without it
+    <!-- docs-test: requires ccx|slurm -->   before any block: the whole page needs ccx / a SLURM
+                                             answering sinfo; skipped (with the reason) without it
 
-ROMDASK_DOCS_RERUN=1 runs every page twice in the same folder: what a user rerunning it gets (an
-output that exists must be replaced, e.g. `--overwrite`, not refused).
+ROMDASK_DOCS_RERUN=1 runs every page twice in the same folder, setups once: what a user rerunning
+it gets (an output that exists must be replaced, e.g. `--overwrite`, not refused).
+
+Sizes: the pages show a user's sizes; `replace` directives shrink them for the test (plate n=8,
+1,105 nodes -> n=4, 189 nodes), and tests/docs/make_store.py writes the small stores that pages
+starting from a store name.
 
 Why a runner of our own (~200 lines) rather than Sybil or pytest-markdown-docs: a page here is
 a session mixing shell and Python (files written by one block read by the next, a `cd` that
