@@ -69,13 +69,12 @@ SHELL, PYTHON, NOT_RUN = ("bash", "sh", "console"), ("python",), ("text", "yaml"
 KERNEL = Path(__file__).with_name("docs") / "kernel.py"
 BLOCK_TIMEOUT = 900  # seconds
 
-# pages too heavy for the default suite (CI runs them with -m slow). Measured 2026-12-07 on 2 cores
-# shared with other jobs (load 6-12, so 3-4x the unloaded times): README.md 305 s (three ccx runs
-# and the deck session, also run by own-decks.md), own-decks.md 177 s (that session; also
-# tests/test_own_decks_cli.py), thermomechanics.md (two thermal flights by ccx and by the built-in
-# solver; also tests/test_thermal_cli.py). In the default suite: user-guide.md 275 s,
-# calculix.md 51 s, cluster.md 42 s, online.md 32 s, builtin-solver.md 26 s, offline.md 23 s,
-# store.md 10 s.
+# pages too heavy for the default suite (CI runs them with -m slow). Measured 2026-12-07, 2 cores
+# shared with other jobs (load 2-4): slow: own-decks.md 81 s (the deck session, also
+# tests/test_own_decks_cli.py), thermomechanics.md 77 s (the thermal deck session, also
+# tests/test_thermal_cli.py, + two flights by the built-in solver), README.md 64 s (three ccx runs
+# and the same deck session); default, 159 s in all: user-guide.md 56 s, calculix.md 27 s,
+# cluster.md 23 s, online.md 23 s, offline.md 15 s, builtin-solver.md 7 s, store.md 7 s.
 SLOW = {"README.md", "own-decks.md", "thermomechanics.md"}
 
 
