@@ -13,7 +13,9 @@ BLAS threads: every per-block task runs its dense products with one BLAS thread
 (:func:`romdask.offline._blas.blas_single_thread`). Dask already runs one task per worker
 thread; letting BLAS spawn threads on top made an exact SVD 5x slower on this machine
 (shared/notes/stack.md).
-The small driver-side factorizations (eigh / SVD of n_snap-sized matrices) are not pinned.
+The driver-side factorizations (eigh / SVD of n_snap-sized matrices) run with one BLAS thread
+too: their bytes then do not depend on the process's BLAS thread count (and on this 2-core
+machine one thread was also faster).
 
 Determinism: the block products take C-contiguous operands (numpy's ``matmul`` on views with no
 unit stride, e.g. what ``einsum(..., optimize=True)`` passes it, was measured to take BLAS in
@@ -713,6 +715,13 @@ def pod(
     _check_args(method, product, tol, energy, n_modes)
     if product is not None:
         check_subdomain_chunks(U, product.dof_offsets)
+    with blas_single_thread():  # the driver's factorizations: same bytes whatever the BLAS threads
+        return _pod(U, product, tol, energy, n_modes, method, rank, power_iterations, oversampling, seed,
+                    reorthonormalize)
+
+
+def _pod(U, product, tol, energy, n_modes, method, rank, power_iterations, oversampling, seed,
+         reorthonormalize) -> POD:
     if method == "snapshots":
         G = aligned(gram(U, product).compute())
         s, V = _eig_pod(G)
@@ -787,6 +796,7 @@ def pod_update(
         if tol is None and energy is None:
             n_modes = previous.n_modes
     U = da.concatenate([U_old, U_new], axis=0)
-    s, V = _eig_pod(G)
+    with blas_single_thread():
+        s, V = _eig_pod(aligned(G))
     s = _gram_floor(s)
     return _finish(U, s, V, "snapshots", tol, energy, n_modes, product, G)

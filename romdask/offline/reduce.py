@@ -32,6 +32,7 @@ from romdask.fem.quadrature import quadrature
 from romdask.materials import Material
 from romdask.online.model import ReducedModel
 
+from ._blas import blas_single_thread
 from .hyperreduction import full_quadrature, hyperreduce
 from .pod import pod
 from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields
@@ -212,6 +213,13 @@ def reduce(
     options = ReduceOptions() if options is None else options
     if not isinstance(options, ReduceOptions):
         raise TypeError(f"options must be a romdask.offline.ReduceOptions; got {type(options).__name__}")
+    # one BLAS thread in this process for the whole reduction (the driver's factorizations too):
+    # the model's bytes then do not depend on the process's BLAS thread count
+    with blas_single_thread():
+        return _reduce(store_path, law, runs, options)
+
+
+def _reduce(store_path, law, runs, options: ReduceOptions) -> Reduction:
     data = training_data(store_path, law, runs=runs)
     lifting = lift(data)
     basis = pod(lifting.displacement, product=options.product, layout=data.store_path, tol=options.tol_pod,

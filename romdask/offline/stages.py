@@ -27,7 +27,7 @@ from romdask.online.thermal import operator_rows
 from romdask.problem.patterns import load_signature
 from romdask.problem.vectors import unit_load_vector
 
-from ._blas import aligned
+from ._blas import aligned, one_blas_thread
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
 from .pod import POD
@@ -199,6 +199,7 @@ def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]
     return vt[:m].T.copy(), s
 
 
+@one_blas_thread
 def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -> DualBases:
     """POD bases of the stress and cumulated-plastic-strain snapshots and their Q-DEIM points.
 
@@ -303,6 +304,7 @@ def thermal_rows(data: TrainingData, positions: np.ndarray) -> dict[str, np.ndar
     return out
 
 
+@one_blas_thread
 def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathered, duals: DualBases, *,
              settings: Mapping[str, Any]) -> ReducedModel:
     """The reduced model: operators at the ECM and Q-DEIM points, unit load vectors, report.
