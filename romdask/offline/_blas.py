@@ -6,7 +6,10 @@ per task, a task that ends can restore 2 threads while another is still running 
 then use 2 threads), and a task that started inside another's limit restores 1 when it ends
 (the driver's later factorizations then use 1). Either way the thread count of a product, hence
 its rounding, depended on the task order. Here the first task in sets one thread and the last
-one out restores the count: while any task runs, BLAS has exactly one thread.
+one out restores the count: while any task runs, BLAS has exactly one thread. :func:`reduce`
+and :func:`pod` hold it in the calling thread for the whole run (the driver's factorizations
+included): a count set or restored from a Dask worker thread was seen not to take effect in
+this OpenBLAS build (0.3.30/0.3.31), one set from the calling thread does.
 
 :func:`aligned` is the other half: a task's arrays may arrive unaligned (distributed
 deserializes them from network frames at any byte offset), and numpy then copies them before a

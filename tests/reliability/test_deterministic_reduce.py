@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from romdask.hifi import solve
 from romdask.materials import law_to_json
 from romdask.offline import pod
+from romdask.offline import _blas
 from romdask.offline._blas import one_blas_thread
 from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.problem.patterns import describe_loads
@@ -167,9 +168,12 @@ def _reduce_and_save(store_path: Path, out: Path, options: ReduceOptions | None 
 
 
 def test_two_threaded_runs_save_the_same_bytes(store_path, tmp_path):
-    with dask.config.set(scheduler="threads"):
-        first = _reduce_and_save(store_path, tmp_path / "a.zarr")
-        second = _reduce_and_save(store_path, tmp_path / "b.zarr")
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        with dask.config.set(scheduler="threads"):
+            first = _reduce_and_save(store_path, tmp_path / "a.zarr")
+            second = _reduce_and_save(store_path, tmp_path / "b.zarr")
+        assert _blas_threads() == before  # reduce() gives the process its BLAS threads back
     assert_same_model(first, second)
 
 
@@ -227,38 +231,31 @@ def _blas_threads() -> int:
 
 
 def test_one_blas_thread_while_any_task_runs():
-    """Task A enters, task B enters, A leaves while B still runs: B keeps one BLAS thread, and
-    the process gets its own count back once both have left (the threaded scheduler overlaps
-    tasks like this)."""
+    """Task A (here the main thread) enters, task B (another thread) enters, A leaves while B
+    still runs: B keeps one BLAS thread, and the process gets its count back once both have left
+    (the threaded scheduler overlaps tasks like this; reduce() is task A)."""
     with threadpool_limits(2, user_api="blas"):  # whatever earlier tests left
         if _blas_threads() < 2:
             pytest.skip("BLAS cannot run 2 threads here")
-        _check_overlapping_tasks()
+        b_in, a_out = threading.Event(), threading.Event()
+        seen = {}
 
+        @one_blas_thread
+        def task_b():
+            b_in.set()
+            a_out.wait(10)
+            seen["b after a left"] = _blas_threads()
 
-def _check_overlapping_tasks():
-    default = _blas_threads()
-    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-    seen = {}
+        @one_blas_thread
+        def task_a():
+            seen["a"] = _blas_threads()
+            tb.start()
+            b_in.wait(10)
 
-    @one_blas_thread
-    def task_a():
-        a_in.set()
-        b_in.wait(10)
-
-    @one_blas_thread
-    def task_b():
-        b_in.set()
-        a_out.wait(10)
-        seen["b after a left"] = _blas_threads()
-
-    ta = threading.Thread(target=task_a)
-    ta.start()
-    a_in.wait(10)
-    tb = threading.Thread(target=task_b)
-    tb.start()
-    ta.join(10)
-    a_out.set()
-    tb.join(10)
-    assert seen["b after a left"] == 1
-    assert _blas_threads() == default
+        tb = threading.Thread(target=task_b)
+        task_a()
+        a_out.set()
+        tb.join(10)
+        assert seen["a"] == 1
+        assert seen["b after a left"] == 1
+        assert _blas._active == 0  # the last one out restored the count (from its own thread)
