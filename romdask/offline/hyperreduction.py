@@ -66,10 +66,10 @@ def full_quadrature(weights: np.ndarray) -> Hyperreduction:
 def _components_first(values) -> np.ndarray:
     """(n, n_points, 6) -> a C-contiguous float64 copy (6, n, n_points).
 
-    Every product below is then a 2-D BLAS product of C-contiguous matrices (or of their
-    transposes). ``np.einsum(..., optimize=True)`` hands ``matmul`` views with no unit stride,
-    and ``matmul`` on such views was measured to run BLAS in some worker processes and its own
-    loop in others (last-bit differences in the ECM weights between runs and schedulers).
+    Every product below is then a 2-D BLAS product of aligned C-contiguous matrices (or of their
+    transposes). ``np.einsum(..., optimize=True)`` handed ``matmul`` views with no unit stride:
+    numpy's own loop for aligned inputs, BLAS on a copy for unaligned ones (arrays deserialized
+    by distributed), so the ECM weights differed in their last bits between runs on a cluster.
     """
     return aligned(np.asarray(values, np.float64).transpose(2, 0, 1))
 
