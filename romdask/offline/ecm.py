@@ -18,7 +18,7 @@ from dask.delayed import Delayed
 import numpy as np
 import scipy.linalg
 from scipy.optimize import nnls
-from romdask.offline._blas import one_blas_thread
+from romdask.offline._blas import aligned, one_blas_thread
 
 __all__ = ["ECMResult", "integrand_matrix", "ecm", "ecm_subdomains", "ecm_subdomains_graph"]
 
@@ -144,7 +144,7 @@ def integrand_matrix(
 
 
 def _check_weights(weights, n_points: int) -> np.ndarray:
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = aligned(weights)
     if weights.shape != (n_points,):
         raise ValueError(f"weights must have shape ({n_points},) (one per point); got {weights.shape}")
     if not np.all(weights > 0):
@@ -456,7 +456,7 @@ def ecm(
     nonlinear structural mechanics", arXiv:1812.07228.
     """
     t0 = time.perf_counter()
-    J = np.asarray(J, dtype=np.float64)
+    J = aligned(J)  # aligned inputs: the same bytes however J arrived (romdask.offline._blas)
     if J.ndim != 2:
         raise ValueError(f"J must be 2-D (n_rows, n_points); got shape {J.shape}")
     n_points = J.shape[1]
@@ -591,20 +591,20 @@ def _check_indices(idx, n: int, name: str) -> np.ndarray:
 
 @one_blas_thread
 def _local_target(J_k, w_k):
-    J_k = np.asarray(J_k, dtype=np.float64)
-    return J_k @ _check_weights(np.asarray(w_k).ravel(), J_k.shape[1])
+    J_k = aligned(J_k)
+    return J_k @ _check_weights(aligned(w_k).ravel(), J_k.shape[1])
 
 
 @one_blas_thread
 def _local_ecm(J_k, w_k, b_all, tol, local_tol, initial=None):
     """ECM of one subdomain (warm-started from ``initial``, local indices); returns (result,
     J_k at its points, b_k)."""
-    J_k = np.asarray(J_k, dtype=np.float64)
-    w_k = np.asarray(w_k, dtype=np.float64).ravel()
+    J_k = aligned(J_k)
+    w_k = aligned(w_k).ravel()
     b_k = J_k @ w_k
     if local_tol is None:
         # triangle inequality: sum_k tol_k ||b_k|| <= tol ||sum_k b_k||
-        b_all = [np.asarray(b) for b in b_all]
+        b_all = [aligned(b) for b in b_all]
         local_tol = tol * np.linalg.norm(sum(b_all)) / sum(np.linalg.norm(b) for b in b_all)
     if np.linalg.norm(b_k) == 0:
         res = ECMResult(np.empty(0, np.int64), np.empty(0), 0.0, (), 0)
@@ -620,9 +620,9 @@ def _merge(locals_, offsets, tol, global_correction):
     t0 = time.perf_counter()
     results = [r for r, _, _ in locals_]
     pts = np.concatenate([r.points + off for r, off in zip(results, offsets)])
-    x = np.concatenate([r.weights for r in results])
-    cols = np.hstack([c for _, c, _ in locals_])
-    b = sum(bk for _, _, bk in locals_)
+    x = aligned(np.concatenate([r.weights for r in results]))
+    cols = aligned(np.hstack([c for _, c, _ in locals_]))
+    b = sum(aligned(bk) for _, _, bk in locals_)  # in subdomain order
     cols, b, ones, volume = cols[:-1], b[:-1], cols[-1], b[-1]
     nb = np.linalg.norm(b)
     res0 = float(np.linalg.norm(cols @ x - b) / nb) if nb > 0 else 0.0

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 from dask.delayed import Delayed
 
-from ._blas import one_blas_thread
+from ._blas import aligned, one_blas_thread
 from .ecm import ECMResult, ecm, ecm_subdomains_graph
 
 __all__ = [
@@ -63,6 +63,17 @@ def full_quadrature(weights: np.ndarray) -> Hyperreduction:
                           {"ecm_scope": None, "ecm_residual": 0.0, "ecm_points": int(weights.size)})
 
 
+def _components_first(values) -> np.ndarray:
+    """(n, n_points, 6) -> a C-contiguous float64 copy (6, n, n_points).
+
+    Every product below is then a 2-D BLAS product of aligned C-contiguous matrices (or of their
+    transposes). ``np.einsum(..., optimize=True)`` handed ``matmul`` views with no unit stride:
+    numpy's own loop for aligned inputs, BLAS on a copy for unaligned ones (arrays deserialized
+    by distributed), so the ECM weights differed in their last bits between runs on a cluster.
+    """
+    return aligned(np.asarray(values, np.float64).transpose(2, 0, 1))
+
+
 @one_blas_thread
 def integrand_moments(stress: np.ndarray, fields: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-subdomain pieces of the row compression.
@@ -80,12 +91,13 @@ def integrand_moments(stress: np.ndarray, fields: np.ndarray, weights: np.ndarra
 
     Notes
     -----
-    ``O(n_snap^2 n_points_k)`` flops; the outputs do not grow with the mesh.
+    ``O(n_snap^2 n_points_k)`` flops; the outputs do not grow with the mesh. One BLAS product per
+    component on C-contiguous copies (see :func:`_components_first`).
     """
-    stress = np.asarray(stress, np.float64)
-    gram = np.einsum("skc,tkc->cst", stress, stress, optimize=True)
-    b = np.einsum("skc,jkc,k->sjc", stress, np.asarray(fields, np.float64), np.asarray(weights).ravel(),
-                  optimize=True)
+    sigma = _components_first(stress)  # (6, n_snap, n_points_k)
+    weighted = _components_first(fields) * np.asarray(weights, np.float64).ravel()
+    gram = np.stack([s @ s.T for s in sigma])
+    b = np.stack([s @ f.T for s, f in zip(sigma, weighted)], axis=-1)
     return gram, b
 
 
@@ -115,8 +127,8 @@ def integrand_transform(moments: Sequence[tuple[np.ndarray, np.ndarray]], n_mode
     ``rows="summed"``), the dropped eigenvalues summing to at most ``compress_tol^2`` times the
     trace. Cost: eigh of ``n_snap x n_snap`` matrices.
     """
-    gram = sum(m[0] for m in moments)
-    b = sum(m[1] for m in moments)
+    gram = sum(aligned(m[0]) for m in moments)  # in subdomain order
+    b = sum(aligned(m[1]) for m in moments)
     n_fields = b.shape[1]
     scales = np.ones(n_fields)
     mode_target = np.linalg.norm(b[:, :n_modes]) / np.sqrt(max(n_modes, 1))
@@ -148,16 +160,19 @@ def integrand_block(stress: np.ndarray, fields: np.ndarray, transform: dict[str,
     ``(U_c^T sigma_c)_i eps_j,c``. With all eigenvectors, J_compressed = Q^T J for an
     orthogonal Q: the same residual norms as the snapshot rows.
     """
-    stress = np.asarray(stress, np.float64)
-    fields = np.asarray(fields, np.float64) * transform["scales"][:, None, None]
-    n_points = stress.shape[1]
+    sigma = _components_first(stress)  # (6, n_snap, n_points_k)
+    eps = _components_first(fields) * transform["scales"][None, :, None]  # (6, n_fields, n_points_k)
+    n_points = sigma.shape[2]
     if transform["rows"] == "summed":
-        T = np.einsum("si,skc->ikc", transform["bases"][0], stress, optimize=True)
-        return np.einsum("ikc,jkc->ijk", T, fields, optimize=True).reshape(-1, n_points)
+        basis_t = aligned(transform["bases"][0].T)
+        out = np.zeros((basis_t.shape[0], eps.shape[1], n_points))
+        for s, e in zip(sigma, eps):  # components in order 0..5
+            out += (basis_t @ s)[:, None, :] * e[None, :, :]
+        return out.reshape(-1, n_points)
     out = []
-    for c, U in enumerate(transform["bases"]):
-        T = U.T @ stress[:, :, c]
-        out.append((T[:, None, :] * fields[None, :, :, c]).reshape(-1, n_points))
+    for U, s, e in zip(transform["bases"], sigma, eps):
+        T = aligned(U.T) @ s
+        out.append((T[:, None, :] * e[None, :, :]).reshape(-1, n_points))
     return np.concatenate(out)
 
 

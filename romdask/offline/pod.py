@@ -9,10 +9,19 @@ Euclidean one (``product=None``) or the L2 one of the consistent mass matrix
 Snapshots are the ROWS of ``U`` (n_snap, n_dof) (the store's ``displacement``); modes are
 rows of ``POD.modes`` (n_modes, n_dof), chunked like ``U`` along dof.
 
-BLAS threads: every per-block task runs its dense products under
-``threadpoolctl.threadpool_limits(1)``. Dask already runs one task per worker thread; letting
-BLAS spawn threads on top made an exact SVD 5x slower on this machine (shared/notes/stack.md).
-The small driver-side factorizations (eigh / SVD of n_snap-sized matrices) are not pinned.
+BLAS threads: every per-block task runs its dense products with one BLAS thread
+(:func:`romdask.offline._blas.blas_single_thread`). Dask already runs one task per worker
+thread; letting BLAS spawn threads on top made an exact SVD 5x slower on this machine
+(shared/notes/stack.md).
+The driver-side factorizations (eigh / SVD of n_snap-sized matrices) run with one BLAS thread
+too: their bytes then do not depend on the process's BLAS thread count (and on this 2-core
+machine one thread was also faster).
+
+Determinism: the block products take C-contiguous operands (numpy's ``matmul`` on views with no
+unit stride, e.g. what ``einsum(..., optimize=True)`` passes it, was measured to take BLAS in
+some processes and its own loop in others: other roundings), the per-subdomain partial sums are
+added in a fixed tree (:func:`inner`, :func:`tsqr_r`) and the randomized method is seeded, so the
+same snapshots give the same bytes on any scheduler (docs/offline.md, "Determinism").
 
 References
 ----------
@@ -36,11 +45,11 @@ import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from threadpoolctl import threadpool_limits
 
 from romdask.fem.quadrature import mass_matrix
 from romdask.store.layout import StoreLayout
 
+from ._blas import aligned, blas_single_thread
 from .halo import (
     StoreSubmesh,
     SubdomainHalo,
@@ -241,15 +250,16 @@ def _one_row_chunk(U: da.Array) -> da.Array:
 
 
 def _euclidean_block(a, b):
-    with threadpool_limits(1):
+    with blas_single_thread():
         if a is b:
+            a = aligned(a)
             return a @ a.T  # numpy calls syrk for a @ a.T: half the flops of a @ b.T
-        return a @ b.T
+        return aligned(a) @ aligned(b).T
 
 
 def _product_block(a_loc, b_loc, matrix):
-    with threadpool_limits(1):
-        return a_loc @ (matrix @ b_loc.T)
+    with blas_single_thread():
+        return aligned(a_loc) @ (matrix @ aligned(b_loc).T)
 
 
 def _node_major(x: np.ndarray) -> np.ndarray:
@@ -288,13 +298,13 @@ def _scalar_product(a_loc, b_loc, Ms, symmetric: bool) -> np.ndarray:
 
 def _mass_product_block(a_loc, b_loc, mesh, density, symmetric=False):
     """Subdomain block of ``A M B^T``: reads/assembles k's scalar mass matrix in the task."""
-    with threadpool_limits(1):
+    with blas_single_thread():
         Ms = _scalar_mass(load_submesh(mesh), density)
-        return _scalar_product(a_loc, b_loc, Ms, symmetric)
+        return _scalar_product(aligned(a_loc), aligned(b_loc), Ms, symmetric)
 
 
 def _sum(parts):
-    out = np.array(parts[0], dtype=np.float64, copy=True)
+    out = np.array(parts[0], dtype=np.float64, copy=True)  # a fresh (aligned) array; then in order
     for p in parts[1:]:
         out += p
     return out
@@ -390,8 +400,8 @@ def gram(U, product: ProductOperator | str | None = None, *, layout: StoreLayout
 
 
 def _left_multiply(w, u):
-    with threadpool_limits(1):
-        return w @ u
+    with blas_single_thread():
+        return aligned(w) @ aligned(u)
 
 
 def combine(weights: np.ndarray, U: da.Array) -> da.Array:
@@ -506,8 +516,8 @@ _QR_ROWS = 1024  # rows per incremental QR step inside a block (in-cache panels)
 def _qr_r_block(u):
     """R of ``u^T`` (u: (m, n)) by incremental QR over 1024-row slices: ``R <- qr([R; u^T_slice])``
     (measured 1.3-2x faster than one Householder QR of the whole (n, m) block, same accuracy)."""
-    with threadpool_limits(1):
-        ut = u.T
+    with blas_single_thread():
+        ut = aligned(u).T
         R = np.zeros((0, u.shape[0]))
         for start in range(0, ut.shape[0], _QR_ROWS):
             R = np.linalg.qr(np.concatenate([R, ut[start : start + _QR_ROWS]], axis=0), mode="r")
@@ -515,7 +525,7 @@ def _qr_r_block(u):
 
 
 def _qr_r_stack(parts):
-    with threadpool_limits(1):
+    with blas_single_thread():
         return np.linalg.qr(np.concatenate(parts, axis=0), mode="r")
 
 
@@ -580,11 +590,11 @@ def _element_mass_factors(mesh, connectivity, element_type, density):
 def _qr_r_weighted_block(u_local, mesh, density):
     """R of the QR of the tall matrix T with T^T T = U_loc M_k U_loc^T: rows
     ``(X[:, conn_e, c] C_e)^T`` for every element e of k and component c, M_e = C_e C_e^T."""
-    with threadpool_limits(1):
+    with blas_single_thread():
         mesh = load_submesh(mesh)
         density = np.broadcast_to(np.asarray(density, np.float64), (mesh.n_elements,))
         n_snap = u_local.shape[0]
-        X = u_local.reshape(n_snap, -1, 3)
+        X = aligned(u_local).reshape(n_snap, -1, 3)
         R = np.zeros((0, n_snap))
         start = 0
         for block in mesh.blocks:
@@ -593,7 +603,10 @@ def _qr_r_weighted_block(u_local, mesh, density):
             for a in range(0, len(block), _ELEMENT_CHUNK):
                 conn = np.asarray(block.connectivity[a : a + _ELEMENT_CHUNK])
                 C = _element_mass_factors(mesh, conn, block.type, dens[a : a + _ELEMENT_CHUNK])
-                Z = np.einsum("seac,eab->ebcs", X[:, conn, :], C, optimize=True).reshape(-1, n_snap)
+                # Z[e, b, c, s] = sum_a C[e, a, b] X[s, conn[e, a], c]: one BLAS product per
+                # element on C-contiguous operands (see Determinism above)
+                Y = np.ascontiguousarray(X[:, conn, :].transpose(1, 2, 3, 0)).reshape(len(conn), -1, 3 * n_snap)
+                Z = np.matmul(np.ascontiguousarray(C.transpose(0, 2, 1)), Y).reshape(-1, n_snap)
                 R = np.linalg.qr(np.concatenate([R, Z], axis=0), mode="r")
         return R
 
@@ -609,7 +622,7 @@ def _orthonormalize(W: np.ndarray, U: da.Array, product, passes: int = 2) -> np.
     rank-revealing, repeated ``passes`` times: each pass re-reads U)."""
     for _ in range(passes):
         Y = combine(W, U)
-        C = inner(Y, Y, product).compute()
+        C = aligned(inner(Y, Y, product).compute())
         d, V = np.linalg.eigh(0.5 * (C + C.T))
         keep = d > d.max() * 1e-13 if d.size and d.max() > 0 else np.zeros(d.shape, bool)
         W = (V[:, keep] / np.sqrt(d[keep])).T @ W
@@ -623,7 +636,7 @@ def _randomized(U, product, rank, oversampling, power_iterations, seed):
     W = _orthonormalize(rng.standard_normal((l, n_snap)), U, product)
     for _ in range(power_iterations):
         # subspace iteration: Z = orth(U P Q^T) (small, driver), Q = orth(Z^T U) (re-orthonormalized)
-        Z = inner(U, combine(W, U), product).compute()
+        Z = aligned(inner(U, combine(W, U), product).compute())
         Qz, _ = np.linalg.qr(Z)
         W = _orthonormalize(Qz.T, U, product)
     return _rayleigh_ritz(W, U, product)
@@ -631,7 +644,7 @@ def _randomized(U, product, rank, oversampling, power_iterations, seed):
 
 def _rayleigh_ritz(W, U, product):
     """SVD of B = Q P U^T for Q = W U with orthonormal rows: (s, right vectors, mode weights)."""
-    B = inner(combine(W, U), U, product).compute()  # (l, n_snap)
+    B = aligned(inner(combine(W, U), U, product).compute())  # (l, n_snap)
     Ub, s, Vt = np.linalg.svd(B, full_matrices=False)
     return s, Vt.T, Ub.T @ W
 
@@ -702,8 +715,15 @@ def pod(
     _check_args(method, product, tol, energy, n_modes)
     if product is not None:
         check_subdomain_chunks(U, product.dof_offsets)
+    with blas_single_thread():  # the driver's factorizations: same bytes whatever the BLAS threads
+        return _pod(U, product, tol, energy, n_modes, method, rank, power_iterations, oversampling, seed,
+                    reorthonormalize)
+
+
+def _pod(U, product, tol, energy, n_modes, method, rank, power_iterations, oversampling, seed,
+         reorthonormalize) -> POD:
     if method == "snapshots":
-        G = gram(U, product).compute()
+        G = aligned(gram(U, product).compute())
         s, V = _eig_pod(G)
         s = _gram_floor(s)
         result = _finish(U, s, V, method, tol, energy, n_modes, product, G)
@@ -719,7 +739,7 @@ def pod(
         return POD(s_all, n, combine(W2[:n], U), V_all, method, tol, energy, result.truncation_error,
                    product, G, U)
     if method == "tsqr":
-        R = tsqr_r(U, product).compute()
+        R = aligned(tsqr_r(U, product).compute())
         _, s, Vt = np.linalg.svd(R)
         return _finish(U, s, Vt.T, method, tol, energy, n_modes, product)
     target = int(rank if rank is not None else (n_modes if n_modes is not None else min(U.shape[0], 50)))
@@ -776,6 +796,7 @@ def pod_update(
         if tol is None and energy is None:
             n_modes = previous.n_modes
     U = da.concatenate([U_old, U_new], axis=0)
-    s, V = _eig_pod(G)
+    with blas_single_thread():
+        s, V = _eig_pod(aligned(G))
     s = _gram_floor(s)
     return _finish(U, s, V, "snapshots", tol, energy, n_modes, product, G)

@@ -32,9 +32,10 @@ from romdask.fem.quadrature import quadrature
 from romdask.materials import Material
 from romdask.online.model import ReducedModel
 
+from ._blas import blas_single_thread
 from .hyperreduction import full_quadrature, hyperreduce
 from .pod import pod
-from .stages import assemble, dual_bases, full_bases, gather, point_fields
+from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields
 from .training import lift, training_data
 
 __all__ = ["ReduceOptions", "Reduction", "reduce"]
@@ -117,19 +118,24 @@ class Reduction:
     full : the mesh-sized arrays for reconstructions and exports, keys of
         :data:`romdask.online.FULL_KEYS` (see :func:`romdask.offline.stages.full_bases`)
     mesh : the store's mesh (store order: the rows of ``full``), saved under ``full/mesh``
+    timings : seconds spent in parts of this run (``ecm_time``: the ECM tasks); not saved with
+        the model, so that the same store and options save the same bytes
     """
 
     model: ReducedModel
     full: Mapping[str, np.ndarray] = field(default_factory=dict)
     mesh: Mesh | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "full", MappingProxyType(dict(self.full)))
+        object.__setattr__(self, "timings", MappingProxyType(dict(self.timings)))
 
     @property
     def report(self) -> dict[str, Any]:
-        """``model.metadata["reduce"]``: tolerances, singular values, ECM, Gappy ranks, signature."""
-        return self.model.metadata["reduce"]
+        """``model.metadata["reduce"]`` (tolerances, singular values, ECM, Gappy ranks,
+        signature) and this run's :attr:`timings`."""
+        return {**self.model.metadata["reduce"], **self.timings}
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False, compression: str | None = "lz4") -> Path:
         """Write the model with its full bases and mesh (atomically): :meth:`ReducedModel.save`;
@@ -169,9 +175,11 @@ def reduce(
         ``model`` (one law for all points; ``point_ids`` are global integration points of the
         store mesh, ``layout.ip_points[position]``), ``full`` (modes, liftings, Gappy bases,
         strains, ip layout) and ``mesh``; ``reduction.save(path)`` writes them all.
-        ``report`` (= ``model.metadata["reduce"]``): tolerances, singular values, modes, ECM
-        residual and points per subdomain, Gappy ranks, where p came from, training runs and
-        loads, the patterns' and mesh's signature, the romdask version.
+        ``report`` (``model.metadata["reduce"]`` and the run's ``timings``): tolerances,
+        singular values, modes, ECM residual and points per subdomain, Gappy ranks, where p came
+        from, training runs and loads, the patterns' and mesh's signature, the romdask version.
+        The same store and options give the same model bytes on any scheduler
+        (docs/offline.md, "Determinism").
 
     Raises
     ------
@@ -205,6 +213,13 @@ def reduce(
     options = ReduceOptions() if options is None else options
     if not isinstance(options, ReduceOptions):
         raise TypeError(f"options must be a romdask.offline.ReduceOptions; got {type(options).__name__}")
+    # one BLAS thread in this process for the whole reduction (the driver's factorizations too):
+    # the model's bytes then do not depend on the process's BLAS thread count
+    with blas_single_thread():
+        return _reduce(store_path, law, runs, options)
+
+
+def _reduce(store_path, law, runs, options: ReduceOptions) -> Reduction:
     data = training_data(store_path, law, runs=runs)
     lifting = lift(data)
     basis = pod(lifting.displacement, product=options.product, layout=data.store_path, tol=options.tol_pod,
@@ -221,4 +236,5 @@ def reduce(
     gathered = gather(fields, cubature)
     duals = dual_bases(gathered.fields.stress, gathered.fields.p, tol=options.gappy_tol)
     model = assemble(data, lifting, basis, gathered, duals, settings=options.settings())
-    return Reduction(model, full_bases(data, lifting, gathered, duals), layout.mesh)
+    timings = {k: float(v) for k, v in gathered.hyperreduction.report.items() if k in RUN_TIMINGS}
+    return Reduction(model, full_bases(data, lifting, gathered, duals), layout.mesh, timings)

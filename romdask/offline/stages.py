@@ -27,6 +27,7 @@ from romdask.online.thermal import operator_rows
 from romdask.problem.patterns import load_signature
 from romdask.problem.vectors import unit_load_vector
 
+from ._blas import aligned, one_blas_thread
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
 from .pod import POD
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 #: Voigt components per point of each dual quantity
 DUAL_COMPONENTS = {"stress": 6, "p": 1}
+#: keys of the hyper-reduction report that time this run: in ``Reduction.timings``, not saved
+RUN_TIMINGS = ("ecm_time",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +161,9 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
         logger.info("ECM (%s, %s rows): %d points, residual %.3g, %.1f s in the ECM tasks", hyper.report["ecm_scope"],
                     hyper.report["ecm_rows"], hyper.points.size, hyper.report["ecm_residual"],
                     hyper.report["ecm_time"])
+    # aligned copies of what arrived unaligned from the workers: the products below then give the
+    # same bytes on any scheduler (romdask.offline._blas.aligned)
+    got = {k: aligned(v) for k, v in got.items()}
     gathered = PointFields(got["modes"], got["mode_strain"], got["stress"], got.get("lifting_strain"),
                            got.get("p"), fields.p_source)
     return Gathered(gathered, hyper)
@@ -193,6 +199,7 @@ def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]
     return vt[:m].T.copy(), s
 
 
+@one_blas_thread
 def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -> DualBases:
     """POD bases of the stress and cumulated-plastic-strain snapshots and their Q-DEIM points.
 
@@ -252,7 +259,8 @@ def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases
         stress_replayed=data.stress_replayed, p_source=gathered.fields.p_source,
         n_subdomains=data.layout.n_subdomains, n_points_full=int(gathered.fields.stress.shape[1]),
     )
-    report.update(hyper.report)
+    # run timings (ecm_time) stay out of the model: the same store and options save the same bytes
+    report.update({k: v for k, v in hyper.report.items() if k not in RUN_TIMINGS})
     report["gappy_singular_values"] = {q: s.tolist() for q, s in duals.singular_values.items()}
     report["qdeim_points_added"] = int(n_points - hyper.points.size)
     report["gappy_ranks"] = duals.ranks
@@ -296,6 +304,7 @@ def thermal_rows(data: TrainingData, positions: np.ndarray) -> dict[str, np.ndar
     return out
 
 
+@one_blas_thread
 def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathered, duals: DualBases, *,
              settings: Mapping[str, Any]) -> ReducedModel:
     """The reduced model: operators at the ECM and Q-DEIM points, unit load vectors, report.

@@ -215,7 +215,7 @@ def test_full_bases_for_reconstruction(stores, tmp_path):
     store, law = stores["displacement", 2]
     reduction = reduce(store.path, law)
     model, full = reduction.model, reduction.full
-    assert reduction.report is model.metadata["reduce"]
+    assert reduction.report == {**model.metadata["reduce"], **reduction.timings}
     n_points = store.layout.n_points
     assert full["modes"].shape == (store.layout.mesh.n_dofs, model.n_modes)
     assert full["gappy_stress"].shape == (6 * n_points, model.gappy["stress"].shape[1])
