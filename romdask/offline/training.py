@@ -246,6 +246,9 @@ def training_data(store_path: str | Path, law: Material | None = None, *,
     patterns = _patterns(layout, names, all_runs)
     temperatures = run_temperatures(store, names)  # checks: all thermal or none
     ds = open_snapshots(store_path, runs=names, row_chunks="subdomain")
+    if "displacement" not in ds:
+        raise ValueError(f"{store_path}: runs {names} have no common displacement field ("
+                         f"{ds.attrs['omitted_fields']}); reduce runs of one kind, e.g. --train")
     replayed = "stress" not in ds
     if replayed:
         logger.info("store has no stress in every run: replaying %s", type(law).__name__)

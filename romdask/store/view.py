@@ -142,7 +142,6 @@ def _add_field(data_vars: dict, coords: dict, first_dim: str, name: str, spec, x
     coords[f"component_{name}"] = (f"component_{name}", np.array(spec["components"]))
 
 
-
 def _store_attrs(root: zarr.Group, layout: StoreLayout) -> dict:
     a = dict(root.attrs)
     a["dof_offsets"] = layout.dof_offsets.tolist()
@@ -209,8 +208,9 @@ def open_snapshots(path: str | Path, runs: str | list[str] | None = None, *, row
         lacking = [n for n, s in zip(names, specs) if f not in s]
         if lacking:
             omitted[f] = f"missing in run(s) {lacking}"
-        elif any(s[f] != specs[0][f] for s in specs):
-            omitted[f] = "location or components differ between runs"
+        elif any(not _same_spec(f, s[f], specs[0][f]) for s in specs):
+            omitted[f] = "location or components differ between runs: " + ", ".join(
+                f"{n} {s[f]['location']} {list(s[f]['components'])}" for n, s in zip(names, specs))
         else:
             kept.append(f)
     n_steps = [int(a["n_steps"]) for a in complete.values()]
@@ -233,6 +233,15 @@ def open_snapshots(path: str | Path, runs: str | list[str] | None = None, *, row
     attrs["row_chunks"] = row_chunks
     attrs["omitted_fields"] = "; ".join(f"{k}: {v}" for k, v in omitted.items())
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _same_spec(name: str, a, b) -> bool:
+    """Two runs' specs of field ``name`` are the same. The displacement's components are the
+    dofs' x, y, z whatever a reader called them (``ux``: the readers; ``x``: romdask's writer),
+    so only its location and size count."""
+    if name == "displacement":
+        return a["location"] == b["location"] and len(a["components"]) == len(b["components"])
+    return a == b
 
 
 def open_run(path: str | Path, run: str) -> xr.Dataset:

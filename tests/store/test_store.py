@@ -331,3 +331,24 @@ def test_one_block_per_subdomain_view(tmp_path, raise_on_compute):
     assert np.array_equal(one_run.displacement.values, per_run.displacement.values[9:])
     with pytest.raises(ValueError, match="row_chunks must be 'run'"):
         open_snapshots(path, row_chunks="step")
+
+
+def test_runs_of_a_reader_and_of_the_writer_share_the_displacement(tmp_path):
+    """A run read from solver files names its displacement components ux, uy, uz, romdask's
+    writer (the built-in solver, ``run_many``) x, y, z: both are the dofs' x, y, z, and one store
+    holding both kinds keeps the displacement (it was dropped as 'components differ', and
+    reduce then failed with an AttributeError)."""
+    mesh = two_block_mesh()
+    path = tmp_path / "s.zarr"
+    store = create_store(path, mesh, n_subdomains=2)
+    run = synthetic_run(mesh, "read", 4, 1, stress=False)
+    store.ingest_run(Run(run.name, mesh, run.times, {"displacement": FieldSpec("node", ("ux", "uy", "uz"))},
+                         run.frames, solver="calculix"))
+    u, _ = reference_fields(mesh, 3, 2)
+    with store.writer("written", mesh=mesh, times=0.5 * np.arange(3), fields=["displacement"]) as writer:
+        for k in range(3):
+            writer.write(k, 0.5 * k, {"displacement": u[k, mesh.node_ids]})
+    ds = open_snapshots(path)
+    assert "displacement" in ds and ds.attrs["omitted_fields"] == ""
+    np.testing.assert_array_equal(ds.displacement.sel(snapshot=ds.run == "written").values[1],
+                                  open_run(path, "written").displacement.values[1])
