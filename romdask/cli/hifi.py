@@ -45,7 +45,9 @@ def register(sub) -> None:
     hifi.add_argument("--amplitudes", type=finite_float, nargs="+", required=True,
                       help="peak prescribed displacement of the loaded face [mm], one run each (e.g. 0.004 0.008)")
     hifi.add_argument("--cycles", type=positive_float, default=1, help="load cycles per run (period 10 s)")
-    hifi.add_argument("--nodes", type=positive_int, default=1000, help="approximate mesh size [nodes]")
+    hifi.add_argument("--nodes", type=positive_int, default=None,
+                      help="approximate mesh size [nodes] (default: the mesh of the problem's Python constructor, "
+                           "plate_problem(): 1,105 nodes, specimen_problem(), cube_problem())")
     hifi.add_argument("--store", required=True, help="snapshot store folder (created if absent)")
     hifi.add_argument("--workdir", default="romdask-hifi", help="calculix: folder of the decks and results")
     hifi.add_argument("--threads", type=positive_int, default=None, help="calculix: ccx threads per run (default: 1)")
@@ -66,13 +68,13 @@ def _problems(args: argparse.Namespace) -> list:
 
     law = default_plate_material()
     if args.problem == "plate":
-        n = plate_n_for_nodes(args.nodes)
-        return [plate_problem(amplitude=a, n_cycles=args.cycles, n=n, material=law) for a in args.amplitudes]
+        mesh = {} if args.nodes is None else {"n": plate_n_for_nodes(args.nodes)}
+        return [plate_problem(amplitude=a, n_cycles=args.cycles, material=law, **mesh) for a in args.amplitudes]
     if args.problem == "specimen":  # the ring mesh of the plate, in C3D10: the same node counts
-        n = plate_n_for_nodes(args.nodes, element="C3D10")
-        return [specimen_problem(amplitude=a, n_cycles=args.cycles, n=n, material=law) for a in args.amplitudes]
-    n = max(1, round(args.nodes ** (1 / 3)) - 1)
-    return [cube_problem(amplitude=a, n_cycles=args.cycles, n=n, material=law) for a in args.amplitudes]
+        mesh = {} if args.nodes is None else {"n": plate_n_for_nodes(args.nodes, element="C3D10")}
+        return [specimen_problem(amplitude=a, n_cycles=args.cycles, material=law, **mesh) for a in args.amplitudes]
+    mesh = {} if args.nodes is None else {"n": max(1, round(args.nodes ** (1 / 3)) - 1)}
+    return [cube_problem(amplitude=a, n_cycles=args.cycles, material=law, **mesh) for a in args.amplitudes]
 
 
 def _last_increment(sta: Path) -> tuple[int, float, int] | None:
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.store)
     if path.exists() and any(path.iterdir()):
         store = SnapshotStore.open(path)
-        store.check_mesh(mesh, f"--problem {args.problem} --nodes {args.nodes}")
+        store.check_mesh(mesh, f"--problem {args.problem} --nodes {args.nodes or mesh.n_nodes}")
     else:  # the reference problems' unit system, recorded for info, reduce and predict
         store = create_store(path, mesh, n_subdomains=args.subdomains, units=REFERENCE_UNITS)
     if args.solver == "calculix":
