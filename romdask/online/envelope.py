@@ -64,15 +64,20 @@ def training_envelope(model: Any) -> dict[str, tuple[float, float]]:
     return envelope
 
 
-def _history(scenario: Any, name: str) -> np.ndarray:
-    """The pattern's coefficient at the scenario's times and its tables' breakpoints in between."""
+def _history(scenario: Any, name: str) -> np.ndarray | None:
+    """The pattern's coefficient at the scenario's times and its tables' breakpoints in between;
+    None when a callable does not give one finite number (the solver says so)."""
     c = scenario.coefficients[name]
     if isinstance(c, float):
         return np.array([c])
     times = scenario.times
     knots = getattr(c, "times", np.empty(0))
     t = np.union1d(times, knots[(knots >= times[0]) & (knots <= times[-1])])
-    return np.array([float(np.reshape(np.asarray(c(s), float), ())) for s in t])
+    try:
+        history = np.array([float(np.reshape(np.asarray(c(s), float), ())) for s in t])
+    except (TypeError, ValueError):
+        return None
+    return history if np.isfinite(history).all() else None
 
 
 def envelope_warnings(model: Any, scenario: Any, rtol: float = 1e-6) -> list[str]:
@@ -87,6 +92,8 @@ def envelope_warnings(model: Any, scenario: Any, rtol: float = 1e-6) -> list[str
             continue
         lo, hi = envelope[name]
         history = _history(scenario, name)
+        if history is None:
+            continue
         margin = rtol * max(abs(lo), abs(hi), 1e-300)
         u = units.get(name, "[value]")
         outside = [(value, bound, word) for value, bound, word in
