@@ -43,7 +43,7 @@ from romdask.store import SnapshotStore, create_store, open_snapshots
 __all__ = [
     "DemoSettings", "compare", "demo_figures", "error_history_figure", "estimate_output", "force_displacement_figure",
     "hysteresis", "hysteresis_figure", "output_sizes", "planned_output", "reduced_points_figure", "reduction_figures",
-    "run_demo", "singular_values_figure", "step_errors", "summary_table", "write_summary",
+    "result_rows", "run_demo", "singular_values_figure", "step_errors", "summary_table", "write_summary",
 ]
 
 FIELDS = ("displacement", "stress", "state")
@@ -395,16 +395,10 @@ def write_summary(out: Path, figures: dict, extra: dict | None = None) -> Path:
     return path
 
 
-def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]]:
-    """The demo's printed table as (label, value) rows."""
-    f = figures
+def result_rows(f: dict) -> list[tuple[str, str]]:
+    """The rows of a demo's table shared by the plate and the thermal demo: times, speedup, errors
+    (law replay and Gappy-POD) and the error indicator."""
     return [
-        ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs"),
-        ("training", (f"{len(settings.train)} HF runs, amplitudes {', '.join(f'{a:g}' for a in settings.train)} mm, "
-                     f"{settings.train_cycles:g} cycle(s): {f['hf_training_time']:.1f} s")),
-        ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
-        ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
-        ("prediction", f"amplitude {settings.predict:g} mm, {settings.cycles:g} cycles"),
         ("HF time", f"{f['hf_time']:.2f} s"),
         ("online time", f"{f['online_time']:.3f} s"),
         ("speedup", f"{f['speedup']:.0f}x"),
@@ -416,7 +410,20 @@ def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]
                                                f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})")),
         ("max error indicator", (f"{f['max_indicator']:.2e} (threshold {f['indicator_threshold']:g}: "
                                 f"{f['flagged_steps']} flagged steps)")),
-    ] + _hysteresis_rows(f)
+    ]
+
+
+def summary_table(figures: dict, settings: DemoSettings) -> list[tuple[str, str]]:
+    """The demo's printed table as (label, value) rows."""
+    f = figures
+    return [
+        ("mesh", f"{f['nodes']:,} nodes / {f['dofs']:,} dofs"),
+        ("training", (f"{len(settings.train)} HF runs, amplitudes {', '.join(f'{a:g}' for a in settings.train)} mm, "
+                     f"{settings.train_cycles:g} cycle(s): {f['hf_training_time']:.1f} s")),
+        ("reduced model", f"{f['n_modes']} modes, {f['n_points']} of {f['n_points_full']:,} integration points"),
+        ("offline time (reduce)", f"{f['offline_time']:.1f} s"),
+        ("prediction", f"amplitude {settings.predict:g} mm, {settings.cycles:g} cycles"),
+    ] + result_rows(f) + _hysteresis_rows(f)
 
 
 def _hysteresis_rows(f: dict) -> list[tuple[str, str]]:

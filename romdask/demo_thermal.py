@@ -31,6 +31,7 @@ from romdask.demo import (
     output_sizes,
     pipeline,
     reduction_figures,
+    result_rows,
     write_summary,
 )
 from romdask.demo_plots import HF_STYLE, _rom_style
@@ -213,15 +214,4 @@ def thermal_summary_table(figures: dict, settings: ThermalDemoSettings) -> list[
         ("prediction", (f"{settings.predict[0]:g} C / {settings.predict[1]:g} rad/s, {settings.cycles} cycles "
                        f"(max temperature {f['max_temperature']:.0f} C, {100 * f['plastified']:.0f} % of the points "
                        "plastified)")),
-        ("HF time", f"{f['hf_time']:.2f} s"),
-        ("online time", f"{f['online_time']:.3f} s"),
-        ("speedup", f"{f['speedup']:.0f}x"),
-        ("error displacement (L2 time-space)", f"{f['error_displacement']:.2e}"),
-        ("error von Mises (max, of max)", (f"{100 * f['error_von_mises']:.2f} % law replay "
-                                           f"({f['replay_time']:.1f} s), {100 * f['error_von_mises_gappy']:.2f} % "
-                                           f"Gappy-POD (max {f['max_von_mises']:.0f} MPa)")),
-        ("error plastic strain (max, of max)", (f"{100 * f['error_p']:.2f} % law replay, "
-                                               f"{100 * f['error_p_gappy']:.2f} % Gappy-POD (max p {f['max_p']:.2e})")),
-        ("max error indicator", (f"{f['max_indicator']:.2e} (threshold {f['indicator_threshold']:g}: "
-                                f"{f['flagged_steps']} flagged steps)")),
-    ]
+    ] + result_rows(f)
