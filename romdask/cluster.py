@@ -527,8 +527,9 @@ def progress_bar(client=None, *, interval: float = 0.5, stream=None) -> Iterator
     Notes
     -----
     With a Client, a small scheduler plugin counts tasks submitted and finished; the bar polls it
-    from a thread through a scheduler handler (one small RPC per redraw, nothing logged). A remote scheduler needs romdask importable; if
-    the plugin cannot be installed the bar is skipped with a warning and the computation runs.
+    from a thread through a scheduler handler (one small RPC per redraw, nothing logged). A remote
+    scheduler needs romdask importable; if the plugin cannot be installed the bar is skipped with a
+    warning and the computation runs.
     """
     stream = sys.stderr if stream is None else stream
     live = bool(getattr(stream, "isatty", lambda: False)())  # a log file gets the final line only
