@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from romdask.cli.common import HelpFormatter, add_cluster_options, cluster_context, fraction, is_reduced_model, writable_folder
+from romdask.cli.common import (HelpFormatter, add_cluster_options, cluster_context, fraction, is_reduced_model,
+                                writable_folder)
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
-    red = sub.add_parser("reduce", formatter_class=HelpFormatter, help="build a reduced model from a snapshot store (offline stage)")
+    red = sub.add_parser("reduce", formatter_class=HelpFormatter,
+                         help="build a reduced model from a snapshot store (offline stage)")
     red.add_argument("store", help="snapshot store folder")
     red.add_argument("--out", required=True, help="reduced-model folder to write (with its full bases and mesh)")
     red.add_argument("--tol-pod", type=fraction, default=1e-6,

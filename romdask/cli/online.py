@@ -28,7 +28,8 @@ __all__ = ["register"]
 
 def register(sub) -> None:
     pred = sub.add_parser(
-        "predict", formatter_class=HelpFormatter, help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
+        "predict", formatter_class=HelpFormatter,
+        help="run a saved reduced model on a new case: a deck, cyclic values or amplitude tables",
         description="The case is a CalculiX deck of the training mesh and load patterns (--deck: its values, "
                     "amplitudes and steps), a triangle wave of the patterns' peak values (--set NAME=VALUE and the "
                     "cyclic options), or any history per pattern (--amplitude NAME=file.csv). Values are in the "
@@ -45,7 +46,8 @@ def register(sub) -> None:
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
     pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles")
     pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s]")
-    pred.add_argument("--r-ratio", type=finite_float, default=-1.0, help="cyclic case: load ratio min/max (-1: fully reversed)")
+    pred.add_argument("--r-ratio", type=finite_float, default=-1.0,
+                      help="cyclic case: load ratio min/max (-1: fully reversed)")
     pred.add_argument("--increments-per-cycle", type=positive_int, default=40,
                       help="cyclic case: time increments per cycle")
     pred.add_argument("--increments-per-segment", type=positive_int, default=10,
@@ -69,7 +71,8 @@ def register(sub) -> None:
     pred.set_defaults(func=predict)
 
     cmp = sub.add_parser(
-        "compare", formatter_class=HelpFormatter, help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
+        "compare", formatter_class=HelpFormatter,
+        help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
     cmp.add_argument("model", help="reduced-model folder")
     cmp.add_argument("prediction", help="a prediction (.npz of romdask predict --out) or a deck (.inp) to predict now")
     cmp.add_argument("reference", help="the reference CalculiX run's .frd (its .inp and .dat by stem)")
@@ -155,7 +158,8 @@ def _summary(args: argparse.Namespace, case: str, result, threshold: float, unit
     indicator = result.indicator
     peak = "unavailable (no plastic-strain basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
     print(f"  error indicator (relative): {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
-    print(f"  training envelope: {'inside' if not result.warnings else f'OUTSIDE for {len(result.warnings)} pattern(s)'}")
+    envelope = f"OUTSIDE for {len(result.warnings)} pattern(s)" if result.warnings else "inside"
+    print(f"  training envelope: {envelope}")
 
 
 def _write_csv(path: str, result) -> Path:
@@ -272,7 +276,8 @@ def _prediction(args: argparse.Namespace, model):
             scenario = problem_scenario(model, read_problem(path))
         except ValueError as exc:
             raise ValueError(f"{exc} (model {args.model})") from None
-        return _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare"), f"prediction of {path.name}"
+        result = _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare")
+        return result, f"prediction of {path.name}"
     result = load_result(path)
     lifting = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
     if (result.coordinates.shape[1] != model.n_modes or tuple(result.lifting_names) != lifting

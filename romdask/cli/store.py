@@ -8,14 +8,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from romdask.cli.common import HelpFormatter, disk_size, human_bytes, is_reduced_model, open_model, positive_int, writable_folder
+from romdask.cli.common import (HelpFormatter, disk_size, human_bytes, is_reduced_model, open_model, positive_int,
+                                writable_folder)
 
 __all__ = ["register"]
 
 
 def register(sub) -> None:
     ing = sub.add_parser(
-        "ingest", formatter_class=HelpFormatter, help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
+        "ingest", formatter_class=HelpFormatter,
+        help="ingest solver runs (CalculiX .inp/.frd/.dat, .xdmf, .pvd, Z-set .ut) into a snapshot store",
         description="CalculiX runs keep the load patterns and the law of their deck (the .inp next to the .frd); "
                     "runs without a deck need --law and --loads (romdask template law|loads).",
     )
@@ -35,12 +37,14 @@ def register(sub) -> None:
     ing.add_argument("--overwrite", action="store_true", help="replace complete runs whose sources changed")
     ing.set_defaults(func=ingest)
 
-    info = sub.add_parser("info", formatter_class=HelpFormatter, help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
+    info = sub.add_parser("info", formatter_class=HelpFormatter,
+                          help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
     info.add_argument("store", help="snapshot store or reduced-model folder")
     info.add_argument("--json", action="store_true", help="a reduced model: every attribute as JSON (raw)")
     info.set_defaults(func=info_command)
 
-    tpl = sub.add_parser("template", formatter_class=HelpFormatter, help="print a commented starting file: a law or load patterns (YAML)")
+    tpl = sub.add_parser("template", formatter_class=HelpFormatter,
+                         help="print a commented starting file: a law or load patterns (YAML)")
     tpl.add_argument("kind", choices=("law", "loads"), help="law: the constitutive law; loads: the load patterns")
     tpl.add_argument("--store", default=None, help="a snapshot store: list its mesh's sets in the loads template")
     tpl.set_defaults(func=template)
