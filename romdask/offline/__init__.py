@@ -4,6 +4,8 @@ Q-DEIM, Gappy-POD, and the reduce pipeline composing them as named stages (romda
 from .ecm import ECMResult, ecm, ecm_subdomains, ecm_subdomains_graph, integrand_matrix
 from .gappy import GappyPOD, gappy_pod, point_rows, qdeim, qdeim_points
 from .halo import SubdomainHalo, local_snapshots, subdomain_halos, submesh
+from .local import (Clustering, Dissimilarity, LocalReduction, choose_clusters, cluster_criterion, dissimilarity,
+                    kmedoids, reduce_local)
 from .hyperreduction import Hyperreduction, full_quadrature, hyperreduce
 from .pod import POD, ProductOperator, combine, gram, inner, mass_product, pod, pod_update
 from .reduce import ReduceOptions, Reduction, reduce
@@ -14,6 +16,14 @@ from .temperature import RunTemperature, run_temperatures
 from .training import Lifting, TrainingData, lift, training_data, training_law
 
 __all__ = [
+    "Clustering",
+    "Dissimilarity",
+    "LocalReduction",
+    "choose_clusters",
+    "cluster_criterion",
+    "dissimilarity",
+    "kmedoids",
+    "reduce_local",
     "DualBases",
     "ECMResult",
     "GappyPOD",

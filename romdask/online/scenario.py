@@ -262,7 +262,14 @@ class Scenario:
         (centrifugal: omega^2, gravity) are load patterns like the others; the temperatures of a
         thermal problem become :attr:`temperature` (:meth:`ScenarioTemperature.from_problem`).
         """
-        description = describe_loads(problem)
+        return cls.from_description(problem.times, describe_loads(problem), ScenarioTemperature.from_problem(problem))
+
+    @classmethod
+    def from_description(cls, times: Any, description: Mapping[str, Any],
+                         temperature: ScenarioTemperature | None = None) -> Scenario:
+        """The scenario of a load description (:func:`romdask.problem.patterns.describe_loads`, e.g.
+        a training run's ``metadata["loads"]``) at ``times``: every pattern's ``value *
+        amplitude(t)``, Dirichlet conditions with value 0 listed in :attr:`homogeneous`."""
         coefficients: dict[str, Coefficient] = {}
         homogeneous = []
         for kind in ("dirichlet", "loads"):
@@ -272,7 +279,7 @@ class Scenario:
                 coefficients[entry["name"]] = _scaled(entry["value"], amplitude)
                 if kind == "dirichlet" and entry["value"] == 0.0:
                     homogeneous.append(entry["name"])
-        return cls(problem.times, coefficients, tuple(homogeneous), ScenarioTemperature.from_problem(problem))
+        return cls(times, coefficients, tuple(homogeneous), temperature)
 
     def check(self, load_names: tuple[str, ...], lifting_names: tuple[str, ...], thermal: bool = False) -> None:
         """Raise ValueError unless every model pattern has a coefficient and no name is unknown,

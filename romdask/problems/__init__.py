@@ -23,6 +23,7 @@ from romdask.problems.plate import (
     plate_n_for_nodes,
     plate_node_count,
     plate_problem,
+    plate_traction_problem,
     ring_mesh,
 )
 from romdask.problems.specimen import specimen_mesh, specimen_problem
@@ -60,6 +61,7 @@ __all__ = [
     "plate_n_for_nodes",
     "plate_node_count",
     "plate_problem",
+    "plate_traction_problem",
     "ring_mesh",
     "specimen_mesh",
     "specimen_problem",

@@ -47,6 +47,7 @@ __all__ = [
     "plate_n_for_nodes",
     "plate_node_count",
     "plate_problem",
+    "plate_traction_problem",
     "radial_grading",
     "ring_counts",
     "ring_mesh",
@@ -291,6 +292,54 @@ def plate_problem(
         material if material is not None else default_plate_material(),
         {"xsym": 0, "ysym": 1, "zsym": 2}, ("top", 1), {"n": n, "element": element, **mesh_options},
     )
+
+
+def plate_traction_problem(
+    top: float,
+    right: float,
+    n_cycles: float = 1,
+    period: float = 10.0,
+    r_ratio: float = -1.0,
+    increments_per_cycle: int = 40,
+    n: int = 8,
+    material: "Material | None" = None,
+    element: str = "C3D8",
+    **mesh_options,
+) -> Problem:
+    """The quarter plate under two traction patterns: ``top`` (MPa, along y on the top face) and
+    ``right`` (MPa, along x on the right face), both following the same triangular cycles.
+
+    A reference problem whose loading varies in kind, not only in amplitude: tension along y
+    concentrates the stress at the hole's point on the x axis, tension along x at its point on
+    the y axis, so the two families of runs have different plastic zones and reduced bases (the
+    local ROMs of :func:`romdask.offline.reduce_local`). Both patterns are always present (named
+    ``top_traction`` and ``right_traction``), a value of 0 switches one off, so that every run
+    shares the patterns a reduction needs.
+
+    Parameters
+    ----------
+    top, right : peak tractions (MPa, tensile > 0); 150 MPa plastifies the hole with the
+        default material (gross stress 0.75 of yield)
+    n_cycles, period, r_ratio : triangular cycles (:func:`romdask.problem.loads.cyclic`)
+    increments_per_cycle : a multiple of 4 (of 2 when ``r_ratio`` is 0)
+    n, element, mesh_options : passed to :func:`plate_mesh`; material as :func:`plate_problem`
+    """
+    if period <= 0 or n_cycles <= 0:
+        raise ValueError(f"period and n_cycles must be positive; got {period}, {n_cycles}")
+    mesh = plate_mesh(n, element=element, **mesh_options)
+    table = cyclic(period, n_cycles, r_ratio=r_ratio)
+    times = cyclic_times(table, period, n_cycles, increments_per_cycle)
+    dirichlet = tuple(Dirichlet(mesh.node_sets[s], (c,), name=s) for s, c in (("xsym", 0), ("ysym", 1), ("zsym", 2)))
+    loads = (Pressure(mesh.surfaces["top"], -float(top), table, name="top_traction"),
+             Pressure(mesh.surfaces["right"], -float(right), table, name="right_traction"))
+    metadata = {
+        "scenario_parameters": ("top", "right", "n_cycles", "period", "r_ratio"),
+        "top": float(top), "right": float(right), "amplitude_unit": "MPa", "n_cycles": n_cycles,
+        "period": float(period), "r_ratio": float(r_ratio), "increments_per_cycle": int(increments_per_cycle),
+        "loading": "pressure", "mesh": {"n": n, "element": element, **mesh_options},
+    }
+    return Problem(mesh, material if material is not None else default_plate_material(), dirichlet, times, loads,
+                   name="plate_tractions", metadata=metadata)
 
 
 def cyclic_problem(name, mesh, amplitude, n_cycles, period, increments_per_cycle, loading, material,
