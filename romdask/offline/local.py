@@ -33,7 +33,7 @@ priori efficiency criterion for the construction of local reduced-order bases", 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +43,13 @@ import dask
 import numpy as np
 
 from romdask.materials import Material
+from romdask.online.scenario import Scenario
+from romdask.store import SnapshotStore
 
 from ._blas import blas_single_thread
 from .pod import gram
 from .reduce import ReduceOptions, Reduction, reduce
-from .training import lift, training_data
+from .training import TrainingData, lift, training_data
 
 __all__ = [
     "Clustering",
@@ -59,6 +61,7 @@ __all__ = [
     "dissimilarity_from_gram",
     "kmedoids",
     "reduce_local",
+    "training_scenarios",
 ]
 
 logger = logging.getLogger(__name__)
@@ -164,9 +167,12 @@ def dissimilarity(store_path: str | Path, runs: Sequence[str] | None = None, *, 
     leaves the workers. The rest is dense linear algebra on ``G`` in the driver: an eigh per run
     and a product per pair, ``O(n_runs^2 n_snap_run^3)``.
     """
+    return _dissimilarity(training_data(store_path, law, runs=runs), product, tol)
+
+
+def _dissimilarity(data: TrainingData, product: str | None, tol: float) -> Dissimilarity:
     if not tol >= 0.0:
         raise ValueError(f"tol must be >= 0; got {tol}")
-    data = training_data(store_path, law, runs=runs)
     lifting = lift(data)
     with blas_single_thread():
         (G,) = dask.compute(gram(lifting.displacement, product, layout=data.store_path))
@@ -362,6 +368,7 @@ class LocalReduction:
     medoids : (k,) the medoid run of each cluster
     dissimilarity : the Dissimilarity of all the training runs
     criterion : the a-priori criterion rows (:func:`choose_clusters`)
+    scenarios : run name -> the run's Scenario (:func:`training_scenarios`)
     """
 
     reductions: tuple[Reduction, ...]
@@ -369,6 +376,7 @@ class LocalReduction:
     medoids: tuple[str, ...]
     dissimilarity: Dissimilarity
     criterion: tuple[dict[str, Any], ...]
+    scenarios: Mapping[str, Scenario] = field(default_factory=dict, repr=False)
 
     def dictionary(self):
         """The :class:`~romdask.online.ModelDictionary` of the local models (classifier trained on
@@ -411,7 +419,8 @@ def reduce_local(store_path: str | Path, law: Material | None = None, *, runs: S
     options = ReduceOptions() if options is None else options
     if not isinstance(options, ReduceOptions):
         raise TypeError(f"options must be a romdask.offline.ReduceOptions; got {type(options).__name__}")
-    dis = dissimilarity(store_path, runs, law=law, product=options.product, tol=options.tol_pod)
+    data = training_data(store_path, law, runs=runs)  # replays the law into the store first if needed
+    dis = _dissimilarity(data, options.product, options.tol_pod)
     clustering, rows = choose_clusters(dis, k, tol=options.tol_pod, k_max=k_max, min_runs=min_runs)
     clusters = tuple(tuple(dis.runs[i] for i in clustering.members(c)) for c in range(clustering.k))
     logger.info("%d cluster(s) of runs: %s", clustering.k, "; ".join(", ".join(c) for c in clusters))
@@ -421,4 +430,13 @@ def reduce_local(store_path: str | Path, law: Material | None = None, *, runs: S
         reductions = tuple(pool.map(lambda members: reduce(store_path, law, runs=list(members), options=options),
                                     clusters))
     medoids = tuple(dis.runs[i] for i in clustering.medoids)
-    return LocalReduction(reductions, clusters, medoids, dis, tuple(rows))
+    return LocalReduction(reductions, clusters, medoids, dis, tuple(rows), training_scenarios(data))
+
+
+def training_scenarios(data: TrainingData) -> dict[str, Scenario]:
+    """Each training run's :class:`~romdask.online.Scenario` (its output times and load
+    description): the inputs a dictionary's selector is trained on."""
+    attrs = SnapshotStore.open(data.store_path, mode="r").runs(complete_only=True)
+    return {run: Scenario.from_description(np.unique(data.snapshot_time[data.snapshot_run == run]),
+                                           attrs[run]["metadata"]["loads"])
+            for run in data.runs}

@@ -8,6 +8,7 @@ first use of its names.
 
 from romdask.online.full_mesh import read_full_mesh
 from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes, open_model_group
+from romdask.online.dictionary import LocalPrediction, ModelDictionary, is_dictionary, local_model_path
 from romdask.online.scenario import Scenario, ScenarioTemperature, problem_scenario
 from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
 
@@ -28,12 +29,16 @@ __all__ = [
     "FULL_KEYS",
     "VERSION",
     "FullBases",
+    "LocalPrediction",
+    "ModelDictionary",
     "OnlineConvergenceError",
     "OnlineOptions",
     "OnlineResult",
     "ReducedModel",
     "Scenario",
     "ScenarioTemperature",
+    "is_dictionary",
+    "local_model_path",
     "open_full",
     "open_full_modes",
     "open_model_group",
