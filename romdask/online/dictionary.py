@@ -220,7 +220,7 @@ class ModelDictionary:
         if not extra:
             return scenario
         grid = np.union1d(scenario.times, scenario.breakpoints())
-        zero = [n for n in extra if not np.any(scenario.values((n,), float(t))[0] for t in grid)]
+        zero = [n for n in extra if not any(scenario.values((n,), float(t))[0] != 0.0 for t in grid)]
         if not zero:
             return scenario
         coefficients = {n: v for n, v in scenario.coefficients.items() if n not in zero}

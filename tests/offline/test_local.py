@@ -98,7 +98,7 @@ def test_run_with_itself_is_the_discarded_energy(dis):
     assert dis.matrix[i, j] <= bound[i] and dis.matrix[j, i] <= bound[i]
     assert dis.ranks[i] == dis.ranks[j] > 1  # plastic: several modes
     # a coarse truncation discards a measurable share, and d^2 is exactly it (not d, not 1 - d)
-    matrix, directed, ranks = dissimilarity_from_gram(dis.gram, dis.snapshot_run, 1e-2)
+    _, directed, ranks = dissimilarity_from_gram(dis.gram, dis.snapshot_run, 1e-2)
     for r in range(len(dis.runs)):
         rows = np.flatnonzero(dis.snapshot_run == r)
         share = _discarded_fraction(dis.gram[np.ix_(rows, rows)], 1e-2)
