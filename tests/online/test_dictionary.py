@@ -4,6 +4,7 @@ save/open with checksums, the nearest-neighbour selector and solve with a choice
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -292,3 +293,19 @@ def test_open_refuses_what_is_not_a_dictionary(trained, tmp_path):
             ModelDictionary.open(other)
     with pytest.raises(ValueError, match="not a Zarr v3 group"):
         ModelDictionary.open(tmp_path / "missing.zarr")
+
+
+def test_local_models_are_opened_inside_the_dictionary_only(copy, trained):
+    """roms are names, not paths: an attribute pointing outside (checksum recomputed) is refused."""
+    from romdask.online.dictionary import _sha
+
+    root = zarr.open_group(copy, mode="r+")
+    attrs = root.attrs.asdict()
+    attrs.pop("checksum")
+    outside = local_model_path(trained[2], "rom1")  # another dictionary's model, with its own checksum
+    name = os.path.relpath(outside, copy / "roms")
+    attrs["roms"] = ["rom0", name]
+    attrs["members"][name] = zarr.open_group(outside, mode="r").attrs["checksum"]["sha256"]
+    root.attrs.update({**attrs, "checksum": _sha(attrs)})
+    with pytest.raises(ValueError, match="named rom0"):
+        ModelDictionary.open(copy)
