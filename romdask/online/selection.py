@@ -5,8 +5,10 @@ A scenario is described by its pattern coefficients ``c(t)`` (one per load or pr
 displacement pattern, a centrifugal pattern's omega^2 included), sampled at ``n_samples``
 uniform times over its span, ``C`` (n_samples, P). Its features are
 
-* the peak ``max_t |c_p(t)|`` of each pattern, divided by the largest peak of that pattern in the
-  training runs (how hard each pattern is pushed, relative to what was trained), and
+* the peak ``max_t |c_p(t)|`` of each pattern (over the uniform samples, the output times and the
+  amplitude tables' breakpoints, where piecewise-linear coefficients peak), divided by the
+  largest peak of that pattern in the training runs (how hard each pattern is pushed, relative
+  to what was trained), and
 * the normalized second moment ``C^T C / trace(C^T C)`` (upper triangle): which patterns act, and
   together with which sign; independent of the amplitude, the duration and the number of cycles.
 
