@@ -264,6 +264,7 @@ def kmedoids(D: np.ndarray, k: int) -> Clustering:
         cost, position, candidate = best
         medoids[position] = candidate
     nearest = np.argmin(D[:, medoids], axis=1)
+    nearest[medoids] = np.arange(k)  # each medoid in its own cluster (duplicate runs: D[m1, m2] = 0 ties)
     order = np.argsort([np.flatnonzero(nearest == c)[0] for c in range(k)], kind="stable")
     renumber = np.empty(k, int)
     renumber[order] = np.arange(k)
@@ -340,6 +341,8 @@ def choose_clusters(dis: Dissimilarity, k: int | str = "auto", *, tol: float = 1
         clustering = kmedoids(dis.matrix, int(k))
         row = cluster_criterion(dis, clustering, tol)
         return clustering, [{**row, "chosen": True}]
+    if k_max is not None and not 1 <= int(k_max):
+        raise ValueError(f"k_max must be >= 1; got {k_max}")
     k_max = min(8, max(1, n // max(1, min_runs))) if k_max is None else min(int(k_max), n)
     rows, clusterings = [], []
     for kk in range(1, k_max + 1):

@@ -220,7 +220,7 @@ class ModelDictionary:
         if not extra:
             return scenario
         grid = np.union1d(scenario.times, scenario.breakpoints())
-        zero = [n for n in extra if not np.any(scenario.values((n,), float(t))[0] for t in grid)]
+        zero = [n for n in extra if not any(scenario.values((n,), float(t))[0] != 0.0 for t in grid)]
         if not zero:
             return scenario
         coefficients = {n: v for n, v in scenario.coefficients.items() if n not in zero}
@@ -308,15 +308,21 @@ class ModelDictionary:
         if recorded != _sha(attrs):
             raise ValueError(f"{path}: checksum mismatch in the dictionary's attributes; it was edited or corrupted. "
                              "Re-save it from the offline stage (romdask reduce --local).")
+        roms, members = attrs.get("roms"), attrs.get("members")
+        if not isinstance(roms, list) or not roms or roms != [f"rom{c}" for c in range(len(roms))] or \
+                not isinstance(members, dict):
+            # names, not paths: a dictionary only opens models inside its own roms/ folder
+            raise ValueError(f"{path}: the local models must be named rom0..rom<k-1> with a checksum each; got "
+                             f"roms {roms!r}. Re-save the dictionary from the offline stage.")
         models = []
-        for name in attrs["roms"]:
+        for name in roms:
             where = local_model_path(path, name)
             try:
                 model = ReducedModel.open(where)
             except ValueError as exc:
                 raise ValueError(f"{path}: local model {name!r}: {exc}") from None
             sha = zarr.open_group(where, mode="r").attrs["checksum"]["sha256"]
-            if sha != attrs["members"].get(name):
+            if sha != members.get(name):
                 raise ValueError(f"{path}: local model {name!r} is not the one saved with the dictionary (checksum "
                                  "differs): it was replaced. Re-save the dictionary from the offline stage.")
             models.append(model)

@@ -5,8 +5,10 @@ A scenario is described by its pattern coefficients ``c(t)`` (one per load or pr
 displacement pattern, a centrifugal pattern's omega^2 included), sampled at ``n_samples``
 uniform times over its span, ``C`` (n_samples, P). Its features are
 
-* the peak ``max_t |c_p(t)|`` of each pattern, divided by the largest peak of that pattern in the
-  training runs (how hard each pattern is pushed, relative to what was trained), and
+* the peak ``max_t |c_p(t)|`` of each pattern (over the uniform samples, the output times and the
+  amplitude tables' breakpoints, where piecewise-linear coefficients peak), divided by the
+  largest peak of that pattern in the training runs (how hard each pattern is pushed, relative
+  to what was trained), and
 * the normalized second moment ``C^T C / trace(C^T C)`` (upper triangle): which patterns act, and
   together with which sign; independent of the amplitude, the duration and the number of cycles.
 
@@ -41,16 +43,27 @@ def load_features(scenario: Scenario, names: Sequence[str], n_samples: int = N_S
     -------
     (P + P (P + 1) / 2,) peaks, then the second moment's upper triangle row by row
     """
-    times = np.linspace(scenario.times[0], scenario.times[-1], int(n_samples))
+    start, end = float(scenario.times[0]), float(scenario.times[-1])
+    times = np.linspace(start, end, int(n_samples))
+    # the peaks also at the output times and the amplitude tables' breakpoints (where a triangular
+    # cycle peaks): uniform samples alone miss them, by an amount that depends on the duration
+    breakpoints = scenario.breakpoints()
+    extra = np.union1d(scenario.times, breakpoints[(breakpoints >= start) & (breakpoints <= end)])
     given = [n for n in names if n in scenario.coefficients]
-    C = np.zeros((times.size, len(names)))
     columns = [names.index(n) for n in given]
-    for i, t in enumerate(times):
-        C[i, columns] = scenario.values(tuple(given), float(t))
+
+    def sampled(at: np.ndarray) -> np.ndarray:
+        C = np.zeros((at.size, len(names)))
+        for i, t in enumerate(at):
+            C[i, columns] = scenario.values(tuple(given), float(t))
+        return C
+
+    C = sampled(times)
     moment = C.T @ C
     trace = float(np.trace(moment))
     moment = moment / trace if trace > 0.0 else moment
-    return np.concatenate([np.abs(C).max(axis=0), moment[np.triu_indices(len(names))]])
+    peaks = np.maximum(np.abs(C).max(axis=0), np.abs(sampled(extra)).max(axis=0))
+    return np.concatenate([peaks, moment[np.triu_indices(len(names))]])
 
 
 @dataclass(frozen=True)
