@@ -11,9 +11,11 @@ import pytest
 from romdask.demo import FIELDS
 from romdask.fem.quadrature import mass_matrix
 from romdask.hifi.builtin import solve
+from romdask.offline import local as local_module
 from romdask.offline import reduce_local
 from romdask.offline.local import (
     AUTO_GAIN,
+    AUTO_SEPARATION,
     choose_clusters,
     cluster_criterion,
     dissimilarity,
@@ -197,11 +199,21 @@ def _random_symmetric(seed):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_pam_against_brute_force_on_random_matrices(seed):
-    """k = 1 is exact (BUILD's first medoid minimizes the sum). For k = 2, 3, PAM is a local search:
-    on random symmetric matrices it stops on a worse swap-local optimum in ~7% of the cases (60 of
-    900 measured, seeds 0..299 and k = 1, 2, 3; 34 of 900 on Euclidean distances of random points),
-    so what holds is: no single swap lowers its cost, and its cost is >= the optimum."""
+def test_kmedoids_is_exact_while_cheap(seed):
+    """Up to EXACT_CHOICES choices of the medoids the search is exhaustive: the optimum."""
+    D = _random_symmetric(seed)
+    for k in (1, 2, 3):
+        assert kmedoids(D, k).cost == pytest.approx(_brute_force(D, k), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pam_against_brute_force_on_random_matrices(seed, monkeypatch):
+    """PAM (forced here): k = 1 is exact (BUILD's first medoid minimizes the sum). For k = 2, 3, PAM
+    is a local search: on random symmetric matrices it stops on a worse swap-local optimum in ~7%
+    of the cases (60 of 900 measured, seeds 0..299 and k = 1, 2, 3; 34 of 900 on Euclidean
+    distances of random points), so what holds is: no single swap lowers its cost, and its cost is
+    >= the optimum."""
+    monkeypatch.setattr(local_module, "EXACT_CHOICES", 0)
     D = _random_symmetric(seed)
     n = len(D)
     assert kmedoids(D, 1).cost == pytest.approx(_brute_force(D, 1), rel=1e-12)
@@ -280,6 +292,18 @@ def test_auto_chooses_one_model_for_one_family(store):
     clustering, rows = choose_clusters(_subset(store, ["t1", "t2", "t1_again"]), k_max=3)
     assert clustering.k == 1 and [r["k"] for r in rows] == [1, 2, 3] and rows[0]["chosen"]
     assert all(r["min_runs"] < 2 for r in rows[1:])
+
+
+def test_auto_does_not_split_one_family_by_amplitude(store):
+    """Plastic and elastic runs of the top family: splitting them by amplitude lowers the cost ratio
+    below AUTO_GAIN, but the medoids are close (one kind of response): "auto" keeps one model."""
+    clustering, rows = choose_clusters(_subset(store, ["t1", "t2", "e3", "e4"]), min_runs=1)
+    assert clustering.k == 1 and rows[0]["chosen"]
+    assert any(r["cost_ratio"] < AUTO_GAIN for r in rows[1:])  # the cost alone would split them
+    assert all(r["separation"] < AUTO_SEPARATION for r in rows[1:])
+    # the two families are far apart
+    assert local_module.cluster_criterion(_subset(store, [*TOP, *RIGHT]), kmedoids(
+        _subset(store, [*TOP, *RIGHT]).matrix, 2))["separation"] > 0.5
 
 
 def test_given_k_is_honoured(store, local):
