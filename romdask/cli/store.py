@@ -195,8 +195,8 @@ def _dictionary_info(path: Path, raw: bool = False) -> int:
     print("local models (one per cluster of similar training runs; medoid: the run most like the others):")
     for line in model_lines(dictionary):
         print(line)
-    print(f"selector: the cluster of the nearest training run ({info['selector']['kind']}) by the load description of "
-          f"the patterns {', '.join(info['selector']['patterns'])} (each pattern's peak and which patterns act together)")
+    print(f"selector: {info['selector']['kind']} on the load description (each pattern's peak relative to the "
+          f"training runs', and which patterns act together) over {', '.join(info['selector']['patterns'])}")
     rows = info["criterion"]
     if rows:
         print("criterion: the expected online cost of k local models relative to one global model "
