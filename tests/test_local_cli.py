@@ -172,7 +172,7 @@ def test_info_of_a_dictionary(session):
     assert code == 0, err
     assert "dictionary of 2 local reduced model(s)" in text and "units: length mm" in text
     assert re.search(r"^  rom1: 2 run\(s\) \(t1, t2\), medoid t\d, \d+ modes, \d+ reduced points$", text, re.M)
-    assert "the patterns top_traction, right_traction" in text
+    assert "over top_traction, right_traction" in text
     assert re.search(r"^ +2 .*<- chosen$", text, re.M)
     matrix = re.findall(r"^  (r1|r2|t1|t2) +([\d. ]+)$", text, re.M)
     assert [run for run, _ in matrix] == ["r1", "r2", "t1", "t2"]

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             _print_dictionary(out, local)
             return 0
         reduction = local.reductions[0]
-        print(f"romdask reduce: one global model: {_why_global(local.criterion, len(local.dissimilarity.runs))}")
+        why = _why_global(local.criterion, len(local.dissimilarity.runs), args.min_runs or 2)
+        print(f"romdask reduce: one global model: {why}")
     _save(out, args.overwrite, reduction.save, dictionary=False)
     model, report = reduction.model, reduction.report
     print(f"{out}: {report['n_modes']} modes, {model.n_points} reduced points "
@@ -106,17 +107,19 @@ def _auto_gain() -> float:
     return AUTO_GAIN
 
 
-def _why_global(rows: list, n_runs: int) -> str:
+def _why_global(rows: list, n_runs: int, min_runs: int) -> str:
     """Why --local auto kept one model (the rows of choose_clusters)."""
     others = [r for r in rows if r["k"] > 1]
     if not others:
-        return (f"only k = 1 was tried ({n_runs} runs, --k-max / --min-runs allow no more); "
+        return (f"only k = 1 was tried ({n_runs} runs, --k-max / --min-runs {min_runs} allow no more); "
                 "a plain reduced model is written")
-    best = min(others, key=lambda r: r["cost_ratio"])
-    small = [r["k"] for r in others if r["min_runs"] < 2]
-    return (f"a dictionary would not pay (best cost ratio {best['cost_ratio']:.2f} at k = {best['k']}, "
-            f"needs < {_auto_gain():g}{'; some k have clusters below --min-runs' if small else ''}); "
-            "a plain reduced model is written")
+    admissible = [r for r in others if r["min_runs"] >= min_runs]
+    if not admissible:
+        return (f"no clustering into k = 2..{max(r['k'] for r in others)} keeps {min_runs} runs (--min-runs) in every "
+                "local model; a plain reduced model is written")
+    best = min(admissible, key=lambda r: r["cost_ratio"])
+    return (f"a dictionary would not pay (best cost ratio {best['cost_ratio']:.2f} at k = {best['k']}, needs < "
+            f"{_auto_gain():g}); a plain reduced model is written")
 
 
 def _save(out, overwrite: bool, save, dictionary: bool) -> None:
