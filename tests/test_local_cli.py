@@ -114,8 +114,12 @@ def test_reduce_local_2_replaces_a_plain_model_with_overwrite(session):
 def test_predict_on_a_dictionary_says_which_local_model(session, rom, used, reason):
     tmp = session["tmp"]
     out = tmp / f"p-{rom}.npz"
-    code, text, err = romdask("predict", tmp / "d.zarr", *CASE, "--out", out, *(["--rom", rom] if rom else []))
+    files = ["--frd", tmp / "p.frd", "--csv", tmp / "p.csv"] if rom is None else []  # full fields: the local model's
+    code, text, err = romdask("predict", tmp / "d.zarr", *CASE, "--out", out, *(["--rom", rom] if rom else []), *files)
     assert code == 0, err
+    if files:
+        assert f"wrote {tmp / 'p.frd'}" in text and (tmp / "p.frd").stat().st_size > 0
+        assert len((tmp / "p.csv").read_text().splitlines()) == 22  # header + 21 output times
     assert f"local model {used} (trained on {'t1, t2' if used == 'rom1' else 'r1, r2'}): {reason}" in text
     ranking = re.search(r"closest first: rom1 ([\d.e-]+) \(t1\); rom0 ([\d.e-]+) \(r1\)", text)
     assert ranking and float(ranking.group(1)) < float(ranking.group(2))  # a pull along y: the t runs
