@@ -1,5 +1,6 @@
-"""``romdask predict`` and ``romdask compare``: a saved reduced model on a new case, its full fields
-where users look at them (ParaView, cgx), and its errors against a high-fidelity run."""
+"""``romdask predict`` and ``romdask compare``: a saved reduced model (or the local model a
+dictionary picks) on a new case, its full fields where users look at them (ParaView, cgx), and its
+errors against a high-fidelity run."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from romdask.cli.common import (
     positive_int,
     solver_progress,
 )
+from romdask.cli.dictionary import ROM_CHOICES, is_dictionary_dir, open_dictionary, rom_choice, selection_lines
 
 __all__ = ["register"]
 
@@ -35,7 +37,7 @@ def register(sub) -> None:
                     "cyclic options), or any history per pattern (--amplitude NAME=file.csv). Values are in the "
                     "units of the training runs.",
     )
-    pred.add_argument("model", help="reduced-model folder (romdask reduce)")
+    pred.add_argument("model", help="reduced-model or dictionary folder (romdask reduce [--local])")
     pred.add_argument("--deck", default=None, help="CalculiX deck of the new case (same mesh and pattern names; its "
                       "temperatures and body forces too: any temperature fields, by node id)")
     pred.add_argument("--set", nargs="+", action="extend", metavar="NAME=VALUE",
@@ -68,12 +70,13 @@ def register(sub) -> None:
                            "(accurate) or by Gappy-POD from the reduced points (faster)")
     pred.add_argument("--store", default=None,
                       help="the training store: its mesh with its node sets, for --vtu (default: the model's mesh)")
+    _add_rom_option(pred)
     pred.set_defaults(func=predict)
 
     cmp = sub.add_parser(
         "compare", formatter_class=HelpFormatter,
         help="errors of a prediction against a high-fidelity run (displacement, von Mises, plastic strain)")
-    cmp.add_argument("model", help="reduced-model folder")
+    cmp.add_argument("model", help="reduced-model or dictionary folder")
     cmp.add_argument("prediction", help="a prediction (.npz of romdask predict --out) or a deck (.inp) to predict now")
     cmp.add_argument("reference", help="the reference CalculiX run's .frd (its .inp and .dat by stem)")
     cmp.add_argument("--inp", default=None, help="the reference's deck (default: the .frd's stem .inp)")
@@ -84,7 +87,36 @@ def register(sub) -> None:
     cmp.add_argument("--fields", choices=("replay", "gappy"), default="replay",
                      help="the prediction's stress and plastic strain by law replay or Gappy-POD")
     cmp.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
+    _add_rom_option(cmp)
     cmp.set_defaults(func=compare)
+
+
+def _add_rom_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rom", default=None, metavar="|".join((*ROM_CHOICES, "NAME")),
+                        help="a dictionary: which local model. auto: the classifier's (the nearest training run's "
+                             "cluster), the better of its two first by the error indicator when it hesitates; "
+                             "classifier: its first always; best-of-2: its two first always, the lower indicator "
+                             "kept; NAME (rom0, rom1, ...): that one (default: auto)")
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(model, dictionary or None) of ``args.model``; the model of a dictionary is its first local
+    model (they share the mesh and the pattern names: the case is read with it)."""
+    if is_dictionary_dir(args.model):
+        dictionary = open_dictionary(args.model)
+        return dictionary.models[0], dictionary
+    if args.rom is not None:
+        raise ValueError(f"--rom picks a local model of a dictionary (romdask reduce --local); {args.model} is a "
+                         "single reduced model: drop --rom")
+    return open_model(args.model), None
+
+
+def _use_local(args: argparse.Namespace, dictionary, index: int) -> Any:
+    """The local model ``index``; ``args.model`` becomes its folder (full fields, messages)."""
+    from romdask.online.dictionary import local_model_path
+
+    args.model = str(local_model_path(args.model, dictionary.names[index]))
+    return dictionary.models[index]
 
 
 # ---- the case --------------------------------------------------------------------------------------
@@ -242,17 +274,44 @@ def _solve(model, scenario, options, units: dict | None, command: str = "predict
     return result
 
 
+def _solve_local(args: argparse.Namespace, dictionary, scenario, options, command: str = "predict"):
+    """:meth:`ModelDictionary.solve` with ``--rom``; prints which local model and why. Returns the
+    LocalPrediction (its training-envelope warnings as ``romdask <command>: warning:`` lines)."""
+    import sys
+    import warnings
+
+    from romdask.online.solver import TrainingEnvelopeWarning
+
+    choice = rom_choice(args.rom or "auto", dictionary, args.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+        prediction = dictionary.solve(scenario, options, choice=choice)
+    lines = selection_lines(dictionary, prediction)
+    print(f"{args.model}: {lines[0]}")
+    for line in lines[1:]:
+        print(line)
+    for message in prediction.result.warnings:
+        print(f"romdask {command}: warning: {message}", file=sys.stderr)
+    return prediction
+
+
 def predict(args: argparse.Namespace) -> int:
     from romdask.online import OnlineOptions
     from romdask.online.results import save_result
 
-    model = open_model(args.model)
+    model, dictionary = _open(args)
     scenario, case = _scenario(args, model)
     options = OnlineOptions(indicator_threshold=args.indicator_threshold)
+    local_model = None
+    if dictionary is None:
+        result = _solve(model, scenario, options, model.metadata.get("units"))
+    else:
+        prediction = _solve_local(args, dictionary, scenario, options)
+        result, local_model = prediction.result, dictionary.names[prediction.rom]
+        model = _use_local(args, dictionary, prediction.rom)
     units = model.metadata.get("units")
-    result = _solve(model, scenario, options, units)
     _summary(args, case, result, options.indicator_threshold, units)
-    print(f"wrote {save_result(args.out, result)}")
+    print(f"wrote {save_result(args.out, result, local_model=local_model)}")
     if args.csv:
         print(f"wrote {_write_csv(args.csv, result)}")
     if args.vtu or args.frd:
@@ -263,9 +322,10 @@ def predict(args: argparse.Namespace) -> int:
 # ---- compare ---------------------------------------------------------------------------------------
 
 
-def _prediction(args: argparse.Namespace, model):
+def _prediction(args: argparse.Namespace, model, dictionary=None):
+    """(the prediction, what it is, the model that made it)."""
     from romdask.online import OnlineOptions
-    from romdask.online.results import load_result
+    from romdask.online.results import load_result, saved_local_model
 
     path = Path(args.prediction)
     if path.suffix.lower() == ".inp":
@@ -276,8 +336,22 @@ def _prediction(args: argparse.Namespace, model):
             scenario = problem_scenario(model, read_problem(path))
         except ValueError as exc:
             raise ValueError(f"{exc} (model {args.model})") from None
+        if dictionary is not None:
+            prediction = _solve_local(args, dictionary, scenario, OnlineOptions(), "compare")
+            return prediction.result, f"prediction of {path.name}", _use_local(args, dictionary, prediction.rom)
         result = _solve(model, scenario, OnlineOptions(), model.metadata.get("units"), "compare")
-        return result, f"prediction of {path.name}"
+        return result, f"prediction of {path.name}", model
+    if dictionary is not None:
+        name = saved_local_model(path)
+        if name is None:
+            raise ValueError(f"{path}: records no local model (a plain model's prediction, or written by an older "
+                             f"romdask): compare it with the model that predicted it, or give {args.model}/roms/NAME")
+        if name not in dictionary.names:
+            raise ValueError(f"{path}: predicted by local model {name!r}; {args.model} has "
+                             f"{', '.join(dictionary.names)}: compare with the dictionary that predicted it")
+        if args.rom is not None and args.rom != name:
+            raise ValueError(f"--rom {args.rom}: {path} was predicted by local model {name}; drop --rom")
+        model = _use_local(args, dictionary, dictionary.names.index(name))
     result = load_result(path)
     lifting = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
     if (result.coordinates.shape[1] != model.n_modes or tuple(result.lifting_names) != lifting
@@ -285,7 +359,7 @@ def _prediction(args: argparse.Namespace, model):
         raise ValueError(f"{path}: a prediction of another model ({result.coordinates.shape[1]} modes, patterns "
                          f"{[*result.lifting_names, *result.load_names]}) than {args.model} ({model.n_modes} modes, "
                          f"patterns {[*lifting, *model.load_names]}): compare with the model that predicted it")
-    return result, f"prediction {path.name}"
+    return result, f"prediction {path.name}", model
 
 
 def _reference_files(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
@@ -309,8 +383,8 @@ def compare(args: argparse.Namespace) -> int:
         compare_prediction,
     )
 
-    model = open_model(args.model)
-    result, what = _prediction(args, model)
+    model, dictionary = _open(args)
+    result, what, model = _prediction(args, model, dictionary)
     full = open_full(args.model)
     law = model.materials[0][0]
     inp, frd, dat = _reference_files(args)

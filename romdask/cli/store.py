@@ -1,5 +1,5 @@
 """``romdask ingest``, ``romdask info`` and ``romdask template``: from a solver's files to a
-snapshot store, and what a store or a model holds."""
+snapshot store, and what a store, a model or a dictionary of local models holds."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from romdask.cli.common import (HelpFormatter, disk_size, human_bytes, is_reduced_model, open_model, positive_int,
                                 writable_folder)
+from romdask.cli.dictionary import (criterion_lines, dissimilarity_lines, is_dictionary_dir, model_lines,
+                                    open_dictionary)
 
 __all__ = ["register"]
 
@@ -38,9 +40,11 @@ def register(sub) -> None:
     ing.set_defaults(func=ingest)
 
     info = sub.add_parser("info", formatter_class=HelpFormatter,
-                          help="summarize a snapshot store (mesh, subdomains, runs) or a reduced model")
-    info.add_argument("store", help="snapshot store or reduced-model folder")
-    info.add_argument("--json", action="store_true", help="a reduced model: every attribute as JSON (raw)")
+                          help="summarize a snapshot store (mesh, subdomains, runs), a reduced model or a "
+                               "dictionary of local models")
+    info.add_argument("store", help="snapshot store, reduced-model or dictionary folder")
+    info.add_argument("--json", action="store_true",
+                      help="a reduced model or a dictionary: every attribute as JSON (raw)")
     info.set_defaults(func=info_command)
 
     tpl = sub.add_parser("template", formatter_class=HelpFormatter,
@@ -171,6 +175,40 @@ def _model_info(path: Path, raw: bool = False) -> int:
     return 0
 
 
+def _dictionary_info(path: Path, raw: bool = False) -> int:
+    """A dictionary of local models: its models, selector, criterion and dissimilarities, or
+    (``raw``) all of it as JSON."""
+    from romdask.online.dictionary import FORMAT, VERSION
+
+    dictionary = open_dictionary(path)
+    info = dictionary.info()
+    if raw:
+        print(json.dumps({"format": FORMAT, "version": VERSION, **info, "metadata": dictionary.metadata}, indent=1,
+                         default=str))
+        return 0
+    units = dictionary.metadata.get("units")
+    n_runs = sum(len(c) for c in dictionary.clusters)
+    print(f"{path}: dictionary of {len(dictionary.models)} local reduced model(s) ({FORMAT} v{VERSION}), "
+          f"{human_bytes(disk_size(path))} on disk, trained on {n_runs} run(s)")
+    print(f"units: {', '.join(f'{k} {v}' for k, v in units.items())}" if units else
+          "units: the training decks' (not recorded)")
+    print("local models (one per cluster of similar training runs; medoid: the run most like the others):")
+    for line in model_lines(dictionary):
+        print(line)
+    print(f"selector: {info['selector']['kind']} on the load description (each pattern's peak relative to the "
+          f"training runs', and which patterns act together) over {', '.join(info['selector']['patterns'])}")
+    rows = info["criterion"]
+    if rows:
+        print("criterion: the expected online cost of k local models relative to one global model "
+              "(sum of (runs share x modes^2) / global modes^2):")
+        for line in criterion_lines(rows):
+            print(line)
+    for line in dissimilarity_lines(dictionary.metadata):
+        print(line)
+    print(f"each local model: `romdask info {path}/roms/NAME`; `romdask info {path} --json` for every attribute")
+    return 0
+
+
 def info_command(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -179,8 +217,10 @@ def info_command(args: argparse.Namespace) -> int:
     path = Path(args.store)
     if is_reduced_model(path):
         return _model_info(path, raw=args.json)
+    if is_dictionary_dir(path):
+        return _dictionary_info(path, raw=args.json)
     if args.json:
-        raise ValueError(f"--json prints a reduced model's attributes; {path} is not a reduced model")
+        raise ValueError(f"--json prints a reduced model's or a dictionary's attributes; {path} is neither")
     store = SnapshotStore.open(path, mode="r")
     attrs = dict(store.root.attrs)
     lay = store.layout

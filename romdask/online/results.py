@@ -17,14 +17,18 @@ import numpy as np
 
 from romdask.online.solver import OnlineResult
 
-__all__ = ["load_result", "save_result"]
+__all__ = ["load_result", "save_result", "saved_local_model"]
 
 FORMAT = "romdask-online-result"
 _NAMES = ("lifting_names", "load_names")
 
 
-def save_result(path: str | os.PathLike, result: OnlineResult) -> Path:
-    """Write ``result`` to ``path`` (``.npz``; the suffix is added when missing)."""
+def save_result(path: str | os.PathLike, result: OnlineResult, *, local_model: str | None = None) -> Path:
+    """Write ``result`` to ``path`` (``.npz``; the suffix is added when missing).
+
+    ``local_model``: the name of the local model of a dictionary that made the result (e.g.
+    "rom1", :class:`~romdask.online.LocalPrediction`), read back by :func:`saved_local_model`.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -41,6 +45,8 @@ def save_result(path: str | os.PathLike, result: OnlineResult) -> Path:
     saved = _temperature_arrays(result.temperature, arrays)
     meta = {"format": FORMAT, "version": 1, "wall_time": result.wall_time, "timings": result.timings,
             "temperature": saved, "warnings": list(result.warnings), **{name: list(getattr(result, name)) for name in _NAMES}}
+    if local_model is not None:
+        meta["local_model"] = str(local_model)
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     return path
@@ -119,3 +125,15 @@ def load_result(path: str | os.PathLike) -> OnlineResult:
         **{name: tuple(meta[name]) for name in _NAMES}, temperature=temperature,
         warnings=list(meta.get("warnings", [])),
     )
+
+
+def saved_local_model(path: str | os.PathLike) -> str | None:
+    """The local model of a dictionary that made the result saved at ``path`` (None: a plain
+    model's result, or a file written before romdask recorded it)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a romdask prediction (.npz from romdask predict --out): {exc}") from None
+    name = meta.get("local_model")
+    return None if name is None else str(name)
