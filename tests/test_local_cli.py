@@ -72,9 +72,11 @@ def test_reduce_local_auto_writes_a_dictionary_and_prints_the_criterion(session)
     assert code == 0, err
     d = session["tmp"] / "d.zarr"
     assert is_dictionary(d)
-    rows = re.findall(r"^ +(\d) +([\d, ]+?) {2,}([\d, ]+?) {2,}(\d+) +([\d.]+)( +<- chosen)?$", text, re.M)
+    rows = re.findall(r"^ +(\d) +([\d, ]+?) {2,}([\d, ]+?) {2,}(\d+) +([\d.]+) +([\d.]+|-)( +<- chosen)?$", text,
+                      re.M)
     assert [(int(k), chosen != "") for k, *_, chosen in rows] == [(1, False), (2, True)]
     assert float(rows[1][4]) < 0.7 and float(rows[0][4]) == 1.0
+    assert rows[0][5] == "-" and float(rows[1][5]) > 0.5  # the separation of the two families
     assert re.search(r"^  rom0: 2 run\(s\) \(r1, r2\), medoid r\d, \d+ modes, \d+ reduced points$", text, re.M)
     assert re.search(r"^  rom1: 2 run\(s\) \(t1, t2\), medoid t\d, \d+ modes, \d+ reduced points$", text, re.M)
     dictionary = ModelDictionary.open(d)

@@ -74,10 +74,12 @@ def _modes(modes: Sequence[int]) -> str:
 def criterion_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The a-priori criterion as a table: one row per number of clusters tried."""
     lines = [f"  {'k':>3}  {'modes per cluster':<20} {'runs per cluster':<18} {'global modes':>12}  "
-             f"{'cost ratio':>10}"]
+             f"{'cost ratio':>10}  {'separation':>10}"]
     for row in rows:
+        separation = row.get("separation")
         lines.append(f"  {row['k']:>3}  {_modes(row['modes']):<20} {_modes(row['runs']):<18} "
-                     f"{row['global_modes']:>12}  {row['cost_ratio']:>10.3f}" + ("  <- chosen" if row.get("chosen") else ""))
+                     f"{row['global_modes']:>12}  {row['cost_ratio']:>10.3f}  "
+                     f"{'-' if separation is None else f'{separation:.3f}':>10}" + ("  <- chosen" if row.get("chosen") else ""))
     return lines
 
 

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             r.model.metadata["units"] = dict(units)
     if args.local is not None:
         print(f"romdask reduce: a-priori criterion, the expected online cost of k local models relative to one "
-              f"global model (lower is cheaper; auto needs < {_auto_gain():g}):")
+              f"global model (lower is cheaper; auto needs < {_auto_gain():g}) and the smallest dissimilarity "
+              f"between two clusters' medoids (auto needs >= {_auto_separation():g}: runs of another kind):")
         for line in criterion_lines(local.criterion):
             print(line)
         if args.local != "auto" or len(local.reductions) > 1:
@@ -107,16 +108,28 @@ def _auto_gain() -> float:
     return AUTO_GAIN
 
 
+def _auto_separation() -> float:
+    from romdask.offline.local import AUTO_SEPARATION
+
+    return AUTO_SEPARATION
+
+
 def _why_global(rows: list, n_runs: int, min_runs: int) -> str:
     """Why --local auto kept one model (the rows of choose_clusters)."""
     others = [r for r in rows if r["k"] > 1]
     if not others:
         return (f"only k = 1 was tried ({n_runs} runs, --k-max / --min-runs {min_runs} allow no more); "
                 "a plain reduced model is written")
-    admissible = [r for r in others if r["min_runs"] >= min_runs]
-    if not admissible:
+    sized = [r for r in others if r["min_runs"] >= min_runs]
+    if not sized:
         return (f"no clustering into k = 2..{max(r['k'] for r in others)} keeps {min_runs} runs (--min-runs) in every "
                 "local model; a plain reduced model is written")
+    admissible = [r for r in sized if r["separation"] >= _auto_separation()]
+    if not admissible:
+        closest = max(r["separation"] for r in sized)
+        return (f"the runs are of one kind: no clustering separates them (largest separation {closest:.3f} < "
+                f"{_auto_separation():g}; a split by amplitude alone would extrapolate between the clusters); a "
+                "plain reduced model is written; --local K forces a dictionary")
     best = min(admissible, key=lambda r: r["cost_ratio"])
     return (f"a dictionary would not pay (best cost ratio {best['cost_ratio']:.2f} at k = {best['k']}, needs < "
             f"{_auto_gain():g}); a plain reduced model is written")

@@ -280,12 +280,14 @@ def _solve_local(args: argparse.Namespace, dictionary, scenario, options, comman
     import sys
     import warnings
 
+    from romdask.online.envelope import unit
     from romdask.online.solver import TrainingEnvelopeWarning
 
     choice = rom_choice(args.rom or "auto", dictionary, args.model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrainingEnvelopeWarning)
-        prediction = dictionary.solve(scenario, options, choice=choice)
+        prediction = dictionary.solve(scenario, options, choice=choice, progress=solver_progress(
+            f"romdask {command}", delay=PROGRESS_INTERVAL, unit=unit(dictionary.metadata.get("units"), "time")))
     lines = selection_lines(dictionary, prediction)
     print(f"{args.model}: {lines[0]}")
     for line in lines[1:]:

@@ -150,7 +150,7 @@ class ModelDictionary:
         return self.selector.rank(scenario)
 
     def solve(self, scenario: Scenario, options: OnlineOptions | None = None, *,
-              choice: str | int = "auto") -> LocalPrediction:
+              choice: str | int = "auto", progress: Any = None) -> LocalPrediction:
         """Solve ``scenario`` with the local model the classifier picks.
 
         Parameters
@@ -161,6 +161,7 @@ class ModelDictionary:
         choice : "auto" (the classifier's model; when its choice is ambiguous, the best of its
             two first by the error indicator), "classifier" (its first, always), "best-of-2"
             (always both, keep the lower indicator) or a model index (forced)
+        progress : passed to every local solve (:func:`romdask.online.solve`)
 
         Returns
         -------
@@ -173,7 +174,7 @@ class ModelDictionary:
         between two without, the classifier's first is kept. A solve that fails
         (:class:`~romdask.online.solver.OnlineConvergenceError`) counts as an infinite indicator.
         """
-        from romdask.online.solver import OnlineConvergenceError
+        from romdask.online.solver import OnlineConvergenceError, solve
 
         ranking = self.select(scenario)
         if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
@@ -191,7 +192,7 @@ class ModelDictionary:
         failure: Exception | None = None
         for c in candidates:
             try:
-                results[c] = self.models[c].solve(self._scenario_for(c, scenario), options)
+                results[c] = solve(self.models[c], self._scenario_for(c, scenario), options, progress=progress)
             except OnlineConvergenceError as exc:
                 if len(candidates) == 1:
                     raise

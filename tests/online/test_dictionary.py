@@ -18,6 +18,7 @@ from romdask.online import ModelDictionary, Scenario
 from romdask.online.dictionary import is_dictionary, local_model_path
 from romdask.online.model import ReducedModel
 from romdask.online.selection import LoadSelector, load_features
+from romdask.online import solver
 from romdask.online.solver import OnlineConvergenceError, TrainingEnvelopeWarning
 from romdask.problem.loads import Amplitude
 from romdask.problem.patterns import run_metadata
@@ -262,26 +263,26 @@ def test_auto_solves_two_when_ambiguous(dictionary):
 def test_a_failed_solve_loses(dictionary, monkeypatch):
     """A local model whose Newton fails counts as an infinite indicator: the other one is kept,
     although it is the wrong family's; a model solved alone raises its error, and so do two."""
-    solve_model = ReducedModel.solve
+    solve_model = solver.solve
     right = _cluster(dictionary, "r1")
     failing = dictionary.models[right]
 
-    def solve_or_fail(self, scenario, options=None):
-        if self is failing:
+    def solve_or_fail(model, scenario, options=None, progress=None):
+        if model is failing:
             raise OnlineConvergenceError("no convergence (test)")
-        return solve_model(self, scenario, options)
+        return solve_model(model, scenario, options, progress=progress)
 
-    def always_fail(self, scenario, options=None):
+    def always_fail(model, scenario, options=None, progress=None):
         raise OnlineConvergenceError("all fail (test)")
 
-    monkeypatch.setattr(ReducedModel, "solve", solve_or_fail)
+    monkeypatch.setattr(solver, "solve", solve_or_fail)
     scenario = _scenario(0.0, 170.0, n_cycles=0.5)
     with pytest.warns(TrainingEnvelopeWarning):  # the top model never saw right_traction
         pred = dictionary.solve(scenario, choice="best-of-2")
     assert pred.rom == 1 - right and pred.tried[right] == np.inf and np.isfinite(pred.tried[1 - right])
     with pytest.raises(OnlineConvergenceError, match="no convergence"):
         dictionary.solve(scenario, choice=right)
-    monkeypatch.setattr(ReducedModel, "solve", always_fail)
+    monkeypatch.setattr(solver, "solve", always_fail)
     with pytest.raises(OnlineConvergenceError, match="all fail"):
         dictionary.solve(scenario, choice="best-of-2")
 
