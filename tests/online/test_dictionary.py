@@ -16,7 +16,6 @@ from romdask.hifi.builtin import solve
 from romdask.offline import reduce_local
 from romdask.online import ModelDictionary, Scenario
 from romdask.online.dictionary import is_dictionary, local_model_path
-from romdask.online.model import ReducedModel
 from romdask.online.selection import LoadSelector, load_features
 from romdask.online import solver
 from romdask.online.solver import OnlineConvergenceError, TrainingEnvelopeWarning
