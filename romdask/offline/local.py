@@ -46,6 +46,7 @@ import numpy as np
 
 from romdask.materials import Material
 from romdask.online.scenario import Scenario
+from romdask.online.selection import temperature_features
 from romdask.store import SnapshotStore
 
 from ._blas import blas_single_thread
@@ -64,6 +65,7 @@ __all__ = [
     "kmedoids",
     "reduce_local",
     "training_scenarios",
+    "training_temperatures",
 ]
 
 logger = logging.getLogger(__name__)
@@ -423,6 +425,7 @@ class LocalReduction:
     dissimilarity : the Dissimilarity of all the training runs
     criterion : the a-priori criterion rows (:func:`choose_clusters`)
     scenarios : run name -> the run's Scenario (:func:`training_scenarios`)
+    temperatures : thermal runs: run name -> its temperature features (:func:`training_temperatures`)
     """
 
     reductions: tuple[Reduction, ...]
@@ -431,6 +434,7 @@ class LocalReduction:
     dissimilarity: Dissimilarity
     criterion: tuple[dict[str, Any], ...]
     scenarios: Mapping[str, Scenario] = field(default_factory=dict, repr=False)
+    temperatures: Mapping[str, np.ndarray] | None = field(default=None, repr=False)
 
     def dictionary(self):
         """The :class:`~romdask.online.ModelDictionary` of the local models (classifier trained on
@@ -484,7 +488,28 @@ def reduce_local(store_path: str | Path, law: Material | None = None, *, runs: S
         reductions = tuple(pool.map(lambda members: reduce(store_path, law, runs=list(members), options=options),
                                     clusters))
     medoids = tuple(dis.runs[i] for i in clustering.medoids)
-    return LocalReduction(reductions, clusters, medoids, dis, tuple(rows), training_scenarios(data))
+    return LocalReduction(reductions, clusters, medoids, dis, tuple(rows), training_scenarios(data),
+                          training_temperatures(data))
+
+
+def training_temperatures(data: TrainingData) -> dict[str, np.ndarray] | None:
+    """Each thermal training run's temperature features
+    (:func:`romdask.online.selection.temperature_features` at its output times), None for athermal runs.
+
+    Notes
+    -----
+    Reads each run's nodal temperature field (or evaluates its description) one run at a time:
+    ``8 n_t n_nodes`` bytes in the driver while a run is summarized.
+    """
+    if data.temperatures is None:
+        return None
+    sources = [(k, None) for k in range(data.layout.n_subdomains)]
+    out = {}
+    for run, temperature in data.temperatures.items():
+        times = np.unique(data.snapshot_time[data.snapshot_run == run])
+        history = temperature.local(None, sources).history(data.store_path, run, times)
+        out[run] = temperature_features(history, temperature.initial)
+    return out
 
 
 def training_scenarios(data: TrainingData) -> dict[str, Scenario]:

@@ -134,7 +134,7 @@ class ModelDictionary:
             model = reduction.model
             lifting = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
             names += [n for n in (*lifting, *model.load_names) if n not in names]
-        selector = LoadSelector.fit(local.scenarios, labels, names)
+        selector = LoadSelector.fit(local.scenarios, labels, names, local.temperatures)
         dis = local.dissimilarity
         metadata = {"dissimilarity": {"runs": list(dis.runs), "matrix": dis.matrix.tolist(), "tol": dis.tol,
                                       "ranks": dis.ranks.tolist()},
@@ -336,5 +336,6 @@ class ModelDictionary:
         return {"roms": [{"name": name, "runs": list(runs), "medoid": medoid, "n_modes": m.n_modes,
                           "n_points": m.n_points}
                          for name, runs, medoid, m in zip(self.names, self.clusters, self.medoids, self.models)],
-                "selector": {"kind": "nearest-neighbour", "patterns": list(self.selector.names)},
+                "selector": {"kind": "nearest-neighbour", "patterns": list(self.selector.names),
+                             "temperature": self.selector.thermal},
                 "criterion": self.metadata.get("criterion", [])}
