@@ -195,12 +195,13 @@ def _dictionary_info(path: Path, raw: bool = False) -> int:
     print("local models (one per cluster of similar training runs; medoid: the run most like the others):")
     for line in model_lines(dictionary):
         print(line)
+    thermal = " and the temperatures (mean and extreme rise, spread)" if info["selector"].get("temperature") else ""
     print(f"selector: {info['selector']['kind']} on the load description (each pattern's peak relative to the "
-          f"training runs', and which patterns act together) over {', '.join(info['selector']['patterns'])}")
+          f"training runs', and which patterns act together) over {', '.join(info['selector']['patterns'])}{thermal}")
     rows = info["criterion"]
     if rows:
         print("criterion: the expected online cost of k local models relative to one global model "
-              "(sum of (runs share x modes^2) / global modes^2):")
+              "(sum of (runs share x modes^2) / global modes^2) and the smallest dissimilarity between medoids:")
         for line in criterion_lines(rows):
             print(line)
     for line in dissimilarity_lines(dictionary.metadata):
