@@ -207,13 +207,18 @@ def is_reduced_model(path: Path) -> bool:
     return is_model_dir(Path(path), FORMAT)
 
 
-def open_model(path: str | Path) -> Any:
-    """:meth:`ReducedModel.open`, its refusals (codec, dtype, checksum) naming the folder."""
-    from romdask.online import ReducedModel
-
+def opened(open_: Callable[[Any], Any], path: str | Path) -> Any:
+    """``open_(path)``, its ValueError naming the folder when it does not already."""
     try:
-        return ReducedModel.open(path)
+        return open_(path)
     except ValueError as exc:
         if str(path) in str(exc):
             raise
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def open_model(path: str | Path) -> Any:
+    """:meth:`ReducedModel.open`, its refusals (codec, dtype, checksum) naming the folder."""
+    from romdask.online import ReducedModel
+
+    return opened(ReducedModel.open, path)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from romdask.cli.common import opened
 
 __all__ = ["criterion_lines", "dissimilarity_lines", "is_dictionary_dir", "local_count", "model_lines",
            "open_dictionary", "replace_folder", "rom_choice", "selection_lines"]
@@ -45,12 +46,7 @@ def open_dictionary(path: str | os.PathLike) -> Any:
     """:meth:`ModelDictionary.open`, its refusals naming the folder."""
     from romdask.online.dictionary import ModelDictionary
 
-    try:
-        return ModelDictionary.open(path)
-    except ValueError as exc:
-        if str(path) in str(exc):
-            raise
-        raise ValueError(f"{path}: {exc}") from None
+    return opened(ModelDictionary.open, path)
 
 
 def rom_choice(value: str, dictionary: Any, path: str | os.PathLike) -> str | int:
@@ -132,19 +128,12 @@ def dissimilarity_lines(metadata: Mapping[str, Any], largest: int = 12) -> list[
 def replace_folder(out: Path, save: Callable[[Path], Any], kinds: Sequence[Callable[[Path], bool]]) -> Path:
     """``save(tmp)`` beside ``out``, then swap it in: for --overwrite of a model by a dictionary
     or the reverse (each ``save`` replaces its own kind only). ``kinds`` say what ``out`` may be."""
-    from romdask.online.integrity import temporary_name
+    from romdask.online.integrity import replace_atomically
 
-    if not any(kind(out) for kind in kinds):
-        raise ValueError(f"{out} exists and is not a reduced model nor a dictionary: --overwrite replaces those "
-                         "only; choose another --out")
-    tmp = temporary_name(out)
-    try:
-        save(tmp)
-        old = temporary_name(out, "old")
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    def check(path: Path) -> None:
+        if not any(kind(path) for kind in kinds):
+            raise ValueError(f"{path} exists and is not a reduced model nor a dictionary: --overwrite replaces those "
+                             "only; choose another --out")
+
+    check(out)
+    return replace_atomically(out, save, check)

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from romdask.online.integrity import check_replaceable, clean_stale_temporaries, is_model_dir, temporary_name
+from romdask.online.integrity import check_replaceable, clean_stale_temporaries, is_model_dir, replace_atomically
 from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
 from romdask.online.selection import LoadSelector, Ranking
@@ -263,8 +262,8 @@ class ModelDictionary:
         check_replaceable(path, FORMAT)
         for c, model in enumerate(self.models):
             model._check_full(full[c])
-        tmp = temporary_name(path)
-        try:
+
+        def write(tmp: Path) -> None:
             root = zarr.open_group(tmp, mode="w-", zarr_format=3)
             root.require_group("roms")
             members = {}
@@ -273,18 +272,8 @@ class ModelDictionary:
                 members[name] = zarr.open_group(local_model_path(tmp, name), mode="r").attrs["checksum"]["sha256"]
             attrs = {**self._attributes(), "members": members}
             root.attrs.update({**attrs, "checksum": _sha(attrs)})
-            if path.exists():
-                check_replaceable(path, FORMAT)
-                old = temporary_name(path, "old")
-                os.rename(path, old)
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return path
+
+        return replace_atomically(path, write, lambda p: check_replaceable(p, FORMAT))
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ModelDictionary:

@@ -27,7 +27,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 import zarr
 
 __all__ = ["SCHEME", "array_digest", "check_replaceable", "clean_stale_temporaries", "is_model_dir", "model_checksum",
-           "temporary_name", "verify_full", "verify_model"]
+           "replace_atomically", "temporary_name", "verify_full", "verify_model"]
 
 SCHEME = 1
 #: a temporary from another host is stale after this many seconds (its pid cannot be checked here)
@@ -195,6 +195,28 @@ def check_replaceable(path: Path, fmt: str) -> None:
         why = "a snapshot store" if "runs" in entries and (path / "zarr.json").exists() else f"contains {listed}"
         raise ValueError(f"{path} is not a romdask model ({why}); overwrite replaces models only: "
                          "choose another path (--out).")
+
+
+def replace_atomically(path: Path, write: Callable[[Path], Any], check: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` into a sibling temporary (:func:`temporary_name`), then rename it to ``path``;
+    an existing ``path`` is checked again with ``check(path)`` just before (it may have changed
+    during the write), moved aside and deleted once the new one is in place. The temporary is
+    removed on any failure: ``path`` is either the old folder or the new one, never half of one."""
+    tmp = temporary_name(path)
+    try:
+        write(tmp)
+        if path.exists():
+            check(path)
+            old = temporary_name(path, "old")
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
 
 _TMP = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:@(?P<host>.+)\.[0-9a-f]{8})?$")

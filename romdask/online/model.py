@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,7 @@ from romdask.online.integrity import (
     check_replaceable,
     clean_stale_temporaries,
     model_checksum,
-    temporary_name,
+    replace_atomically,
     verify_full,
     verify_model,
 )
@@ -446,21 +445,8 @@ class ReducedModel:
         if mesh is not None and "modes" in full and int(full["modes"].shape[0]) != 3 * mesh.n_nodes:
             raise ValueError(f"the mesh has {mesh.n_nodes} nodes but the full modes {full['modes'].shape[0]} rows; "
                              "save the mesh of the store the model was reduced from (reduce(...).mesh).")
-        tmp = temporary_name(path)
-        try:
-            self._write(tmp, full, compression, mesh)
-            if path.exists():
-                check_replaceable(path, FORMAT)  # again: it may have changed during the write
-                old = temporary_name(path, "old")
-                os.rename(path, old)
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return replace_atomically(path, lambda tmp: self._write(tmp, full, compression, mesh),
+                                  lambda p: check_replaceable(p, FORMAT))
 
     def _check_full(self, full: Mapping[str, Any]) -> None:
         """Shapes of the full arrays against the model (see :meth:`save`)."""
