@@ -354,6 +354,66 @@ def cluster_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def local_table(entry: dict) -> list[str]:
+    st = entry["store"]
+    opts = st["options"]
+    clusters = " Clusters: " + "; ".join(
+        f"{label}: " + " | ".join(", ".join(m) for m in members) for label, members in entry["clusters"].items())
+    lines = [
+        f"## One global ROM against a dictionary of local ROMs ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py local` (`benchmarks/local_roms.py`): the quarter plate under tractions that vary in",
+        f"kind (`plate_traction_problem`, {st['nodes']:,} nodes, {st['increments_per_cycle']} increments per cycle, one",
+        "cycle): a top family (traction along y) and a right family (along x). Training: "
+        f"{st['training_runs']} built-in-solver runs, half per family, amplitudes 140-200 MPa, R = -1 and 0, periods",
+        f"5-20 s ({st['hf_training_s']:.0f} s of HF); held out: {st['held_out']} other amplitudes / R-ratios / periods",
+        f"inside those ranges (HF {st['hf_mean_s']:.1f} s each)"
+        + (f"; mixed: {st['mixed']} scenarios with both tractions, one dominant (its family), reported apart." if
+           st["mixed"] else "."),
+        f"Same `ReduceOptions` for both (tol_pod {opts['tol_pod']:g}, tol_ecm {opts['tol_ecm']:g}, ECM scope "
+        f"{st['ecm_scope']}, dask threads): global",
+        "= `reduce` on every training run; dictionary = `reduce_local` (k auto, and k = 2 given, one model per",
+        "family; offline time includes the dissimilarity) and `ModelDictionary.solve` (choice auto: the",
+        "classifier, best of 2 by the error indicator when",
+        "ambiguous; the selection is in its time). Online: wall time per scenario after a numba warm-up, best of 2.",
+        "Errors by `romdask.demo.compare`: displacement time-space L2; von Mises and p as the largest pointwise",
+        "difference relative to the largest HF value (law replay); mean / max over the scenarios. Family cluster =",
+        "the model chosen is one trained on the scenario's family; oracle = the model chosen is the local model with",
+        f"the lowest von Mises error (every local model solved on every scenario).{clusters}. ECM: "
+        f"of {st['ecm_points_full']:,} integration points.",
+        "",
+        "| scenarios | model | modes | ECM points | offline [s] | online mean (median) [s] | error u mean / max "
+        "| error von Mises mean / max | error p mean / max | family cluster | oracle | best of 2 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        local = r["model"] == "dictionary"
+        lines.append(
+            f"| {r['set']} ({r['scenarios']}) | {r['model']}"
+            + (f" (k {r['k_requested']}: {r['k']})" if local else "") + f" | {' / '.join(map(str, r['n_modes']))} | "
+            f"{' / '.join(map(str, r['n_points']))} | {r['offline_s']:.1f} | "
+            f"{r['online_mean_s']:.3f} ({r['online_median_s']:.3f}) | "
+            f"{r['error_displacement_mean']:.1e} / {r['error_displacement_max']:.1e} | "
+            f"{100 * r['error_von_mises_mean']:.2f} / {100 * r['error_von_mises_max']:.2f} % | "
+            f"{100 * r['error_p_mean']:.2f} / {100 * r['error_p_max']:.2f} % | "
+            + (f"{100 * r['chosen_accuracy']:.0f} % | {100 * r['oracle_rate']:.0f} % | {r['best_of_2']} |" if local
+               else "| | |"))
+    lines += [
+        "",
+        "A-priori criterion of `reduce_local` (`choose_clusters`: POD ranks of the clusters at tol_pod from the Gram",
+        "matrix; cost ratio = sum_c w_c n_c^2 / n_global^2, the expected online cost against the global ROM; spread =",
+        "mean dissimilarity to the medoid); k auto takes the lowest cost ratio whose clusters hold >= 2 runs:",
+        "",
+        "| k | modes per cluster | global modes | runs per cluster | cost ratio | spread | chosen |",
+        "|---:|---|---:|---|---:|---:|---|",
+    ]
+    for r in entry["criterion"]:
+        lines.append(f"| {r['k']} | {' / '.join(map(str, r['modes']))} | {r['global_modes']} | "
+                     f"{' / '.join(map(str, r['runs']))} | {r['cost_ratio']:.2f} | {r['spread']:.3f} | "
+                     f"{'yes' if r['chosen'] else ''} |")
+    return lines + [""]
+
+
 def render(data: dict, source: Path | None = None) -> str:
     """The Markdown of every case in a results file's ``data`` (the cases it holds)."""
     where = "benchmarks/results.json" if source is None else str(source)
@@ -401,6 +461,8 @@ def render(data: dict, source: Path | None = None) -> str:
         lines += own_deck_table(data["own_deck"])
     if "thermal" in data:
         lines += thermal_table(data["thermal"])
+    if "local" in data:
+        lines += local_table(data["local"])
     return "\n".join(lines)
 
 
