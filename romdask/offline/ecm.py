@@ -616,7 +616,7 @@ def _local_ecm(J_k, w_k, b_all, tol, local_tol, initial=None):
 
 
 @one_blas_thread
-def _merge(locals_, offsets, tol, global_correction):
+def _merge(locals_, offsets, tol, global_correction, initial=None):
     t0 = time.perf_counter()
     results = [r for r, _, _ in locals_]
     pts = np.concatenate([r.points + off for r, off in zip(results, offsets)])
@@ -627,9 +627,22 @@ def _merge(locals_, offsets, tol, global_correction):
     nb = np.linalg.norm(b)
     res0 = float(np.linalg.norm(cols @ x - b) / nb) if nb > 0 else 0.0
     history = [res0]
-    if global_correction and pts.size:
-        # NNLS on [J_S; a 1^T] x = [b; a V] with a = ||b|| / V: relative integrand and volume
-        # errors weigh the same
+    integral = float(np.linalg.norm(cols @ x))
+    if global_correction and pts.size and nb > 0 and res0 < tol and integral > 0:
+        # the local ECMs met the target: a greedy ECM on their union against THEIR integral J_S x,
+        # to the tolerance left, drops the points the union does not need; the global target holds
+        # by the triangle inequality ||J_S x' - b|| <= ||J_S x' - J_S x|| + ||J_S x - b||
+        start = None if initial is None else np.flatnonzero(np.isin(pts, initial))  # the warm start again
+        greedy = ecm(cols, x, tol=(tol - res0) * nb / integral, initial=start)
+        x_c = np.zeros_like(x)
+        x_c[greedy.points] = greedy.weights
+        res1 = float(np.linalg.norm(cols @ x_c - b) / nb)
+        if res1 <= tol and greedy.points.size < pts.size:
+            pts, x, cols = pts[greedy.points], greedy.weights, cols[:, greedy.points]
+            history.append(res1)
+    elif global_correction and pts.size:
+        # the local ECMs missed the target (a loose local_tol): NNLS on [J_S; a 1^T] x = [b; a V]
+        # with a = ||b|| / V (relative integrand and volume errors weigh the same)
         scale = nb / volume if nb > 0 else 1.0
         x_c, _ = nnls(np.vstack([cols, scale * ones]), np.append(b, scale * volume),
                       maxiter=50 * max(pts.size, 10))
@@ -683,8 +696,11 @@ def ecm_subdomains_graph(
         without the correction (at the price of more points when the subdomain contributions
         cancel). A looser value relies on the global correction.
     global_correction : bool
-        Recompute the weights of the union by one NNLS against the global target (points whose
-        weight drops to 0 are removed). It never increases the residual.
+        Fewer points on the union of the subdomains' points: when the local ECMs meet the global
+        target (the default ``local_tol``), a greedy ECM (:func:`ecm`) on the union, against the
+        local weights' integral, to the tolerance they leave (the residual may grow, up to
+        ``tol``); when they miss it (a looser ``local_tol``), one NNLS against the global
+        target (points whose weight drops to 0 are removed; it never increases the residual).
     initial : ndarray of int, optional
         Warm start (global point indices, e.g. the previous points after a basis enrichment):
         each subdomain's ECM selects its share of them first (see :func:`ecm`).
@@ -699,7 +715,10 @@ def ecm_subdomains_graph(
     Graph: one task ``b_k = J_k w_k`` per subdomain (needed by the default ``local_tol``), one
     ECM task per subdomain returning only its points, weights, the ``(n_rows, |S_k|)`` columns of
     ``J_k`` at its points and ``b_k``, and one merge task. Only these small arrays travel. The
-    correction NNLS costs ``O(n_rows |S|^2)`` on the union ``S``.
+    greedy correction costs an SVD of the union's columns, ``O(n_rows |S|^2)``: measured on the
+    plate (1,105 nodes, 6 runs, 2 subdomains; a 3,332 x 1,887 union) 24 s and 1,405 points,
+    where the NNLS it replaces took 65 s and kept 1,672 (on 12 runs it ran for more than 10 min:
+    Lawson-Hanson costs ``O(n_rows |S|^2)`` per active-set change, about ``|S|`` of them).
 
     References
     ----------
@@ -732,7 +751,7 @@ def ecm_subdomains_graph(
     locals_ = [dask.delayed(_local_ecm, pure=True)(Jk, wk, b_all, tol, local_tol,
                                                    *(() if start is None else (start,)))
                for Jk, wk, start in zip(J_blocks, weight_blocks, starts)]
-    return dask.delayed(_merge, pure=True)(locals_, offsets, tol, global_correction)
+    return dask.delayed(_merge, pure=True)(locals_, offsets, tol, global_correction, initial)
 
 
 def ecm_subdomains(
