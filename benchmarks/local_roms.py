@@ -102,10 +102,8 @@ def benchmark(smoke: bool, workdir: Path) -> dict:
     from romdask.store import create_store, open_snapshots
 
     n, increments = (4, 20) if smoke else (8, 40)
-    # the defaults, for both, but one global ECM: with the store's 2 subdomains "auto" means per subdomain + a
-    # global NNLS correction, whose scipy nnls on the union of the points (a few thousand here) did not end in
-    # 10 min (romdask/offline/ecm.py, _merge)
-    options = ReduceOptions(ecm_scope="global")
+    # the defaults, for both (ECM per subdomain of the store's 2, then a greedy ECM on the union of their points)
+    options = ReduceOptions()
     online = OnlineOptions()
     cases = design(smoke)
     problems = {name: plate_traction_problem(top, right, period=period, r_ratio=r, increments_per_cycle=increments,

@@ -420,8 +420,8 @@ def local_table(entry: dict) -> list[str]:
         "(mean / max) against 1.41 % max, the chosen local model the best one in 40 % of the held-out scenarios. The",
         "mixed scenarios load both patterns; no local model was trained with both, hence their errors (the",
         "training-envelope warning says so: `romdask predict` prints it); a dictionary predicts the kinds of loading",
-        "its clusters were trained on. ECM scope global for both: with the default (per subdomain, then one NNLS on the",
-        "union of the subdomains' points) the correction NNLS on ~3,000 points had not finished after 10 minutes.",
+        "its clusters were trained on. The same run with the ECM's former correction (an NNLS on the union of the",
+        "subdomains' points) did not finish the global model in 10 minutes; that run used one global ECM instead.",
     ]
     return lines + [""]
 

@@ -90,7 +90,7 @@ def envelope_warnings(model: Any, scenario: Any, rtol: float = 1e-6) -> list[str
     for name in scenario.coefficients:
         if name not in envelope:
             continue
-        lo, hi = envelope[name]
+        lo, hi = (float(v) + 0.0 for v in envelope[name])  # + 0.0: no "-0" in the messages
         history = _history(scenario, name)
         if history is None:
             continue
