@@ -184,7 +184,9 @@ def ecm_table(entry: dict) -> list[str]:
         "one `reduce` per row (dask threads). Rows: `summed` = one integrand per (snapshot, mode or lifting), the "
         "reduced forces and reactions; `component` = one per Voigt component too; both compressed exactly by the "
         "stress snapshots' Gram eigenvectors (the count after x). Global = one ECM; subdomains = one per subdomain + "
-        "a global NNLS correction. Residual on the uncompressed rows, relative.",
+        "a greedy ECM on the union of their points (against their integral, to the tolerance left; an NNLS on the "
+        "union before 2026-12-07: 82 / 355 points at 1e-5 summed / component, now 70 / 272). Residual on the "
+        "uncompressed rows, relative.",
         "",
         "| tol | rows | scope | modes | points | residual | ECM [s] | reduce [s] | points per subdomain | load |",
         "|---:|---|---|---:|---:|---:|---:|---:|---|---:|",
