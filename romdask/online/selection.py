@@ -100,6 +100,15 @@ def scenario_temperature_features(scenario: Scenario) -> np.ndarray:
     return temperature_features(history, initial)
 
 
+def _scaled(raw: np.ndarray, scale: np.ndarray, temperature_scale: np.ndarray | None) -> np.ndarray:
+    """Features divided by the training scales: the P peaks first, the 4 temperature ones last."""
+    out = np.array(raw, np.float64, copy=True)
+    out[..., :scale.size] /= scale
+    if temperature_scale is not None:
+        out[..., -4:] /= temperature_scale
+    return out
+
+
 @dataclass(frozen=True)
 class Ranking:
     """The clusters for a scenario, best first (:meth:`LoadSelector.rank`).
@@ -165,16 +174,11 @@ class LoadSelector:
             largest = np.abs(thermal).max(axis=0)
             temperature_scale = np.where(largest > 0.0, largest, 1.0)
             raw = np.hstack([raw, thermal])
-        selector = cls(names, runs, np.array([labels[r] for r in runs], dtype=np.int64), raw, scale,
-                       temperature_scale)
-        return cls(names, runs, selector.labels, selector._scaled(raw), scale, temperature_scale)
+        features = _scaled(raw, scale, temperature_scale)
+        return cls(names, runs, np.array([labels[r] for r in runs], dtype=np.int64), features, scale, temperature_scale)
 
     def _scaled(self, raw: np.ndarray) -> np.ndarray:
-        out = np.array(raw, np.float64, copy=True)
-        out[..., :len(self.names)] /= self.scale
-        if self.temperature_scale is not None:
-            out[..., -4:] /= self.temperature_scale
-        return out
+        return _scaled(raw, self.scale, self.temperature_scale)
 
     def _features(self, scenario: Scenario) -> np.ndarray:
         x = load_features(scenario, self.names)
