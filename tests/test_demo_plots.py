@@ -110,7 +110,8 @@ def test_every_figure_of_the_demo_is_labelled(demo):
     # one axis per error quantity plus the indicator's, with the threshold drawn
     indicator_axes = built[2].axes[-1]
     assert len(built[2].axes) == 4
-    assert any(np.allclose(line.get_ydata(), 0.1) for line in indicator_axes.get_lines())
+    threshold = float(data["indicator_threshold"])
+    assert any(np.allclose(line.get_ydata(), threshold) for line in indicator_axes.get_lines())
 
 
 def test_singular_values_stay_on_the_log_axis():

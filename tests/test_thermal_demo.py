@@ -12,6 +12,8 @@ import meshio
 import numpy as np
 import pytest
 
+from romdask.online import OnlineOptions
+
 from romdask.cli import main
 
 pytestmark = pytest.mark.slow
@@ -41,7 +43,7 @@ def test_thermal_demo_runs_the_pipeline_and_writes_plots_and_fields(tmp_path, ca
     for png in ("singular_values", "reduced_points", "error_indicator", "temperature", "plastic_strain"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
         assert f"{png}.png" in summary["files"] and summary["output_bytes"][f"{png}.png"] > 1000, png
-    assert summary["indicator_threshold"] == 0.1 and summary["units"]["time"] == "s"
+    assert summary["indicator_threshold"] == OnlineOptions().indicator_threshold and summary["units"]["time"] == "s"
     pvd = (out / "rom.pvd").read_text()
     assert pvd.count("<DataSet") == 81  # 2 cycles x 40 increments + t = 0
     hold = meshio.read(out / "rom_0016.vtu")  # t = 40 s: the hold

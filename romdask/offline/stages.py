@@ -245,7 +245,17 @@ def _unit_load(mesh, load, n_dofs: int) -> np.ndarray:
     return unit_load_vector(mesh, load)
 
 
-def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, n_points: int,
+def indicator_scales(fields: PointFields, points: np.ndarray) -> dict[str, float]:
+    """The training scale of the error indicator (:mod:`romdask.online.indicator`): the largest
+    norm over the snapshots of each dual quantity at the reduced ``points``."""
+    n_snap = fields.stress.shape[0]
+    scales = {"stress": float(np.linalg.norm(fields.stress[:, points, :].reshape(n_snap, -1), axis=1).max(initial=0.0))}
+    if fields.p is not None:
+        scales["p"] = float(np.linalg.norm(fields.p[:, points], axis=1).max(initial=0.0))
+    return scales
+
+
+def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, points: np.ndarray,
             settings: Mapping[str, Any]) -> dict[str, Any]:
     from romdask import __version__
 
@@ -262,7 +272,8 @@ def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases
     # run timings (ecm_time) stay out of the model: the same store and options save the same bytes
     report.update({k: v for k, v in hyper.report.items() if k not in RUN_TIMINGS})
     report["gappy_singular_values"] = {q: s.tolist() for q, s in duals.singular_values.items()}
-    report["qdeim_points_added"] = int(n_points - hyper.points.size)
+    report["indicator_scale"] = indicator_scales(gathered.fields, points)
+    report["qdeim_points_added"] = int(points.size - hyper.points.size)
     report["gappy_ranks"] = duals.ranks
     report["training_loads"] = data.training_loads()
     report["load_coefficients"] = "value * amplitude(t) of each run's pattern (unit load vectors and liftings)"
@@ -357,7 +368,7 @@ def assemble(data: TrainingData, lifting: Lifting, basis: POD, gathered: Gathere
         initial_state=law.initial_state(points.size),
         lifting=lifting_operators,
         gappy=gappy,
-        metadata={"reduce": _report(data, basis, gathered, duals, points.size, settings)},
+        metadata={"reduce": _report(data, basis, gathered, duals, points, settings)},
         temperature=thermal_rows(data, points),
     )
 

@@ -58,6 +58,7 @@ from romdask.online.integrity import (
     verify_model,
 )
 from romdask.online.thermal import check_temperature_operator
+from romdask.online.indicator import Calibration
 from romdask.serialize import compressors, plain
 
 if TYPE_CHECKING:  # the solver imports this module
@@ -332,6 +333,13 @@ class ReducedModel:
     def thermal(self) -> bool:
         """True when the model was trained with temperatures (it carries a temperature operator)."""
         return self.temperature is not None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The error indicator's calibration (``metadata["calibration"]``, written by
+        :func:`romdask.offline.calibrate`), or None."""
+        data = self.metadata.get("calibration")
+        return None if data is None else Calibration.from_json(data)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the model by its name in the Zarr group."""

@@ -21,6 +21,8 @@ __all__ = ["load_result", "save_result", "saved_local_model"]
 
 FORMAT = "romdask-online-result"
 _NAMES = ("lifting_names", "load_names")
+#: dict-of-arrays attributes, saved as ``name/key`` entries
+_DICTS = ("gappy_coefficients", "indicators", "predicted_error")
 
 
 def save_result(path: str | os.PathLike, result: OnlineResult, *, local_model: str | None = None) -> Path:
@@ -40,11 +42,13 @@ def save_result(path: str | os.PathLike, result: OnlineResult, *, local_model: s
     residuals = result.residuals
     arrays["residuals"] = np.array([r for step in residuals for r in step], np.float64)
     arrays["residual_counts"] = np.array([len(step) for step in residuals], np.int64)
-    for quantity, coefficients in result.gappy_coefficients.items():
-        arrays[f"gappy_coefficients/{quantity}"] = coefficients
+    for group in _DICTS:
+        for key, value in getattr(result, group).items():
+            arrays[f"{group}/{key}"] = value
     saved = _temperature_arrays(result.temperature, arrays)
     meta = {"format": FORMAT, "version": 1, "wall_time": result.wall_time, "timings": result.timings,
-            "temperature": saved, "warnings": list(result.warnings), **{name: list(getattr(result, name)) for name in _NAMES}}
+            "temperature": saved, "warnings": list(result.warnings), "indicator_quantity": result.indicator_quantity,
+            **{name: list(getattr(result, name)) for name in _NAMES}}
     if local_model is not None:
         meta["local_model"] = str(local_model)
     arrays["meta"] = np.array(json.dumps(meta))
@@ -113,17 +117,17 @@ def load_result(path: str | os.PathLike) -> OnlineResult:
         flat = data["residuals"].tolist()
         offsets = np.concatenate([[0], np.cumsum(counts)])
         values = {f.name: data[f.name] for f in fields(OnlineResult) if f.name in data.files and f.name != "residuals"}
-        missing = sorted({f.name for f in fields(OnlineResult)} - set(values) - set(_NAMES)
-                         - {"residuals", "gappy_coefficients", "wall_time", "timings", "temperature", "warnings"})
+        missing = sorted({f.name for f in fields(OnlineResult)} - set(values) - set(_NAMES) - set(_DICTS)
+                         - {"residuals", "wall_time", "timings", "temperature", "warnings", "indicator_quantity"})
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}")
-        gappy = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("gappy_coefficients/")}
+        groups = {g: {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"{g}/")} for g in _DICTS}
         temperature = _temperature(data, meta)
     return OnlineResult(
-        **values, residuals=[flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])], gappy_coefficients=gappy,
+        **values, residuals=[flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])], **groups,
         wall_time=float(meta["wall_time"]), timings=dict(meta["timings"]),
         **{name: tuple(meta[name]) for name in _NAMES}, temperature=temperature,
-        warnings=list(meta.get("warnings", [])),
+        warnings=list(meta.get("warnings", [])), indicator_quantity=str(meta.get("indicator_quantity", "")),
     )
 
 

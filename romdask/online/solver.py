@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from romdask.materials.base import von_mises
+from romdask.online.indicator import ERROR_MEASURES, INDICATOR_QUANTITIES, indicator_scale, misfit_indicator
 from romdask.online.kernels import gather, internal_forces, scatter, tangent_times, total_strain
 from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
@@ -53,10 +54,14 @@ class OnlineOptions:
         from ``gamma_{n-1}``).
     split_at_breakpoints : also stop at the breakpoints of the scenario's Amplitude tables
         inside an increment (load reversals).
-    indicator_threshold : ``result.flagged = indicator > indicator_threshold``. Default 0.1:
-        a 10 % Gappy-POD misfit of the cumulated plastic strain at the reduced points; on the
-        plate tests interpolating between trained amplitudes stays below 1e-2 and doubling the
-        trained amplitude exceeds 0.1 (see docs/online.md).
+    indicator_threshold : for a model without calibration, ``result.flagged = indicator >
+        indicator_threshold``. Default 0.01: the normalized stress misfit
+        (:mod:`romdask.online.indicator`) was 0.4-0.9 times the von Mises error (fraction of the
+        largest) on 24 held-out plate scenarios (docs/adaptive.md), so about a 1-3 % error.
+    error_tolerance, error_measure : for a calibrated model (``model.calibration``),
+        ``result.flagged`` marks the output times from which the median predicted
+        ``error_measure`` error so far ("von_mises", "displacement" or "p") exceeds
+        ``error_tolerance`` (default 1 % von Mises).
     """
 
     rtol: float = 1e-8
@@ -65,14 +70,18 @@ class OnlineOptions:
     max_cuts: int = 8
     predictor: str = "tangent"
     split_at_breakpoints: bool = True
-    indicator_threshold: float = 0.1
+    indicator_threshold: float = 0.01
+    error_tolerance: float = 0.01
+    error_measure: str = "von_mises"
 
     def __post_init__(self) -> None:
-        if not (self.rtol > 0 and self.atol >= 0 and self.indicator_threshold >= 0):
+        if not (self.rtol > 0 and self.atol >= 0 and self.indicator_threshold >= 0 and self.error_tolerance > 0):
             raise ValueError(
-                f"need rtol > 0, atol >= 0, indicator_threshold >= 0; got {self.rtol}, {self.atol}, "
-                f"{self.indicator_threshold}"
+                f"need rtol > 0, atol >= 0, indicator_threshold >= 0, error_tolerance > 0; got {self.rtol}, "
+                f"{self.atol}, {self.indicator_threshold}, {self.error_tolerance}"
             )
+        if self.error_measure not in ERROR_MEASURES:
+            raise ValueError(f"error_measure must be one of {ERROR_MEASURES}; got {self.error_measure!r}")
         if self.max_iterations < 1 or self.max_cuts < 0:
             raise ValueError(f"need max_iterations >= 1, max_cuts >= 0; got {self.max_iterations}, {self.max_cuts}")
         if self.predictor not in ("tangent", "previous"):
@@ -95,8 +104,14 @@ class OnlineResult:
     stress : (n_t, r, 6) and state : (n_t, r, n_state_max) at the reduced points (NaN padding).
     reactions : (n_t, n_l) reaction resultant of each lifted pattern, ``sum_k w_k L_k^T sigma_k``.
     gappy_coefficients : quantity -> (n_t, m) least-squares Gappy-POD coefficients.
-    indicator : (n_t,) the Gappy-POD residual of p (NaN when unavailable); flagged :
-        ``indicator > threshold``.
+    indicator : (n_t,) the error indicator (:mod:`romdask.online.indicator`): the normalized
+        Gappy-POD misfit of ``indicator_quantity`` at the reduced points (NaN when no basis has
+        more rows than modes); ``indicators`` has it for every quantity available.
+    predicted_error : calibrated models: error measure -> (n_t, 3) the median predicted error so
+        far and its prediction interval (:meth:`~romdask.online.indicator.Calibration.predict`);
+        empty otherwise.
+    flagged : (n_t,) bool, see :class:`OnlineOptions` (``indicator_threshold`` /
+        ``error_tolerance``).
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
     wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
     temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
@@ -127,6 +142,9 @@ class OnlineResult:
     timings: dict[str, float] = field(default_factory=dict)
     temperature: Any = None
     warnings: list[str] = field(default_factory=list)
+    indicator_quantity: str = ""
+    indicators: dict[str, np.ndarray] = field(default_factory=dict)
+    predicted_error: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class TrainingEnvelopeWarning(UserWarning):
@@ -190,25 +208,45 @@ def _gappy_operator(basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.linalg.solve(rr, q.T), q
 
 
-def _indicator(model: ReducedModel, state: np.ndarray) -> np.ndarray:
-    """E(t) = ||p - Phi_p[x_r] g|| / ||p|| for every output time (0 where p = 0)."""
-    basis = model.gappy.get("p")
-    n_t = state.shape[0]
-    if basis is None or model.n_state_max == 0:
-        warnings.warn("the model has no Gappy basis of p: the error indicator is NaN", RuntimeWarning, stacklevel=3)
-        return np.full(n_t, np.nan)
-    if basis.shape[0] <= basis.shape[1]:
-        warnings.warn(
-            f"the Gappy basis of p has {basis.shape[1]} modes on only {basis.shape[0]} reduced points: the "
-            "fit residual is identically 0 and the error indicator is NaN (need more reduced points "
-            "than p modes; lower gappy_tol or tol_ecm)", RuntimeWarning, stacklevel=3,
-        )
-        return np.full(n_t, np.nan)
-    _, q = _gappy_operator(basis)
-    p = state[:, :, 0]
-    misfit = np.linalg.norm(p - (p @ q) @ q.T, axis=1)
-    norm = np.linalg.norm(p, axis=1)
-    return np.where(norm > 0, misfit / np.where(norm > 0, norm, 1.0), 0.0)
+def _indicator_values(model: ReducedModel, quantity: str, stress: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+    """The quantity at the reduced points, (n_t, rows) in the Gappy rows' order, or None."""
+    if quantity == "stress":
+        return stress.reshape(stress.shape[0], -1)
+    return state[:, :, 0] if model.n_state_max else None
+
+
+def _indicators(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`~romdask.online.indicator.misfit_indicator` of every dual quantity the model has a
+    usable Gappy basis of (more rows than modes), with the model's training scale."""
+    report = model.metadata.get("reduce", {})
+    scales = report.get("indicator_scale", {})
+    out = {}
+    for quantity in INDICATOR_QUANTITIES:
+        basis = model.gappy.get(quantity)
+        values = _indicator_values(model, quantity, stress, state)
+        if basis is None or values is None or basis.shape[0] <= basis.shape[1] or basis.shape[1] == 0:
+            continue
+        scale = scales.get(quantity)
+        if scale is None:  # saved before the scale was: estimated from the Gappy basis
+            scale = indicator_scale(basis, report.get("gappy_singular_values", {}).get(quantity, []),
+                                    int(report.get("n_snapshots", 0)))
+        out[quantity] = misfit_indicator(basis, values, float(scale))
+    return out
+
+
+def _chosen_indicator(model: ReducedModel, indicators: dict[str, np.ndarray], n_t: int) -> tuple[str, np.ndarray]:
+    """The calibrated quantity's indicator, else the first available (stress, then p), else NaN."""
+    calibration = model.calibration
+    order = ((calibration.quantity,) if calibration is not None else ()) + INDICATOR_QUANTITIES
+    for quantity in order:
+        if quantity in indicators:
+            return quantity, indicators[quantity]
+    bases = {q: b.shape for q, b in model.gappy.items()}
+    warnings.warn(
+        f"no Gappy basis with more rows than modes (bases {bases}): the error indicator is NaN "
+        "(lower gappy_tol or tol_ecm to get more reduced points than modes)", RuntimeWarning, stacklevel=3,
+    )
+    return "", np.full(n_t, np.nan)
 
 
 def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
@@ -490,14 +528,22 @@ class _Solver:
                          progress=self.progress)
         rows = self.rows
         stress, state = rows["stress"], rows["state"]
-        indicator = _indicator(model, state)
+        indicators = _indicators(model, stress, state)
+        quantity, indicator = _chosen_indicator(model, indicators, times.size)
+        calibration = model.calibration
+        predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
+        measure = self.options.error_measure
+        if measure in predicted:
+            flagged = predicted[measure][:, 0] > self.options.error_tolerance
+        else:
+            flagged = indicator > self.options.indicator_threshold
         return OnlineResult(
             times=np.array(times), coordinates=rows["coordinates"], lifting_names=self.lifting_names,
             lifting_coefficients=rows["lifting"], load_names=model.load_names, load_coefficients=rows["loads"],
             iterations=stepping.iterations, subincrements=stepping.subincrements, cuts=stepping.cuts,
             residuals=stepping.residuals, stress=stress, state=state, reactions=rows["reactions"],
             gappy_coefficients=_gappy_coefficients(model, stress, state), indicator=indicator,
-            flagged=indicator > self.options.indicator_threshold,
+            flagged=flagged, indicator_quantity=quantity, indicators=indicators, predicted_error=predicted,
             max_von_mises=von_mises(stress).max(axis=1) if model.n_points else np.zeros(times.size),
             wall_time=_time.perf_counter() - start, timings=dict(self.timings),
             temperature=self.scenario.temperature,

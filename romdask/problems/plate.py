@@ -256,6 +256,7 @@ def plate_problem(
     n: int = 8,
     material: "Material | None" = None,
     element: str = "C3D8",
+    r_ratio: float = -1.0,
     **mesh_options,
 ) -> Problem:
     """Cyclic loading of the quarter plate with a hole.
@@ -270,6 +271,9 @@ def plate_problem(
         period/4 and 3 period/4 fall on increment ends (40 as in the CalculiX runs)
     n, element, mesh_options : passed to :func:`plate_mesh`
     material : a law; default :func:`default_plate_material`
+    r_ratio : load ratio of the cycles (:func:`romdask.problem.loads.cyclic`): -1 fully
+        reversed (default), 0 from zero to the peak and back; increments_per_cycle a multiple
+        of 2 when 0
 
     Notes
     -----
@@ -291,6 +295,7 @@ def plate_problem(
         "plate", mesh, amplitude, n_cycles, period, increments_per_cycle, loading,
         material if material is not None else default_plate_material(),
         {"xsym": 0, "ysym": 1, "zsym": 2}, ("top", 1), {"n": n, "element": element, **mesh_options},
+        r_ratio=r_ratio,
     )
 
 
@@ -343,15 +348,16 @@ def plate_traction_problem(
 
 
 def cyclic_problem(name, mesh, amplitude, n_cycles, period, increments_per_cycle, loading, material,
-                   symmetry, loaded, mesh_metadata) -> Problem:
+                   symmetry, loaded, mesh_metadata, r_ratio: float = -1.0) -> Problem:
     """Symmetry conditions (node set -> fixed component) + a cyclic prescribed displacement or
     traction on one face (``loaded`` = (node set / surface, component)): the reference problems'
-    common form."""
+    common form. ``r_ratio`` (:func:`romdask.problem.loads.cyclic`) is recorded in the metadata
+    when it is not -1 (fully reversed)."""
     if loading not in ("displacement", "pressure"):
         raise ValueError(f"loading must be 'displacement' or 'pressure'; got {loading!r}")
     if period <= 0 or n_cycles <= 0:
         raise ValueError(f"period and n_cycles must be positive; got {period}, {n_cycles}")
-    table = cyclic(period, n_cycles)
+    table = cyclic(period, n_cycles, r_ratio=r_ratio)
     times = cyclic_times(table, period, n_cycles, increments_per_cycle)
     face, component = loaded
     dirichlet = [Dirichlet(mesh.node_sets[s], (c,), name=s) for s, c in symmetry.items()]
@@ -371,4 +377,7 @@ def cyclic_problem(name, mesh, amplitude, n_cycles, period, increments_per_cycle
         "load_pattern": f"{face}_{'displacement' if loading == 'displacement' else 'traction'}",
         "mesh": mesh_metadata,
     }
+    if r_ratio != -1.0:
+        metadata["scenario_parameters"] += ("r_ratio",)
+        metadata["r_ratio"] = float(r_ratio)
     return Problem(mesh, material, tuple(dirichlet), times, tuple(loads), name=f"{name}_{loading}", metadata=metadata)

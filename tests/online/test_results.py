@@ -20,7 +20,9 @@ def _result() -> OnlineResult:
         stress=rng.normal(size=(n_t, r, 6)), state=np.full((n_t, r, 2), np.nan), reactions=rng.normal(size=(n_t, 1)),
         gappy_coefficients={"stress": rng.normal(size=(n_t, 2)), "p": rng.normal(size=(n_t, 1))},
         indicator=rng.uniform(size=n_t), flagged=np.array([False, True, False, False, True]),
-        max_von_mises=rng.uniform(size=n_t), wall_time=0.25, timings={"law": 0.1},
+        max_von_mises=rng.uniform(size=n_t), wall_time=0.25, timings={"law": 0.1}, indicator_quantity="stress",
+        indicators={"stress": rng.uniform(size=n_t), "p": rng.uniform(size=n_t)},
+        predicted_error={"von_mises": rng.uniform(size=(n_t, 3))},
     )
 
 
@@ -34,7 +36,7 @@ def test_round_trip_is_exact(tmp_path):
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, b)
             assert a.dtype == b.dtype
-        elif f.name == "gappy_coefficients":
+        elif f.name in ("gappy_coefficients", "indicators", "predicted_error"):
             assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
         else:
             assert a == b, f.name

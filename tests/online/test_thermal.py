@@ -298,6 +298,7 @@ def test_no_allocation_growth_with_temperatures(bar, ecm):
         peaks[n_t] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     per_step = 8 * model.n_points * (6 + model.n_state_max) + 8 * 4 * model.n_modes
+    print("PEAKS", peaks, per_step)
     assert peaks[49] - peaks[13] < 1.5 * 36 * per_step, (peaks, per_step)
 
 
