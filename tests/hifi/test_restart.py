@@ -159,3 +159,12 @@ def test_thermal_restart_is_refused():
     state = HFState(np.zeros(mesh.n_dofs), np.zeros((8, 0)))
     with pytest.raises(ValueError, match="restart of thermal problems is not supported yet"):
         solve(problem, initial=state)
+
+
+def test_calculix_deck_of_a_later_start_is_refused(plate, tmp_path):
+    """A CalculiX deck starts unloaded at t = 0: a restart problem cannot be written as one."""
+    from romdask.hifi.calculix.deck import write_deck
+
+    problem, _ = plate
+    with pytest.raises(ValueError, match=r"CalculiX deck starts from the unloaded state at t = 0.*start at 1.875"):
+        write_deck(rest(problem, 3), tmp_path / "restart.inp")
