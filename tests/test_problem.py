@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -32,10 +34,16 @@ def test_overlapping_or_missing_material_sets_name_the_elements():
         Problem(mesh, {"c": 1}, (), times=[0, 1])
 
 
-@pytest.mark.parametrize("times", [[0, 1, 1], [1, 2], [0]])
+@pytest.mark.parametrize("times", [[0, 1, 1], [-1, 2], [0, np.inf], [0]])
 def test_times_must_start_at_zero_and_increase(times):
     with pytest.raises(ValueError, match="times"):
         Problem(two_tets(), "law", (), times=times)
+
+
+def test_times_may_start_later_for_a_restart():
+    """The rest of a history (solved from a given state, hifi.solve(initial=...))."""
+    problem = Problem(two_tets(), "law", (), times=[0, 1, 2])
+    assert dataclasses.replace(problem, times=problem.times[1:]).times.tolist() == [1.0, 2.0]
 
 
 def test_loads_must_refer_to_the_mesh():

@@ -25,7 +25,7 @@ from romdask.problem import Problem
 from romdask.problem.vectors import unit_load_vector
 from romdask.stepping import StepFailure, Stepping, collect_breakpoints, march
 
-__all__ = ["ConvergenceError", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
+__all__ = ["ConvergenceError", "HFState", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,29 @@ class SolverOptions:
             raise ValueError(f"need max_iter >= 1 and max_cuts >= 0; got {self.max_iter}, {self.max_cuts}")
 
 
+@dataclass(frozen=True)
+class HFState:
+    """The state :func:`solve` restarts from (``initial=``), at the problem's first time.
+
+    Attributes
+    ----------
+    displacement : (n_dofs,) float64 in the problem mesh's dof order (node-major, x y z); the
+        constrained dofs are replaced by their prescribed values at ``problem.times[0]``.
+    state : (n_points, n_state) float64 internal variables at every integration point, in the
+        solver's quadrature order: the layout of the ``"state"`` output field (``n_state`` the
+        largest law's; the columns beyond a law's own ``n_state`` are padding, NaN in the
+        output, ignored here).
+
+    Notes
+    -----
+    :meth:`Result.state_at` gives the state of an output step of a run. The arrays are not
+    copied; :func:`solve` only reads them.
+    """
+
+    displacement: np.ndarray
+    state: np.ndarray
+
+
 class MemoryWriter:
     """The default writer: keeps every output in lists."""
 
@@ -137,6 +160,23 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     n_factorizations: int = 0
     n_cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def state_at(self, step: int) -> HFState:
+        """The :class:`HFState` of output ``step`` (copies), to restart :func:`solve` from it.
+
+        Raises
+        ------
+        ValueError
+            The run had a writer (no displacement kept), no ``"state"`` field, or ``step`` is
+            out of range.
+        """
+        if self.displacement is None or "state" not in self.fields:
+            raise ValueError("state_at needs the displacement and the 'state' field in the result: solve with the "
+                             "default writer and fields=(..., 'state')")
+        n_t = len(self.displacement)
+        if not -n_t <= step < n_t:
+            raise ValueError(f"step {step} is out of range for {n_t} output times")
+        return HFState(np.array(self.displacement[step]), np.array(self.fields["state"][step]))
 
 
 # ---- problem set-up --------------------------------------------------------------------------
@@ -255,6 +295,27 @@ class _Materials:
     def commit(self) -> None:
         for g in self.groups:
             g["state"], g["trial"] = g["trial"], g["state"]
+
+    def check_state(self, state: np.ndarray) -> None:
+        """Raise ValueError unless ``state`` has the layout of :meth:`state`, finite in every
+        law's own columns (the padding is not read)."""
+        expected = (len(self.stress), self.n_state)
+        if state.shape != expected:
+            raise ValueError(f"the initial state must have shape {expected} (integration points in the solver's "
+                             f"quadrature order, the largest law's state size); got {state.shape}")
+        for i, g in enumerate(self.groups):
+            k = g["law"].n_state
+            rows = state[:, :k] if g["points"] is None else state[g["points"], :k]
+            if not np.all(np.isfinite(rows)):
+                raise ValueError(f"the initial state of the points of law {i} ({type(g['law']).__name__}) has "
+                                 f"{int(np.sum(~np.isfinite(rows)))} non-finite value(s) in its first {k} columns; "
+                                 "only the padding beyond a law's state size may be NaN")
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Every law's committed state from ``state`` (the layout of :meth:`state`)."""
+        for g in self.groups:
+            k = g["law"].n_state
+            g["state"][:] = state[:, :k] if g["points"] is None else state[g["points"], :k]
 
     def state(self) -> np.ndarray:
         n = len(self.stress)
@@ -544,15 +605,36 @@ class _HFSolver:
         np.copyto(self.u, self.u_n)
 
     # ---- a run -------------------------------------------------------------------------------
-    def start(self) -> bool:
+    def start(self, initial: HFState | None = None) -> bool:
         """Evaluate the virgin state (its tangent serves the first predictor); returns whether a
-        load or prescribed value is nonzero at t = 0 (then the initial equilibrium is needed)."""
+        load or prescribed value is nonzero at t = 0 (then the initial equilibrium is needed).
+        With ``initial`` (checked by :func:`_check_initial`): :meth:`restart`."""
+        if initial is not None:
+            return self.restart(initial)
         times = self.problem.times
         if self.evaluate(0.0, float(times[1] - times[0])):
             raise ConvergenceError(f"{self.problem.name}: the material fails at zero strain; check the law's parameters")
         np.copyto(self.tangent_n, self.mats.tangent)
         thermal_start = self.thermal_laws and self.set_temperature(0.0)
         return bool(np.any(self.prescribed(0.0) != 0.0) or np.any(self.external(0.0) != 0.0) or thermal_start)
+
+    def restart(self, initial: HFState) -> bool:
+        """Start from ``initial`` at ``times[0]``: u = u_n = its displacement with the prescribed
+        values of ``times[0]``, the laws' committed states from its state, evaluated there with
+        dt = 0 (stress, tangent -> ``tangent_n``, ``f_int_n``); returns True: a given state is
+        always equilibrated first (e.g. one reconstructed from a reduced model is not)."""
+        t0 = float(self.problem.times[0])
+        self.mats.set_state(initial.state)
+        self.u[:] = initial.displacement
+        self.u[self.dofs_c] = self.prescribed(t0)
+        n_failed = self.evaluate(t0, 0.0)
+        if n_failed:
+            raise ConvergenceError(f"{self.problem.name}: the laws fail at {n_failed} integration point(s) in the "
+                                   f"initial state of the restart at t={t0:g}; check initial.state")
+        np.copyto(self.tangent_n, self.mats.tangent)
+        np.copyto(self.f_int_n, self.f_int)
+        np.copyto(self.u_n, self.u)
+        return True
 
     def close(self) -> None:
         """Close the writer and free the linear solver's memory."""
@@ -577,6 +659,26 @@ class _HFSolver:
         )
 
 
+def _check_initial(problem: Problem, hf: _HFSolver, initial: HFState | None) -> None:
+    """Raise ValueError on a restart state that does not fit ``problem`` (or a later start without one)."""
+    if initial is None:
+        if problem.times[0] != 0.0:
+            raise ValueError(f"{problem.name}: the times start at {problem.times[0]:g}, not 0: a restart needs the "
+                             "state there, solve(problem, initial=HFState(displacement, state))")
+        return
+    if not isinstance(initial, HFState):
+        raise ValueError(f"initial must be a romdask.hifi.HFState; got {type(initial).__name__}")
+    if problem.thermal:
+        raise ValueError(f"{problem.name}: restart of thermal problems is not supported yet (the committed "
+                         "temperatures of the given state are not restored); solve the whole history")
+    displacement = np.asarray(initial.displacement)
+    n_dofs = problem.mesh.n_dofs
+    if displacement.shape != (n_dofs,) or not np.all(np.isfinite(displacement)):
+        raise ValueError(f"the initial displacement must be {n_dofs} finite values (the mesh's dofs); got shape "
+                         f"{displacement.shape} with {int(np.sum(~np.isfinite(displacement)))} non-finite value(s)")
+    hf.mats.check_state(np.asarray(initial.state))
+
+
 def solve(
     problem: Problem,
     *,
@@ -584,6 +686,7 @@ def solve(
     fields: tuple[str, ...] = ("displacement",),
     options: SolverOptions = SolverOptions(),
     progress: Callable[[int, int, dict], None] | None = None,
+    initial: HFState | None = None,
 ) -> Result:
     """Solve ``problem`` with fixed increments (one per interval of ``problem.times``).
 
@@ -602,6 +705,11 @@ def solve(
     progress : callable ``progress(step, n_steps, info)``, optional
         Called after each output increment; ``info`` has time, iterations, subincrements,
         cuts and residual (see :func:`romdask.stepping.march`).
+    initial : HFState, optional
+        Restart: the displacement and internal variables at ``problem.times[0]`` (the rest of a
+        history, e.g. ``dataclasses.replace(problem, times=problem.times[k:])`` with
+        ``result.state_at(k)``); it is equilibrated there first (see Notes) and step 0 of the
+        output is the equilibrated state. Required when ``problem.times[0] > 0``.
 
     Returns
     -------
@@ -610,7 +718,10 @@ def solve(
     Raises
     ------
     ValueError
-        Rigid-body modes left free by the Dirichlet conditions, unknown fields.
+        Rigid-body modes left free by the Dirichlet conditions, unknown fields; an ``initial``
+        of the wrong shape or non-finite (NaN is allowed only in the padding columns of the
+        state), given for a thermal problem (not supported yet), or missing when the times
+        start after 0.
     ConvergenceError
         Newton failed even on the smallest sub-increment (message: time, size, residuals).
 
@@ -648,6 +759,16 @@ def solve(
     evaluation per such sub-increment. Temperature amplitudes' breakpoints split the output
     intervals as the loads' do. Body forces (Centrifugal, Gravity) are load patterns
     (:func:`romdask.problem.unit_load_vector`) on the undeformed geometry.
+
+    Restart (``initial``): ``u = u_n`` = the given displacement with the prescribed values of
+    ``times[0]`` on the constrained dofs, every law's committed state = its rows and columns of
+    the given state; the laws are evaluated there with dt = 0 (their tangent serves the first
+    predictor), then the equilibrium at ``times[0]`` is always solved with dt = 0 (the laws
+    respond elastically from the given state): a state that was already converged moves by
+    about the Newton tolerance, a reconstructed one (e.g. from a reduced model) is brought to
+    equilibrium. The force scale of the tolerance (:class:`SolverOptions`, ``F_prev``) starts
+    again at 0: after a restart near a load reversal the test is tighter than in the
+    uninterrupted run. Cost: one more law evaluation than a run from t = 0.
     """
     t_start = _time.perf_counter()
     bad = [f for f in fields if f not in _FIELDS]
@@ -656,7 +777,8 @@ def solve(
     hf = _HFSolver(problem, options, fields, writer)
     breakpoints = _breakpoints(problem) if options.split_at_breakpoints else None
     try:
-        stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(),
+        _check_initial(problem, hf, initial)
+        stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(initial),
                          on_step=hf.output, progress=progress, error=ConvergenceError, name=problem.name,
                          log=logger, summary_level=logging.INFO)
     finally:

@@ -10,7 +10,7 @@ from romdask.online.full_mesh import read_full_mesh
 from romdask.online.model import FORMAT, FULL_KEYS, VERSION, ReducedModel, open_full_modes, open_model_group
 from romdask.online.dictionary import LocalPrediction, ModelDictionary, is_dictionary, local_model_path
 from romdask.online.scenario import Scenario, ScenarioTemperature, problem_scenario
-from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, solve
+from romdask.online.solver import OnlineConvergenceError, OnlineOptions, OnlineResult, OnlineState, solve
 
 _RECONSTRUCT = ("FullBases", "open_full", "prediction_fields", "reconstruct_displacement", "reconstruct_dual",
                 "replay_law")
@@ -34,6 +34,7 @@ __all__ = [
     "OnlineConvergenceError",
     "OnlineOptions",
     "OnlineResult",
+    "OnlineState",
     "ReducedModel",
     "Scenario",
     "ScenarioTemperature",

@@ -64,7 +64,7 @@ from romdask.serialize import compressors, plain
 if TYPE_CHECKING:  # the solver imports this module
     from romdask.fem.mesh import Mesh
     from romdask.online.scenario import Scenario
-    from romdask.online.solver import OnlineOptions, OnlineResult
+    from romdask.online.solver import OnlineOptions, OnlineResult, OnlineState
 
 __all__ = ["FORMAT", "FULL_KEYS", "VERSION", "ReducedModel", "open_full_modes", "open_model_group"]
 
@@ -385,11 +385,13 @@ class ReducedModel:
         }
 
     # ------------------------------------------------------------------ online
-    def solve(self, scenario: Scenario, options: OnlineOptions | None = None) -> OnlineResult:
-        """Run the reduced Newton solver on ``scenario``: :func:`romdask.online.solver.solve`."""
+    def solve(self, scenario: Scenario, options: OnlineOptions | None = None, *,
+              initial: OnlineState | None = None) -> OnlineResult:
+        """Run the reduced Newton solver on ``scenario`` (from ``initial`` at its first time, a
+        restart): :func:`romdask.online.solver.solve`."""
         from romdask.online.solver import solve
 
-        return solve(self, scenario, options)
+        return solve(self, scenario, options, initial=initial)
 
     # ------------------------------------------------------------------ I/O
     def save(

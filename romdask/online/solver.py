@@ -24,7 +24,7 @@ from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
 from romdask.stepping import StepFailure, march
 
-__all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "TrainingEnvelopeWarning", "solve"]
+__all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "OnlineState", "TrainingEnvelopeWarning", "solve"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,27 @@ class OnlineOptions:
             raise ValueError(f"predictor must be 'tangent' or 'previous'; got {self.predictor!r}")
 
 
+@dataclass(frozen=True)
+class OnlineState:
+    """The state :func:`solve` restarts from (``initial=``), at the scenario's first time.
+
+    Attributes
+    ----------
+    coordinates : (n,) reduced coordinates gamma.
+    state : (r, n_state_max) internal variables at the model's reduced points, NaN beyond each
+        law's state size (the layout of :attr:`ReducedModel.initial_state`; the padding is not
+        read).
+
+    Notes
+    -----
+    :meth:`OnlineResult.state_at` gives the state of an output step. The arrays are not copied;
+    :func:`solve` only reads them.
+    """
+
+    coordinates: np.ndarray
+    state: np.ndarray
+
+
 @dataclass
 class OnlineResult:
     """Outcome of :func:`solve` (``n_t`` output times, ``r`` reduced points).
@@ -146,6 +167,20 @@ class OnlineResult:
     indicators: dict[str, np.ndarray] = field(default_factory=dict)
     predicted_error: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def state_at(self, step: int) -> OnlineState:
+        """The :class:`OnlineState` of output ``step`` (copies of ``coordinates[step]`` and
+        ``state[step]``), to restart :func:`solve` from it.
+
+        Raises
+        ------
+        ValueError
+            ``step`` out of range.
+        """
+        n_t = len(self.coordinates)
+        if not -n_t <= step < n_t:
+            raise ValueError(f"step {step} is out of range for {n_t} output times")
+        return OnlineState(np.array(self.coordinates[step]), np.array(self.state[step]))
+
 
 class TrainingEnvelopeWarning(UserWarning):
     """A scenario's pattern leaves the range of its training runs
@@ -192,6 +227,11 @@ class _Laws:
     def commit(self) -> None:
         for g in self.groups:
             g["state"], g["trial"] = g["trial"], g["state"]
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Every law's committed state from ``state (r, n_state_max)`` (the padding is not read)."""
+        for g in self.groups:
+            g["state"][:] = state[g["points"], : g["law"].n_state]
 
     def store_state(self, out: np.ndarray) -> None:
         """The committed state into ``out (r, n_state_max)`` (NaN beyond each law's size)."""
@@ -261,8 +301,32 @@ def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarr
     return out
 
 
+def _check_initial(model: ReducedModel, initial: OnlineState) -> None:
+    """Raise ValueError unless ``initial`` fits ``model`` (shapes, finite in the used columns)."""
+    if not isinstance(initial, OnlineState):
+        raise ValueError(f"initial must be a romdask.online.OnlineState; got {type(initial).__name__}.")
+    if model.thermal:
+        raise ValueError("restart of thermal models is not supported yet (the temperature of the given state is "
+                         "not restored); solve the whole scenario.")
+    coordinates = np.asarray(initial.coordinates)
+    if coordinates.shape != (model.n_modes,) or not np.all(np.isfinite(coordinates)):
+        raise ValueError(f"the initial coordinates must be {model.n_modes} finite values (one per mode); got shape "
+                         f"{coordinates.shape} with {int(np.sum(~np.isfinite(coordinates)))} non-finite value(s).")
+    state = np.asarray(initial.state)
+    expected = (model.n_points, model.n_state_max)
+    if state.shape != expected:
+        raise ValueError(f"the initial state must have shape {expected} (reduced points, the largest law state "
+                         f"size); got {state.shape}.")
+    for i, (law, points) in enumerate(model.materials):
+        used = state[points, : law.n_state]
+        if not np.all(np.isfinite(used)):
+            raise ValueError(f"the initial state of the points of law {i} ({type(law).__name__}) has "
+                             f"{int(np.sum(~np.isfinite(used)))} non-finite value(s) in its first {law.n_state} "
+                             "columns; only the padding beyond a law's state size may be NaN.")
+
+
 def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None = None, *,
-          progress: Any = None) -> OnlineResult:
+          progress: Any = None, initial: OnlineState | None = None) -> OnlineResult:
     """Solve the reduced equilibrium at every time of ``scenario``.
 
     Parameters
@@ -272,6 +336,11 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     options : OnlineOptions (default ``OnlineOptions()``).
     progress : optional ``progress(step, n_steps, info)`` after every output increment (as the
         built-in HF solver's; info: "time", "iterations", "subincrements", "cuts").
+    initial : OnlineState, optional
+        Restart: the coordinates and internal variables at ``scenario.times[0]`` (the rest of a
+        history, e.g. ``dataclasses.replace(scenario, times=scenario.times[k:])`` with
+        ``result.state_at(k)``); always equilibrated there first (see Notes); row 0 of the
+        result is the equilibrated state. Athermal models only for now.
 
     Returns
     -------
@@ -281,7 +350,9 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     Raises
     ------
     ValueError
-        The scenario misses or has unknown patterns, or a coefficient is not one finite number.
+        The scenario misses or has unknown patterns, or a coefficient is not one finite number;
+        an ``initial`` of the wrong shape or non-finite (NaN only in the state's padding), or
+        given for a thermal model.
     OnlineConvergenceError
         Newton failed on the smallest sub-increment; the message gives the step, the time and
         the relative residuals of the increment.
@@ -297,6 +368,13 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     it doubles again, up to the scenario's next time or breakpoint. A nonzero load at
     ``times[0]`` is first equilibrated with dt = 0. The same scenario is thus stepped through
     the same sub-increments as by the HF solver.
+
+    Restart (``initial``): gamma = gamma_n = its coordinates, the laws' committed states from
+    its state, evaluated at the total strain ``E gamma + L a(times[0])`` with dt = 0 (F_int_n,
+    K_n, K_L); then the equilibrium at ``times[0]`` is always solved with dt = 0 (the laws
+    respond elastically from the given state). The running force scale (:class:`OnlineOptions`)
+    starts again at 0: after a restart near a load reversal the test is tighter than in the
+    uninterrupted run. Cost: one law evaluation and one Newton solve more than the steps.
 
     Cost per iteration: the laws at the r reduced points (their parallel numba kernels),
     ``12 r n`` for F_int (serial numba, weight-0 points skipped), ``36 r n`` for ``D E`` and
@@ -316,10 +394,12 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     scenario.check(model.load_names, lifting_names, model.thermal)
     from romdask.online.envelope import envelope_warnings
 
+    if initial is not None:
+        _check_initial(model, initial)
     messages = envelope_warnings(model, scenario)
     for message in messages:
         warnings.warn(message, TrainingEnvelopeWarning, stacklevel=2)
-    result = _Solver(model, scenario, options, lifting_names, progress).run()
+    result = _Solver(model, scenario, options, lifting_names, progress, initial).run()
     result.warnings = messages
     return result
 
@@ -330,9 +410,10 @@ class _Solver:
     :func:`romdask.stepping.march` in :meth:`run`."""
 
     def __init__(self, model: ReducedModel, scenario: Scenario, options: OnlineOptions,
-                 lifting_names: tuple[str, ...], progress: Any = None) -> None:
+                 lifting_names: tuple[str, ...], progress: Any = None, initial: OnlineState | None = None) -> None:
         self.model, self.scenario, self.options = model, scenario, options
         self.progress = progress
+        self.initial = initial
         self.lifting_names = lifting_names
         r, n = model.n_points, model.n_modes
         n_l = len(lifting_names)
@@ -492,9 +573,12 @@ class _Solver:
     # ---- a run -------------------------------------------------------------------------------
     def start(self) -> bool:
         """Evaluate the virgin state at ``times[0]`` (its tangent serves the first predictor) and
-        set the loads there; returns whether they are nonzero (the initial equilibrium is needed)."""
+        set the loads there; returns whether they are nonzero (the initial equilibrium is needed).
+        With an initial state: :meth:`restart`."""
         times = self.scenario.times
         t0 = float(times[0])
+        if self.initial is not None:
+            return self.restart(t0)
         self.temperature[:, 1] = self.temperature[:, 2] = self.temperature[:, 0]  # virgin: at T_init
         try:
             self.evaluate(t0, float(times[1] - t0))  # zero strain: the virgin tangent
@@ -509,6 +593,27 @@ class _Solver:
         self.set_temperatures(t0, t0)
         heated = self.temperature_changed  # T(t0) != T_init under a thermal law: stresses to equilibrate
         return bool(np.any(self.a != 0.0) or np.any(self.c != 0.0) or heated)
+
+    def restart(self, t0: float) -> bool:
+        """Start from the initial state at ``t0``: gamma = gamma_n = its coordinates, the laws'
+        committed states from its state, the loads of ``t0`` (``a_n = a(t0)``), evaluated with
+        dt = 0 (F_int_n, K_n, K_L); returns True: the equilibrium at ``t0`` is always solved
+        (a given state, e.g. projected from another model, need not be one)."""
+        np.copyto(self.gamma, self.initial.coordinates)
+        np.copyto(self.gamma_n, self.gamma)
+        self.laws.set_state(np.asarray(self.initial.state))
+        self.set_loads(t0)
+        np.copyto(self.a_n, self.a)
+        try:
+            self.evaluate(t0, 0.0)
+        except StepFailure as exc:
+            raise OnlineConvergenceError(
+                f"the laws fail in the given initial state at t={t0:g}: {exc}; check initial.state"
+            ) from None
+        np.copyto(self.K_n, self.K)
+        np.copyto(self.f_int_n, self.f_int)
+        self.stiffness(self.L, self.DL, self.K_L)
+        return True
 
     def output(self, step: int, t: float) -> None:
         """Store the committed state of output ``step`` (the :func:`march` ``on_step``)."""

@@ -31,7 +31,11 @@ class Problem:
     loads : tuple of NodalForce / Pressure / Centrifugal / Gravity
     times : array of float, shape (n_steps + 1,)
         Output times, starting at 0, strictly increasing: one increment per interval (the solver
-        may cut an increment into sub-increments but reports only these times).
+        may cut an increment into sub-increments but reports only these times). A later start
+        (``times[0] > 0``) is the rest of a loading history, solved from a given state at
+        ``times[0]`` (the built-in solver's ``solve(problem, initial=...)``; e.g.
+        ``dataclasses.replace(problem, times=problem.times[k:])``: amplitudes are functions of
+        the absolute time).
     name : str
     initial_temperature : None, float or array (n_nodes,)
         None: an athermal problem (every law gets temperature 0). Otherwise the initial nodal
@@ -54,8 +58,9 @@ class Problem:
 
     def __post_init__(self) -> None:
         t = np.array(self.times, np.float64)
-        if t.ndim != 1 or len(t) < 2 or t[0] != 0.0 or np.any(np.diff(t) <= 0):
-            raise ValueError(f"{self.name}: times must start at 0 and increase strictly; got {t[:5]}...")
+        if t.ndim != 1 or len(t) < 2 or not np.all(np.isfinite(t)) or t[0] < 0.0 or np.any(np.diff(t) <= 0):
+            raise ValueError(f"{self.name}: times must be finite, start at 0 (or later for a restart) and increase "
+                             f"strictly; got {t[:5]}...")
         t.setflags(write=False)
         object.__setattr__(self, "times", t)
         object.__setattr__(self, "dirichlet", tuple(self.dirichlet))

@@ -274,6 +274,10 @@ def loaded_at_start(problem: Problem) -> list[str]:
 
 
 def _check_problem(problem: Problem) -> None:
+    if problem.times[0] != 0.0:
+        raise ValueError(f"{problem.name}: a CalculiX deck starts from the unloaded state at t = 0, but the "
+                         f"problem's times start at {problem.times[0]:g} (a restart); solve it with "
+                         "romdask.hifi.solve(problem, initial=...) or give times from 0")
     loaded = loaded_at_start(problem)
     if loaded:
         logger.warning("%s: conditions %s are nonzero (temperature patterns: not at the initial temperature) "
