@@ -6,7 +6,9 @@ every later factorization with the same pattern (Newton iterations, increments).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,15 +23,28 @@ class SingularMatrixError(RuntimeError):
     """The (tangent) matrix is singular or numerically so."""
 
 
-def have_pardiso() -> bool:
-    """True when pypardiso and its MKL runtime load."""
+@functools.cache
+def _mkl_runtime() -> str | None:
+    """The MKL runtime library pypardiso loads, found once per process (None: not available).
+
+    pypardiso looks for it at every ``PyPardisoSolver()``, by a recursive glob of ``sys.prefix``
+    when ``find_library`` fails (0.3-0.6 s each here: most of a short restarted run); the path it
+    found is given back through its ``PYPARDISO_MKL_RT`` variable, unless the user set one.
+    """
     try:
         import pypardiso
 
-        pypardiso.PyPardisoSolver()
+        path = pypardiso.PyPardisoSolver().libmkl._name
     except Exception:  # ImportError, or MKL runtime missing
-        return False
-    return True
+        return None
+    if path:
+        os.environ.setdefault("PYPARDISO_MKL_RT", path)
+    return path or None
+
+
+def have_pardiso() -> bool:
+    """True when pypardiso and its MKL runtime load."""
+    return _mkl_runtime() is not None
 
 
 class LinearSolver:

@@ -317,7 +317,8 @@ class _Greedy:
                 C -= Q1 @ c
                 H += c
             Q2, R2 = scipy.linalg.qr(C, mode="economic", check_finite=False)
-            if np.all(np.abs(np.diag(R2)) > 1e-10 * norms):
+            # more points than rows (a warm start larger than the basis) cannot be independent
+            if R2.shape[0] == len(rest) and np.all(np.abs(np.diag(R2)) > 1e-10 * norms):
                 n = p + len(rest)
                 self._grow(n)
                 self._Q[:, p:n] = Q2

@@ -1,0 +1,304 @@
+"""The adaptive reduced computation: reduced Newton steps, high-fidelity increments where the
+error indicator says the reduced model is wrong, enrichment, and on again.
+
+:func:`adaptive_solve` steps a scenario with the reduced solver. At the first output time the
+reduced result flags (:class:`~romdask.online.OnlineOptions`: the calibrated predicted error
+above ``error_tolerance``, or without calibration the indicator above ``indicator_threshold``),
+it goes back to the last accepted time, rebuilds the full state there (displacement from the
+modes, internal variables by the law replayed at every integration point along the accepted
+reduced strain history), runs the built-in high-fidelity solver for ``window`` increments from
+it (:func:`romdask.hifi.solve` with ``initial``), enriches the model with those snapshots
+(:func:`~romdask.adaptive.enrich`), projects the high-fidelity state on the enriched model and
+continues with the reduced solver from there.
+
+References
+----------
+F. Casenave, N. Akkari, "An error indicator-based adaptive reduced order model for nonlinear
+structural mechanics -- application to high-pressure turbine blades", Math. Comput. Appl. 24(2)
+(2019).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time as _time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from romdask.hifi import HFState, SolverOptions
+from romdask.hifi import solve as hf_solve
+from romdask.materials import Material, von_mises
+from romdask.online import OnlineOptions, OnlineResult, OnlineState, Scenario
+from romdask.online.solver import TrainingEnvelopeWarning, _chosen_indicator, _gappy_coefficients, _indicators, solve
+from romdask.problem import Problem
+
+from .enrichment import Enrichable, enrich, enrichable
+
+__all__ = ["AdaptiveOptions", "AdaptiveResult", "adaptive_solve"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdaptiveOptions:
+    """Options of :func:`adaptive_solve`.
+
+    Parameters
+    ----------
+    online : the reduced solver's options; their ``error_tolerance`` / ``error_measure``
+        (calibrated model) or ``indicator_threshold`` (not calibrated) decide where to enrich
+    window : high-fidelity increments per enrichment (>= 1)
+    max_enrichments : at most this many enrichments; beyond, the reduced result is kept as it is
+        (flagged) and the result says so
+    hf : the built-in high-fidelity solver's options
+    tol_pod, tol_ecm, gappy_tol : the enrichment's truncations (:func:`~romdask.adaptive.enrich`;
+        None: the model's own)
+    """
+
+    online: OnlineOptions = OnlineOptions()
+    window: int = 1
+    max_enrichments: int = 20
+    hf: SolverOptions = SolverOptions()
+    tol_pod: float | None = None
+    tol_ecm: float | None = None
+    gappy_tol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.max_enrichments < 0:
+            raise ValueError(f"need window >= 1 and max_enrichments >= 0; got {self.window}, {self.max_enrichments}")
+
+
+@dataclass
+class AdaptiveResult:
+    """Outcome of :func:`adaptive_solve`.
+
+    Attributes
+    ----------
+    result : the whole history as an OnlineResult of the FINAL model (its reduced coordinates:
+        the reduced steps' ones, padded with zeros for the modes added later, and the
+        projections of the high-fidelity steps; stress and state at its reduced points by the
+        law along that history; indicator and predicted error of the final model)
+    enriched : the final model with its full bases (``enriched.save(path)``)
+    enrichments : one dict per enrichment: output ``step`` and ``time`` it restarted from, the
+        ``flagged_step`` that triggered it, ``indicator`` and ``predicted`` error there,
+        ``hf_increments``, ``new_modes``, ``n_modes``, ``n_points``, ``ecm_residual``, seconds
+    source : (n_t,) int8, 1 where the output comes from the high-fidelity solver
+    hf_increments : high-fidelity increments run in all
+    timings : seconds in "online", "hf", "enrich", "replay", "total"
+    stopped : why enrichment stopped early ("" when the whole history was accepted)
+    """
+
+    result: OnlineResult
+    enriched: Enrichable
+    enrichments: list[dict[str, Any]]
+    source: np.ndarray
+    hf_increments: int
+    timings: dict[str, float] = field(default_factory=dict)
+    stopped: str = ""
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Any:
+        """The enriched model with its full bases and mesh, reusable as any model."""
+        return self.enriched.save(path, overwrite=overwrite)
+
+
+class _Replay:
+    """The law integrated along a strain history at a set of points (full or reduced)."""
+
+    def __init__(self, law: Material, strain_modes: np.ndarray, strain_lifting: np.ndarray | None, state: np.ndarray):
+        self.law, self.E, self.L = law, strain_modes, strain_lifting
+        n = state.shape[0]
+        self.state = np.array(state[:, : law.n_state], dtype=np.float64)
+        self.buffers = (np.empty((n, 6)), np.empty((n, 6, 6)), np.empty((n, law.n_state)))
+        self.temperature = np.zeros((n, 3))
+        self.stress = np.zeros((n, 6))
+
+    def step(self, coordinates: np.ndarray, lifting: np.ndarray, dt: float, t: float) -> None:
+        n_modes = coordinates.size
+        eps = self.E[..., :n_modes] @ coordinates
+        if self.L is not None and lifting.size:
+            eps = eps + self.L @ lifting
+        stress, _, new_state, failed = self.law.integrate(eps.reshape(-1, 6), self.state, dt, t,
+                                                           temperature=self.temperature, out=self.buffers)
+        if failed:
+            raise RuntimeError(f"the law failed at {failed} point(s) at t={t:g} replaying the reduced history")
+        np.copyto(self.state, new_state)
+        np.copyto(self.stress, stress)
+
+
+def _padded(state: np.ndarray, width: int) -> np.ndarray:
+    out = np.full((state.shape[0], width), np.nan)
+    out[:, : state.shape[1]] = state
+    return out
+
+
+def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
+                   options: AdaptiveOptions | None = None) -> AdaptiveResult:
+    """Solve ``problem`` with the reduced model, enriching it with high-fidelity increments
+    wherever the error indicator flags the reduced result (module notes).
+
+    Parameters
+    ----------
+    model : a saved reduced model with full bases and mesh (``reduce(...).save(path)``) or an
+        :class:`~romdask.adaptive.Enrichable`
+    problem : the high-fidelity problem of the scenario (built-in solver; its mesh the model's
+        store mesh up to numbering, its load patterns the model's)
+    options : AdaptiveOptions
+
+    Returns
+    -------
+    AdaptiveResult
+
+    Notes
+    -----
+    Cost per enrichment: a law replay at every integration point over the reduced steps accepted
+    since the last restart (``N`` law evaluations per step), ``window`` high-fidelity increments
+    (plus one dt = 0 equilibrium) and :func:`~romdask.adaptive.enrich`; between enrichments only
+    reduced steps. The calibration (``model.calibration``), fitted on the original model, is
+    kept for the enriched one: with more modes its predictions err on the safe side.
+    """
+    options = AdaptiveOptions() if options is None else options
+    start_time = _time.perf_counter()
+    base = model if isinstance(model, Enrichable) else enrichable(model, problem)
+    law = base.model.materials[0][0]
+    scenario = Scenario.from_problem(problem)
+    times = scenario.times
+    n_t = times.size
+    names = tuple(base.model.lifting["lifting_names"]) if base.model.lifting is not None else ()
+    lifting = np.array([scenario.values(names, float(t)) for t in times]).reshape(n_t, len(names))
+    loads = np.array([scenario.values(base.model.load_names, float(t)) for t in times]).reshape(n_t, -1)
+    timings = dict.fromkeys(("online", "hf", "enrich", "replay"), 0.0)
+    coordinates: list[np.ndarray | None] = [None] * n_t
+    hf_displacement: dict[int, np.ndarray] = {}
+    iterations, subincrements, cuts = np.zeros(n_t - 1, np.int64), np.zeros(n_t - 1, np.int64), np.zeros(n_t - 1, np.int64)
+    residuals: list[list[float]] = [[] for _ in range(n_t - 1)]
+    source = np.zeros(n_t, np.int8)
+    enrichments: list[dict[str, Any]] = []
+    warnings_: list[str] = []
+    n_full = base.weights.size
+    full_state = law.initial_state(n_full)  # at output step k, store ip positions
+    k, initial, stopped = 0, None, ""
+    while True:
+        t0 = _time.perf_counter()
+        segment = Scenario(times[k:], scenario.coefficients, scenario.homogeneous, None)
+        with warnings.catch_warnings():
+            if k > 0:  # the first segment (the whole scenario) said it already
+                warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+            result = solve(base.model, segment, options.online, initial=initial)
+        timings["online"] += _time.perf_counter() - t0
+        if k == 0:
+            warnings_ = list(result.warnings)
+        flagged = np.flatnonzero(result.flagged[1:]) + 1
+        accepted = result.times.size if flagged.size == 0 else int(flagged[0])
+        if flagged.size and len(enrichments) >= options.max_enrichments:
+            stopped = f"{options.max_enrichments} enrichment(s) done; the rest is the reduced result, flagged"
+            accepted = result.times.size
+        for i in range(0 if k == 0 else 1, accepted):
+            coordinates[k + i] = result.coordinates[i]
+        steps = slice(k, k + accepted - 1)
+        iterations[steps], subincrements[steps], cuts[steps] = (result.iterations[: accepted - 1],
+                                                                result.subincrements[: accepted - 1],
+                                                                result.cuts[: accepted - 1])
+        residuals[steps] = result.residuals[: accepted - 1]
+        if accepted == result.times.size:
+            break
+        # rebuild the full state at the last accepted step, run the HF window from it
+        t0 = _time.perf_counter()
+        last = k + accepted - 1
+        replay = _Replay(law, base.full["strain"], base.full.get("lifting_strain"), full_state)
+        for i in range(0 if k == 0 else 1, accepted):
+            dt = float(times[k + i] - times[k + i - 1]) if k + i > 0 else 0.0
+            if k + i == 0 and not np.any(result.coordinates[0]) and not np.any(lifting[0]):
+                continue  # the virgin state at t0
+            replay.step(result.coordinates[i], lifting[k + i], dt, float(times[k + i]))
+        full_state = _padded(replay.state, base.model.n_state_max)
+        u = base.full["modes"][:, : result.coordinates.shape[1]] @ result.coordinates[accepted - 1]
+        if "lifting" in base.full:
+            u = u + base.full["lifting"] @ lifting[last]
+        timings["replay"] += _time.perf_counter() - t0
+        t0 = _time.perf_counter()
+        end = min(last + options.window, n_t - 1)
+        window = replace(problem, times=times[last: end + 1])
+        hf = hf_solve(window, initial=HFState(base.to_problem_dofs(u), base.to_problem_points(full_state)),
+                      fields=("displacement", "stress", "state"), options=options.hf)
+        timings["hf"] += _time.perf_counter() - t0
+        t0 = _time.perf_counter()
+        trigger = int(flagged[0])
+        record = {"step": last, "time": float(times[last]), "flagged_step": k + trigger,
+                  "indicator": float(result.indicator[trigger]), "hf_increments": end - last,
+                  "predicted": {m: float(v[trigger, 0]) for m, v in result.predicted_error.items()}}
+        base, info = enrich(base, hf.displacement, hf.fields["stress"], hf.fields["state"], lifting[last: end + 1],
+                            tol_pod=options.tol_pod, tol_ecm=options.tol_ecm, gappy_tol=options.gappy_tol)
+        timings["enrich"] += _time.perf_counter() - t0
+        record.update(info, enrich_seconds=float(_time.perf_counter() - t0))
+        enrichments.append(record)
+        logger.info("enrichment %d at t=%g (step %d, flagged at step %d): %d HF increment(s), +%d mode(s) -> %d "
+                    "modes, %d points", len(enrichments), times[last], last, k + trigger, end - last,
+                    info["new_modes"], info["n_modes"], info["n_points"])
+        u_store, state_store = base.to_store(hf.displacement, hf.fields["state"])
+        for i in range(end - last + 1):
+            hf_displacement[last + i] = u_store[i]
+            source[last + i] = 1
+            coordinates[last + i] = None
+        for i in range(end - last):
+            iterations[last + i] = hf.newton_iterations[i]
+            subincrements[last + i], cuts[last + i] = hf.n_subincrements[i], hf.n_cuts[i]
+            residuals[last + i] = list(hf.residual_history[i])
+        full_state = state_store[-1]
+        k = end
+        positions = base.positions
+        initial = OnlineState(base.project(u_store[-1:], lifting[k: k + 1])[0],
+                              _padded(full_state[positions, : law.n_state], base.model.n_state_max))
+        if k == n_t - 1:
+            break
+    final = _final_result(base, law, times, coordinates, hf_displacement, lifting, loads, iterations, subincrements,
+                          cuts, residuals, options.online, warnings_)
+    timings["total"] = _time.perf_counter() - start_time
+    final.wall_time = timings["total"]
+    return AdaptiveResult(final, base, enrichments, source, sum(e["hf_increments"] for e in enrichments), timings,
+                          stopped)
+
+
+def _final_result(base: Enrichable, law: Material, times, coordinates, hf_displacement, lifting, loads, iterations,
+                  subincrements, cuts, residuals, options: OnlineOptions, warnings_: list[str]) -> OnlineResult:
+    """The history in the final model's reduced coordinates, with its reduced-point fields."""
+    model = base.model
+    n_t, n = times.size, model.n_modes
+    gamma = np.zeros((n_t, n))
+    for step, value in enumerate(coordinates):
+        if value is not None:
+            gamma[step, : value.size] = value
+    if hf_displacement:
+        steps = np.array(sorted(hf_displacement))
+        gamma[steps] = base.project(np.array([hf_displacement[s] for s in steps]), lifting[steps])
+    L = model.lifting["lifting_modes_strain"] if model.lifting is not None else None
+    replay = _Replay(law, model.modes_strain, L, model.initial_state)
+    stress = np.zeros((n_t, model.n_points, 6))
+    state = np.full((n_t, model.n_points, model.n_state_max), np.nan)
+    for step in range(n_t):
+        if step > 0 or np.any(gamma[0]) or np.any(lifting[0]):
+            replay.step(gamma[step], lifting[step], float(times[step] - times[step - 1]) if step else 0.0,
+                        float(times[step]))
+        stress[step], state[step, :, : law.n_state] = replay.stress, replay.state
+    reactions = (np.einsum("k,kcl,tkc->tl", model.weights, L, stress) if L is not None
+                 else np.zeros((n_t, 0)))
+    indicators = _indicators(model, stress, state)
+    quantity, indicator = _chosen_indicator(model, indicators, n_t)
+    calibration = model.calibration
+    predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
+    if options.error_measure in predicted:
+        flagged = predicted[options.error_measure][:, 0] > options.error_tolerance
+    else:
+        flagged = indicator > options.indicator_threshold
+    names = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
+    return OnlineResult(
+        times=np.array(times), coordinates=gamma, lifting_names=names, lifting_coefficients=lifting,
+        load_names=model.load_names, load_coefficients=loads, iterations=iterations, subincrements=subincrements,
+        cuts=cuts, residuals=residuals, stress=stress, state=state, reactions=reactions,
+        gappy_coefficients=_gappy_coefficients(model, stress, state), indicator=indicator, flagged=flagged,
+        max_von_mises=von_mises(stress).max(axis=1), wall_time=0.0, warnings=warnings_,
+        indicator_quantity=quantity, indicators=indicators, predicted_error=predicted,
+    )
