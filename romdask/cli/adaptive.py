@@ -34,7 +34,7 @@ def register(sub) -> None:
     adapt.add_argument("--max-enrichments", type=positive_int, default=20, help="at most this many enrichments")
     adapt.add_argument("--indicator-threshold", type=nonnegative_float, default=None,
                        help="model without calibration: enrich where the error indicator exceeds this "
-                            "(default 0.005)")
+                            "(default 0.005, romdask.adaptive.loop.THRESHOLD)")
     adapt.add_argument("--error-tolerance", type=positive_float, default=None,
                        help="calibrated model: enrich where the predicted von Mises error so far exceeds this "
                             "fraction of the largest (default 0.01)")
@@ -42,20 +42,16 @@ def register(sub) -> None:
     adapt.set_defaults(func=run_adapt)
 
 
-#: the indicator threshold of ``romdask adapt`` without calibration: on the plate with a hole 0.005
-#: brought an extrapolation to 2x the trained amplitude to 0.7 % von Mises (docs/adaptive.md)
-ADAPT_THRESHOLD = 0.005
-
-
 def run_adapt(args: argparse.Namespace) -> int:
     from romdask.adaptive import AdaptiveOptions, adaptive_solve
+    from romdask.adaptive.loop import THRESHOLD
     from romdask.io.calculix import read_problem
     from romdask.online import OnlineOptions
     from romdask.online.results import save_result
     from romdask.online.solver import TrainingEnvelopeWarning
 
     problem = read_problem(args.deck)
-    online = OnlineOptions(indicator_threshold=ADAPT_THRESHOLD if args.indicator_threshold is None
+    online = OnlineOptions(indicator_threshold=THRESHOLD if args.indicator_threshold is None
                            else args.indicator_threshold,
                            error_tolerance=0.01 if args.error_tolerance is None else args.error_tolerance)
     options = AdaptiveOptions(online=online, window=args.window, max_enrichments=args.max_enrichments)
