@@ -54,9 +54,10 @@ def register(sub) -> None:
                       help="cyclic case: time increments per cycle")
     pred.add_argument("--increments-per-segment", type=positive_int, default=10,
                       help="--amplitude case: increments between two times of the tables")
-    pred.add_argument("--indicator-threshold", type=nonnegative_float, default=0.1,
-                      help="flag output times whose error indicator (relative Gappy-POD misfit of the plastic "
-                           "strain) exceeds this")
+    pred.add_argument("--indicator-threshold", type=nonnegative_float, default=None,
+                      help="model without calibration: flag output times whose error indicator (Gappy-POD misfit "
+                           "of the stress at the reduced points, relative to the training's) exceeds this (default "
+                           "0.01); a calibrated model flags where its predicted von Mises error exceeds 1 %%")
     pred.add_argument("--out", default="prediction.npz",
                       help="the result, reloadable by romdask compare")
     pred.add_argument("--vtu", default=None, metavar="STEM",
@@ -176,9 +177,11 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
 # ---- predict ---------------------------------------------------------------------------------------
 
 
-def _summary(args: argparse.Namespace, case: str, result, threshold: float, units: dict | None) -> None:
+def _summary(args: argparse.Namespace, case: str, result, options, units: dict | None, calibration=None) -> None:
+    from romdask.cli.calibrate import LABELS, predicted_error_line
     from romdask.online.envelope import unit
 
+    threshold = options.indicator_threshold
     t = result.times
     seconds, force, stress = unit(units, "time"), unit(units, "force"), unit(units, "stress")
     print(f"{args.model}: {case}: {t.size - 1} increments, t = {t[0]:g}..{t[-1]:g} {seconds}, solved in "
@@ -188,10 +191,20 @@ def _summary(args: argparse.Namespace, case: str, result, threshold: float, unit
         print(f"  reaction of {name}: min {r.min():.6g} {force}, max {r.max():.6g} {force}")
     print(f"  largest von Mises stress at the reduced points: {result.max_von_mises.max():.6g} {stress}")
     indicator = result.indicator
-    peak = "unavailable (no plastic-strain basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
-    print(f"  error indicator (relative): {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}")
+    peak = "unavailable (no Gappy basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
+    quantity = f" ({result.indicator_quantity} misfit)" if result.indicator_quantity else ""
+    if result.predicted_error and calibration is not None:
+        measure = LABELS.get(options.error_measure, options.error_measure)
+        print(f"  error indicator{quantity}: {peak}; {int(result.flagged.sum())} output time(s) with a predicted "
+              f"{measure} error above {100 * options.error_tolerance:g} %")
+    else:
+        why = "" if calibration is None else f" for the {calibration.quantity} indicator"
+        print(f"  error indicator{quantity}: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}; "
+              f"not calibrated{why} (romdask calibrate)")
     envelope = f"OUTSIDE for {len(result.warnings)} pattern(s)" if result.warnings else "inside"
     print(f"  training envelope: {envelope}")
+    if result.predicted_error and calibration is not None:
+        print(f"  {predicted_error_line(result, calibration.coverage)}")
 
 
 def _write_csv(path: str, result) -> Path:
@@ -303,7 +316,8 @@ def predict(args: argparse.Namespace) -> int:
 
     model, dictionary = _open(args)
     scenario, case = _scenario(args, model)
-    options = OnlineOptions(indicator_threshold=args.indicator_threshold)
+    options = OnlineOptions() if args.indicator_threshold is None else OnlineOptions(
+        indicator_threshold=args.indicator_threshold)
     local_model = None
     if dictionary is None:
         result = _solve(model, scenario, options, model.metadata.get("units"))
@@ -312,7 +326,7 @@ def predict(args: argparse.Namespace) -> int:
         result, local_model = prediction.result, dictionary.names[prediction.rom]
         model = _use_local(args, dictionary, prediction.rom)
     units = model.metadata.get("units")
-    _summary(args, case, result, options.indicator_threshold, units)
+    _summary(args, case, result, options, units, model.calibration)
     print(f"wrote {save_result(args.out, result, local_model=local_model)}")
     if args.csv:
         print(f"wrote {_write_csv(args.csv, result)}")

@@ -171,6 +171,16 @@ def _model_info(path: Path, raw: bool = False) -> int:
     print(f"laws: {len(info['laws'])}")
     for law in info["laws"]:
         print(f"  {_law_line(law, units)}")
+    calibration = model.calibration
+    if calibration is None:
+        print("error indicator: not calibrated (romdask calibrate)")
+    else:
+        from romdask.cli.calibrate import calibration_lines
+
+        lines = calibration_lines(calibration, runs=False)
+        print(f"error indicator: {lines[0]}")
+        for line in lines[1:]:
+            print(line)
     print(f"time in {unit(units, 'time')}; `romdask info {path} --json` for every attribute")
     return 0
 

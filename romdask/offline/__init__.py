@@ -1,6 +1,9 @@
 """Offline stage: snapshot POD, subdomain halos, nonintrusive law replay, ECM hyper-reduction,
-Q-DEIM, Gappy-POD, and the reduce pipeline composing them as named stages (romdask.offline)."""
+Q-DEIM, Gappy-POD, the reduce pipeline composing them as named stages, and the calibration of the
+error indicator (romdask.offline)."""
 
+from .calibration import calibrate, calibration_pairs, conformal_factor, fit_calibration, fit_error_model
+from .calibration import write_calibration
 from .ecm import ECMResult, ecm, ecm_subdomains, ecm_subdomains_graph, integrand_matrix
 from .gappy import GappyPOD, gappy_pod, point_rows, qdeim, qdeim_points
 from .halo import SubdomainHalo, local_snapshots, subdomain_halos, submesh
@@ -39,11 +42,16 @@ __all__ = [
     "SubdomainHalo",
     "TrainingData",
     "assemble",
+    "calibrate",
+    "calibration_pairs",
     "combine",
+    "conformal_factor",
     "dual_bases",
     "ecm",
     "ecm_subdomains",
     "ecm_subdomains_graph",
+    "fit_calibration",
+    "fit_error_model",
     "full_bases",
     "full_quadrature",
     "gappy_pod",
@@ -70,4 +78,5 @@ __all__ = [
     "thermal_rows",
     "training_data",
     "training_law",
+    "write_calibration",
 ]

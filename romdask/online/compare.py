@@ -18,7 +18,7 @@ import numpy as np
 from romdask.materials import Material, von_mises
 
 __all__ = ["ERROR_NORMS", "Reference", "calculix_reference", "compare_prediction", "cycle_index", "error_table",
-           "field_errors"]
+           "field_errors", "time_errors"]
 
 #: what each error figure measures (printed under the tables)
 ERROR_NORMS = {
@@ -37,6 +37,21 @@ def _relative_max(error: np.ndarray, reference: np.ndarray) -> float:
     scale = float(np.abs(reference).max(initial=0.0))
     peak = float(np.abs(error).max(initial=0.0))
     return peak / scale if scale > 0 else peak
+
+
+def _pairs(predicted: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]):
+    """(name, prediction, reference) of the :data:`ERROR_NORMS` fields both hold, checked."""
+    for name in ERROR_NORMS:
+        if name not in predicted or name not in reference:
+            continue
+        a = np.asarray(predicted[name], np.float64)
+        b = np.asarray(reference[name], np.float64)
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: the prediction has shape {a.shape}, the reference {b.shape}; compare the "
+                             "same times and the same mesh")
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            raise ValueError(f"{name}: NaN or inf values in the prediction or the reference")
+        yield name, a, b
 
 
 def field_errors(predicted: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -59,19 +74,47 @@ def field_errors(predicted: Mapping[str, np.ndarray], reference: Mapping[str, np
         Shapes differ, or NaN / inf values.
     """
     out: dict[str, float] = {}
-    for name in ERROR_NORMS:
-        if name not in predicted or name not in reference:
-            continue
-        a = np.asarray(predicted[name], np.float64)
-        b = np.asarray(reference[name], np.float64)
-        if a.shape != b.shape:
-            raise ValueError(f"{name}: the prediction has shape {a.shape}, the reference {b.shape}; compare the "
-                             "same times and the same mesh")
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-            raise ValueError(f"{name}: NaN or inf values in the prediction or the reference")
+    for name, a, b in _pairs(predicted, reference):
         out[name] = (_relative_l2 if name == "displacement" else _relative_max)(a - b, b)
         if name != "displacement":
             out[f"max_{name}"] = float(np.abs(b).max(initial=0.0))
+    return out
+
+
+def time_errors(predicted: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The relative error at every output time, for the fields both mappings hold.
+
+    Parameters
+    ----------
+    predicted, reference : as :func:`field_errors` (first axis: the output times).
+
+    Returns
+    -------
+    dict
+        name -> (n_t,): displacement ``||u_rom(t) - u_hf(t)|| / max_t ||u_hf(t)||``; von Mises and
+        p ``max_x |rom - hf|(t) / max_{x,t} |hf|`` (their maximum over t is :func:`field_errors`'
+        value). A field whose reference is 0 everywhere (p of an elastic run) is left out.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, or NaN / inf values.
+
+    Notes
+    -----
+    One pass over each field (memory: one difference array of the field's size).
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, a, b in _pairs(predicted, reference):
+        n_t = a.shape[0]
+        if name == "displacement":
+            error = np.linalg.norm((a - b).reshape(n_t, -1), axis=1)
+            scale = float(np.linalg.norm(b.reshape(n_t, -1), axis=1).max(initial=0.0))
+        else:
+            error = np.abs(a - b).reshape(n_t, -1).max(axis=1, initial=0.0)
+            scale = float(np.abs(b).max(initial=0.0))
+        if scale > 0:
+            out[name] = error / scale
     return out
 
 

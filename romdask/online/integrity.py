@@ -35,7 +35,7 @@ import numpy as np
 import zarr
 
 __all__ = ["SCHEME", "array_digest", "check_replaceable", "clean_stale_temporaries", "is_model_dir", "model_checksum",
-           "replace_atomically", "temporary_name", "verify_full", "verify_model"]
+           "replace_atomically", "replace_attributes", "temporary_name", "verify_full", "verify_model"]
 
 SCHEME = 1
 #: a temporary from another host is stale after this many seconds (its pid cannot be checked here)
@@ -217,6 +217,67 @@ def replace_atomically(path: Path, write: Callable[[Path], Any], check: Callable
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _updated_checksum(root: zarr.Group, record: Mapping[str, Any] | None, updates: Mapping[str, Any]) -> dict[str, Any]:
+    """The checksum record of ``root`` once its root attributes ``updates`` are written: the
+    recorded node digests with the updated attributes' replaced (no array is read), or, for a
+    model saved before the checksum, the whole :func:`model_checksum` (every array read)."""
+    if record is None:
+        return model_checksum(root)
+    nodes = dict(record["nodes"])
+    for key, value in updates.items():
+        nodes[f"@{key}"] = _sha(_canonical(value))
+    return {"scheme": SCHEME, "nodes": nodes, "full": dict(record["full"]), "sha256": _sha(_canonical(nodes))}
+
+
+def replace_attributes(path: Path, fmt: str, updates: Mapping[str, Any]) -> Path:
+    """Replace root attributes of a saved model (e.g. ``metadata``), its checksum updated, atomically.
+
+    The model is copied byte for byte to a sibling temporary (:func:`temporary_name`), the copy is
+    verified (:func:`verify_model`), its attributes and checksum rewritten, verified again, and
+    swapped in by :func:`replace_atomically`: an interrupted replacement leaves the old model.
+
+    Parameters
+    ----------
+    path : a model folder whose root attribute ``format`` is ``fmt``
+    fmt : the model format (e.g. :data:`romdask.online.model.FORMAT`)
+    updates : root attribute -> new JSON value (plain JSON types: they are hashed as written);
+        ``format``, ``version`` and ``checksum`` cannot be replaced
+
+    Returns
+    -------
+    The path.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a model of format ``fmt``, its checksum does not verify, or a protected
+        attribute is given.
+
+    Notes
+    -----
+    Disk: a second copy of the model while it runs (the ``full/`` bases included). Reads the core
+    arrays twice for the verifications; the ``full/`` arrays are copied, not read (their recorded
+    digests stay valid: their bytes do not change).
+    """
+    path = Path(path)
+    protected = sorted(set(updates) & {"format", "version", "checksum"})
+    if protected:
+        raise ValueError(f"{path}: the attributes {protected} cannot be replaced; re-save the model instead.")
+    if not is_model_dir(path, fmt):
+        raise ValueError(f"{path} is not a romdask model (format {fmt!r}); give the folder written by romdask reduce.")
+    clean_stale_temporaries(path)
+
+    def write(tmp: Path) -> None:
+        shutil.copytree(path, tmp, symlinks=True)
+        root = zarr.open_group(tmp, mode="r+", zarr_format=3)
+        record = verify_model(root, path)
+        values = {key: json.loads(_canonical(value)) for key, value in updates.items()}
+        root.attrs.update({**values, "checksum": _updated_checksum(root, record, values)})
+        verify_model(zarr.open_group(tmp, mode="r", zarr_format=3), tmp)
+
+    return replace_atomically(path, write, lambda p: check_replaceable(p, fmt))
 
 
 _TMP = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:@(?P<host>.+)\.[0-9a-f]{8})?$")
