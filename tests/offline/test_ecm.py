@@ -151,6 +151,18 @@ def test_warm_start_candidates_max_points(smooth_3d):
     assert capped.n_points <= 5 and np.all(capped.weights > 0)
 
 
+def test_warm_start_with_more_points_than_the_basis(smooth_3d):
+    """A warm start larger than the integrands' basis (an enriched model's previous points, more
+    than the new rows' rank): it used to fail in the block QR (shapes (r,) and (k,)); the points
+    are then factored one by one, dependent ones skipped, and the tolerance is met."""
+    J, w = smooth_3d
+    few = J[:4]
+    initial = np.arange(0, w.size, 7)[:40]
+    r = ecm(few, w, tol=1e-6, initial=initial)
+    check(r, few, w, 1e-6)
+    assert r.n_points <= 4 + 1  # at most the basis size (4 rows and the constant)
+
+
 def test_input_errors(smooth_1d):
     J, w = smooth_1d
     with pytest.raises(ValueError, match="positive"):
