@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from romdask.cli.common import HelpFormatter, _number, is_reduced_model
+from romdask.cli.common import HelpFormatter, fraction, is_reduced_model
 
 __all__ = ["calibration_lines", "predicted_error_line", "register"]
 
@@ -27,17 +27,9 @@ def register(sub) -> None:
     cal.add_argument("model", help="reduced-model folder (romdask reduce), rewritten with the calibration")
     cal.add_argument("--store", required=True, help="snapshot store holding the calibration runs")
     cal.add_argument("--runs", required=True, nargs="+", metavar="NAME", help="the store's calibration runs")
-    cal.add_argument("--coverage", type=coverage, default=0.9, help="coverage of the prediction interval, 0 < C < 1")
+    cal.add_argument("--coverage", type=fraction, default=0.9, help="coverage of the prediction interval, 0 < C < 1")
     cal.add_argument("--dry-run", action="store_true", help="print the calibration, leave the model unchanged")
     cal.set_defaults(func=run)
-
-
-def coverage(text: str) -> float:
-    """A coverage: 0 < value < 1."""
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a coverage, 0 < value < 1 (e.g. 0.9); got {text!r}")
-    return value
 
 
 def _pct(value: float) -> str:

@@ -586,9 +586,7 @@ class _Solver:
             raise OnlineConvergenceError(
                 f"the laws fail in the initial state at t={t0:g}: {exc}; check the model's laws and initial state"
             ) from None
-        np.copyto(self.K_n, self.K)
-        np.copyto(self.f_int_n, self.f_int)
-        self.stiffness(self.L, self.DL, self.K_L)
+        self.commit_start()
         self.set_loads(t0)
         self.set_temperatures(t0, t0)
         heated = self.temperature_changed  # T(t0) != T_init under a thermal law: stresses to equilibrate
@@ -610,10 +608,14 @@ class _Solver:
             raise OnlineConvergenceError(
                 f"the laws fail in the given initial state at t={t0:g}: {exc}; check initial.state"
             ) from None
+        self.commit_start()
+        return True
+
+    def commit_start(self) -> None:
+        """The evaluated starting state's tangent and internal force become the committed ones."""
         np.copyto(self.K_n, self.K)
         np.copyto(self.f_int_n, self.f_int)
         self.stiffness(self.L, self.DL, self.K_L)
-        return True
 
     def output(self, step: int, t: float) -> None:
         """Store the committed state of output ``step`` (the :func:`march` ``on_step``)."""
