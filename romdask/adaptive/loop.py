@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time as _time
 import warnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,11 @@ class AdaptiveOptions:
     max_enrichments : at most this many enrichments; beyond, the reduced result is kept as it is
         (flagged) and the result says so
     hf : the built-in high-fidelity solver's options
+    solver : the high-fidelity solver of the enrichments: "builtin" (default: ``window``
+        increments from the reduced state rebuilt at the last accepted time) or "calculix" (ccx
+        on the case from t = 0 to the window's end, the law replayed along its displacements:
+        no restart from a reduced state; each enrichment costs a run up to its time)
+    workdir : "calculix": the folder of its decks and results (default: a temporary folder)
     tol_pod, tol_ecm, gappy_tol : the enrichment's truncations (:func:`~romdask.adaptive.enrich`;
         None: the model's own)
     """
@@ -73,8 +80,12 @@ class AdaptiveOptions:
     tol_pod: float | None = None
     tol_ecm: float | None = None
     gappy_tol: float | None = None
+    solver: str = "builtin"
+    workdir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.solver not in ("builtin", "calculix"):
+            raise ValueError(f"solver must be 'builtin' or 'calculix'; got {self.solver!r}")
         if self.window < 1 or self.max_enrichments < 0:
             raise ValueError(f"need window >= 1 and max_enrichments >= 0; got {self.window}, {self.max_enrichments}")
 
@@ -136,6 +147,51 @@ class _Replay:
         np.copyto(self.stress, stress)
 
 
+def _rebuild(base: Enrichable, law: Material, result: OnlineResult, accepted: int, k: int, times: np.ndarray,
+             lifting: np.ndarray, full_state: np.ndarray) -> np.ndarray:
+    """The internal variables at every integration point (store ip positions) at the last
+    accepted output time: the law replayed along the segment's reduced strain history from
+    ``full_state`` (the state at output ``k``, the segment's start)."""
+    replay = _Replay(law, base.full["strain"], base.full.get("lifting_strain"), full_state)
+    for i in range(0 if k == 0 else 1, accepted):
+        dt = float(times[k + i] - times[k + i - 1]) if k + i > 0 else 0.0
+        if k + i == 0 and not np.any(result.coordinates[0]) and not np.any(lifting[0]):
+            continue  # the virgin state at t0
+        replay.step(result.coordinates[i], lifting[k + i], dt, float(times[k + i]))
+    return _padded(replay.state, base.model.n_state_max)
+
+
+def _calculix_window(problem: Problem, law: Material, times: np.ndarray, last: int, end: int,
+                     workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Snapshots of outputs ``last..end`` by CalculiX: the case from t = 0 to ``times[end]``
+    (a deck written by :func:`~romdask.hifi.calculix.write_deck`), its displacements, the stress
+    and internal variables by the law replayed along them at every point (ccx prints neither
+    the whole state nor all digits); problem orders."""
+    from romdask.fem.quadrature import quadrature, strain
+    from romdask.hifi.calculix import solve_calculix
+
+    run = solve_calculix(replace(problem, times=times[: end + 1]), workdir, fields=("displacement",))
+    displacement = np.asarray(run.displacement)
+    offset = end + 1 - displacement.shape[0]  # 1 when ccx skips t = 0 (a condition loaded there)
+    quad = quadrature(problem.mesh)
+    state = law.initial_state(quad.n_points)
+    buffers = (np.empty((quad.n_points, 6)), np.empty((quad.n_points, 6, 6)), np.empty((quad.n_points, law.n_state)))
+    temperature = np.zeros((quad.n_points, 3))
+    stresses, states = [], []
+    for step in range(offset, end + 1):
+        u = displacement[step - offset]
+        dt = float(times[step] - times[step - 1]) if step > 0 else 0.0
+        stress, _, new_state, failed = law.integrate(strain(quad, u), state, dt, float(times[step]),
+                                                     temperature=temperature, out=buffers)
+        if failed:
+            raise RuntimeError(f"the law failed at {failed} point(s) at t={times[step]:g} replaying CalculiX's run")
+        np.copyto(state, new_state)
+        if step >= last:
+            stresses.append(stress.copy())
+            states.append(state.copy())
+    return displacement[last - offset:], np.array(stresses), np.array(states)
+
+
 def _padded(state: np.ndarray, width: int) -> np.ndarray:
     out = np.full((state.shape[0], width), np.nan)
     out[:, : state.shape[1]] = state
@@ -188,79 +244,86 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
     n_full = base.weights.size
     full_state = law.initial_state(n_full)  # at output step k, store ip positions
     k, initial, stopped = 0, None, ""
-    while True:
-        t0 = _time.perf_counter()
-        segment = Scenario(times[k:], scenario.coefficients, scenario.homogeneous, None)
-        with warnings.catch_warnings():
-            if k > 0:  # the first segment (the whole scenario) said it already
-                warnings.simplefilter("ignore", TrainingEnvelopeWarning)
-            result = solve(base.model, segment, options.online, initial=initial)
-        timings["online"] += _time.perf_counter() - t0
-        if k == 0:
-            warnings_ = list(result.warnings)
-        flagged = np.flatnonzero(result.flagged[1:]) + 1
-        accepted = result.times.size if flagged.size == 0 else int(flagged[0])
-        if flagged.size and len(enrichments) >= options.max_enrichments:
-            stopped = f"{options.max_enrichments} enrichment(s) done; the rest is the reduced result, flagged"
-            accepted = result.times.size
-        for i in range(0 if k == 0 else 1, accepted):
-            coordinates[k + i] = result.coordinates[i]
-        steps = slice(k, k + accepted - 1)
-        iterations[steps], subincrements[steps], cuts[steps] = (result.iterations[: accepted - 1],
-                                                                result.subincrements[: accepted - 1],
-                                                                result.cuts[: accepted - 1])
-        residuals[steps] = result.residuals[: accepted - 1]
-        if accepted == result.times.size:
-            break
-        # rebuild the full state at the last accepted step, run the HF window from it
-        t0 = _time.perf_counter()
-        last = k + accepted - 1
-        replay = _Replay(law, base.full["strain"], base.full.get("lifting_strain"), full_state)
-        for i in range(0 if k == 0 else 1, accepted):
-            dt = float(times[k + i] - times[k + i - 1]) if k + i > 0 else 0.0
-            if k + i == 0 and not np.any(result.coordinates[0]) and not np.any(lifting[0]):
-                continue  # the virgin state at t0
-            replay.step(result.coordinates[i], lifting[k + i], dt, float(times[k + i]))
-        full_state = _padded(replay.state, base.model.n_state_max)
-        u = base.full["modes"][:, : result.coordinates.shape[1]] @ result.coordinates[accepted - 1]
-        if "lifting" in base.full:
-            u = u + base.full["lifting"] @ lifting[last]
-        timings["replay"] += _time.perf_counter() - t0
-        t0 = _time.perf_counter()
-        end = min(last + options.window, n_t - 1)
-        window = replace(problem, times=times[last: end + 1])
-        hf = hf_solve(window, initial=HFState(base.to_problem_dofs(u), base.to_problem_points(full_state)),
-                      fields=("displacement", "stress", "state"), options=options.hf)
-        timings["hf"] += _time.perf_counter() - t0
-        t0 = _time.perf_counter()
-        trigger = int(flagged[0])
-        record = {"step": last, "time": float(times[last]), "flagged_step": k + trigger,
-                  "indicator": float(result.indicator[trigger]), "hf_increments": end - last,
-                  "predicted": {m: float(v[trigger, 0]) for m, v in result.predicted_error.items()}}
-        base, info = enrich(base, hf.displacement, hf.fields["stress"], hf.fields["state"], lifting[last: end + 1],
-                            tol_pod=options.tol_pod, tol_ecm=options.tol_ecm, gappy_tol=options.gappy_tol)
-        timings["enrich"] += _time.perf_counter() - t0
-        record.update(info, enrich_seconds=float(_time.perf_counter() - t0))
-        enrichments.append(record)
-        logger.info("enrichment %d at t=%g (step %d, flagged at step %d): %d HF increment(s), +%d mode(s) -> %d "
-                    "modes, %d points", len(enrichments), times[last], last, k + trigger, end - last,
-                    info["new_modes"], info["n_modes"], info["n_points"])
-        u_store, state_store = base.to_store(hf.displacement, hf.fields["state"])
-        for i in range(end - last + 1):
-            hf_displacement[last + i] = u_store[i]
-            source[last + i] = 1
-            coordinates[last + i] = None
-        for i in range(end - last):
-            iterations[last + i] = hf.newton_iterations[i]
-            subincrements[last + i], cuts[last + i] = hf.n_subincrements[i], hf.n_cuts[i]
-            residuals[last + i] = list(hf.residual_history[i])
-        full_state = state_store[-1]
-        k = end
-        positions = base.positions
-        initial = OnlineState(base.project(u_store[-1:], lifting[k: k + 1])[0],
-                              _padded(full_state[positions, : law.n_state], base.model.n_state_max))
-        if k == n_t - 1:
-            break
+    scratch = (tempfile.TemporaryDirectory(prefix="romdask-adapt-")
+               if options.solver == "calculix" and options.workdir is None else None)
+    workdir = Path(options.workdir) if options.workdir else Path(scratch.name if scratch else ".")
+    try:
+        while True:
+            t0 = _time.perf_counter()
+            segment = Scenario(times[k:], scenario.coefficients, scenario.homogeneous, None)
+            with warnings.catch_warnings():
+                if k > 0:  # the first segment (the whole scenario) said it already
+                    warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+                result = solve(base.model, segment, options.online, initial=initial)
+            timings["online"] += _time.perf_counter() - t0
+            if k == 0:
+                warnings_ = list(result.warnings)
+            flagged = np.flatnonzero(result.flagged[1:]) + 1
+            accepted = result.times.size if flagged.size == 0 else int(flagged[0])
+            if flagged.size and len(enrichments) >= options.max_enrichments:
+                stopped = f"{options.max_enrichments} enrichment(s) done; the rest is the reduced result, flagged"
+                accepted = result.times.size
+            for i in range(0 if k == 0 else 1, accepted):
+                coordinates[k + i] = result.coordinates[i]
+            steps = slice(k, k + accepted - 1)
+            iterations[steps], subincrements[steps], cuts[steps] = (result.iterations[: accepted - 1],
+                                                                    result.subincrements[: accepted - 1],
+                                                                    result.cuts[: accepted - 1])
+            residuals[steps] = result.residuals[: accepted - 1]
+            if accepted == result.times.size:
+                break
+            last = k + accepted - 1
+            end = min(last + options.window, n_t - 1)
+            if options.solver == "builtin":  # from the rebuilt reduced state at `last`
+                t0 = _time.perf_counter()
+                full_state = _rebuild(base, law, result, accepted, k, times, lifting, full_state)
+                u = base.full["modes"][:, : result.coordinates.shape[1]] @ result.coordinates[accepted - 1]
+                if "lifting" in base.full:
+                    u = u + base.full["lifting"] @ lifting[last]
+                timings["replay"] += _time.perf_counter() - t0
+                t0 = _time.perf_counter()
+                window = replace(problem, times=times[last: end + 1])
+                hf = hf_solve(window, initial=HFState(base.to_problem_dofs(u), base.to_problem_points(full_state)),
+                              fields=("displacement", "stress", "state"), options=options.hf)
+                snapshots = (hf.displacement, hf.fields["stress"], hf.fields["state"])
+                counts = (hf.newton_iterations, hf.n_subincrements, hf.n_cuts, hf.residual_history)
+            else:  # CalculiX from t = 0 to the window's end, the law replayed along its displacements
+                t0 = _time.perf_counter()
+                snapshots = _calculix_window(problem, law, times, last, end, workdir / f"enrichment-{len(enrichments) + 1}")
+                n_w = end - last
+                counts = (np.zeros(n_w, np.int64), np.ones(n_w, np.int64), np.zeros(n_w, np.int64), [[] for _ in range(n_w)])
+            timings["hf"] += _time.perf_counter() - t0
+            t0 = _time.perf_counter()
+            trigger = int(flagged[0])
+            record = {"step": last, "time": float(times[last]), "flagged_step": k + trigger,
+                      "indicator": float(result.indicator[trigger]), "hf_increments": end - last,
+                      "predicted": {m: float(v[trigger, 0]) for m, v in result.predicted_error.items()}}
+            base, info = enrich(base, *snapshots, lifting[last: end + 1], tol_pod=options.tol_pod, tol_ecm=options.tol_ecm,
+                                gappy_tol=options.gappy_tol)
+            timings["enrich"] += _time.perf_counter() - t0
+            record.update(info, enrich_seconds=float(_time.perf_counter() - t0))
+            enrichments.append(record)
+            logger.info("enrichment %d at t=%g (step %d, flagged at step %d): %d HF increment(s), +%d mode(s) -> %d "
+                        "modes, %d points", len(enrichments), times[last], last, k + trigger, end - last,
+                        info["new_modes"], info["n_modes"], info["n_points"])
+            u_store, state_store = base.to_store(snapshots[0], snapshots[2])
+            for i in range(end - last + 1):
+                hf_displacement[last + i] = u_store[i]
+                source[last + i] = 1
+                coordinates[last + i] = None
+            for i in range(end - last):
+                iterations[last + i], subincrements[last + i], cuts[last + i] = (c[i] for c in counts[:3])
+                residuals[last + i] = list(counts[3][i])
+            full_state = state_store[-1]
+            k = end
+            positions = base.positions
+            initial = OnlineState(base.project(u_store[-1:], lifting[k: k + 1])[0],
+                                  _padded(full_state[positions, : law.n_state], base.model.n_state_max))
+            if k == n_t - 1:
+                break
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     final = _final_result(base, law, times, coordinates, hf_displacement, lifting, loads, iterations, subincrements,
                           cuts, residuals, options.online, warnings_)
     timings["total"] = _time.perf_counter() - start_time

@@ -31,6 +31,12 @@ def register(sub) -> None:
     adapt.add_argument("--out", default="prediction.npz", help="the result, reloadable by romdask compare "
                        "(with --model the enriched model)")
     adapt.add_argument("--window", type=positive_int, default=3, help="high-fidelity increments per enrichment")
+    adapt.add_argument("--solver", choices=("builtin", "calculix"), default="builtin",
+                       help="high-fidelity solver of the enrichments: builtin (the deck's increments from the "
+                            "reduced state) or calculix (ccx on the deck from t = 0 to the window's end: each "
+                            "enrichment costs a run up to its time)")
+    adapt.add_argument("--workdir", default=None, help="calculix: folder of its decks and results (default: a "
+                       "temporary folder, removed)")
     adapt.add_argument("--max-enrichments", type=positive_int, default=20, help="at most this many enrichments")
     adapt.add_argument("--indicator-threshold", type=nonnegative_float, default=None,
                        help="model without calibration: enrich where the error indicator exceeds this "
@@ -54,7 +60,8 @@ def run_adapt(args: argparse.Namespace) -> int:
     online = OnlineOptions(indicator_threshold=THRESHOLD if args.indicator_threshold is None
                            else args.indicator_threshold,
                            error_tolerance=0.01 if args.error_tolerance is None else args.error_tolerance)
-    options = AdaptiveOptions(online=online, window=args.window, max_enrichments=args.max_enrichments)
+    options = AdaptiveOptions(online=online, window=args.window, max_enrichments=args.max_enrichments,
+                              solver=args.solver, workdir=args.workdir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrainingEnvelopeWarning)
         adaptive = adaptive_solve(args.model, problem, options)
@@ -63,11 +70,11 @@ def run_adapt(args: argparse.Namespace) -> int:
     trigger = (f"predicted von Mises error above {online.error_tolerance:g}" if calibrated
                else f"error indicator above {online.indicator_threshold:g} (not calibrated)")
     print(f"{args.model}: {args.deck}: {result.times.size - 1} increments, {len(adaptive.enrichments)} enrichment(s) "
-          f"where the {trigger}, {adaptive.hf_increments} high-fidelity increment(s)")
+          f"where the {trigger}, {adaptive.hf_increments} high-fidelity increment(s) ({args.solver})")
     for i, e in enumerate(adaptive.enrichments, 1):
         predicted = "".join(f", predicted {m} {100 * v:.2g} %" for m, v in e["predicted"].items() if m == "von_mises")
         print(f"  {i}: flagged at t={result.times[e['flagged_step']]:g} (indicator {e['indicator']:.3g}{predicted}); "
-              f"HF t={e['time']:g}..{result.times[e['step'] + e['hf_increments']]:g}; +{e['new_modes']} mode(s) -> "
+              f"snapshots t={e['time']:g}..{result.times[e['step'] + e['hf_increments']]:g}; +{e['new_modes']} mode(s) -> "
               f"{e['n_modes']} modes, {e['n_points']} reduced points")
     if adaptive.stopped:
         print(f"  stopped: {adaptive.stopped}")
