@@ -15,6 +15,7 @@ the assertion messages and docs/own-decks.md.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,8 @@ def test_predict_writes_the_full_fields(session):
     work = session["work"]
     text = session["predict"].stdout
     assert "new-110.inp: 120 increments, t = 0..30 s" in text, text
+    per_cycle = re.search(r"error indicator per cycle of 10 s \(largest\): (\S+), (\S+), (\S+)\n", text)
+    assert per_cycle and max(map(float, per_cycle.groups())) < 0.01, text  # inside the training range
     pvd = (work / "rom" / "new-110.pvd").read_text()
     assert pvd.count("<DataSet") == 121
     peak = meshio.read(work / "rom" / "new-110_0010.vtu")  # first peak of the traction

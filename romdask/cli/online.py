@@ -47,7 +47,8 @@ def register(sub) -> None:
     pred.add_argument("--amplitude", nargs="+", action="extend", metavar="NAME=FILE",
                       help="the history of a pattern, a CSV 'time, value' (piecewise linear); every pattern needs one")
     pred.add_argument("--cycles", type=positive_float, default=1, help="cyclic case: number of cycles")
-    pred.add_argument("--period", type=positive_float, default=10.0, help="cyclic case: period [s]")
+    pred.add_argument("--period", type=positive_float, default=10.0,
+                      help="cyclic case: period [s]; any case longer than one period: the error indicator per cycle")
     pred.add_argument("--r-ratio", type=finite_float, default=-1.0,
                       help="cyclic case: load ratio min/max (-1: fully reversed)")
     pred.add_argument("--increments-per-cycle", type=positive_int, default=40,
@@ -201,6 +202,13 @@ def _summary(args: argparse.Namespace, case: str, result, options, units: dict |
         why = "" if calibration is None else f" for the {calibration.quantity} indicator"
         print(f"  error indicator{quantity}: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}; "
               f"not calibrated{why} (romdask calibrate)")
+    period = getattr(args, "period", None)
+    if period and t[-1] - t[0] > period * (1 + 1e-9) and np.any(np.isfinite(indicator)):
+        from romdask.online.compare import cycle_index
+
+        cycles = cycle_index(t, period)
+        peaks = [np.nanmax(indicator[cycles == c]) for c in range(int(cycles.max()) + 1)]
+        print(f"  error indicator per cycle of {period:g} {seconds} (largest): {', '.join(f'{v:.3g}' for v in peaks)}")
     envelope = f"OUTSIDE for {len(result.warnings)} pattern(s)" if result.warnings else "inside"
     print(f"  training envelope: {envelope}")
     if result.predicted_error and calibration is not None:
