@@ -34,8 +34,10 @@ import numpy as np
 from romdask.hifi import HFState, SolverOptions
 from romdask.hifi import solve as hf_solve
 from romdask.materials import Material, von_mises
-from romdask.online import OnlineOptions, OnlineResult, OnlineState, Scenario
-from romdask.online.solver import TrainingEnvelopeWarning, _chosen_indicator, _gappy_coefficients, _indicators, solve
+from romdask.online import OnlineOptions, OnlineResult, OnlineState, ReducedModel, Scenario
+from romdask.online.envelope import envelope_warnings
+from romdask.online.solver import (TrainingEnvelopeWarning, _chosen_indicator, _gappy_coefficients, _indicators,
+                                   error_flags, solve)
 from romdask.problem import Problem
 
 from .enrichment import Enrichable, enrich, enrichable
@@ -69,6 +71,9 @@ class AdaptiveOptions:
         on the case from t = 0 to the window's end, the law replayed along its displacements:
         no restart from a reduced state; each enrichment costs a run up to its time)
     workdir : "calculix": the folder of its decks and results (default: a temporary folder)
+    chunk : reduced increments solved at a time (>= 1): the reduced solver goes on from each
+        chunk's end (a restart) until a chunk holds a flagged time, so that an enrichment does not
+        pay for solving the rest of a long history
     tol_pod, tol_ecm, gappy_tol : the enrichment's truncations (:func:`~romdask.adaptive.enrich`;
         None: the model's own)
     """
@@ -82,12 +87,14 @@ class AdaptiveOptions:
     gappy_tol: float | None = None
     solver: str = "builtin"
     workdir: str | None = None
+    chunk: int = 40
 
     def __post_init__(self) -> None:
         if self.solver not in ("builtin", "calculix"):
             raise ValueError(f"solver must be 'builtin' or 'calculix'; got {self.solver!r}")
-        if self.window < 1 or self.max_enrichments < 0:
-            raise ValueError(f"need window >= 1 and max_enrichments >= 0; got {self.window}, {self.max_enrichments}")
+        if self.window < 1 or self.max_enrichments < 0 or self.chunk < 1:
+            raise ValueError(f"need window >= 1, max_enrichments >= 0 and chunk >= 1; got {self.window}, "
+                             f"{self.max_enrichments}, {self.chunk}")
 
 
 @dataclass
@@ -145,6 +152,59 @@ class _Replay:
             raise RuntimeError(f"the law failed at {failed} point(s) at t={t:g} replaying the reduced history")
         np.copyto(self.state, new_state)
         np.copyto(self.stress, stress)
+
+
+@dataclass
+class _Segment:
+    """The reduced solve from output ``k`` up to the first flagged time (or the end), by chunks:
+    rows of output times from ``k`` on."""
+
+    coordinates: np.ndarray
+    iterations: np.ndarray
+    subincrements: np.ndarray
+    cuts: np.ndarray
+    residuals: list[list[float]]
+    indicator: np.ndarray
+    predicted: dict[str, np.ndarray]
+    flagged: np.ndarray
+    warnings: list[str]
+
+
+def _solve_segment(model: ReducedModel, scenario: Scenario, k: int, initial: OnlineState | None,
+                   options: AdaptiveOptions, stop_at_flag: bool) -> _Segment:
+    """Solve from output ``k`` by chunks of ``options.chunk`` increments, each restarted from the
+    previous one's last state, until a chunk holds a flagged time (``stop_at_flag``) or the end:
+    the reduced work after the first flag is at most one chunk, not the rest of the history. The
+    flags are those of the whole segment's indicator (a calibrated model: its running maximum)."""
+    times = scenario.times
+    rows: dict[str, list] = {"coordinates": [], "iterations": [], "subincrements": [], "cuts": [], "residuals": [],
+                             "indicator": []}
+    quantity, messages, start = "", [], k
+    while True:
+        stop = min(start + options.chunk, times.size - 1)
+        chunk = Scenario(times[start: stop + 1], scenario.coefficients, scenario.homogeneous, None)
+        if start == 0:  # the envelope of the whole scenario, once (a chunk's would be partial)
+            messages = envelope_warnings(model, scenario)
+            for message in messages:
+                warnings.warn(message, TrainingEnvelopeWarning, stacklevel=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TrainingEnvelopeWarning)
+            result = solve(model, chunk, options.online, initial=initial)
+        first = 0 if start == k else 1  # a restarted chunk's row 0 is the previous chunk's last
+        rows["coordinates"] += list(result.coordinates[first:])
+        rows["indicator"] += list(result.indicator[first:])
+        for name, value in (("iterations", result.iterations), ("subincrements", result.subincrements),
+                            ("cuts", result.cuts)):
+            rows[name] += list(value)
+        rows["residuals"] += result.residuals
+        quantity = result.indicator_quantity
+        indicator = np.array(rows["indicator"])
+        flagged, predicted = error_flags(model, quantity, indicator, options.online)
+        if stop == times.size - 1 or (stop_at_flag and flagged[1:].any()):
+            return _Segment(np.array(rows["coordinates"]), np.array(rows["iterations"], np.int64),
+                            np.array(rows["subincrements"], np.int64), np.array(rows["cuts"], np.int64),
+                            rows["residuals"], indicator, predicted, flagged, messages)
+        initial, start = result.state_at(-1), stop
 
 
 def _rebuild(base: Enrichable, law: Material, result: OnlineResult, accepted: int, k: int, times: np.ndarray,
@@ -250,19 +310,16 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
     try:
         while True:
             t0 = _time.perf_counter()
-            segment = Scenario(times[k:], scenario.coefficients, scenario.homogeneous, None)
-            with warnings.catch_warnings():
-                if k > 0:  # the first segment (the whole scenario) said it already
-                    warnings.simplefilter("ignore", TrainingEnvelopeWarning)
-                result = solve(base.model, segment, options.online, initial=initial)
+            more = len(enrichments) < options.max_enrichments
+            result = _solve_segment(base.model, scenario, k, initial, options, stop_at_flag=more)
             timings["online"] += _time.perf_counter() - t0
             if k == 0:
                 warnings_ = list(result.warnings)
             flagged = np.flatnonzero(result.flagged[1:]) + 1
-            accepted = result.times.size if flagged.size == 0 else int(flagged[0])
-            if flagged.size and len(enrichments) >= options.max_enrichments:
+            n_rows = result.coordinates.shape[0]
+            accepted = n_rows if flagged.size == 0 or not more else int(flagged[0])
+            if flagged.size and not more:
                 stopped = f"{options.max_enrichments} enrichment(s) done; the rest is the reduced result, flagged"
-                accepted = result.times.size
             for i in range(0 if k == 0 else 1, accepted):
                 coordinates[k + i] = result.coordinates[i]
             steps = slice(k, k + accepted - 1)
@@ -270,7 +327,7 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
                                                                     result.subincrements[: accepted - 1],
                                                                     result.cuts[: accepted - 1])
             residuals[steps] = result.residuals[: accepted - 1]
-            if accepted == result.times.size:
+            if k + accepted == n_t:
                 break
             last = k + accepted - 1
             end = min(last + options.window, n_t - 1)
@@ -297,7 +354,7 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
             trigger = int(flagged[0])
             record = {"step": last, "time": float(times[last]), "flagged_step": k + trigger,
                       "indicator": float(result.indicator[trigger]), "hf_increments": end - last,
-                      "predicted": {m: float(v[trigger, 0]) for m, v in result.predicted_error.items()}}
+                      "predicted": {m: float(v[trigger, 0]) for m, v in result.predicted.items()}}
             base, info = enrich(base, *snapshots, lifting[last: end + 1], tol_pod=options.tol_pod, tol_ecm=options.tol_ecm,
                                 gappy_tol=options.gappy_tol)
             timings["enrich"] += _time.perf_counter() - t0
@@ -357,12 +414,7 @@ def _final_result(base: Enrichable, law: Material, times, coordinates, hf_displa
                  else np.zeros((n_t, 0)))
     indicators = _indicators(model, stress, state)
     quantity, indicator = _chosen_indicator(model, indicators, n_t)
-    calibration = model.calibration
-    predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
-    if options.error_measure in predicted:
-        flagged = predicted[options.error_measure][:, 0] > options.error_tolerance
-    else:
-        flagged = indicator > options.indicator_threshold
+    flagged, predicted = error_flags(model, quantity, indicator, options)
     names = tuple(model.lifting["lifting_names"]) if model.lifting is not None else ()
     return OnlineResult(
         times=np.array(times), coordinates=gamma, lifting_names=names, lifting_coefficients=lifting,

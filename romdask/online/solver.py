@@ -289,6 +289,19 @@ def _chosen_indicator(model: ReducedModel, indicators: dict[str, np.ndarray], n_
     return "", np.full(n_t, np.nan)
 
 
+def error_flags(model: ReducedModel, quantity: str, indicator: np.ndarray,
+                options: OnlineOptions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(flagged, predicted_error)`` of an indicator history (see :class:`OnlineOptions`): a
+    calibrated model of that quantity flags where the median predicted ``error_measure`` error
+    so far exceeds ``error_tolerance``, any other where the indicator exceeds
+    ``indicator_threshold``."""
+    calibration = model.calibration
+    predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
+    if options.error_measure in predicted:
+        return predicted[options.error_measure][:, 0] > options.error_tolerance, predicted
+    return indicator > options.indicator_threshold, predicted
+
+
 def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
     values = {"stress": stress.reshape(stress.shape[0], -1)}
     if model.n_state_max:
@@ -637,13 +650,7 @@ class _Solver:
         stress, state = rows["stress"], rows["state"]
         indicators = _indicators(model, stress, state)
         quantity, indicator = _chosen_indicator(model, indicators, times.size)
-        calibration = model.calibration
-        predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
-        measure = self.options.error_measure
-        if measure in predicted:
-            flagged = predicted[measure][:, 0] > self.options.error_tolerance
-        else:
-            flagged = indicator > self.options.indicator_threshold
+        flagged, predicted = error_flags(model, quantity, indicator, self.options)
         return OnlineResult(
             times=np.array(times), coordinates=rows["coordinates"], lifting_names=self.lifting_names,
             lifting_coefficients=rows["lifting"], load_names=model.load_names, load_coefficients=rows["loads"],

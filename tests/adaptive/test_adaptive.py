@@ -126,3 +126,9 @@ def test_adaptive_solve_without_flag_is_the_plain_solve(plate):
     adaptive = adaptive_solve(path, problem)
     assert adaptive.enrichments == [] and adaptive.hf_increments == 0
     np.testing.assert_array_equal(adaptive.result.coordinates, plain.coordinates)
+    # by chunks of 7 increments (each restarted from the previous one's end): the same history to
+    # the Newton tolerance (measured 1e-10 of the largest coordinate)
+    chunked = adaptive_solve(path, problem, AdaptiveOptions(chunk=7))
+    scale = np.abs(plain.coordinates).max()
+    np.testing.assert_allclose(chunked.result.coordinates, plain.coordinates, rtol=0, atol=1e-7 * scale)
+    assert chunked.result.iterations.size == plain.iterations.size
