@@ -43,14 +43,15 @@ def register(sub) -> None:
                             "(default 0.005, romdask.adaptive.loop.THRESHOLD)")
     adapt.add_argument("--error-tolerance", type=positive_float, default=None,
                        help="calibrated model: enrich where the predicted von Mises error so far exceeds this "
-                            "fraction of the largest (default 0.01)")
+                            "fraction of the largest (default 0.005: the calibration of the model under-predicts "
+                            "the enriched model's errors)")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing --save-model folder")
     adapt.set_defaults(func=run_adapt)
 
 
 def run_adapt(args: argparse.Namespace) -> int:
     from romdask.adaptive import AdaptiveOptions, adaptive_solve
-    from romdask.adaptive.loop import THRESHOLD
+    from romdask.adaptive.loop import THRESHOLD, TOLERANCE
     from romdask.io.calculix import read_problem
     from romdask.online import OnlineOptions
     from romdask.online.results import save_result
@@ -59,7 +60,7 @@ def run_adapt(args: argparse.Namespace) -> int:
     problem = read_problem(args.deck)
     online = OnlineOptions(indicator_threshold=THRESHOLD if args.indicator_threshold is None
                            else args.indicator_threshold,
-                           error_tolerance=0.01 if args.error_tolerance is None else args.error_tolerance)
+                           error_tolerance=TOLERANCE if args.error_tolerance is None else args.error_tolerance)
     options = AdaptiveOptions(online=online, window=args.window, max_enrichments=args.max_enrichments,
                               solver=args.solver, workdir=args.workdir)
     with warnings.catch_warnings():
