@@ -247,8 +247,9 @@ def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mappi
     Raises
     ------
     ValueError
-        No candidates or initial scenarios, scenarios with different parameter names, a bad
-        tolerance, max_runs, measure, coverage or bound, a problem on another mesh than the store's.
+        No candidates or initial scenarios, scenarios with different parameter names, parameters
+        make_problem does not take, a bad tolerance, max_runs, measure, coverage or bound, a
+        problem on another mesh than the store's.
 
     Notes
     -----
@@ -270,6 +271,11 @@ def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mappi
     from romdask.offline.calibration import calibration_pairs, fit_calibration, write_calibration
 
     candidates, initial = _check(candidates, initial, tolerance, max_runs, measure, coverage, bound)
+    try:
+        make_problem(dict(candidates[0]))
+    except TypeError as exc:  # e.g. an unknown keyword of plate_problem
+        raise ValueError(f"make_problem({candidates[0]}) failed ({exc}): the candidates' parameter names must be "
+                         "arguments of make_problem") from None
     store_path, model_path = Path(store_path), Path(model_path)
     column = 0 if bound == "median" else 2
     training = _hf_runs(make_problem, initial, store_path)
