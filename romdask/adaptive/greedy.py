@@ -136,6 +136,9 @@ def _hf_runs(make_problem: Callable[[dict], Any], params: Sequence[dict], store_
     for name, problem, p in zip(names, problems, params):
         store.check_mesh(problem.mesh, f"make_problem({p})")
         if attrs.get(name, {}).get("status") == "complete":
+            if not np.array_equal(np.asarray(attrs[name].get("times"), np.float64), problem.times):
+                raise ValueError(f"{store_path}: run {name!r} has other output times than make_problem({p}) (another "
+                                 "number of cycles or increments): use another store or remove the run")
             logger.info("run %s: complete in %s, reused", name, store_path)
         else:
             todo.append((problem, name, p))
@@ -146,7 +149,10 @@ def _hf_runs(make_problem: Callable[[dict], Any], params: Sequence[dict], store_
                                                    dask_key_name=f"greedy-hf-{dask.base.tokenize(name)}")
                  for problem, name, p in todo]
         client = active_client()
-        client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
+        if client is not None:
+            client.gather(client.compute(tasks))
+        else:
+            dask.compute(*tasks)
     return names
 
 

@@ -117,6 +117,9 @@ def test_max_runs_stops_it(greedy):
     assert not result.converged and "max_runs (3)" in result.stop_reason
     assert len(result.runs) == 3 and len(result.history) == 2 and result.calibration is None
     assert "calibration" not in ReducedModel.open(result.model_path).metadata
+    with pytest.raises(ValueError, match="other output times"):  # a stored run of the same name is not reused
+        greedy_train(lambda p: plate_problem(n=4, increments_per_cycle=40, **p), CANDIDATES, root / "s.zarr",
+                     root / "other.zarr", initial=INITIAL)
 
 
 def test_bad_inputs(tmp_path):
