@@ -222,7 +222,7 @@ def predicted_errors(calibration: Calibration, measure: str, indicators: np.ndar
 def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mapping[str, Any]],
                  store_path: str | os.PathLike, model_path: str | os.PathLike, *,
                  initial: Sequence[Mapping[str, Any]], tolerance: float = 0.01, max_runs: int = 8,
-                 options: ReduceOptions = ReduceOptions(), measure: str = "von_mises", coverage: float = 0.9,
+                 options: ReduceOptions | None = None, measure: str = "von_mises", coverage: float = 0.9,
                  bound: str = "upper") -> GreedyResult:
     """Greedy training: add the HF run of the worst-predicted candidate until all are within tolerance.
 
@@ -239,7 +239,7 @@ def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mappi
         their HF runs are Dask tasks on the active scheduler when there are two
     tolerance : the error (fraction: 0.01 = 1 %) every candidate must be predicted under
     max_runs : the most HF training runs (initial ones included)
-    options : :func:`romdask.offline.reduce` options of every model
+    options : :func:`romdask.offline.reduce` options of every model (default ``ReduceOptions()``)
     measure : the error measure of the stopping rule ("von_mises", "displacement", "p")
     coverage : nominal coverage of the calibration's prediction interval
     bound : "upper" (default): stop when the upper end of every candidate's interval is <=
@@ -274,7 +274,11 @@ def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mappi
     structural mechanics, MCA 24(2), 2019.
     """
     from romdask.offline import reduce
-    from romdask.offline.calibration import calibration_pairs, fit_calibration, write_calibration
+    from romdask.offline.calibration import (
+        calibration_pairs,
+        fit_calibration,
+        write_calibration,
+    )
 
     candidates, initial = _check(candidates, initial, tolerance, max_runs, measure, coverage, bound)
     try:

@@ -9,7 +9,13 @@ import itertools
 import time
 from typing import Any
 
-from romdask.cli.common import HelpFormatter, fraction, positive_float, positive_int, writable_folder
+from romdask.cli.common import (
+    HelpFormatter,
+    fraction,
+    positive_float,
+    positive_int,
+    writable_folder,
+)
 from romdask.cli.hifi import PROBLEMS
 
 __all__ = ["grid", "register"]

@@ -22,6 +22,7 @@ tolerance too.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -84,11 +85,11 @@ def test_greedy_reaches_the_tolerance_with_fewer_runs_than_a_uniform_grid(greedy
 
 
 def test_the_history_is_consistent(greedy):
-    root, result = greedy
+    _, result = greedy
     history = result.history
     assert [h["iteration"] for h in history] == list(range(len(history)))
     assert history[0]["training"] == [run_name(p) for p in INITIAL]
-    for before, after in zip(history, history[1:]):
+    for before, after in itertools.pairwise(history):
         assert after["training"] == before["training"] + [before["added"]]
         assert before["params"] in CANDIDATES and before["indicator"] == before["max_indicator"]
         assert set(before["true_error"]) == {"displacement", "von_mises", "p"}
