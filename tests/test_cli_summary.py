@@ -138,7 +138,8 @@ def _options_help(text: str) -> list[str]:
     return entries
 
 
-@pytest.mark.parametrize("command", ["hifi", "ingest", "reduce", "predict", "compare", "info", "calibrate", "adapt"])
+@pytest.mark.parametrize("command", ["hifi", "ingest", "reduce", "predict", "compare", "info", "calibrate", "adapt",
+                                     "train"])
 def test_help_shows_every_default_once(command):
     sub = next(a for a in parser()._actions if a.dest == "command").choices[command]
     text = sub.format_help()

@@ -11,7 +11,7 @@ import sys
 import traceback
 import warnings
 
-from romdask.cli import adaptive, calibrate, demo, hifi, offline, online, store
+from romdask.cli import adaptive, calibrate, demo, hifi, offline, online, store, train
 
 __all__ = ["main"]
 
@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="count", default=0,
                      help="more log output (-v: romdask's steps and dask warnings, -vv: everything)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, hifi, store, offline, calibrate, online, adaptive):
+    for module in (demo, hifi, store, offline, calibrate, train, online, adaptive):
         module.register(sub)
     return top
 
