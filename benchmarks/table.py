@@ -514,7 +514,7 @@ def adaptive_table(entry: dict) -> list[str]:
                f"{r['error_displacement']:.1e} | {pct(r['error_von_mises'])} | {pct(r['error_p'])} | "
                f"{r.get('enrichments', '')} | {r.get('hf_increments', '')} | {r['n_modes']} / {r['n_points']} | "
                + (f"{t['online']:.1f} / {t['hf']:.1f} / {t['enrich']:.1f} / {t['replay']:.1f} |" if t else "|"))
-            + f" {r['s']:.2f} | {r['ratio_to_hf']:.2f} |")
+            + f" {r['s']:.2f} | {r['ratio_to_hf']:.{3 if r['ratio_to_hf'] < 0.1 else 2}f} |")
     lines += [
         "",
         f"Load average {entry['load_avg']:.1f} at the end of the run (2 cores, shared).",
