@@ -11,6 +11,7 @@ Usage::
     python benchmarks/run.py own_deck   (needs ccx; a user's decks, examples/calculix-part, via the CLI)
     python benchmarks/run.py thermal [--nodes 10000] [--cycles 1]   (needs ccx; the spinning blade's decks via the CLI)
     python benchmarks/run.py local [--smoke]   (global ROM vs a dictionary of local ROMs; benchmarks/local_roms.py)
+    python benchmarks/run.py adaptive [--smoke]   (error indicator, calibration, adaptive ROM; benchmarks/adaptive.py)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -912,6 +913,22 @@ def run_local(args) -> dict:
     return result
 
 
+def run_adaptive(args) -> dict:
+    """benchmarks/adaptive.py (its own process): the error indicator against true errors, the
+    calibration's coverage and the adaptive computation on the plate with a hole; ``--smoke`` runs
+    its tiny design."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        cmd = [sys.executable, str(HERE / "adaptive.py"), "--out", str(out), *(["--smoke"] if args.smoke else [])]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        result = json.loads(out.read_text())
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+    return result
+
+
 def run_own_deck(args) -> list[dict]:
     """The CLI session of docs/own-decks.md on examples/calculix-part: each step's wall time as a
     user sees it (a fresh process each, imports and numba loading included), ccx on the new deck
@@ -1084,7 +1101,7 @@ def check_rows(name: str, result: list[dict] | dict) -> list[str]:
 
 #: The cases, in the order ``all`` runs them.
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local")
+         "own_deck", "thermal", "local", "adaptive")
 
 #: The sizes of the published figures (docs/benchmarks.md), per case; an option given on the command line wins.
 DEFAULTS = {
@@ -1100,6 +1117,7 @@ DEFAULTS = {
     "own_deck": {},
     "thermal": {"nodes": [10000], "cycles": 1},
     "local": {},  # the design is fixed in benchmarks/local_roms.py (plate n = 8, 12 training + 24 other runs)
+    "adaptive": {},  # fixed in benchmarks/adaptive.py (plate n = 8, 2 training + 24 held-out runs)
 }
 
 #: ``--smoke``: every case at a tiny size, seconds to a minute each; the figures only show that the
@@ -1117,12 +1135,13 @@ SMOKE = {
     "own_deck": {},
     "thermal": {"nodes": [30], "cycles": 1},
     "local": {},  # local_roms.py --smoke: n = 4, 4 training + 4 held-out runs
+    "adaptive": {},  # adaptive.py --smoke: n = 4, 2 training + 5 held-out runs
 }
 
 RUNNERS = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom, "rom_calculix": run_rom_calculix,
            "cluster": run_cluster, "own_deck": run_own_deck, "thermal": run_thermal,
-           "local": run_local}
+           "local": run_local, "adaptive": run_adaptive}
 
 SIZE_OPTIONS = ("nodes", "cycles", "runs", "cells", "steps", "plate_n", "repeats")
 

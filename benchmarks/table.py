@@ -428,6 +428,100 @@ def local_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def adaptive_table(entry: dict) -> list[str]:
+    st = entry["store"]
+    opts = st["options"]
+    names = {"stress": "stress misfit / max(||sigma||, S_sigma) (`result.indicator`)",
+             "p": "p misfit / max(||p||, S_p) (`indicators['p']`)", "p_raw": "p misfit / ||p|| (romdask before)"}
+
+    def rho(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    def pct(value):
+        return "-" if value is None else f"{100 * value:.2f} %"
+
+    spearman = entry["spearman"][0]
+    amplitudes = [sc["amplitude"] for sc in entry["scenarios"]]
+    r_ratios = sorted({sc["r_ratio"] for sc in entry["scenarios"]})
+    periods = sorted({sc["period"] for sc in entry["scenarios"]})
+    lines = [
+        f"## Error indicator, calibration and adaptive enrichment ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py adaptive` (`benchmarks/adaptive.py`): the plate with a hole (`plate_problem`,",
+        f"{st['nodes']:,} nodes, {st['increments_per_cycle']} increments per cycle, built-in solver), a model trained on",
+        f"one cycle at {' and '.join(t.removeprefix('amp-') for t in st['training'])} mm (R = -1, 10 s; `reduce` defaults: "
+        f"tol_pod {opts['tol_pod']:g}, tol_ecm {opts['tol_ecm']:g}; {st['n_modes']} modes,",
+        f"{st['n_points']} points, {st['reduce_s']:.1f} s), {st['held_out']} held-out scenarios (amplitudes "
+        f"{min(amplitudes):g}-{max(amplitudes):g} mm, R = {', '.join(f'{v:g}' for v in r_ratios)},",
+        f"periods {', '.join(f'{v:g}' for v in periods)} s; HF {st['hf_held_out_mean_s']:.1f} s each). True errors by "
+        "`calibration_pairs` (displacement,",
+        "von Mises, p: the largest over the run of the per-time errors; "
+        f"{st['calibration_pairs_s']:.0f} s for all scenarios); per scenario",
+        "the largest value of each indicator.",
+        "",
+        f"Spearman rank correlation of a scenario's largest indicator with its errors ({spearman['von_mises_scenarios']} "
+        f"scenarios; p: the {spearman['p_scenarios']} with plastic flow):",
+        "",
+        "| indicator | von Mises | displacement | p |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in entry["spearman"]:
+        lines.append(f"| {names.get(r['indicator'], r['indicator'])} | {rho(r['von_mises'])} | "
+                     f"{rho(r['displacement'])} | {rho(r['p'])} |")
+    lines += [
+        "",
+        f"Calibration (`fit_calibration`, {100 * st['coverage']:g} % nominal): each scenario left out of a calibration",
+        "fitted on the others (hyperparameters refitted), the fraction of scenarios whose true final error lies in",
+        "the interval predicted for it; and `fit_calibration`'s own report on all scenarios (its leave-one-out",
+        f"keeps the full fit's hyperparameters; z its conformal factor). {st['fit_calibration_s']:.1f} s per fit.",
+        "",
+        "| measure | scenarios | coverage (refitted) | coverage (report) | z | Spearman (report) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["coverage"]:
+        report = r["report_coverage"]
+        z = "-" if r["z"] is None else f"{r['z']:.2f}"
+        lines.append(f"| {r['measure']} | {r['scenarios']} | {100 * r['refit_coverage']:.0f} % | "
+                     f"{'-' if report is None else f'{100 * report:.0f} %'} | "
+                     f"{z}{'' if r['conformal'] else ' (too few runs)'} | "
+                     f"{rho(r['spearman'])} |")
+    cal = entry["case_calibration"]
+    predicted = cal["predicted_plain"].get("von_mises")
+    lines += [
+        "",
+        f"Adaptive: {st['case'].removeprefix('amp-')} mm (twice the largest training amplitude). Plain = the model; "
+        "adaptive = `adaptive_solve` with its",
+        f"defaults (no calibration: indicator threshold {st['threshold']:g}, windows of {st['window']} HF increments); "
+        f"calibrated = a copy of the model",
+        f"calibrated on the {cal['runs']} held-out scenarios other than the case (enrich where the predicted von Mises "
+        f"error exceeds {100 * st['error_tolerance']:g} %"
+        + (f"; on the plain prediction it predicts {pct(predicted[0])} ({pct(predicted[1])}-{pct(predicted[2])}) "
+           f"for a true {pct(cal['true_plain'].get('von_mises'))}" if predicted else "") + ");",
+        "HF = the built-in solver on the case, no store writes (1 cycle: best of 2). Errors by",
+        "`romdask.demo.compare` (displacement time-space L2; von Mises and p largest difference / largest HF",
+        "value, law replay). Times in one run, the cost ratio against the HF run of the same length.",
+        "",
+        "| cycles | computation | error u | error von Mises | error p | enrichments | HF increments | modes / points "
+        "| online / HF / enrich / replay [s] | total [s] | / HF run |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        hf = r["label"] == "HF"
+        t = r.get("timings")
+        lines.append(
+            f"| {r['cycles']} | {r['label']} | "
+            + ("| | | | | | |" if hf else
+               f"{r['error_displacement']:.1e} | {pct(r['error_von_mises'])} | {pct(r['error_p'])} | "
+               f"{r.get('enrichments', '')} | {r.get('hf_increments', '')} | {r['n_modes']} / {r['n_points']} | "
+               + (f"{t['online']:.1f} / {t['hf']:.1f} / {t['enrich']:.1f} / {t['replay']:.1f} |" if t else "|"))
+            + f" {r['s']:.2f} | {r['ratio_to_hf']:.{3 if r['ratio_to_hf'] < 0.1 else 2}f} |")
+    lines += [
+        "",
+        f"Load average {entry['load_avg']:.1f} at the end of the run (2 cores, shared).",
+    ]
+    return lines + [""]
+
+
 def render(data: dict, source: Path | None = None) -> str:
     """The Markdown of every case in a results file's ``data`` (the cases it holds)."""
     where = "benchmarks/results.json" if source is None else str(source)
@@ -477,6 +571,8 @@ def render(data: dict, source: Path | None = None) -> str:
         lines += thermal_table(data["thermal"])
     if "local" in data:
         lines += local_table(data["local"])
+    if "adaptive" in data:
+        lines += adaptive_table(data["adaptive"])
     return "\n".join(lines)
 
 
