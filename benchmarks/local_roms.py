@@ -27,15 +27,14 @@ Prints one JSON dict and writes it to ``--out``. ``--smoke``: n = 4, 20 incremen
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from script import script_main
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -244,24 +243,7 @@ def benchmark(smoke: bool, workdir: Path) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny size: n=4, 2+2 training, 2+2 held-out")
-    parser.add_argument("--out", type=Path, default=None, help="write the figures (JSON) here")
-    parser.add_argument("--workdir", type=Path, default=None, help="temporary files (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the workdir")
-    args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="romdask-bench-local-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        figures = benchmark(args.smoke, workdir)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(figures)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return figures
+    return script_main(benchmark, __doc__.split("\n\n")[0], "tiny size: n=4, 2+2 training, 2+2 held-out", "local", argv)
 
 
 if __name__ == "__main__":

@@ -898,35 +898,31 @@ def run_rom_calculix(args) -> list[dict]:
     return rows
 
 
-def run_local(args) -> dict:
-    """benchmarks/local_roms.py (its own process): a global ROM against a dictionary of local ROMs on
-    the plate's two traction families; ``--smoke`` runs its tiny design."""
+def _run_script(script: str, args) -> dict:
+    """A benchmark script run in its own process (``--smoke`` passed on), its JSON figures."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
-        cmd = [sys.executable, str(HERE / "local_roms.py"), "--out", str(out), *(["--smoke"] if args.smoke else [])]
+        cmd = [sys.executable, str(HERE / script), "--out", str(out), *(["--smoke"] if args.smoke else [])]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         result = json.loads(out.read_text())
     for row in result["rows"]:
         print(json.dumps(row), flush=True)
     return result
+
+
+def run_local(args) -> dict:
+    """benchmarks/local_roms.py (its own process): a global ROM against a dictionary of local ROMs on
+    the plate's two traction families; ``--smoke`` runs its tiny design."""
+    return _run_script("local_roms.py", args)
 
 
 def run_adaptive(args) -> dict:
     """benchmarks/adaptive.py (its own process): the error indicator against true errors, the
     calibration's coverage and the adaptive computation on the plate with a hole; ``--smoke`` runs
     its tiny design."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "figures.json"
-        cmd = [sys.executable, str(HERE / "adaptive.py"), "--out", str(out), *(["--smoke"] if args.smoke else [])]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        result = json.loads(out.read_text())
-    for row in result["rows"]:
-        print(json.dumps(row), flush=True)
-    return result
+    return _run_script("adaptive.py", args)
 
 
 def run_own_deck(args) -> list[dict]:
