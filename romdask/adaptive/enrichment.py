@@ -279,8 +279,8 @@ def enrich(base: Enrichable, displacement: np.ndarray, stress: np.ndarray, state
                     "n_points": int(points.size), "ecm_points": int(ecm_points.size), "ecm_residual": residual,
                     "gappy_ranks": {q: int(full[f"gappy_{q}"].shape[1]) for q in values}}]
     metadata["enrichments"] = enrichments
-    metadata["reduce"] = {**report, "gappy_singular_values": {
-        q: [*map(float, values[q]), *report["gappy_singular_values"][q][values[q].size:]] for q in values}}
+    # the Gappy singular values of the enriched bases (the kept ones: the incremental SVD knows no others)
+    metadata["reduce"] = {**report, "gappy_singular_values": {q: [float(v) for v in values[q]] for q in values}}
     metadata["reduce"]["indicator_scale"] = _scales(base, full, values, points)
     enriched = replace(
         model, modes_strain=mode_strain[:, points, :].transpose(1, 2, 0), weights=weights,
