@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -88,7 +89,7 @@ class Enrichable:
     def report(self) -> dict[str, Any]:
         return self.model.metadata["reduce"]
 
-    @property
+    @cached_property
     def positions(self) -> np.ndarray:
         """The model's reduced points as ip positions (rows of the full arrays)."""
         inverse = np.empty(int(self.full["ip_points"].max()) + 1, np.int64)

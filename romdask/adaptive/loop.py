@@ -146,14 +146,18 @@ class _Replay:
         self.stress = np.zeros((n, 6))
 
     def step(self, coordinates: np.ndarray, lifting: np.ndarray, dt: float, t: float) -> None:
-        n_modes = coordinates.size
-        eps = self.E[..., :n_modes] @ coordinates
+        """One increment to the strain of ``coordinates`` (the first modes) and ``lifting``."""
+        eps = self.E[..., : coordinates.size] @ coordinates
         if self.L is not None and lifting.size:
             eps = eps + self.L @ lifting
-        stress, _, new_state, failed = self.law.integrate(eps.reshape(-1, 6), self.state, dt, t,
-                                                           temperature=self.temperature, out=self.buffers)
+        self.integrate(eps.reshape(-1, 6), dt, t)
+
+    def integrate(self, strain: np.ndarray, dt: float, t: float) -> None:
+        """One increment to ``strain`` (n, 6): stress and committed state updated."""
+        stress, _, new_state, failed = self.law.integrate(strain, self.state, dt, t, temperature=self.temperature,
+                                                           out=self.buffers)
         if failed:
-            raise RuntimeError(f"the law failed at {failed} point(s) at t={t:g} replaying the reduced history")
+            raise RuntimeError(f"the law failed at {failed} point(s) at t={t:g} replaying a strain history")
         np.copyto(self.state, new_state)
         np.copyto(self.stress, stress)
 
@@ -238,21 +242,14 @@ def _calculix_window(problem: Problem, law: Material, times: np.ndarray, last: i
     displacement = np.asarray(run.displacement)
     offset = end + 1 - displacement.shape[0]  # 1 when ccx skips t = 0 (a condition loaded there)
     quad = quadrature(problem.mesh)
-    state = law.initial_state(quad.n_points)
-    buffers = (np.empty((quad.n_points, 6)), np.empty((quad.n_points, 6, 6)), np.empty((quad.n_points, law.n_state)))
-    temperature = np.zeros((quad.n_points, 3))
+    replay = _Replay(law, np.zeros((0, 0)), None, law.initial_state(quad.n_points))
     stresses, states = [], []
     for step in range(offset, end + 1):
-        u = displacement[step - offset]
         dt = float(times[step] - times[step - 1]) if step > 0 else 0.0
-        stress, _, new_state, failed = law.integrate(strain(quad, u), state, dt, float(times[step]),
-                                                     temperature=temperature, out=buffers)
-        if failed:
-            raise RuntimeError(f"the law failed at {failed} point(s) at t={times[step]:g} replaying CalculiX's run")
-        np.copyto(state, new_state)
+        replay.integrate(strain(quad, displacement[step - offset]), dt, float(times[step]))
         if step >= last:
-            stresses.append(stress.copy())
-            states.append(state.copy())
+            stresses.append(replay.stress.copy())
+            states.append(replay.state.copy())
     return displacement[last - offset:], np.array(stresses), np.array(states)
 
 

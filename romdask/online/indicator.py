@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,9 @@ class ErrorModel:
     def _kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.amplitude**2 * np.exp(-0.5 * ((a[:, None] - b[None, :]) / self.length) ** 2)
 
+    @cached_property
     def _factor(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, Cholesky factor, weights) of the conditioned GP, once per model."""
         x, y = np.asarray(self.x), np.asarray(self.y)
         K = self._kernel(x, x) + (self.noise**2 + 1e-10) * np.eye(x.size)
         L = np.linalg.cholesky(K)
@@ -124,7 +127,7 @@ class ErrorModel:
         """(mu, sd) of ``log10 error`` at ``indicator`` (any shape)."""
         values = np.asarray(indicator, np.float64)
         xs = np.log10(np.maximum(values.ravel(), INDICATOR_FLOOR))
-        x, L, alpha = self._factor()
+        x, L, alpha = self._factor
         ks = self._kernel(xs, x)
         mu = self.mean[0] + self.mean[1] * xs + ks @ alpha
         v = np.linalg.solve(L, ks.T)

@@ -42,6 +42,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -334,7 +335,7 @@ class ReducedModel:
         """True when the model was trained with temperatures (it carries a temperature operator)."""
         return self.temperature is not None
 
-    @property
+    @cached_property
     def calibration(self) -> Calibration | None:
         """The error indicator's calibration (``metadata["calibration"]``, written by
         :func:`romdask.offline.calibrate`), or None."""
