@@ -65,8 +65,13 @@ class AdaptiveOptions:
     online : the reduced solver's options; their ``error_tolerance`` / ``error_measure``
         (calibrated model) or ``indicator_threshold`` (not calibrated) decide where to enrich;
         defaults :data:`TOLERANCE` and :data:`THRESHOLD`
-    window : high-fidelity increments per enrichment (>= 1; default 3: fewer, larger enrichments
-        cost less than one per flagged increment for the same accuracy on the plate)
+    window : high-fidelity increments of the first enrichment (>= 1; default 3: fewer, larger
+        enrichments cost less than one per flagged increment for the same accuracy on the plate)
+    max_window : the window doubles, up to this (default 4 x ``window``), each time the reduced
+        model flags again before it has stepped as far as the window just run (it is still
+        missing the history ahead: on the plate, 6 enrichments of 3 increments became 3 with
+        the same 18 high-fidelity increments, half the cost); it is back to ``window`` after an
+        enrichment that lasted. ``max_window=window`` keeps it fixed
     max_enrichments : at most this many enrichments; beyond, the reduced result is kept as it is
         (flagged) and the result says so
     hf : the built-in high-fidelity solver's options
@@ -84,6 +89,7 @@ class AdaptiveOptions:
 
     online: OnlineOptions = OnlineOptions(indicator_threshold=THRESHOLD, error_tolerance=TOLERANCE)
     window: int = 3
+    max_window: int | None = None
     max_enrichments: int = 20
     hf: SolverOptions = SolverOptions()
     tol_pod: float | None = None
@@ -96,6 +102,8 @@ class AdaptiveOptions:
     def __post_init__(self) -> None:
         if self.solver not in ("builtin", "calculix"):
             raise ValueError(f"solver must be 'builtin' or 'calculix'; got {self.solver!r}")
+        if self.max_window is not None and self.max_window < self.window:
+            raise ValueError(f"max_window ({self.max_window}) must be >= window ({self.window})")
         if self.window < 1 or self.max_enrichments < 0 or self.chunk < 1:
             raise ValueError(f"need window >= 1, max_enrichments >= 0 and chunk >= 1; got {self.window}, "
                              f"{self.max_enrichments}, {self.chunk}")
@@ -307,6 +315,7 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
     n_full = base.weights.size
     full_state = law.initial_state(n_full)  # at output step k, store ip positions
     k, initial, stopped = 0, None, ""
+    window, max_window = options.window, options.max_window or 4 * options.window
     scratch = (tempfile.TemporaryDirectory(prefix="romdask-adapt-")
                if options.solver == "calculix" and options.workdir is None else None)
     workdir = Path(options.workdir) if options.workdir else Path(scratch.name if scratch else ".")
@@ -333,7 +342,9 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
             if k + accepted == n_t:
                 break
             last = k + accepted - 1
-            end = min(last + options.window, n_t - 1)
+            if enrichments:  # flagged again before stepping as far as the last window: double it
+                window = min(2 * window, max_window) if last - k < window else options.window
+            end = min(last + window, n_t - 1)
             if options.solver == "builtin":  # from the rebuilt reduced state at `last`
                 t0 = _time.perf_counter()
                 full_state = _rebuild(base, law, result, accepted, k, times, lifting, full_state)
@@ -342,8 +353,8 @@ def adaptive_solve(model: str | os.PathLike | Enrichable, problem: Problem,
                     u = u + base.full["lifting"] @ lifting[last]
                 timings["replay"] += _time.perf_counter() - t0
                 t0 = _time.perf_counter()
-                window = replace(problem, times=times[last: end + 1])
-                hf = hf_solve(window, initial=HFState(base.to_problem_dofs(u), base.to_problem_points(full_state)),
+                piece = replace(problem, times=times[last: end + 1])
+                hf = hf_solve(piece, initial=HFState(base.to_problem_dofs(u), base.to_problem_points(full_state)),
                               fields=("displacement", "stress", "state"), options=options.hf)
                 snapshots = (hf.displacement, hf.fields["stress"], hf.fields["state"])
                 counts = (hf.newton_iterations, hf.n_subincrements, hf.n_cuts, hf.residual_history)

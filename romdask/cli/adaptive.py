@@ -30,7 +30,11 @@ def register(sub) -> None:
                        help="where to write the enriched model (reusable by every romdask command)")
     adapt.add_argument("--out", default="prediction.npz", help="the result, reloadable by romdask compare "
                        "(with --model the enriched model)")
-    adapt.add_argument("--window", type=positive_int, default=3, help="high-fidelity increments per enrichment")
+    adapt.add_argument("--window", type=positive_int, default=3, help="high-fidelity increments of the first "
+                       "enrichment; doubled (up to --max-window) while the reduced model flags again before "
+                       "stepping as far as the last window")
+    adapt.add_argument("--max-window", type=positive_int, default=None,
+                       help="largest window (default 4 x --window; = --window keeps it fixed)")
     adapt.add_argument("--solver", choices=("builtin", "calculix"), default="builtin",
                        help="high-fidelity solver of the enrichments: builtin (the deck's increments from the "
                             "reduced state) or calculix (ccx on the deck from t = 0 to the window's end: each "
@@ -61,7 +65,10 @@ def run_adapt(args: argparse.Namespace) -> int:
     online = OnlineOptions(indicator_threshold=THRESHOLD if args.indicator_threshold is None
                            else args.indicator_threshold,
                            error_tolerance=TOLERANCE if args.error_tolerance is None else args.error_tolerance)
-    options = AdaptiveOptions(online=online, window=args.window, max_enrichments=args.max_enrichments,
+    if args.max_window is not None and args.max_window < args.window:
+        raise SystemExit(f"romdask adapt: error: --max-window {args.max_window} is smaller than --window {args.window}")
+    options = AdaptiveOptions(online=online, window=args.window, max_window=args.max_window,
+                              max_enrichments=args.max_enrichments,
                               solver=args.solver, workdir=args.workdir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrainingEnvelopeWarning)

@@ -116,6 +116,35 @@ def test_adaptive_solve_repairs_an_extrapolation(plate):
     assert plain_errors[1] > 0.1, plain_errors
     assert errors[1] < plain_errors[1] / 5 and errors[0] < plain_errors[0] / 5, (errors, plain_errors)
     assert adaptive.result.indicator.max() < plain.indicator.max()
+    _check_windows(adaptive.enrichments, window=2, max_window=8, n_steps=problem.times.size - 1)
+
+
+def _check_windows(enrichments, window, max_window, n_steps):
+    """The window doubles (up to max_window) after an enrichment the reduced model did not
+    outlast, and is back to ``window`` after one it did; the last may stop at the history's end."""
+    expected = window
+    for before, now in zip([None, *enrichments], enrichments):
+        if before is not None:
+            lasted = now["step"] - (before["step"] + before["hf_increments"])
+            expected = min(2 * before["hf_increments"], max_window) if lasted < before["hf_increments"] else window
+        assert now["hf_increments"] == min(expected, n_steps - now["step"]), (enrichments, now)
+
+
+def test_adaptive_window_grows_while_the_model_cannot_keep_up(plate):
+    """Fixed windows of 1 increment: the reduced model flags again right after most restarts;
+    growing windows (up to 4) need fewer enrichments."""
+    _, _, path = plate
+    problem = _problem(0.016)
+    online = OnlineOptions(indicator_threshold=0.01)
+    fixed = adaptive_solve(path, problem, AdaptiveOptions(online=online, window=1, max_window=1))
+    grown = adaptive_solve(path, problem, AdaptiveOptions(online=online, window=1, max_window=4))
+    assert {e["hf_increments"] for e in fixed.enrichments} == {1}
+    _check_windows(grown.enrichments, window=1, max_window=4, n_steps=problem.times.size - 1)
+    assert max(e["hf_increments"] for e in grown.enrichments) > 1
+    assert len(grown.enrichments) < len(fixed.enrichments), ([e["step"] for e in fixed.enrichments],
+                                                             [e["step"] for e in grown.enrichments])
+    with pytest.raises(ValueError, match="max_window"):
+        AdaptiveOptions(window=3, max_window=2)
 
 
 def test_adaptive_solve_without_flag_is_the_plain_solve(plate):
