@@ -248,22 +248,38 @@ def _gappy_operator(basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.linalg.solve(rr, q.T), q
 
 
-def _indicator_values(model: ReducedModel, quantity: str, stress: np.ndarray, state: np.ndarray) -> np.ndarray | None:
-    """The quantity at the reduced points, (n_t, rows) in the Gappy rows' order, or None."""
+def _indicator_positions(model: ReducedModel) -> np.ndarray | None:
+    """Positions of the reduced points the indicator is measured at: an enriched model keeps
+    those of the model it came from (``metadata["reduce"]["indicator_points"]``, global point ids),
+    where the training scale and the calibration were measured; None: every reduced point."""
+    ids = model.metadata.get("reduce", {}).get("indicator_points")
+    return None if ids is None else np.flatnonzero(np.isin(model.point_ids, np.asarray(ids, np.int64)))
+
+
+def _indicator_values(model: ReducedModel, quantity: str, stress: np.ndarray, state: np.ndarray,
+                      positions: np.ndarray | None = None) -> np.ndarray | None:
+    """The quantity at the reduced points (or at ``positions`` of them), (n_t, rows) in the Gappy
+    rows' order, or None."""
+    at = slice(None) if positions is None else positions
     if quantity == "stress":
-        return stress.reshape(stress.shape[0], -1)
-    return state[:, :, 0] if model.n_state_max else None
+        return stress[:, at].reshape(stress.shape[0], -1)
+    return state[:, at, 0] if model.n_state_max else None
 
 
 def _indicators(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
     """:func:`~romdask.online.indicator.misfit_indicator` of every dual quantity the model has a
-    usable Gappy basis of (more rows than modes), with the model's training scale."""
+    usable Gappy basis of (more rows than modes), with the model's training scale, at the
+    indicator's points (:func:`_indicator_positions`)."""
     report = model.metadata.get("reduce", {})
     scales = report.get("indicator_scale", {})
+    positions = _indicator_positions(model)
     out = {}
     for quantity in INDICATOR_QUANTITIES:
         basis = model.gappy.get(quantity)
-        values = _indicator_values(model, quantity, stress, state)
+        values = _indicator_values(model, quantity, stress, state, positions)
+        if basis is not None and positions is not None:
+            k = basis.shape[0] // model.n_points
+            basis = basis[(positions[:, None] * k + np.arange(k)).ravel()]
         if basis is None or values is None or basis.shape[0] <= basis.shape[1] or basis.shape[1] == 0:
             continue
         scale = scales.get(quantity)

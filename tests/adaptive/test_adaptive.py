@@ -18,6 +18,7 @@ from romdask.hifi import solve
 from romdask.materials import von_mises
 from romdask.offline import reduce
 from romdask.online import OnlineOptions, ReducedModel, Scenario, open_full, prediction_fields
+from romdask.online.indicator import misfit_indicator
 from romdask.problem.patterns import run_metadata
 from romdask.problems.plate import plate_problem
 from romdask.store import create_store, open_snapshots
@@ -84,6 +85,21 @@ def test_enrich_appends_orthonormal_modes_that_capture_the_snapshots(plate):
                                rtol=0, atol=1e-12 * np.abs(enriched.full["strain"][:, -1]).max())
     assert info["ecm_residual"] <= base.report["tol_ecm"]
     assert enriched.model.n_points == info["n_points"] > 0
+    # the indicator stays at the trained model's points, with its training scale, through a
+    # second enrichment too; it is the misfit of the enriched Gappy basis's rows there
+    twice, _ = enrich(enriched, hf.displacement[[9]], hf.fields["stress"][[9]], hf.fields["state"][[9]],
+                      np.array([scenario.values(tuple(names), float(problem.times[9]))]))
+    for model in (enriched.model, twice.model):
+        ids = model.metadata["reduce"]["indicator_points"]
+        np.testing.assert_array_equal(ids, np.sort(base.model.point_ids))
+        assert model.metadata["reduce"]["indicator_scale"] == base.report["indicator_scale"]
+        positions = np.flatnonzero(np.isin(model.point_ids, ids))
+        assert positions.size == base.model.n_points
+        result = model.solve(scenario)
+        rows = (positions[:, None] * 6 + np.arange(6)).ravel()
+        expected = misfit_indicator(model.gappy["stress"][rows], result.stress[:, positions].reshape(result.times.size, -1),
+                                    base.report["indicator_scale"]["stress"])
+        np.testing.assert_allclose(result.indicators["stress"], expected, rtol=1e-12, atol=0)
     # it saves, verifies and reopens like any model; the old reduced points keep their law
     saved = enriched.save(root / "enriched.zarr")
     again = ReducedModel.open(saved)
