@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
 
 from romdask.cli import main
+from romdask.offline import fit_calibration, write_calibration
 from romdask.online import ReducedModel
 
-from calibration_case import INCREMENTS
+from calibration_case import INCREMENTS, spread_pairs
 
 
 def test_calibrate_then_predict_and_info(calibration_case, tmp_path, capsys):
@@ -67,3 +69,58 @@ def test_calibrate_refuses_a_store_as_model(calibration_case, capsys):
     case = calibration_case
     assert main(["calibrate", str(case.store), "--store", str(case.store), "--runs", "a", "b", "c"]) == 1
     assert "is not a reduced model" in capsys.readouterr().err
+
+
+def test_predict_and_info_say_what_is_not_calibrated(calibration_case, tmp_path, capsys):
+    """3 plate runs: the left-out runs' displacement errors are missed by up to 1.25 decades (not
+    calibrated); the p GP's hyperparameters sit at their bounds (amplitude 10 decades, noise 1e-3,
+    length 0.05), z = 6.4: at the 0.0075 mm case its interval's ends were 63 decades from the
+    median. `romdask predict` prints neither; von Mises keeps its interval."""
+    case = calibration_case
+    model = tmp_path / "m.zarr"
+    shutil.copytree(case.model, model)
+    assert main(["calibrate", str(model), "--store", str(case.store), "--runs", "c_006_r0", "c_007", "c_011_r0"]) == 0
+    out = capsys.readouterr().out
+    assert "displacement: not calibrated, no predicted error: a left-out run's final error was missed by more than " \
+           "a factor 10 (leave-one-out spread above 1 decade): calibrate on more runs" in out
+    assert "displacement 3.9 %, predicted 0.22 % (not calibrated)" in out  # c_011_r0 left out
+    calibration = ReducedModel.open(model).calibration
+    assert set(calibration.not_calibrated) == {"displacement"}
+    p = calibration.errors["p"]
+    assert p.amplitude > 9.9 and p.noise < 1.01e-3 and p.length < 0.0501  # at the bounds
+
+    predict = ["predict", str(model), "--set", "top_displacement=0.0075", "--increments-per-cycle", str(INCREMENTS),
+               "--out", str(tmp_path / "p.npz")]
+    assert main(predict) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "predicted error (90 % interval): " in line)
+    spread = calibration.not_calibrated["displacement"]
+    assert f"displacement not calibrated (leave-one-out spread {spread:.2g} decades)" in line
+    assert "p not predicted (interval wider than a factor 100 at indicator 0.011)" in line
+    assert not re.search(r"\de[+-]\d", line)  # no absurd numbers
+    vm = line.split("von Mises ")[1].split(",")[0]
+    assert vm.endswith("%)") and "extrapolated" not in vm
+    assert "output time(s) with a predicted von Mises error above 1 %" in out
+
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "displacement: not calibrated, no predicted error" in out
+    assert f"displacement 100 % (z {calibration.errors['displacement'].z:.2f}, spread {spread:.2g} decades)" in out
+
+
+def test_predict_flags_by_the_indicator_when_von_mises_is_not_calibrated(calibration_case, tmp_path, capsys):
+    """A calibration whose von Mises errors the indicator does not rank (synthetic pairs,
+    calibration_case.spread_pairs): `romdask predict` flags by the indicator threshold and says
+    why; the displacement prediction is outside the calibrated indicators and says so."""
+    case = calibration_case
+    model = tmp_path / "m.zarr"
+    shutil.copytree(case.model, model)
+    write_calibration(model, fit_calibration(spread_pairs(swap=True)))
+    predict = ["predict", str(model), "--set", "top_displacement=0.0075", "--increments-per-cycle", str(INCREMENTS),
+               "--out", str(tmp_path / "p.npz")]
+    assert main(predict) == 0
+    out = capsys.readouterr().out
+    assert "output time(s) above 0.01; von Mises not calibrated (leave-one-out spread 2.4 decades)" in out
+    line = next(line for line in out.splitlines() if "predicted error (90 % interval): " in line)
+    assert "von Mises not calibrated (leave-one-out spread 2.4 decades)" in line
+    assert "displacement " in line and "p " not in line.split(": ", 1)[1]

@@ -179,7 +179,7 @@ def _scenario(args: argparse.Namespace, model) -> tuple[Any, str]:
 
 
 def _summary(args: argparse.Namespace, case: str, result, options, units: dict | None, calibration=None) -> None:
-    from romdask.cli.calibrate import LABELS, predicted_error_line
+    from romdask.cli.calibrate import LABELS, not_calibrated_text, predicted_error_line
     from romdask.online.envelope import unit
 
     threshold = options.indicator_threshold
@@ -194,8 +194,12 @@ def _summary(args: argparse.Namespace, case: str, result, options, units: dict |
     indicator = result.indicator
     peak = "unavailable (no Gappy basis)" if np.all(np.isnan(indicator)) else f"max {np.nanmax(indicator):.3g}"
     quantity = f" ({result.indicator_quantity} misfit)" if result.indicator_quantity else ""
-    if result.predicted_error and calibration is not None:
-        measure = LABELS.get(options.error_measure, options.error_measure)
+    measure = LABELS.get(options.error_measure, options.error_measure)
+    spread = calibration.not_calibrated.get(options.error_measure) if calibration is not None else None
+    if result.predicted_error and spread is not None:
+        print(f"  error indicator{quantity}: {peak}; {int(result.flagged.sum())} output time(s) above {threshold:g}; "
+              f"{measure} {not_calibrated_text(spread)}")
+    elif result.predicted_error and calibration is not None:
         print(f"  error indicator{quantity}: {peak}; {int(result.flagged.sum())} output time(s) with a predicted "
               f"{measure} error above {100 * options.error_tolerance:g} %")
     else:
@@ -212,7 +216,7 @@ def _summary(args: argparse.Namespace, case: str, result, options, units: dict |
     envelope = f"OUTSIDE for {len(result.warnings)} pattern(s)" if result.warnings else "inside"
     print(f"  training envelope: {envelope}")
     if result.predicted_error and calibration is not None:
-        print(f"  {predicted_error_line(result, calibration.coverage)}")
+        print(f"  {predicted_error_line(result, calibration.coverage, calibration)}")
 
 
 def _write_csv(path: str, result) -> Path:

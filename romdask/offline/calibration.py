@@ -12,6 +12,17 @@ scenarios. So the interval factor ``z`` is split-conformal over RUNS: leave one 
 the GP on the others, take the standardized residual of the left-out run's final error; ``z`` is
 the ``ceil((n + 1) coverage)``-th smallest of the n residuals (Vovk et al. 2005; Lei et al. 2018),
 valid for runs exchangeable with the calibration runs.
+
+With few runs the fit can say little. The GP's length scale fits the steps within each run (down
+to 0.05-0.07 decades), so a few tenths of a decade away from the pairs its standard deviation is
+the prior's (amplitude up to 1-2 decades); ``z`` is then the largest standardized residual of fits
+on 2 or 3 runs, large when the indicator does not rank the runs' errors. The interval's ends were
+16 decades from its median for 4 runs of a user's part, up to 63 on 3-run subsets of the tests'
+plate (p). So a measure whose left-out runs' final errors were missed by more than a factor 10
+(their ``|log10 (true / predicted)|`` at the rank of ``z``: the leave-one-out ``spread``,
+:data:`~romdask.online.indicator.MAX_SPREAD`) is reported not calibrated, and
+:meth:`~romdask.online.indicator.Calibration.predict` gives no value where the interval's ends are
+more than a factor 100 from its median (:data:`~romdask.online.indicator.MAX_HALF_WIDTH`).
 """
 
 from __future__ import annotations
@@ -28,7 +39,15 @@ from typing import Any
 import numpy as np
 
 from romdask.offline._blas import one_blas_thread
-from romdask.online.indicator import ERROR_MEASURES, INDICATOR_QUANTITIES, Calibration, ErrorModel, running_max
+from romdask.online.indicator import (
+    ERROR_MEASURES,
+    INDICATOR_QUANTITIES,
+    MAX_SPREAD,
+    Calibration,
+    ErrorModel,
+    leave_one_out_spread,
+    running_max,
+)
 
 __all__ = ["calibrate", "calibration_pairs", "conformal_factor", "fit_calibration", "fit_error_model", "min_runs",
            "write_calibration"]
@@ -338,7 +357,10 @@ def fit_calibration(pairs: Mapping[str, Mapping[str, Any]], *, coverage: float =
         Per measure present in >= 3 runs, an ErrorModel on all runs' pairs, its ``z`` the
         split-conformal factor of the leave-one-run-out standardized residuals of each run's
         final (running-maximum) error. ``report``: runs, training runs among them, pairs per
-        measure, the residuals, ``z``, the leave-one-out coverage with ``z``, the Spearman rank
+        measure, the residuals, ``z``, the leave-one-out coverage with ``z``, the misses
+        ``log10 (true / predicted median)`` and their ``spread`` (the miss at the rank of ``z``;
+        above ``MAX_SPREAD`` = 1 decade the measure is not calibrated and predicts NaN:
+        ``Calibration.not_calibrated``), the Spearman rank
         correlation of the runs' final indicators and errors, one row per run (indicator, true
         errors, the leave-one-out predicted median / low / high) and notes. The leave-one-out GP
         keeps the hyperparameters of the full fit; its linear mean is refitted without the run.
@@ -403,8 +425,13 @@ def fit_calibration(pairs: Mapping[str, Mapping[str, Any]], *, coverage: float =
         errors[measure] = ErrorModel(model.x, model.y, model.mean, model.amplitude, model.length, model.noise, z)
         counts[measure] = int(x.size)
         covered = [abs(v) <= z for v in residuals]
+        misses = [float(per_run[r][1][-1] - predicted[r][0]) for r in names]
+        spread = leave_one_out_spread(misses, coverage)
+        if spread > MAX_SPREAD:
+            logger.warning("%s: not calibrated: the left-out runs' final errors were missed by up to %.2g decades "
+                           "(leave-one-out spread; at most %g)", measure, spread, MAX_SPREAD)
         loo[measure] = {"runs": names, "residuals": residuals, "z": z, "coverage": float(np.mean(covered)),
-                        "conformal": enough}
+                        "conformal": enough, "misses": misses, "spread": spread}
         spearman[measure] = _spearman([final_indicator[r] for r in names],
                                       [float(10.0 ** per_run[r][1][-1]) for r in names])
         for r in names:

@@ -61,7 +61,8 @@ class OnlineOptions:
     error_tolerance, error_measure : for a calibrated model (``model.calibration``),
         ``result.flagged`` marks the output times from which the median predicted
         ``error_measure`` error so far ("von_mises", "displacement" or "p") exceeds
-        ``error_tolerance`` (default 1 % von Mises).
+        ``error_tolerance`` (default 1 % von Mises); where that measure has no prediction (not
+        calibrated, or an interval wider than a factor 100: NaN), ``indicator_threshold`` again.
     """
 
     rtol: float = 1e-8
@@ -129,8 +130,8 @@ class OnlineResult:
         Gappy-POD misfit of ``indicator_quantity`` at the reduced points (NaN when no basis has
         more rows than modes); ``indicators`` has it for every quantity available.
     predicted_error : calibrated models: error measure -> (n_t, 3) the median predicted error so
-        far and its prediction interval (:meth:`~romdask.online.indicator.Calibration.predict`);
-        empty otherwise.
+        far and its prediction interval (:meth:`~romdask.online.indicator.Calibration.predict`:
+        NaN where the calibration cannot say); empty otherwise.
     flagged : (n_t,) bool, see :class:`OnlineOptions` (``indicator_threshold`` /
         ``error_tolerance``).
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
@@ -309,13 +310,15 @@ def error_flags(model: ReducedModel, quantity: str, indicator: np.ndarray,
                 options: OnlineOptions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(flagged, predicted_error)`` of an indicator history (see :class:`OnlineOptions`): a
     calibrated model of that quantity flags where the median predicted ``error_measure`` error
-    so far exceeds ``error_tolerance``, any other where the indicator exceeds
-    ``indicator_threshold``."""
+    so far exceeds ``error_tolerance``, any other (and a calibrated one where it predicts NaN:
+    not calibrated there) where the indicator exceeds ``indicator_threshold``."""
     calibration = model.calibration
     predicted = calibration.predict(indicator) if calibration is not None and quantity == calibration.quantity else {}
+    by_indicator = indicator > options.indicator_threshold
     if options.error_measure in predicted:
-        return predicted[options.error_measure][:, 0] > options.error_tolerance, predicted
-    return indicator > options.indicator_threshold, predicted
+        median = predicted[options.error_measure][:, 0]
+        return np.where(np.isnan(median), by_indicator, median > options.error_tolerance), predicted
+    return by_indicator, predicted
 
 
 def _gappy_coefficients(model: ReducedModel, stress: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:

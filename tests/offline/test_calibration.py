@@ -7,16 +7,20 @@ import json
 import logging
 import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from romdask.offline import calibrate, calibration_pairs, conformal_factor, fit_calibration, fit_error_model
 from romdask.offline.calibration import min_runs
-from romdask.online import ReducedModel, Scenario, open_full
-from romdask.online.indicator import Calibration, ErrorModel
+from romdask.online import OnlineOptions, ReducedModel, Scenario, open_full
+from romdask.online.indicator import MAX_HALF_WIDTH, Calibration, ErrorModel
 from romdask.online.integrity import verify_full, verify_model
 from romdask.online.model import open_model_group
+from romdask.online.solver import error_flags
+
+from calibration_case import spread_pairs
 
 
 # ----------------------------------------------------------------------------- synthetic
@@ -110,6 +114,74 @@ def test_json_round_trip():
     assert ErrorModel.from_json(json.loads(json.dumps(model.to_json()))) == model
     indicator = 10.0 ** np.linspace(-3, -1, 7)
     np.testing.assert_array_equal(again.predict(indicator)["von_mises"], calibration.predict(indicator)["von_mises"])
+
+
+def _band(model, indicator):
+    """The GP's interval as it was before the spread rules: 10^(mu, mu - z sd, mu + z sd)."""
+    mu, sd = model.predict(indicator)
+    return 10.0 ** np.stack([mu, mu - model.z * sd, mu + model.z * sd], axis=-1)
+
+
+def test_few_runs_the_indicator_does_not_rank_are_not_calibrated(caplog):
+    """4 runs of 40 steps (calibration_case.SPREAD_RUNS): the indicator ranks their von Mises
+    errors, not their displacement errors (1-4 %). The displacement GP fits the steps of each run
+    (length 0.07 decades, amplitude 0.96) and z = 3.8 (run r0 left out: 0.017 % predicted, 4.4 %
+    true): at an indicator of 0.1 its interval was 2.3e-6 to 110 (median 0.016). The left-out runs'
+    displacement errors were missed by up to 2.4 decades: not calibrated, NaN everywhere; von Mises
+    (0.44 decades) keeps the GP's intervals."""
+    with caplog.at_level(logging.WARNING, logger="romdask.offline.calibration"):
+        calibration = fit_calibration(spread_pairs())
+    loo = calibration.report["leave_one_out"]
+    assert loo["displacement"]["spread"] == pytest.approx(2.42, abs=0.01)
+    assert max(np.abs(loo["displacement"]["misses"])) == loo["displacement"]["spread"]  # 4 runs: the largest
+    assert loo["von_mises"]["spread"] == pytest.approx(0.44, abs=0.01)
+    assert calibration.not_calibrated == {"displacement": loo["displacement"]["spread"]}
+    assert "displacement: not calibrated" in caplog.text
+    raw = _band(calibration.errors["displacement"], np.array([0.1]))[0]
+    assert raw[2] / raw[1] > 1e7  # the failure: 7.7 decades
+    grid = 10.0 ** np.linspace(-12.0, 0.0, 121)  # the indicator is <= 1
+    predicted = calibration.predict(grid)
+    assert np.all(np.isnan(predicted["displacement"]))
+    np.testing.assert_array_equal(predicted["von_mises"], _band(calibration.errors["von_mises"], grid))
+    # where a von Mises value is given (here everywhere), its ends are within a factor 100 of it
+    vm = predicted["von_mises"]
+    assert np.all(np.isfinite(vm)) and np.all(np.log10(vm[:, 2] / vm[:, 0]) <= MAX_HALF_WIDTH)
+    # a not calibrated error measure flags by the indicator threshold, as without calibration
+    options = OnlineOptions(error_measure="displacement", indicator_threshold=0.01, error_tolerance=1e-6)
+    flagged, _ = error_flags(SimpleNamespace(calibration=calibration), "stress", grid, options)
+    np.testing.assert_array_equal(flagged, grid > 0.01)
+    flagged, _ = error_flags(SimpleNamespace(calibration=calibration), "stress", grid,
+                             OnlineOptions(error_tolerance=0.01))
+    np.testing.assert_array_equal(flagged, vm[:, 0] > 0.01)
+
+
+def test_well_behaved_runs_keep_their_intervals():
+    """19 runs whose errors follow the indicator (spread 0.3-0.4 decades): the intervals are the
+    GP's, bit for bit, as before the spread rules."""
+    rng = np.random.default_rng(1)
+    calibration = fit_calibration({f"r{i:02d}": _synthetic_run(rng) for i in range(19)})
+    assert not calibration.not_calibrated and calibration.spread["von_mises"] < 0.6
+    grid = 10.0 ** np.linspace(-3.5, -0.5, 61)
+    np.testing.assert_array_equal(calibration.predict(grid)["von_mises"],
+                                  _band(calibration.errors["von_mises"], grid))
+
+
+def test_a_calibration_stored_before_the_spread_says_the_same():
+    """A report without "spread" / "misses" (calibrated by an earlier romdask): the spread comes
+    from its per-run rows (true error, left-out median); without rows it is unknown (NaN) and the
+    measure predicts as before."""
+    calibration = fit_calibration(spread_pairs())
+    data = json.loads(json.dumps(calibration.to_json()))
+    for entry in data["report"]["leave_one_out"].values():
+        del entry["spread"], entry["misses"]
+    old = Calibration.from_json(data)
+    assert old.spread == pytest.approx(calibration.spread, rel=1e-9) and set(old.not_calibrated) == {"displacement"}
+    grid = 10.0 ** np.linspace(-6.0, 0.0, 25)
+    for measure, values in calibration.predict(grid).items():
+        np.testing.assert_array_equal(old.predict(grid)[measure], values)
+    bare = Calibration.from_json({**data, "report": {}})
+    assert np.isnan(bare.spread["displacement"]) and not bare.not_calibrated
+    np.testing.assert_array_equal(bare.predict(grid)["von_mises"], _band(bare.errors["von_mises"], grid))
 
 
 # ----------------------------------------------------------------------------- the plate
