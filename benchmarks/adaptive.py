@@ -116,6 +116,7 @@ def _adaptive_row(label, cycles, model_path, problem, options, store_path, run, 
            "timings": {k: float(v) for k, v in adaptive.timings.items()}, "stopped": adaptive.stopped,
            "max_indicator": _finite(np.nanmax(adaptive.result.indicator)),
            "enrichment_steps": [e["step"] for e in adaptive.enrichments],
+           "windows": [e["hf_increments"] for e in adaptive.enrichments],
            "trigger_indicators": [e["indicator"] for e in adaptive.enrichments],
            "trigger_predicted_von_mises": [e["predicted"]["von_mises"] for e in adaptive.enrichments
                                            if "von_mises" in e["predicted"]]}
@@ -281,7 +282,7 @@ def benchmark(smoke: bool, workdir: Path) -> dict:
                   "hf_held_out_mean_s": float(np.mean([hf[k] for k in others])), "options": options.settings(),
                   "reduce_s": offline, "n_modes": model.n_modes, "n_points": model.n_points,
                   "calibration_pairs_s": pairs_s, "fit_calibration_s": fit_s, "leave_one_out_s": loo_s,
-                  "threshold": THRESHOLD, "window": AdaptiveOptions().window,
+                  "threshold": THRESHOLD, "window": AdaptiveOptions().window, "max_window": 4 * AdaptiveOptions().window,
                   "error_tolerance": online.error_tolerance, "coverage": COVERAGE},
         "spearman": spearman, "coverage": coverage,
         "case_calibration": {"runs": len(case_calibration.report["runs"]), "predicted_plain": predicted,

@@ -491,7 +491,9 @@ def adaptive_table(entry: dict) -> list[str]:
         "",
         f"Adaptive: {st['case'].removeprefix('amp-')} mm (twice the largest training amplitude). Plain = the model; "
         "adaptive = `adaptive_solve` with its",
-        f"defaults (no calibration: indicator threshold {st['threshold']:g}, windows of {st['window']} HF increments); "
+        f"defaults (no calibration: indicator threshold {st['threshold']:g}, windows of {st['window']} HF increments"
+        + (f", doubled up to {st['max_window']} while the model flags again before stepping as far as the last window; the windows in "
+           "brackets" if st.get('max_window') else "") + "); "
         f"calibrated = a copy of the model",
         f"calibrated on the {cal['runs']} held-out scenarios other than the case (enrich where the predicted von Mises "
         f"error exceeds {100 * st['error_tolerance']:g} %"
@@ -512,7 +514,7 @@ def adaptive_table(entry: dict) -> list[str]:
             f"| {r['cycles']} | {r['label']} | "
             + ("| | | | | | |" if hf else
                f"{r['error_displacement']:.1e} | {pct(r['error_von_mises'])} | {pct(r['error_p'])} | "
-               f"{r.get('enrichments', '')} | {r.get('hf_increments', '')} | {r['n_modes']} / {r['n_points']} | "
+               f"{r.get('enrichments', '')}{_windows(r)} | {r.get('hf_increments', '')} | {r['n_modes']} / {r['n_points']} | "
                + (f"{t['online']:.1f} / {t['hf']:.1f} / {t['enrich']:.1f} / {t['replay']:.1f} |" if t else "|"))
             + f" {r['s']:.2f} | {r['ratio_to_hf']:.{3 if r['ratio_to_hf'] < 0.1 else 2}f} |")
     lines += [
@@ -520,6 +522,11 @@ def adaptive_table(entry: dict) -> list[str]:
         f"Load average {entry['load_avg']:.1f} at the end of the run (2 cores, shared).",
     ]
     return lines + [""]
+
+
+def _windows(row: dict) -> str:
+    """" (3, 6, 12)": the HF increments of each enrichment of an adaptive row, if recorded."""
+    return f" ({', '.join(str(w) for w in row['windows'])})" if row.get("windows") else ""
 
 
 def render(data: dict, source: Path | None = None) -> str:

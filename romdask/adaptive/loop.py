@@ -69,9 +69,9 @@ class AdaptiveOptions:
         enrichments cost less than one per flagged increment for the same accuracy on the plate)
     max_window : the window doubles, up to this (default 4 x ``window``), each time the reduced
         model flags again before it has stepped as far as the window just run (it is still
-        missing the history ahead: on the plate, 6 enrichments of 3 increments became 3 with
-        the same 18 high-fidelity increments, half the cost); it is back to ``window`` after an
-        enrichment that lasted. ``max_window=window`` keeps it fixed
+        missing the history ahead: on the plate, 6 enrichments of 3 increments became 3-4 with
+        18-22 high-fidelity increments, the ECM re-runs being the dearest part); it is back to
+        ``window`` after an enrichment that lasted. ``max_window=window`` keeps it fixed
     max_enrichments : at most this many enrichments; beyond, the reduced result is kept as it is
         (flagged) and the result says so
     hf : the built-in high-fidelity solver's options

@@ -136,8 +136,9 @@ def test_adaptive_solve_repairs_an_extrapolation(plate):
 
 
 def _check_windows(enrichments, window, max_window, n_steps):
-    """The window doubles (up to max_window) after an enrichment the reduced model did not
-    outlast, and is back to ``window`` after one it did; the last may stop at the history's end."""
+    """The window doubles (up to max_window) when the reduced model flags again before it has
+    stepped as far as the window just run, and is back to ``window`` otherwise; the last may stop
+    at the history's end."""
     expected = window
     for before, now in zip([None, *enrichments], enrichments):
         if before is not None:
