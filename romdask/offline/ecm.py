@@ -17,6 +17,8 @@ import dask
 from dask.delayed import Delayed
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import dtrsm as _trsm
+from scipy.linalg.lapack import dtrtrs as _trtrs
 from scipy.optimize import nnls
 from romdask.offline._blas import aligned, one_blas_thread
 
@@ -164,12 +166,19 @@ def _truncation_rank(s: np.ndarray, tol: float) -> int:
 
 
 def _weighted_svd(A: np.ndarray):
-    """Singular values of ``A`` and a function ``rank -> first right singular vectors``.
+    """Singular values of ``A`` and a function ``rank -> first right singular vectors + 1 row``.
 
     Small problems (``n_rows^2 n_points <= 4e9``): QR of ``A^T`` then SVD of R (accurate).
     Larger ones: eigenvalues of the Gram matrix ``A A^T`` (method of snapshots, about 8x
     faster on 1000 x 1e5), the rows ``S^-1 U^T A`` re-orthonormalized by two Cholesky-QR passes
     (QR if ill-conditioned); singular values below ~1e-7 s_max are then only approximate.
+
+    The function returns the rows in one buffer followed by a spare row (for :func:`_basis`).
+    A call with a larger rank (the next stage of :func:`ecm`) keeps the rows it has and computes
+    only the missing ones: ``S^-1 U^T A`` for them, two block Gram-Schmidt passes against the
+    kept rows, then the two passes above among themselves. In exact arithmetic these are the
+    rows of orthonormalizing all of them at once (Gram-Schmidt is prefix-consistent); the cost
+    of all stages together is about that of the last one alone.
     """
     m, n = A.shape
     if m * m * n <= _EXACT_SVD_MAX_FLOPS or m >= n:
@@ -180,34 +189,67 @@ def _weighted_svd(A: np.ndarray):
             q, r = scipy.linalg.qr(A.T, mode="economic", overwrite_a=True, check_finite=False)
             _, s, wt = scipy.linalg.svd(r.T, check_finite=False)
             vt = wt @ q.T
-        return s, lambda rank: vt[:rank]
-    lam, U = scipy.linalg.eigh(A @ A.T, check_finite=False)
-    lam, U = lam[::-1], U[:, ::-1]
-    lam = np.where(lam > 1e-14 * lam[0], lam, 0.0)
-    s = np.sqrt(lam)
+        n_max = vt.shape[0]
+
+        def fill(rows: np.ndarray, k: int) -> None:
+            rows[k:] = vt[k : rows.shape[0]]
+    else:
+        lam, U = scipy.linalg.eigh(A @ A.T, check_finite=False)
+        lam, U = lam[::-1], U[:, ::-1]
+        lam = np.where(lam > 1e-14 * lam[0], lam, 0.0)
+        s = np.sqrt(lam)
+        n_max = int(np.count_nonzero(s))
+
+        def fill(rows: np.ndarray, k: int) -> None:
+            new = rows[k:]
+            np.matmul(U[:, k : rows.shape[0]].T, A, out=new)
+            new /= s[k : rows.shape[0], None]
+            for _ in range(2):  # block Gram-Schmidt against the rows kept
+                if k:
+                    new -= (new @ rows[:k].T) @ rows[:k]
+            _orthonormalize_rows(new)
+
+    buffer = np.empty((n_max + 1, n))
+    done = 0
 
     def rows(rank: int) -> np.ndarray:
-        rank = min(rank, int(np.count_nonzero(s)))
-        vt = (U[:, :rank].T @ A) / s[:rank, None]
-        for _ in range(2):
-            try:
-                L = np.linalg.cholesky(vt @ vt.T)
-                vt = scipy.linalg.solve_triangular(L, vt, lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                vt = scipy.linalg.qr(vt.T, mode="economic", check_finite=False)[0].T
-        return vt
+        nonlocal done
+        rank = min(rank, n_max)
+        if rank > done:
+            fill(buffer[:rank], done)
+        done = rank  # row `rank` is the spare: the rows after it are no longer kept
+        return buffer[: rank + 1]
 
     return s, rows
 
 
-def _basis(basis: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
-    """Orthonormal rows (weighted coordinates) plus the constant function orthogonalized."""
+def _orthonormalize_rows(V: np.ndarray) -> None:
+    """Orthonormalize the rows of the C-contiguous ``V`` in place: two Cholesky-QR passes
+    (``V := L^-1 V``, ``L L^T = V V^T``), a Householder QR for a pass whose Gram matrix is not
+    numerically positive definite."""
+    for _ in range(2):
+        try:
+            L = np.linalg.cholesky(V @ V.T)
+        except np.linalg.LinAlgError:
+            V[...] = scipy.linalg.qr(V.T, mode="economic", check_finite=False)[0].T
+            continue
+        # V^T := V^T L^-T: a right-side triangular solve on the Fortran-ordered view V^T
+        _trsm(1.0, L.T, V.T, side=1, lower=0, overwrite_b=1)
+
+
+def _basis(rows: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+    """Orthonormal rows (weighted coordinates) plus the constant function orthogonalized.
+
+    ``rows`` holds the orthonormal rows and one spare row after them: the constant function
+    goes there (no copy of the rows)."""
+    basis = rows[:-1]
     c = sqrt_w - basis.T @ (basis @ sqrt_w)
     c -= basis.T @ (basis @ c)  # re-orthogonalize
     nc = np.linalg.norm(c)
     if nc > 1e-10 * np.linalg.norm(sqrt_w):
-        basis = np.vstack([basis, c / nc])
-    return np.ascontiguousarray(basis)
+        np.divide(c, nc, out=rows[-1])
+        return rows
+    return basis
 
 
 class _Greedy:
@@ -277,9 +319,16 @@ class _Greedy:
         return self.Q @ (self.R @ x)
 
     def weights(self) -> np.ndarray:
-        if not self.points:
+        """``R^-1 y`` by LAPACK's ``trtrs`` on the factor where it is: ``_R[:n].T`` is
+        Fortran-ordered with ``R^T`` as its leading block. The call ``solve_triangular(R, y)``
+        makes, without its copy of ``R`` and its finiteness check (O(|S|^2) each)."""
+        n = len(self.points)
+        if not n:
             return np.empty(0)
-        return scipy.linalg.solve_triangular(self.R, self.y)
+        x, info = _trtrs(self._R[:n].T, self._y[:n], lower=1, trans=1)
+        if info > 0:
+            raise np.linalg.LinAlgError(f"singular matrix: resolution failed at diagonal {info - 1}")
+        return x
 
     def drop(self, keep: np.ndarray) -> None:
         """Remove the columns with ``keep`` False: Givens updates of the factors
@@ -290,8 +339,8 @@ class _Greedy:
         runs = np.split(gone, np.flatnonzero(np.diff(gone) > 1) + 1) if gone.size else []
         for run in reversed(runs):  # from the right: earlier indices stay valid
             Q, R = scipy.linalg.qr_delete(Q, R, int(run[0]), int(run.size), which="col",
-                                          check_finite=False)
-        m = n - gone.size
+                                          overwrite_qr=True, check_finite=False)
+        m = n - gone.size  # (qr_delete works on the views of _Q, _R where it can)
         self._Q[:, :m] = Q[:, :m]  # a square Q (n = r) stays square in qr_delete
         self._R[:m, :m] = R[:m, :m]
         self._y[:m] = self._Q[:, :m].T @ self.b
@@ -441,7 +490,9 @@ def ecm(
     Cost: the SVD ``O(min(n_rows, n_points)^2 max(n_rows, n_points))`` (once; a QR first
     when ``n_rows >= n_points``; through the Gram matrix ``J W J^T`` when ``n_rows^2 n_points
     > 4e9``, which is ~8x faster but resolves singular values only down to ~1e-7 s_max -- the
-    stopping test on ``J`` itself keeps the result honest); per iteration one product ``G^T r``
+    stopping test on ``J`` itself keeps the result honest; there the right singular vectors,
+    ``O(r n_rows n_points + r^2 n_points)``, are formed for the first stage and only extended
+    when a stage tightens the truncation); per iteration one product ``G^T r``
     (``r n_points``) and an ``O(r |S|)`` QR update; ``O(n_rows |S|)`` per check on ``J``
     (a few per call); total ``O(iterations * r * n_points)``. NNLS solves (``O(r |S|^2)``)
     only when a weight turns negative. Compress the rows first when ``n_rows`` is large
@@ -502,12 +553,13 @@ def ecm(
     est_target = tol
     while True:
         rank = _truncation_rank(s, svd_tol)
-        vt = row_basis(rank)
-        sv = s[: vt.shape[0]]
-        basis = _basis(vt, sqrt_w)  # (r, n) orthonormal rows in weighted coordinates
-        col_norm = np.linalg.norm(basis, axis=0)
+        rows = row_basis(rank)  # the rows of the previous stage are kept
+        sv = s[: rows.shape[0] - 1]
+        basis = _basis(rows, sqrt_w)  # (r, n) orthonormal rows in weighted coordinates
+        col_norm = np.sqrt(np.einsum("ij,ij->j", basis, basis))  # no (r, n) temporary
         usable = allowed & (col_norm > 1e-12 * col_norm.max())
         inv_norm = np.where(usable, 1.0 / np.where(usable, col_norm, 1.0), 0.0)
+        corr = np.empty(n_points)
         g = basis @ sqrt_w  # exact integrals of the basis functions basis / sqrt_w
         ng = np.linalg.norm(g)
         nb_est = max(np.linalg.norm(sv * g[: sv.size]), 1e-300)
@@ -533,7 +585,8 @@ def ecm(
             if np.linalg.norm(r) <= inner_tol * ng:
                 exhausted = True
                 break
-            corr = (r @ basis) * inv_norm  # correlation with the normalized columns of G
+            np.matmul(r, basis, out=corr)  # correlation with the normalized columns of G
+            corr *= inv_norm
             corr[points] = -np.inf
             k = int(np.argmax(corr))
             if not corr[k] > 0:

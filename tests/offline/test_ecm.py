@@ -241,6 +241,23 @@ def test_gram_svd_path_for_large_problems(smooth_3d, monkeypatch):
     assert abs(r.n_points - exact.n_points) <= 3
 
 
+def test_row_basis_extended_per_stage(monkeypatch):
+    """A later stage's larger rank extends the right singular vectors (both SVD paths): the rows
+    already there stay as they are, the whole is orthonormal and equals the rows computed at once."""
+    ecm_module = importlib.import_module("romdask.offline.ecm")
+    rng = np.random.default_rng(5)
+    A = (rng.standard_normal((60, 60)) * np.logspace(0, -6, 60)) @ rng.standard_normal((60, 400))
+    for max_flops in (ecm_module._EXACT_SVD_MAX_FLOPS, 0):  # QR path, Gram path
+        monkeypatch.setattr(ecm_module, "_EXACT_SVD_MAX_FLOPS", max_flops)
+        _, rows = ecm_module._weighted_svd(A.copy())
+        first = rows(30)[:-1].copy()
+        extended = rows(50)[:-1]
+        _, at_once = ecm_module._weighted_svd(A.copy())
+        np.testing.assert_array_equal(extended[:30], first)
+        np.testing.assert_allclose(extended @ extended.T, np.eye(50), atol=1e-13)
+        np.testing.assert_allclose(extended, at_once(50)[:-1], atol=1e-12)
+
+
 def test_tall_integrand_matrix(plate):
     """More rows than points (the QR path of the SVD): same guarantees."""
     stress, mode_strains, w = plate
