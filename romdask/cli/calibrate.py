@@ -49,7 +49,7 @@ def _interval(values: Any, calibrated: bool = True) -> str:
 
 def not_calibrated_text(spread: float) -> str:
     """``not calibrated (leave-one-out spread 2.4 decades)``."""
-    return f"not calibrated (leave-one-out spread {spread:.2g} decades)"
+    return f"not calibrated (leave-one-out spread {spread:.3g} decades)"
 
 
 def calibration_lines(calibration: Any, *, runs: bool = True) -> list[str]:
@@ -80,7 +80,7 @@ def calibration_lines(calibration: Any, *, runs: bool = True) -> list[str]:
     spread = calibration.spread
     lines.append("  leave-one-run-out coverage: " + ", ".join(
         f"{LABELS[m]} {100 * loo[m]['coverage']:.0f} % (z {loo[m]['z']:.2f}"
-        + (f", spread {spread[m]:.2g} decades)" if math.isfinite(spread[m]) else ")") for m in measures if m in loo))
+        + (f", spread {spread[m]:.3g} decades)" if math.isfinite(spread[m]) else ")") for m in measures if m in loo))
     if not_calibrated:
         lines.append(f"  {', '.join(LABELS[m] for m in measures if m in not_calibrated)}: not calibrated, no "
                      f"predicted error: a left-out run's final error was missed by more than a factor "
@@ -117,12 +117,12 @@ def predicted_error_line(result: Any, coverage: float, calibration: Any = None) 
             continue
         low, high = calibration.calibrated_range(m)
         where = "below" if indicator < low else "above" if indicator > high else ""
-        outside = f"indicator {indicator:.2g} {where} the calibrated {low:.2g} to {high:.2g}"
+        outside = f"indicator {indicator:.3g} {where} the calibrated {low:.3g} to {high:.3g}"
         if np.all(np.isfinite(value)):
             parts.append(f"{label} {format_error(value)}" + (f" extrapolated: {outside}" if where else ""))
         else:
             parts.append(f"{label} not predicted (interval wider than a factor {10.0**MAX_HALF_WIDTH:g} at "
-                         + (outside if where else f"indicator {indicator:.2g}") + ")")
+                         + (outside if where else f"indicator {indicator:.3g}") + ")")
     return f"predicted error ({100 * coverage:.0f} % interval): " + ", ".join(parts)
 
 
