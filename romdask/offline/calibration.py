@@ -18,9 +18,10 @@ to 0.05-0.07 decades), so a few tenths of a decade away from the pairs its stand
 the prior's (amplitude up to 1-2 decades); ``z`` is then the largest standardized residual of fits
 on 2 or 3 runs, large when the indicator does not rank the runs' errors. The interval's ends were
 16 decades from its median for 4 runs of a user's part, up to 63 on 3-run subsets of the tests'
-plate (p). So a measure whose left-out runs' final errors were missed by more than a factor 10
-(their ``|log10 (true / predicted)|`` at the rank of ``z``: the leave-one-out ``spread``,
-:data:`~romdask.online.indicator.MAX_SPREAD`) is reported not calibrated, and
+plate (p). So a measure calibrated on fewer runs than a conformal interval needs whose left-out
+runs' final errors were missed by more than a factor 10 (their ``|log10 (true / predicted)|`` at
+the rank of ``z``: the leave-one-out ``spread``, :data:`~romdask.online.indicator.MAX_SPREAD`) is
+reported not calibrated (with enough runs the conformal interval is valid however wide), and
 :meth:`~romdask.online.indicator.Calibration.predict` gives no value where the interval's ends are
 more than a factor 100 from its median (:data:`~romdask.online.indicator.MAX_HALF_WIDTH`).
 """
@@ -359,7 +360,8 @@ def fit_calibration(pairs: Mapping[str, Mapping[str, Any]], *, coverage: float =
         final (running-maximum) error. ``report``: runs, training runs among them, pairs per
         measure, the residuals, ``z``, the leave-one-out coverage with ``z``, the misses
         ``log10 (true / predicted median)`` and their ``spread`` (the miss at the rank of ``z``;
-        above ``MAX_SPREAD`` = 1 decade the measure is not calibrated and predicts NaN:
+        above ``MAX_SPREAD`` = 1 decade with too few runs for a conformal interval the measure
+        is not calibrated and predicts NaN:
         ``Calibration.not_calibrated``), the Spearman rank
         correlation of the runs' final indicators and errors, one row per run (indicator, true
         errors, the leave-one-out predicted median / low / high) and notes. The leave-one-out GP
@@ -427,7 +429,7 @@ def fit_calibration(pairs: Mapping[str, Mapping[str, Any]], *, coverage: float =
         covered = [abs(v) <= z for v in residuals]
         misses = [float(per_run[r][1][-1] - predicted[r][0]) for r in names]
         spread = leave_one_out_spread(misses, coverage)
-        if spread > MAX_SPREAD:
+        if spread > MAX_SPREAD and not enough:
             logger.warning("%s: not calibrated: the left-out runs' final errors were missed by up to %.2g decades "
                            "(leave-one-out spread; at most %g)", measure, spread, MAX_SPREAD)
         loo[measure] = {"runs": names, "residuals": residuals, "z": z, "coverage": float(np.mean(covered)),
