@@ -149,6 +149,9 @@ def test_adapt_repairs_an_extrapolated_deck(session):
     _romdask("compare", "enriched.zarr", "again-170.npz", "new-170.frd", "--json", "again-170.json", cwd=work)
     again = json.loads((work / "again-170.json").read_text())["rows"][0]
     assert again["von_mises"] < plain["von_mises"], (again, plain)
+    info = _romdask("info", "enriched.zarr", cwd=work).stdout
+    n_enrichments = adapt.stdout.split(" enrichment(s)")[0].rsplit(" ", 1)[1]
+    assert f"enriched {n_enrichments} time(s)" in info and "of the model as trained" in info, info
     # the enrichment snapshots by CalculiX itself (the deck from t = 0 to each window's end, the law
     # replayed along its displacements): measured 0.46 % von Mises, 2 enrichments
     ccx = _romdask("adapt", "model.zarr", "--deck", "new-170.inp", "--save-model", "enriched-ccx.zarr",

@@ -154,12 +154,22 @@ def _model_info(path: Path, raw: bool = False) -> int:
     per_subdomain = report.get("points_per_subdomain") or []
     added = report.get("qdeim_points_added", 0)
     n_full = report.get("n_points_full")
-    print(f"reduced points: {model.n_points} of {f'{n_full:,}' if n_full else '?'} integration points "
-          f"({len(per_subdomain)} subdomain(s): {', '.join(map(str, per_subdomain)) or '?'} by ECM"
-          + (f", {added} added for Gappy-POD" if added else "") + ")")
+    enrichments = meta.get("enrichments") or []
+    if enrichments:  # the reduce report's counts are the model's as trained
+        last, indicator = enrichments[-1], report.get("indicator_points") or []
+        print(f"reduced points: {model.n_points} of {f'{n_full:,}' if n_full else '?'} integration points "
+              f"({last.get('ecm_points', '?')} by ECM, the others for Gappy-POD and the indicator)")
+        print(f"enriched {len(enrichments)} time(s) with {sum(e.get('snapshots', 0) for e in enrichments)} "
+              f"high-fidelity snapshots: +{sum(e.get('new_modes', 0) for e in enrichments)} mode(s); the error "
+              f"indicator at the {len(indicator)} reduced points of the model as trained")
+    else:
+        print(f"reduced points: {model.n_points} of {f'{n_full:,}' if n_full else '?'} integration points "
+              f"({len(per_subdomain)} subdomain(s): {', '.join(map(str, per_subdomain)) or '?'} by ECM"
+              + (f", {added} added for Gappy-POD" if added else "") + ")")
     tolerances = {k: report[k] for k in ("tol_pod", "tol_ecm", "gappy_tol") if k in report}
+    residual = (enrichments[-1] if enrichments else report).get("ecm_residual", float("nan"))
     print(f"tolerances (relative): {', '.join(f'{k} {v:g}' for k, v in tolerances.items())}; ECM residual "
-          f"{report.get('ecm_residual', float('nan')):.2e}")
+          f"{residual:.2e}")
     names = info["lifting_names"] + info["load_names"]
     pattern_unit = pattern_units(model)
     print(f"patterns: {', '.join(f'{n} (in {pattern_unit.get(n, chr(63))})' for n in names) or 'none'}")
