@@ -19,7 +19,7 @@ load vectors). :func:`enrich` adds the snapshots of a few high-fidelity incremen
    bases and the indicator's points are added with weight 0;
 4. the error indicator stays measured at the reduced points of the model as trained
    (``metadata["reduce"]["indicator_points"]``), with its training scale: there its calibration
-   holds. Measured at every point of the enriched model it lost a factor 2-5 in sensitivity
+   holds. Measured at every point of the enriched model it lost up to a factor 3 in sensitivity
    (plate, 3 cycles, 188 -> 2,033 points): the points added where the new snapshots are well
    represented dilute a misfit that stays where the reduced model is wrong;
 5. the reduced operators at the new points (:class:`~romdask.online.ReducedModel`), the full
