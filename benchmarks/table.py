@@ -494,7 +494,7 @@ def adaptive_table(entry: dict) -> list[str]:
         f"defaults (no calibration: indicator threshold {st['threshold']:g}, windows of {st['window']} HF increments"
         + (f", doubled up to {st['max_window']} while the model flags again before stepping as far as the last window; the windows in "
            "brackets" if st.get('max_window') else "") + "); "
-        f"calibrated = a copy of the model",
+        "calibrated = a copy of the model",
         f"calibrated on the {cal['runs']} held-out scenarios other than the case (enrich where the predicted von Mises "
         f"error exceeds {100 * st['error_tolerance']:g} %"
         + (f"; on the plain prediction it predicts {pct(predicted[0])} ({pct(predicted[1])}-{pct(predicted[2])}) "
