@@ -216,15 +216,17 @@ def benchmark(smoke: bool, workdir: Path) -> dict:
     for name in pairs:
         fitted = fit_calibration({k: v for k, v in pairs.items() if k != name}, coverage=COVERAGE)
         predicted = fitted.predict(pairs[name]["indicator"])
-        by_name[name]["loo"] = {m: [float(v) for v in predicted[m][-1]] for m in MEASURES if m in predicted}
+        # None: no prediction (a measure the refit calls not calibrated, or a too wide interval)
+        by_name[name]["loo"] = {m: [_finite(v) for v in predicted[m][-1]] for m in MEASURES if m in predicted}
     loo_s = time.perf_counter() - t0
     report = calibration.report
     coverage = []
     for m in MEASURES:
-        inside = [s["loo"][m][1] <= s["error"][m] <= s["loo"][m][2] for s in scenarios
-                  if m in s.get("loo", {}) and m in s["error"]]
+        rows = [s for s in scenarios if m in s.get("loo", {}) and m in s["error"]]
+        inside = [s["loo"][m][1] <= s["error"][m] <= s["loo"][m][2] for s in rows if None not in s["loo"][m]]
         loo = report["leave_one_out"].get(m, {})
-        coverage.append({"measure": m, "scenarios": len(inside), "refit_coverage": float(np.mean(inside)),
+        coverage.append({"measure": m, "scenarios": len(rows), "not_predicted": len(rows) - len(inside),
+                         "refit_coverage": float(np.mean(inside)) if inside else None,
                          "report_coverage": loo.get("coverage"), "z": loo.get("z"), "conformal": loo.get("conformal"),
                          "spearman": report["spearman"].get(m)})
         print("coverage", json.dumps(coverage[-1]), file=sys.stderr, flush=True)

@@ -481,7 +481,10 @@ def adaptive_table(entry: dict) -> list[str]:
     for r in entry["coverage"]:
         report = r["report_coverage"]
         z = "-" if r["z"] is None else f"{r['z']:.2f}"
-        lines.append(f"| {r['measure']} | {r['scenarios']} | {100 * r['refit_coverage']:.0f} % | "
+        refit = r["refit_coverage"]
+        missing = r.get("not_predicted", 0)
+        refit = ("-" if refit is None else f"{100 * refit:.0f} %") + (f" ({missing} not predicted)" if missing else "")
+        lines.append(f"| {r['measure']} | {r['scenarios']} | {refit} | "
                      f"{'-' if report is None else f'{100 * report:.0f} %'} | "
                      f"{z}{'' if r['conformal'] else ' (too few runs)'} | "
                      f"{rho(r['spearman'])} |")
