@@ -12,6 +12,7 @@ Usage::
     python benchmarks/run.py thermal [--nodes 10000] [--cycles 1]   (needs ccx; the spinning blade's decks via the CLI)
     python benchmarks/run.py local [--smoke]   (global ROM vs a dictionary of local ROMs; benchmarks/local_roms.py)
     python benchmarks/run.py adaptive [--smoke]   (error indicator, calibration, adaptive ROM; benchmarks/adaptive.py)
+    python benchmarks/run.py threads [--smoke]   (the thread policy: solves quiet and beside a busy process; benchmarks/threads.py)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -925,6 +926,12 @@ def run_adaptive(args) -> dict:
     return _run_script("adaptive.py", args)
 
 
+def run_threads(args) -> dict:
+    """benchmarks/threads.py (its own process): online and HF solves under each thread policy, on a
+    quiet machine and beside a busy process; ``--smoke`` runs its tiny design."""
+    return _run_script("threads.py", args)
+
+
 def run_own_deck(args) -> list[dict]:
     """The CLI session of docs/own-decks.md on examples/calculix-part: each step's wall time as a
     user sees it (a fresh process each, imports and numba loading included), ccx on the new deck
@@ -1097,7 +1104,7 @@ def check_rows(name: str, result: list[dict] | dict) -> list[str]:
 
 #: The cases, in the order ``all`` runs them.
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local", "adaptive")
+         "own_deck", "thermal", "local", "adaptive", "threads")
 
 #: The sizes of the published figures (docs/benchmarks.md), per case; an option given on the command line wins.
 DEFAULTS = {
@@ -1114,6 +1121,7 @@ DEFAULTS = {
     "thermal": {"nodes": [10000], "cycles": 1},
     "local": {},  # the design is fixed in benchmarks/local_roms.py (plate n = 8, 12 training + 24 other runs)
     "adaptive": {},  # fixed in benchmarks/adaptive.py (plate n = 8, 2 training + 24 held-out runs)
+    "threads": {},  # fixed in benchmarks/threads.py (plate n = 8, 4 training runs)
 }
 
 #: ``--smoke``: every case at a tiny size, seconds to a minute each; the figures only show that the
@@ -1132,12 +1140,13 @@ SMOKE = {
     "thermal": {"nodes": [30], "cycles": 1},
     "local": {},  # local_roms.py --smoke: n = 4, 4 training + 4 held-out runs
     "adaptive": {},  # adaptive.py --smoke: n = 4, 2 training + 5 held-out runs
+    "threads": {},  # threads.py --smoke: n = 4, 20 increments, 2 repeats
 }
 
 RUNNERS = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom, "rom_calculix": run_rom_calculix,
            "cluster": run_cluster, "own_deck": run_own_deck, "thermal": run_thermal,
-           "local": run_local, "adaptive": run_adaptive}
+           "local": run_local, "adaptive": run_adaptive, "threads": run_threads}
 
 SIZE_OPTIONS = ("nodes", "cycles", "runs", "cells", "steps", "plate_n", "repeats")
 

@@ -527,6 +527,46 @@ def adaptive_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def threads_table(entry: dict) -> list[str]:
+    rows = entry["rows"]
+    cell = {(r["model"], r["policy"], r["load"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+
+    def ms(model, policy, load):
+        r = cell.get((model, policy, load))
+        return "-" if r is None else f"{1e3 * r['s']:.0f}"
+
+    def slowdown(model, policy):
+        quiet, busy = cell.get((model, policy, "quiet")), cell.get((model, policy, "busy"))
+        return "-" if quiet is None or busy is None else f"{busy['s'] / quiet['s']:.1f}x"
+
+    lines = [
+        f"## Thread policy: solves on a quiet machine and beside a busy process ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py threads` (`benchmarks/threads.py`): the plate with a hole "
+        f"({entry['nodes']:,} nodes, {entry['increments']} increments,",
+        "built-in solver), reduced models (2-4 training runs, `reduce` defaults; one without ECM) predicting 0.016 mm,",
+        "and the HF solve of that case; median wall time (ms) of repeated solves. *before*: every library's own",
+        "threads (BLAS and numba on every core, romdask before `romdask.threads`); *policy*: `solver_threads` (one",
+        f"BLAS thread, the laws on one numba thread below {entry['parallel_points']} points); *serial* / *parallel*: the",
+        "policy with the laws forced on one / every numba thread. *busy*: a second process multiplying matrices on",
+        f"every core ({entry['cpu_count']} cores). busy/quiet: the slowdown the issue bounds by 2x.",
+        "",
+        "| solve | points | modes | before quiet | busy | busy/quiet | policy quiet | busy | busy/quiet | "
+        "serial quiet | busy | parallel quiet | busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in models:
+        first = next(r for r in rows if r["model"] == m)
+        points = "-" if first["points"] is None else f"{first['points']:,}"
+        modes = "-" if first["modes"] is None else str(first["modes"])
+        lines.append(f"| {first['solve']} {m} | {points} | {modes} | {ms(m, 'before', 'quiet')} | "
+                     f"{ms(m, 'before', 'busy')} | {slowdown(m, 'before')} | {ms(m, 'policy', 'quiet')} | "
+                     f"{ms(m, 'policy', 'busy')} | {slowdown(m, 'policy')} | {ms(m, 'serial', 'quiet')} | "
+                     f"{ms(m, 'serial', 'busy')} | {ms(m, 'parallel', 'quiet')} | {ms(m, 'parallel', 'busy')} |")
+    return lines + [""]
+
+
 def _windows(row: dict) -> str:
     """" (3, 6, 12)": the HF increments of each enrichment of an adaptive row, if recorded."""
     return f" ({', '.join(str(w) for w in row['windows'])})" if row.get("windows") else ""
@@ -583,6 +623,8 @@ def render(data: dict, source: Path | None = None) -> str:
         lines += local_table(data["local"])
     if "adaptive" in data:
         lines += adaptive_table(data["adaptive"])
+    if "threads" in data:
+        lines += threads_table(data["threads"])
     return "\n".join(lines)
 
 

@@ -42,9 +42,10 @@ __all__ = ["BLAS_ENV", "active_client", "check_interface", "cluster_client", "jo
 
 log = logging.getLogger(__name__)
 
-#: Environment of every worker process: BLAS / OpenMP pinned to one thread (dask runs one task
-#: per worker thread; BLAS threads on top made an exact SVD 5x slower here).
-BLAS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+#: Environment of every worker process: BLAS / OpenMP / numba pinned to one thread (dask runs one
+#: task per worker thread; BLAS threads on top made an exact SVD 5x slower here, numba's law
+#: kernels multiplied with the workers: romdask.threads)
+BLAS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 
 _SUBMIT = {"slurm": "sbatch", "pbs": "qsub"}
 _ADDRESS = re.compile(r"[A-Za-z0-9_.\-]+:\d+|\[[0-9A-Fa-f:]+\]:\d+")
@@ -400,7 +401,7 @@ def cluster_client(
 
     Notes
     -----
-    Worker processes run with BLAS / OpenMP pinned to one thread (:data:`BLAS_ENV`: in the
+    Worker processes run with BLAS / OpenMP / numba pinned to one thread (:data:`BLAS_ENV`: in the
     LocalCluster's worker environment, exported by the job script's prologue on SLURM / PBS).
     Job scripts start workers with this Python (``sys.executable``) unless
     ``jobqueue.<kind>.python`` says otherwise, so install romdask in a shared environment.

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from romdask.offline._blas import blas_single_thread, one_blas_thread
+from romdask.threads import blas_single_thread, one_blas_thread
 from romdask.offline.reduce import ReduceOptions
 from romdask.online.indicator import ERROR_MEASURES, INDICATOR_QUANTITIES, Calibration
 
@@ -103,6 +103,7 @@ def _check(candidates: Sequence[Mapping[str, Any]], initial: Sequence[Mapping[st
     return candidates, initial
 
 
+@one_blas_thread  # a Dask task: one numba thread (romdask.threads)
 def _hf_task(problem: Any, store_path: str, name: str, params: dict) -> str:
     """One built-in high-fidelity run into its own run group of the store."""
     from romdask.demo import FIELDS
@@ -165,7 +166,6 @@ def _largest_indicator(result: Any, quantity: str | None) -> float:
     return math.inf
 
 
-@one_blas_thread  # small products: one thread was 7x faster on a loaded 2-core machine
 def _assess(model_path: Path, make_problem: Callable[[dict], Any], candidates: Sequence[dict],
             calibration: Calibration | None, measure: str) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's largest indicator and predicted ``measure`` error (median, low, high)."""
@@ -297,7 +297,8 @@ def greedy_train(make_problem: Callable[[dict], Any], candidates: Sequence[Mappi
         start = time.perf_counter()
         reduction = reduce(store_path, runs=training, options=options)
         reduction.save(model_path, overwrite=True)
-        indicators, predicted = _assess(model_path, make_problem, candidates, calibration, measure)
+        with blas_single_thread():  # small products: one thread was 7x faster on a loaded 2-core machine
+            indicators, predicted = _assess(model_path, make_problem, candidates, calibration, measure)
         entry: dict[str, Any] = {"iteration": len(history), "training": list(training),
                                  "n_modes": int(reduction.model.n_modes), "n_points": int(reduction.model.n_points),
                                  "max_indicator": float(np.max(indicators)), "max_predicted": None, "added": None,

@@ -24,6 +24,7 @@ from romdask.hifi.linear import LinearSolver, SingularMatrixError
 from romdask.problem import Problem
 from romdask.problem.vectors import unit_load_vector
 from romdask.stepping import StepFailure, Stepping, collect_breakpoints, march
+from romdask.threads import solver_threads
 
 __all__ = ["ConvergenceError", "HFState", "SolverOptions", "Result", "MemoryWriter", "solve", "constrained_dofs"]
 
@@ -776,11 +777,12 @@ def solve(
         raise ValueError(f"unknown output fields {bad}; choose among {_FIELDS}")
     hf = _HFSolver(problem, options, fields, writer)
     breakpoints = _breakpoints(problem) if options.split_at_breakpoints else None
-    try:
-        _check_initial(problem, hf, initial)
-        stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(initial),
-                         on_step=hf.output, progress=progress, error=ConvergenceError, name=problem.name,
-                         log=logger, summary_level=logging.INFO)
-    finally:
-        hf.close()
+    with solver_threads():  # one BLAS thread, numba on the laws and the assembly
+        try:
+            _check_initial(problem, hf, initial)
+            stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(initial),
+                             on_step=hf.output, progress=progress, error=ConvergenceError, name=problem.name,
+                             log=logger, summary_level=logging.INFO)
+        finally:
+            hf.close()
     return hf.result(stepping, _time.perf_counter() - t_start)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from romdask.offline._blas import one_blas_thread
+from romdask.threads import one_blas_thread
 from romdask.online.indicator import (
     ERROR_MEASURES,
     INDICATOR_QUANTITIES,

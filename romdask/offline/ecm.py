@@ -20,7 +20,7 @@ import scipy.linalg
 from scipy.linalg.blas import dtrsm as _trsm
 from scipy.linalg.lapack import dtrtrs as _trtrs
 from scipy.optimize import nnls
-from romdask.offline._blas import aligned, one_blas_thread
+from romdask.threads import aligned, one_blas_thread
 
 __all__ = ["ECMResult", "integrand_matrix", "ecm", "ecm_subdomains", "ecm_subdomains_graph"]
 
@@ -508,7 +508,7 @@ def ecm(
     nonlinear structural mechanics", arXiv:1812.07228.
     """
     t0 = time.perf_counter()
-    J = aligned(J)  # aligned inputs: the same bytes however J arrived (romdask.offline._blas)
+    J = aligned(J)  # aligned inputs: the same bytes however J arrived (romdask.threads)
     if J.ndim != 2:
         raise ValueError(f"J must be 2-D (n_rows, n_points); got shape {J.shape}")
     n_points = J.shape[1]

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 from dask.delayed import Delayed
 
-from ._blas import aligned, one_blas_thread
+from romdask.threads import aligned, one_blas_thread
 from .ecm import ECMResult, ecm, ecm_subdomains_graph
 
 __all__ = [

@@ -55,7 +55,7 @@ from romdask.online.scenario import Scenario
 from romdask.online.selection import temperature_features
 from romdask.store import SnapshotStore
 
-from ._blas import blas_single_thread
+from romdask.threads import blas_single_thread
 from .pod import gram
 from .reduce import ReduceOptions, Reduction, reduce
 from .training import TrainingData, lift, training_data
@@ -488,7 +488,7 @@ def reduce_local(store_path: str | Path, law: Material | None = None, *, runs: S
     clustering, rows = choose_clusters(dis, k, tol=options.tol_pod, k_max=k_max, min_runs=min_runs)
     clusters = tuple(tuple(dis.runs[i] for i in clustering.members(c)) for c in range(clustering.k))
     logger.info("%d cluster(s) of runs: %s", clustering.k, "; ".join(", ".join(c) for c in clusters))
-    # the BLAS thread count set from this thread (romdask.offline._blas): each model is then the bytes
+    # the BLAS thread count set from this thread (romdask.threads): each model is then the bytes
     # of reduce(store, law, runs=members)
     with blas_single_thread(), ThreadPoolExecutor(max_workers=max(1, min(len(clusters), 4))) as pool:
         reductions = tuple(pool.map(lambda members: reduce(store_path, law, runs=list(members), options=options),

@@ -10,7 +10,7 @@ Snapshots are the ROWS of ``U`` (n_snap, n_dof) (the store's ``displacement``); 
 rows of ``POD.modes`` (n_modes, n_dof), chunked like ``U`` along dof.
 
 BLAS threads: every per-block task runs its dense products with one BLAS thread
-(:func:`romdask.offline._blas.blas_single_thread`). Dask already runs one task per worker
+(:func:`romdask.threads.blas_single_thread`). Dask already runs one task per worker
 thread; letting BLAS spawn threads on top made an exact SVD 5x slower on this machine
 (shared/notes/stack.md).
 The driver-side factorizations (eigh / SVD of n_snap-sized matrices) run with one BLAS thread
@@ -49,7 +49,7 @@ from dask.highlevelgraph import HighLevelGraph
 from romdask.fem.quadrature import mass_matrix
 from romdask.store.layout import StoreLayout
 
-from ._blas import aligned, blas_single_thread
+from romdask.threads import aligned, blas_single_thread
 from .halo import (
     StoreSubmesh,
     SubdomainHalo,

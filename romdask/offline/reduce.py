@@ -32,7 +32,7 @@ from romdask.fem.quadrature import quadrature
 from romdask.materials import Material
 from romdask.online.model import ReducedModel
 
-from ._blas import blas_single_thread
+from romdask.threads import blas_single_thread
 from .hyperreduction import full_quadrature, hyperreduce
 from .pod import pod
 from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields

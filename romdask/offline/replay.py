@@ -24,6 +24,7 @@ from romdask.fem.quadrature import quadrature, strain
 from romdask.fem.temperature import temperature_operator
 from romdask.store.layout import StoreLayout, subdomain_key
 from romdask.store.writer import SnapshotStore
+from romdask.threads import one_blas_thread
 
 from .halo import (
     SubdomainHalo,
@@ -165,6 +166,7 @@ def integrate_history(law, strain_history: np.ndarray, times: np.ndarray,
     return stress, state, n_failed
 
 
+@one_blas_thread
 def _replay_task(store_path: str, run: str, sources, mesh, law, times, local_temperature=None):
     u = _read_local(store_path, run, sources)
     eps = _strain_rows(u, mesh)

@@ -27,7 +27,7 @@ from romdask.online.thermal import operator_rows
 from romdask.problem.patterns import load_signature
 from romdask.problem.vectors import unit_load_vector
 
-from ._blas import aligned, one_blas_thread
+from romdask.threads import aligned, one_blas_thread
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
 from .pod import POD
@@ -162,7 +162,7 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
                     hyper.report["ecm_rows"], hyper.points.size, hyper.report["ecm_residual"],
                     hyper.report["ecm_time"])
     # aligned copies of what arrived unaligned from the workers: the products below then give the
-    # same bytes on any scheduler (romdask.offline._blas.aligned)
+    # same bytes on any scheduler (romdask.threads.aligned)
     got = {k: aligned(v) for k, v in got.items()}
     gathered = PointFields(got["modes"], got["mode_strain"], got["stress"], got.get("lifting_strain"),
                            got.get("p"), fields.p_source)

@@ -22,6 +22,7 @@ from romdask.online.full_mesh import read_full_mesh
 from romdask.online.integrity import verify_full
 from romdask.online.model import open_model_group
 from romdask.online.solver import OnlineResult
+from romdask.threads import solver_threads
 
 __all__ = ["FullBases", "open_full", "prediction_fields", "reconstruct_displacement", "reconstruct_dual",
            "replay_law"]
@@ -275,23 +276,24 @@ def replay_law(full: FullBases, result: OnlineResult, law: Material, steps: Any 
     if points is not None:
         T[:, 0] = T[:, 2] = points.initial
         work, end = np.zeros(points.patterns.shape[0]), np.zeros(N)
-    for step in range(result.times.size):
-        strain = (E @ result.coordinates[step] + L @ result.lifting_coefficients[step]).reshape(N, 6)
-        if points is not None:
-            T[:, 1] = T[:, 2]  # T_init before step 0, as the solver's initial equilibrium
-            points.fill(float(result.times[step]), end, work)
-            T[:, 2] = end
-        heated = points is not None and np.any(T[:, 2] != T[:, 0])
-        if step > 0 or np.any(strain != 0.0) or heated:  # a load at times[0]: dt = 0, as the solver does
-            dt = float(result.times[step] - result.times[step - 1]) if step else 0.0
-            stress, _, new_state, failed = law.integrate(strain, state, dt, float(result.times[step]), temperature=T,
-                                                         out=buffers)
-            if failed:
-                raise ValueError(f"the law failed at {failed} point(s) at t={result.times[step]:.6g} (step {step}).")
-            np.copyto(state, new_state)
-        if step in where:
-            out["stress"][where[step]] = stress
-            out["p"][where[step]] = state[:, 0] if law.n_state else 0.0
+    with solver_threads():  # numba on the laws at every point, one BLAS thread for E @ gamma
+        for step in range(result.times.size):
+            strain = (E @ result.coordinates[step] + L @ result.lifting_coefficients[step]).reshape(N, 6)
+            if points is not None:
+                T[:, 1] = T[:, 2]  # T_init before step 0, as the solver's initial equilibrium
+                points.fill(float(result.times[step]), end, work)
+                T[:, 2] = end
+            heated = points is not None and np.any(T[:, 2] != T[:, 0])
+            if step > 0 or np.any(strain != 0.0) or heated:  # a load at times[0]: dt = 0, as the solver does
+                dt = float(result.times[step] - result.times[step - 1]) if step else 0.0
+                stress, _, new_state, failed = law.integrate(strain, state, dt, float(result.times[step]), temperature=T,
+                                                             out=buffers)
+                if failed:
+                    raise ValueError(f"the law failed at {failed} point(s) at t={result.times[step]:.6g} (step {step}).")
+                np.copyto(state, new_state)
+            if step in where:
+                out["stress"][where[step]] = stress
+                out["p"][where[step]] = state[:, 0] if law.n_state else 0.0
     return out
 
 

@@ -23,6 +23,7 @@ from romdask.online.kernels import gather, internal_forces, scatter, tangent_tim
 from romdask.online.model import ReducedModel
 from romdask.online.scenario import Scenario
 from romdask.stepping import StepFailure, march
+from romdask.threads import solver_threads
 
 __all__ = ["OnlineConvergenceError", "OnlineOptions", "OnlineResult", "OnlineState", "TrainingEnvelopeWarning", "solve"]
 
@@ -408,7 +409,10 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     starts again at 0: after a restart near a load reversal the test is tighter than in the
     uninterrupted run. Cost: one law evaluation and one Newton solve more than the steps.
 
-    Cost per iteration: the laws at the r reduced points (their parallel numba kernels),
+    Threads (:func:`romdask.threads.solver_threads`): one BLAS thread; the law kernels on one
+    numba thread below :data:`romdask.threads.PARALLEL_POINTS` reduced points.
+
+    Cost per iteration: the laws at the r reduced points (their numba kernels),
     ``12 r n`` for F_int (serial numba, weight-0 points skipped), ``36 r n`` for ``D E`` and
     one ``(n, 6 r) x (6 r, n)`` BLAS product for K, and one dense n x n solve. Every r-sized buffer is allocated once; inside the
     Newton loop only the n-sized temporaries of the dense solve are. Memory of the result:
@@ -431,7 +435,8 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
     messages = envelope_warnings(model, scenario)
     for message in messages:
         warnings.warn(message, TrainingEnvelopeWarning, stacklevel=2)
-    result = _Solver(model, scenario, options, lifting_names, progress, initial).run()
+    with solver_threads(model.n_points):
+        result = _Solver(model, scenario, options, lifting_names, progress, initial).run()
     result.warnings = messages
     return result
 

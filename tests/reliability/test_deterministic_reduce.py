@@ -31,8 +31,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from romdask.hifi import solve
 from romdask.materials import law_to_json
 from romdask.offline import pod
-from romdask.offline import _blas
-from romdask.offline._blas import one_blas_thread
+from romdask import threads as _blas
+from romdask.threads import one_blas_thread
 from romdask.offline.reduce import ReduceOptions, reduce
 from romdask.problem.patterns import describe_loads
 from romdask.problems.plate import plate_problem
