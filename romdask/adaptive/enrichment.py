@@ -38,6 +38,7 @@ decomposition of uncertain data with missing values", ECCV 2002 (incremental SVD
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -247,7 +248,9 @@ def enrich(base: Enrichable, displacement: np.ndarray, stress: np.ndarray, state
     Returns
     -------
     (Enrichable, report): the enriched model (new modes appended: the old reduced coordinates
-    are its first ones) and ``{"new_modes", "n_modes", "n_points", "ecm_residual", "gappy_ranks"}``.
+    are its first ones) and ``{"new_modes", "n_modes", "n_points", "ecm_points", "ecm_residual", "ecm_seconds",
+    "gappy_ranks"}`` (``ecm_seconds``: the integrand rows and the ECM, most of an enrichment's time
+    on large models).
     """
     report = base.report
     u, sigma = base.to_store(np.atleast_2d(displacement), np.asarray(stress))
@@ -271,6 +274,7 @@ def enrich(base: Enrichable, displacement: np.ndarray, stress: np.ndarray, state
                       if "lifting_strain" in full else None)
     energy = (full["gappy_stress"] * values["stress"]).T.reshape(-1, n_points, 6)
     old = base.positions[base.model.weights > 0]
+    t0 = time.perf_counter()
     if report.get("tol_ecm") is None:  # a model without hyper-reduction stays so
         ecm_points, ecm_weights, residual = np.arange(n_points), base.weights, 0.0
     else:
@@ -279,6 +283,7 @@ def enrich(base: Enrichable, displacement: np.ndarray, stress: np.ndarray, state
                                rows=str(report.get("ecm_rows", "summed")).split()[0], initial=old).compute(scheduler="sync")
         ecm_points, ecm_weights = cubature.points, cubature.weights
         residual = float(cubature.report["ecm_residual"])
+    ecm_seconds = time.perf_counter() - t0
     extra = [qdeim_points(full[f"gappy_{q}"], _COMPONENTS[q]) for q in values]
     indicator_points = base.indicator_points
     points = np.union1d(ecm_points, np.concatenate([*extra, base.positions_of(indicator_points)]))
@@ -295,6 +300,7 @@ def enrich(base: Enrichable, displacement: np.ndarray, stress: np.ndarray, state
     enrichments = [*metadata.get("enrichments", []),
                    {"new_modes": int(new.shape[0]), "snapshots": int(n_snap), "n_modes": int(n_modes),
                     "n_points": int(points.size), "ecm_points": int(ecm_points.size), "ecm_residual": residual,
+                    "ecm_seconds": float(ecm_seconds),
                     "gappy_ranks": {q: int(full[f"gappy_{q}"].shape[1]) for q in values}}]
     metadata["enrichments"] = enrichments
     # the Gappy singular values of the enriched bases (the kept ones: the incremental SVD knows no others)
