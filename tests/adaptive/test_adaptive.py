@@ -84,7 +84,7 @@ def test_enrich_appends_orthonormal_modes_that_capture_the_snapshots(plate):
     np.testing.assert_allclose(enriched.full["strain"][:, -1], strain(base.quad, modes[:, -1])[points].ravel(),
                                rtol=0, atol=1e-12 * np.abs(enriched.full["strain"][:, -1]).max())
     assert info["ecm_residual"] <= base.report["tol_ecm"]
-    assert 0 < info["ecm_seconds"] < 60  # the cubature's own time is reported (most of an enrichment's on large models)
+    assert info["ecm_seconds"] > 0  # the cubature's own time is reported (most of an enrichment's on large models)
     assert enriched.model.n_points == info["n_points"] > 0
     # the indicator stays at the trained model's points, with its training scale, through a
     # second enrichment too; it is the misfit of the enriched Gappy basis's rows there
