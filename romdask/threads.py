@@ -12,9 +12,11 @@ threads and 0.16 s with one BLAS thread. The rules:
   processes get the same from their environment (:data:`romdask.cluster.BLAS_ENV`).
 * **Solvers** (:func:`solver_threads`: the online solve, the built-in HF solve, the law
   replays): one BLAS thread (their dense products are small: ``r x r`` systems, ``(n, 6 r)``
-  products; pardiso's factorization gains less than the spinning costs the assembly), numba
-  threads for the law kernels only where they pay: serial below :data:`PARALLEL_POINTS` points,
-  else the thread's current count (``NUMBA_NUM_THREADS``, or a caller's lower setting).
+  products; numba's kernels call OpenBLAS too), numba threads for the law kernels only where
+  they may pay: serial below :data:`PARALLEL_POINTS` points, else the thread's current count
+  (``NUMBA_NUM_THREADS``, or a caller's lower setting). The built-in HF solver keeps MKL's
+  threads for pardiso's factorization (one thread made it 1.4x slower on 7,425 nodes) and makes
+  them idle without spinning (``KMP_BLOCKTIME=0``): 33.6 s -> 26.9 s a cycle on that plate.
 
 The BLAS count is a process-wide setting, and ``threadpool_limits`` restores the count
 it found on exit. Tasks of the threaded scheduler overlap: with a plain ``threadpool_limits(1)``
@@ -65,10 +67,14 @@ def _one_thread_limits() -> Any:
     """``threadpool_limits(1)`` through a controller kept while no module was imported since:
     finding the loaded thread pools costs ~1 ms (a small online solve: 6-20 ms), and a library
     that brings its own (pypardiso's MKL) comes with an import."""
+    return _controller_now().limit(limits=1)
+
+
+def _controller_now() -> ThreadpoolController:
     global _controller
     if _controller is None or _controller[0] != len(sys.modules):
         _controller = (len(sys.modules), ThreadpoolController())
-    return _controller[1].limit(limits=1)
+    return _controller[1]
 
 
 @contextmanager
@@ -107,9 +113,19 @@ def law_threads(n_points: int | None) -> int:
 
 
 @contextmanager
-def solver_threads(n_points: int | None = None) -> Iterator[None]:
-    """A solver's threads (the module's rules): one BLAS thread, :func:`law_threads` numba ones."""
-    with blas_single_thread(), numba_threads(law_threads(n_points)):
+def _openblas_single_thread() -> Iterator[None]:
+    with _controller_now().select(internal_api="openblas").limit(limits=1):
+        yield
+
+
+@contextmanager
+def solver_threads(n_points: int | None = None, *, sparse: bool = False) -> Iterator[None]:
+    """A solver's threads (the module's rules): one BLAS thread, :func:`law_threads` numba ones.
+
+    ``sparse``: the built-in HF solver's rule: OpenBLAS on one thread, MKL (pardiso's
+    factorization) on its own threads, which do not spin between calls (``KMP_BLOCKTIME=0``,
+    set by :mod:`romdask.hifi.linear` unless the environment says otherwise)."""
+    with _openblas_single_thread() if sparse else blas_single_thread(), numba_threads(law_threads(n_points)):
         yield
 
 

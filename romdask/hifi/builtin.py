@@ -777,7 +777,7 @@ def solve(
         raise ValueError(f"unknown output fields {bad}; choose among {_FIELDS}")
     hf = _HFSolver(problem, options, fields, writer)
     breakpoints = _breakpoints(problem) if options.split_at_breakpoints else None
-    with solver_threads():  # one BLAS thread, numba on the laws and the assembly
+    with solver_threads(sparse=True):  # OpenBLAS on one thread, numba on the laws and the assembly
         try:
             _check_initial(problem, hf, initial)
             stepping = march(hf, problem.times, breakpoints, max_cuts=options.max_cuts, equilibrate=hf.start(initial),

@@ -31,6 +31,10 @@ def _mkl_runtime() -> str | None:
     when ``find_library`` fails (0.3-0.6 s each here: most of a short restarted run); the path it
     found is given back through its ``PYPARDISO_MKL_RT`` variable, unless the user set one.
     """
+    # MKL's OpenMP threads (pardiso's factorization) idle without spinning: spinning for 200 ms
+    # after each solve they slowed the numba assembly and laws (7,425-node plate, 2 cores: 33.6 s
+    # -> 29.9 s a cycle with KMP_BLOCKTIME=0; romdask.threads). Read when the runtime starts.
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
     try:
         import pypardiso
 
