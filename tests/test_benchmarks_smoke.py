@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local", "adaptive")
+         "own_deck", "thermal", "local", "adaptive", "threads")
 NEEDS_CCX = ("calculix_ingest", "rom_calculix", "own_deck", "thermal")
 #: the heading of each case's table in benchmarks/table.py
 HEADINGS = {"builtin_solver": "## Built-in solver", "ingest": "## Ingest of solver-made", "calculix_ingest":
@@ -36,7 +36,8 @@ HEADINGS = {"builtin_solver": "## Built-in solver", "ingest": "## Ingest of solv
             "## Reduced model vs the built-in solver", "rom_calculix": "## Reduced model trained on CalculiX",
             "own_deck": "## A user's own CalculiX decks", "thermal": "## Thermomechanics",
             "local": "## One global ROM against a dictionary of local ROMs",
-            "adaptive": "## Error indicator, calibration and adaptive enrichment"}
+            "adaptive": "## Error indicator, calibration and adaptive enrichment",
+            "threads": "## Thread policy"}
 
 
 def _numbers(value):
