@@ -6,7 +6,7 @@ the whole machine by default, and on top of each other they oversubscribe it: Op
 threads spin-wait after a call while numba's threads need the cores. Measured on the 2-core
 machine (``python benchmarks/run.py threads``, docs/benchmarks.md), the online solve of an
 enriched plate model (31 modes, 1,009 points, 40 increments) took 1.2 s with the default
-threads and 0.16 s with one BLAS thread. The rules:
+threads and 0.17 s with one BLAS thread. The rules:
 
 * **Dask tasks** (:func:`one_blas_thread`): one BLAS thread and one numba thread. Worker
   processes get the same from their environment (:data:`romdask.cluster.BLAS_ENV`).
@@ -16,7 +16,7 @@ threads and 0.16 s with one BLAS thread. The rules:
   they may pay: serial below :data:`PARALLEL_POINTS` points, else the thread's current count
   (``NUMBA_NUM_THREADS``, or a caller's lower setting). The built-in HF solver keeps MKL's
   threads for pardiso's factorization (one thread made it 1.4x slower on 7,425 nodes) and makes
-  them idle without spinning (``KMP_BLOCKTIME=0``): 33.6 s -> 26.9 s a cycle on that plate.
+  them idle without spinning (``KMP_BLOCKTIME=0``): 37.7 s -> 30.5 s a cycle on that plate.
 
 The BLAS count is a process-wide setting, and ``threadpool_limits`` restores the count
 it found on exit. Tasks of the threaded scheduler overlap: with a plain ``threadpool_limits(1)``
