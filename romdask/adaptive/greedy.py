@@ -103,7 +103,6 @@ def _check(candidates: Sequence[Mapping[str, Any]], initial: Sequence[Mapping[st
     return candidates, initial
 
 
-@one_blas_thread  # a Dask task: one numba thread (romdask.threads)
 def _hf_task(problem: Any, store_path: str, name: str, params: dict) -> str:
     """One built-in high-fidelity run into its own run group of the store."""
     from romdask.demo import FIELDS
@@ -146,14 +145,16 @@ def _hf_runs(make_problem: Callable[[dict], Any], params: Sequence[dict], store_
     if len(todo) == 1:
         _hf_task(todo[0][0], str(store_path), todo[0][1], todo[0][2])
     elif todo:
-        tasks = [dask.delayed(_hf_task, pure=False)(problem, str(store_path), name, p,
-                                                   dask_key_name=f"greedy-hf-{dask.base.tokenize(name)}")
+        # Dask tasks: one BLAS and one numba thread each, the BLAS count held from this thread
+        tasks = [dask.delayed(one_blas_thread(_hf_task), pure=False)(
+                     problem, str(store_path), name, p, dask_key_name=f"greedy-hf-{dask.base.tokenize(name)}")
                  for problem, name, p in todo]
         client = active_client()
-        if client is not None:
-            client.gather(client.compute(tasks))
-        else:
-            dask.compute(*tasks)
+        with blas_single_thread():
+            if client is not None:
+                client.gather(client.compute(tasks))
+            else:
+                dask.compute(*tasks)
     return names
 
 

@@ -55,14 +55,16 @@ def model(training, tmp_path_factory):
 @multicore
 @pytest.mark.parametrize("parallel_points, expected", [(10**9, 1), (0, None)])
 def test_online_solve_threads(model, monkeypatch, parallel_points, expected):
-    """Below the threshold the laws run on one numba thread, above it on all; BLAS on one; both
-    restored after the solve. Before the policy the solve ran on every BLAS and numba thread."""
+    """Below the threshold the laws run on one numba thread, above it on all; every BLAS library on
+    one; all counts restored after the solve. Before the policy the solve ran on every numba thread
+    and on whatever BLAS had (2 here: set below where the library lets it be raised; an OpenBLAS
+    first set to 1 from another thread was seen to stay at 1 in a full test run)."""
     monkeypatch.setattr(threads, "PARALLEL_POINTS", parallel_points)
     counts = _Counts()
     scenario = Scenario.from_problem(problem(0.005, 1))
     with threadpool_limits(2, user_api="blas"):
         before = (numba.get_num_threads(), _blas_threads())
-        assert before == (numba.config.NUMBA_NUM_THREADS, {2})
+        assert before[0] == numba.config.NUMBA_NUM_THREADS and 2 in before[1]
         online_solve(model, scenario, progress=counts)
         assert (numba.get_num_threads(), _blas_threads()) == before
     assert counts.seen == {(expected or numba.config.NUMBA_NUM_THREADS, frozenset({1}))}
@@ -71,11 +73,12 @@ def test_online_solve_threads(model, monkeypatch, parallel_points, expected):
 @multicore
 def test_hf_solve_threads():
     """The built-in solver: one OpenBLAS thread (numba's kernels call it), MKL's pardiso on its own
-    threads (not spinning: KMP_BLOCKTIME), numba on every thread."""
+    threads (not spinning: KMP_BLOCKTIME), numba on every thread; counts restored after."""
     counts = _Counts("openblas")
     with threadpool_limits(2, user_api="blas"):
+        before = (numba.get_num_threads(), _blas_threads("openblas"))
         hf_solve(problem(0.005, 0.25), progress=counts)
-        assert _blas_threads("openblas") == {2}
+        assert (numba.get_num_threads(), _blas_threads("openblas")) == before
     assert counts.seen == {(numba.config.NUMBA_NUM_THREADS, frozenset({1}))}
 
 
