@@ -24,7 +24,9 @@ per task, a task that ends can restore 2 threads while another is still running 
 then use 2 threads), and a task that started inside another's limit restores 1 when it ends
 (the driver's later factorizations then use 1). Either way the thread count of a product, hence
 its rounding, depended on the task order. Here the first task in sets one thread and the last
-one out restores the count: while any task runs, BLAS has exactly one thread. :func:`reduce`
+one out restores the count: while any task runs, BLAS has exactly one thread. The same holds
+between the HF solver (OpenBLAS only) and the others: two overlapping HF solves with plain
+contexts left OpenBLAS at one thread for the rest of the process (a full test run). :func:`reduce`
 and :func:`pod` hold it in the calling thread for the whole run (the driver's factorizations
 included): a count set or restored from a Dask worker thread was seen not to take effect in
 this OpenBLAS build (0.3.30/0.3.31), one set from the calling thread does. numba's count is
@@ -58,41 +60,52 @@ __all__ = ["PARALLEL_POINTS", "aligned", "blas_single_thread", "law_threads", "n
 PARALLEL_POINTS = 500
 
 _lock = threading.Lock()
-_active = 0
-_limits: Any = None
+#: the thread pools limited together: OpenBLAS (numpy, scipy, numba's np.dot) and the others (MKL,
+#: BLIS, FlexiBLAS, the OpenMP runtimes); each group is held by a count, so that overlapping holders
+#: of either kind never restore a count under another (see the module's notes)
+_GROUPS = {"openblas": ["openblas"], "other": ["mkl", "blis", "flexiblas", "openmp"]}
+_holders = {group: 0 for group in _GROUPS}
+_limiters: dict[str, Any] = {}
 _controller: tuple[int, ThreadpoolController] | None = None
 
 
-def _one_thread_limits() -> Any:
-    """``threadpool_limits(1)`` through a controller kept while no module was imported since:
-    finding the loaded thread pools costs ~1 ms (a small online solve: 6-20 ms), and a library
-    that brings its own (pypardiso's MKL) comes with an import."""
-    return _controller_now().limit(limits=1)
-
-
 def _controller_now() -> ThreadpoolController:
+    """A controller kept while no module was imported since: finding the loaded thread pools costs
+    ~1 ms (a small online solve: 6-30 ms), and a library that brings its own comes with an import."""
     global _controller
     if _controller is None or _controller[0] != len(sys.modules):
         _controller = (len(sys.modules), ThreadpoolController())
     return _controller[1]
 
 
+def _limit(group: str) -> Any:
+    """One thread for the pools of ``group``; the limiter restores what they had."""
+    return _controller_now().select(internal_api=_GROUPS[group]).limit(limits=1)
+
+
 @contextmanager
-def blas_single_thread() -> Iterator[None]:
-    """One BLAS thread in this process while any caller is inside (re-entrant, thread-safe)."""
-    global _active, _limits
+def _single_thread(groups: tuple[str, ...]) -> Iterator[None]:
+    """One thread in the pools of ``groups`` while any caller is inside (re-entrant, thread-safe):
+    the first holder of a group limits it, the last one out restores it."""
     with _lock:
-        if _active == 0:
-            _limits = _one_thread_limits()
-        _active += 1
+        for group in groups:
+            if _holders[group] == 0:
+                _limiters[group] = _limit(group)
+            _holders[group] += 1
     try:
         yield
     finally:
         with _lock:
-            _active -= 1
-            if _active == 0:
-                limits, _limits = _limits, None
-                limits.restore_original_limits()
+            for group in groups:
+                _holders[group] -= 1
+                if _holders[group] == 0:
+                    _limiters.pop(group).restore_original_limits()
+
+
+def blas_single_thread() -> Any:
+    """One BLAS (and OpenMP) thread in this process while any caller is inside (re-entrant,
+    thread-safe)."""
+    return _single_thread(("openblas", "other"))
 
 
 @contextmanager
@@ -113,19 +126,14 @@ def law_threads(n_points: int | None) -> int:
 
 
 @contextmanager
-def _openblas_single_thread() -> Iterator[None]:
-    with _controller_now().select(internal_api="openblas").limit(limits=1):
-        yield
-
-
-@contextmanager
 def solver_threads(n_points: int | None = None, *, sparse: bool = False) -> Iterator[None]:
     """A solver's threads (the module's rules): one BLAS thread, :func:`law_threads` numba ones.
 
     ``sparse``: the built-in HF solver's rule: OpenBLAS on one thread, MKL (pardiso's
     factorization) on its own threads, which do not spin between calls (``KMP_BLOCKTIME=0``,
     set by :mod:`romdask.hifi.linear` unless the environment says otherwise)."""
-    with _openblas_single_thread() if sparse else blas_single_thread(), numba_threads(law_threads(n_points)):
+    blas = _single_thread(("openblas",)) if sparse else blas_single_thread()
+    with blas, numba_threads(law_threads(n_points)):
         yield
 
 

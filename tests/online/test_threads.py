@@ -117,3 +117,24 @@ def test_numba_threads_is_per_thread_and_restored():
     assert numba.get_num_threads() == full
     with numba_threads(10 * full):  # never above the count it had
         assert numba.get_num_threads() == full
+
+
+@multicore
+def test_overlapping_solver_threads_restore_blas():
+    """Two holders overlapping, not nested (as in two threads: the HF solver's, OpenBLAS only, and
+    another's, every BLAS), the first leaving first: OpenBLAS keeps one thread while either holds it
+    and gets its count back after both. With a plain limit for the HF solver the second restored
+    the 1 it had found: OpenBLAS stayed at one thread for the rest of a full test run. (Entered
+    and left from this thread: this OpenBLAS build ignores counts set from another thread.)"""
+    with threadpool_limits(2, user_api="blas"):
+        start = _blas_threads("openblas")
+        assert start == {2}
+        hf, other = threads.solver_threads(sparse=True), threads.blas_single_thread()
+        hf.__enter__()
+        other.__enter__()
+        assert _blas_threads("openblas") == {1}
+        hf.__exit__(None, None, None)
+        assert _blas_threads("openblas") == {1}  # the other holder still runs
+        other.__exit__(None, None, None)
+        assert _blas_threads("openblas") == start
+        assert not any(threads._holders.values())
