@@ -13,6 +13,7 @@ Usage::
     python benchmarks/run.py local [--smoke]   (global ROM vs a dictionary of local ROMs; benchmarks/local_roms.py)
     python benchmarks/run.py adaptive [--smoke]   (error indicator, calibration, adaptive ROM; benchmarks/adaptive.py)
     python benchmarks/run.py threads [--smoke]   (the thread policy: solves quiet and beside a busy process; benchmarks/threads.py)
+    python benchmarks/run.py cyclic [--nodes 4000 1100] [--cycles 100]   (needs ccx; train on one cycle, predict 100; benchmarks/cyclic.py)
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
@@ -932,6 +933,27 @@ def run_threads(args) -> dict:
     return _run_script("threads.py", args)
 
 
+def run_cyclic(args) -> list[dict]:
+    """benchmarks/cyclic.py, one process per solver: trained on two one-cycle runs, the reduced model
+    predicts ``--cycles`` cycles of another amplitude against the HF computation of those cycles; the
+    built-in solver on the plate of ``--nodes[0]`` nodes, ccx on that of ``--nodes[-1]``. The
+    error-vs-cycle plot goes next to the results file (``cyclic.png``)."""
+    import tempfile
+
+    rows = []
+    for solver, nodes in (("builtin", args.nodes[0]), ("calculix", args.nodes[-1])):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "figures.json"
+            cmd = [sys.executable, str(HERE / "cyclic.py"), "--solver", solver, "--nodes", str(nodes),
+                   "--cycles", str(int(args.cycles)), "--out", str(out), *(["--increments", "20"] if args.smoke else [])]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            rows += json.loads(out.read_text())["rows"]
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "errors"}), flush=True)
+    cyclic = _load_script("cyclic.py")
+    cyclic.plot(rows, args.results.parent / ("cyclic-smoke.png" if args.smoke else "cyclic.png"))
+    return rows
+
+
 def run_own_deck(args) -> list[dict]:
     """The CLI session of docs/own-decks.md on examples/calculix-part: each step's wall time as a
     user sees it (a fresh process each, imports and numba loading included), ccx on the new deck
@@ -1104,7 +1126,7 @@ def check_rows(name: str, result: list[dict] | dict) -> list[str]:
 
 #: The cases, in the order ``all`` runs them.
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local", "adaptive", "threads")
+         "own_deck", "thermal", "local", "adaptive", "threads", "cyclic")
 
 #: The sizes of the published figures (docs/benchmarks.md), per case; an option given on the command line wins.
 DEFAULTS = {
@@ -1122,6 +1144,7 @@ DEFAULTS = {
     "local": {},  # the design is fixed in benchmarks/local_roms.py (plate n = 8, 12 training + 24 other runs)
     "adaptive": {},  # fixed in benchmarks/adaptive.py (plate n = 8, 2 training + 24 held-out runs)
     "threads": {},  # fixed in benchmarks/threads.py (plate n = 8, 4 training runs)
+    "cyclic": {"nodes": [4000, 1100], "cycles": 100},  # built-in solver's plate, ccx's plate
 }
 
 #: ``--smoke``: every case at a tiny size, seconds to a minute each; the figures only show that the
@@ -1141,12 +1164,14 @@ SMOKE = {
     "local": {},  # local_roms.py --smoke: n = 4, 4 training + 4 held-out runs
     "adaptive": {},  # adaptive.py --smoke: n = 4, 2 training + 5 held-out runs
     "threads": {},  # threads.py --smoke: n = 4, 20 increments, 2 repeats
+    "cyclic": {"nodes": [100], "cycles": 3},  # 20 increments per cycle
 }
 
 RUNNERS = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom, "rom_calculix": run_rom_calculix,
            "cluster": run_cluster, "own_deck": run_own_deck, "thermal": run_thermal,
-           "local": run_local, "adaptive": run_adaptive, "threads": run_threads}
+           "local": run_local, "adaptive": run_adaptive, "threads": run_threads,
+           "cyclic": run_cyclic}
 
 SIZE_OPTIONS = ("nodes", "cycles", "runs", "cells", "steps", "plate_n", "repeats")
 
@@ -1161,13 +1186,19 @@ def case_args(name: str, args: argparse.Namespace) -> argparse.Namespace:
     return out
 
 
-def _render_tables(results: Path) -> Path:
-    """benchmarks/table.py on a results file (not docs/benchmarks.md): ``<results>.md``."""
+def _load_script(name: str):
+    """A module of this folder (``table.py``, ``cyclic.py``) loaded by path."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("romdask_benchmarks_table", HERE / "table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    spec = importlib.util.spec_from_file_location(f"romdask_benchmarks_{Path(name).stem}", HERE / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _render_tables(results: Path) -> Path:
+    """benchmarks/table.py on a results file (not docs/benchmarks.md): ``<results>.md``."""
+    table = _load_script("table.py")
     out = results.with_suffix(".md")
     out.write_text(table.render(json.loads(results.read_text()), source=results))
     return out
@@ -1204,8 +1235,9 @@ def main(argv=None) -> None:
     parser.add_argument("--results", type=Path, default=None,
                         help=f"results file (default {RESULTS.relative_to(HERE.parent)}; with --smoke {SMOKE_RESULTS})")
     parser.add_argument("--nodes", type=int, nargs="+", default=None,
-                        help="mesh sizes (builtin_solver: 1000 10000 50000; ecm: 1000; others: 10000)")
-    parser.add_argument("--cycles", type=float, default=None, help="cycles (rom: 3; others: 1)")
+                        help="mesh sizes (builtin_solver: 1000 10000 50000; ecm: 1000; cyclic: 4000 1100 (built-in, ccx); "
+                             "others: 10000)")
+    parser.add_argument("--cycles", type=float, default=None, help="cycles (rom: 3; cyclic: 100; others: 1)")
     parser.add_argument("--flights", nargs="+", default=None,
                         help="thermal: training flights PEAK_C:OMEGA (default 925:1350 975:1450)")
     parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")

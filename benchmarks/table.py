@@ -569,6 +569,57 @@ def threads_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+def cyclic_table(entry: dict) -> list[str]:
+    rows = entry["rows"]
+    first = rows[0]
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.2f} %"
+
+    lines = [
+        f"## Cyclic extrapolation: trained on one cycle, {first['cycles']} cycles predicted ({entry['date']}, "
+        f"{entry['machine']})",
+        "",
+        "`python benchmarks/run.py cyclic` (`benchmarks/cyclic.py`): the plate with a hole, "
+        f"{first['increments'] // first['cycles']} increments per cycle; two HF training runs of ONE cycle",
+        f"({' and '.join(f'{a:g}' for a in first['train_amplitudes'])} mm), `reduce` (tol_pod = tol_ecm = 1e-6, "
+        "dask's threads), then the reduced model",
+        f"predicts {first['cycles']} cycles at {first['predict_amplitude']:g} mm against the HF computation of "
+        "those cycles (built-in solver: its wall time;",
+        "ccx: 2 threads, ITERATIVE CHOLESKY, its own run). End to end = training HF + offline + online (warm-up "
+        "included);",
+        "+ fields: plus the Gappy-POD reconstruction of the last cycle, or plus the law replayed at every point over "
+        "every cycle.",
+        "Errors on the last cycle: displacement time-space L2; von Mises and p the largest pointwise difference over "
+        "the cycle",
+        "relative to the largest HF value (ROM: law replay, or Gappy-POD; HF ccx: the law replayed on its "
+        "displacements).",
+        "",
+        "| HF solver | nodes | modes | points | HF [s] (per cycle) | training HF [s] | offline [s] | online [s] | "
+        "end to end [s] | HF / end to end | + Gappy | + replay | HF / online | u | von Mises | Gappy | p | Gappy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['solver']} | {r['nodes']:,} | {r['n_modes']} | {r['n_points']} | {r['hf_s']:.3g} "
+            f"({r['hf_cycle_s']:.2g}) | {r['train_hf_s']:.3g} | {r['offline_s']:.3g} | {r['online_s']:.2g} | "
+            f"{r['end_to_end_s']:.3g} | {r['speedup_end_to_end']:.1f}x | {r['speedup_end_to_end_gappy']:.1f}x | "
+            f"{r['speedup_end_to_end_replay']:.1f}x | {r['speedup_online']:,.0f}x | {r['last_displacement']:.1e} | "
+            f"{pct(r['last_von_mises'])} | {pct(r['last_von_mises_gappy'])} | {pct(r['last_p'])} | "
+            f"{pct(r['last_p_gappy'])} |")
+    cycles = [e["cycle"] for e in first["errors"]]
+    lines += ["", "Error per cycle, von Mises / p (plot: [benchmarks/cyclic.png](../benchmarks/cyclic.png)):", "",
+              "| HF solver | ROM fields | " + " | ".join(f"cycle {c}" for c in cycles) + " |",
+              "|---|---|" + "---:|" * len(cycles)]
+    for r in rows:
+        by = {e["cycle"]: e for e in r["errors"]}
+        for how, suffix in (("law replay", ""), ("Gappy-POD", "_gappy")):
+            cells = (f"{pct(by[c]['von_mises' + suffix])} / {pct(by[c]['p' + suffix])}" if c in by else "-"
+                     for c in cycles)
+            lines.append(f"| {r['solver']} | {how} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _windows(row: dict) -> str:
     """" (3, 6, 12)": the HF increments of each enrichment of an adaptive row, if recorded."""
     return f" ({', '.join(str(w) for w in row['windows'])})" if row.get("windows") else ""
@@ -627,6 +678,8 @@ def render(data: dict, source: Path | None = None) -> str:
         lines += adaptive_table(data["adaptive"])
     if "threads" in data:
         lines += threads_table(data["threads"])
+    if "cyclic" in data:
+        lines += cyclic_table(data["cyclic"])
     return "\n".join(lines)
 
 

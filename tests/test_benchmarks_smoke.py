@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local", "adaptive", "threads")
-NEEDS_CCX = ("calculix_ingest", "rom_calculix", "own_deck", "thermal")
+         "own_deck", "thermal", "local", "adaptive", "threads", "cyclic")
+NEEDS_CCX = ("calculix_ingest", "rom_calculix", "own_deck", "thermal", "cyclic")
 #: the heading of each case's table in benchmarks/table.py
 HEADINGS = {"builtin_solver": "## Built-in solver", "ingest": "## Ingest of solver-made", "calculix_ingest":
             "## Ingest of CalculiX results", "pod": "## POD of a", "ecm": "## ECM vs tolerance", "scaling":
@@ -37,7 +37,7 @@ HEADINGS = {"builtin_solver": "## Built-in solver", "ingest": "## Ingest of solv
             "own_deck": "## A user's own CalculiX decks", "thermal": "## Thermomechanics",
             "local": "## One global ROM against a dictionary of local ROMs",
             "adaptive": "## Error indicator, calibration and adaptive enrichment",
-            "threads": "## Thread policy"}
+            "threads": "## Thread policy", "cyclic": "## Cyclic extrapolation"}
 
 
 def _numbers(value):
