@@ -73,7 +73,8 @@ def indicator_scale(basis: np.ndarray, singular_values: Any, n_snapshots: int) -
     return float(s[0] * np.linalg.norm(basis[:, 0]) * np.sqrt(2.0 / n_snapshots))
 
 
-def misfit_indicator(basis: np.ndarray, values: np.ndarray, scale: float) -> np.ndarray:
+def misfit_indicator(basis: np.ndarray, values: np.ndarray, scale: float,
+                     orthonormal: np.ndarray | None = None) -> np.ndarray:
     """``E(t) = ||q - Q Q^T q|| / max(||q||, scale)`` for every row of ``values``.
 
     Parameters
@@ -81,6 +82,8 @@ def misfit_indicator(basis: np.ndarray, values: np.ndarray, scale: float) -> np.
     basis : (rows, m) Gappy-POD rows of the quantity at the reduced points (``rows > m``)
     values : (n_t, rows) the quantity at the reduced points at every output time
     scale : the training scale ``S_q`` (> 0)
+    orthonormal : optional (rows, m) ``Q`` of the thin QR of ``basis``, when the caller keeps it
+        (the online solver, per model); computed otherwise
 
     Returns
     -------
@@ -88,10 +91,10 @@ def misfit_indicator(basis: np.ndarray, values: np.ndarray, scale: float) -> np.
 
     Notes
     -----
-    One thin QR of the basis rows and two ``(n_t, rows) x (rows, m)`` products, by blocks of
+    One thin QR of the basis rows (unless ``orthonormal`` is given) and two ``(n_t, rows) x (rows, m)`` products, by blocks of
     ``BLOCK`` times (work memory ``16 BLOCK rows`` bytes, not ``n_t``-sized).
     """
-    q = _orthonormal_rows(basis)
+    q = _orthonormal_rows(basis) if orthonormal is None else orthonormal
     misfit, norm = np.empty(values.shape[0]), np.empty(values.shape[0])
     for start in range(0, values.shape[0], BLOCK):
         block = values[start:start + BLOCK]

@@ -25,6 +25,7 @@ from romdask.online import (
     solve,
 )
 from romdask.online.solver import _Solver
+from romdask.stepping import StepFailure
 
 
 def positions(layout, point_ids):
@@ -159,6 +160,30 @@ def test_save_open_solve_identical(ecm_model, tmp_path):
     for name in ("coordinates", "stress", "state", "reactions", "indicator", "iterations"):
         assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
     assert a.residuals == b.residuals
+
+
+def test_gappy_operators_kept_per_model(ecm_model):
+    """The Gappy pseudo-inverse and the indicator's orthonormal rows are computed once per model
+    and kept: a second solve gives the same bits, the coefficients are the least-squares fit."""
+    t, model, _ = ecm_model
+    scenario = Scenario.from_problem(t.problems["train_b"])
+    a, b = model.solve(scenario), model.solve(scenario)
+    assert a.gappy_coefficients.keys() == b.gappy_coefficients.keys() and "stress" in a.gappy_coefficients
+    for quantity in a.gappy_coefficients:
+        assert np.array_equal(a.gappy_coefficients[quantity], b.gappy_coefficients[quantity]), quantity
+    assert np.array_equal(a.indicator, b.indicator, equal_nan=True)
+    values = a.stress.reshape(a.times.size, -1)
+    fit = np.linalg.lstsq(model.gappy["stress"], values.T, rcond=None)[0].T
+    np.testing.assert_allclose(a.gappy_coefficients["stress"], fit, rtol=0, atol=1e-10 * np.abs(fit).max())
+
+
+def test_singular_reduced_tangent_is_a_step_failure(ecm_model):
+    t, model, _ = ecm_model
+    solver = _Solver(model, Scenario(np.array([0.0, 1.0]), {"top_displacement": 0.001}), OnlineOptions(),
+                     ("top_displacement",))
+    with pytest.raises(StepFailure, match="singular"):
+        solver.linear_solve(np.zeros((model.n_modes, model.n_modes)), np.ones(model.n_modes))
+    assert np.all(solver.gamma == 0.0)
 
 
 def test_indicator_rises_far_from_training(ecm_model):
