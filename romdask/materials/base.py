@@ -19,8 +19,10 @@ integration failed (the caller cuts the increment); a failed point gets the elas
 stress, the elastic tangent and ``state_new = state_old``.
 
 A law writes one scalar ``point(strain, state_old, dt, time, temperature, params, stress,
-tangent, state_new) -> 0 | 1`` function for one integration point (1-D views) and gets its
-kernel from :func:`point_loop`.
+tangent, state_new) -> 0 | 1`` function for one integration point (1-D views) and the loop of
+:func:`point_loop` over it as a module-level ``@njit(parallel=True, cache=True)`` function (as
+the built-in laws do), so that numba's disk cache serves the kernel in every process;
+``point_loop(point)`` builds the same kernel as a closure, compiled again in every process.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ def point_loop(point: Any) -> Any:
     Notes
     -----
     Points are independent (no reduction but the failure count), so the kernel gives the same
-    bits as a serial loop over ``point``. numba caches the kernel per point function (the
-    closure variable is part of its cache key).
+    bits as a serial loop over ``point``. numba does NOT reuse this kernel from its disk cache in
+    another process: the cache key hashes the pickled closure, which holds the point function's
+    dispatcher and its per-process uuid (numba 0.68), so every process compiles it again
+    (~1 s for CalculiX's law) and adds an entry to the cache index. The built-in laws write
+    this loop out at module level instead (e.g. :func:`romdask.materials.calculix.calculix_kernel`).
     """
 
     @njit(parallel=True, cache=True)

@@ -29,9 +29,9 @@ from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from romdask.materials.base import Material, point_loop
+from romdask.materials.base import Material
 from romdask.materials.registry import register_law
 from romdask.materials.elastic import check_elastic_rows
 from romdask.materials.thermal import check_expansion, check_rows, pack_expansion, row_interval, row_value, thermal_strain
@@ -442,8 +442,16 @@ def _elastic_creep_rows(young, poisson, elastic, norton) -> np.ndarray:
     return np.array(out, np.float64)
 
 
-#: parallel kernel of the law (see :mod:`romdask.materials.base`)
-calculix_kernel = point_loop(calculix_point)
+@njit(parallel=True, cache=True)
+def calculix_kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):  # pragma: no cover
+    """The parallel kernel of the law (see :mod:`romdask.materials.base`): :func:`calculix_point`
+    at every point, the loop of :func:`~romdask.materials.base.point_loop` written out here so
+    that numba's disk cache serves it in every process."""
+    n_failed = 0
+    for i in prange(strain.shape[0]):
+        n_failed += calculix_point(strain[i], state_old[i], dt, time, temperature[i], params, stress[i], tangent[i],
+                                state_new[i])
+    return n_failed
 
 @register_law
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from romdask.materials.base import Material, point_loop
+from romdask.materials.base import Material
 from romdask.materials.registry import register_law
 from romdask.materials.elastic import check_elastic_constants
 from romdask.materials.thermal import check_expansion, check_rows, pack_expansion, row_interval, row_value, thermal_strain
@@ -192,8 +192,16 @@ def chaboche_point(strain, state_old, dt, time, temperature, params, stress, tan
 
 
 
-#: parallel kernel of the law (see :mod:`romdask.materials.base`)
-chaboche_kernel = point_loop(chaboche_point)
+@njit(parallel=True, cache=True)
+def chaboche_kernel(strain, state_old, dt, time, temperature, params, stress, tangent, state_new):  # pragma: no cover
+    """The parallel kernel of the law (see :mod:`romdask.materials.base`): :func:`chaboche_point`
+    at every point, the loop of :func:`~romdask.materials.base.point_loop` written out here so
+    that numba's disk cache serves it in every process."""
+    n_failed = 0
+    for i in prange(strain.shape[0]):
+        n_failed += chaboche_point(strain[i], state_old[i], dt, time, temperature[i], params, stress[i], tangent[i],
+                                state_new[i])
+    return n_failed
 
 def _check_constants(young, poisson, r0, q, b, k, n, c, d, where: str) -> None:
     try:
