@@ -261,6 +261,7 @@ def rom_calculix_table(entry: dict) -> list[str]:
         "error p replay / Gappy | built-in vs ccx | load |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    scaled = [r for r in entry["rows"] if "error_von_mises_gappy_scales" in r]
     for r in entry["rows"]:
         lines.append(
             f"| {r['nodes']:,} | {r['cycles']:g} | {r['ccx_solver']} ({r['ccx_threads']} threads) | "
@@ -271,6 +272,26 @@ def rom_calculix_table(entry: dict) -> list[str]:
             f"{100 * r['error_p']:.2f} % / {100 * r['error_p_gappy']:.2f} % | "
             f"{r['builtin_vs_ccx_displacement']:.1e} | {r['load_avg']:.1f} |"
         )
+    if scaled:
+        lines += ["", "The same training runs, Gappy bases also from replayed reduced solutions "
+                  "(`ReduceOptions.gappy_scales`: the training loadings times each factor, solved by the first model, "
+                  "the law replayed at every point; docs/offline.md):", "",
+                  "| nodes | gappy_scales | offline [s] | points (plain) | Gappy ranks stress / p | online [s] | "
+                  "speedup vs ccx | Gappy fields, every step [s] (plain) | ccx / (online + Gappy fields) (plain) | "
+                  "error von Mises Gappy (plain) | error p Gappy (plain) |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in scaled:
+            ranks = r["gappy_ranks_gappy_scales"]
+            lines.append(
+                f"| {r['nodes']:,} | {', '.join(f'{f:g}' for f in r['gappy_scales'])} | "
+                f"{r['offline_gappy_scales_s']:.1f} | {r['n_points_gappy_scales']} ({r['n_points']}) | "
+                f"{ranks['stress']} / {ranks.get('p', '-')} | {r['online_wall_gappy_scales_s']:.4f} | "
+                f"{r['ccx_wall_s'] / r['online_wall_gappy_scales_s']:.0f}x | "
+                f"{r['gappy_fields_gappy_scales_s']:.3f} ({r['gappy_fields_s']:.3f}) | "
+                f"{r['ccx_wall_s'] / (r['online_wall_gappy_scales_s'] + r['gappy_fields_gappy_scales_s']):.0f}x "
+                f"({r['ccx_wall_s'] / (r['online_wall_s'] + r['gappy_fields_s']):.0f}x) | "
+                f"{100 * r['error_von_mises_gappy_scales']:.2f} % ({100 * r['error_von_mises_gappy']:.2f} %) | "
+                f"{100 * r['error_p_gappy_scales']:.2f} % ({100 * r['error_p_gappy']:.2f} %) |")
     return lines + [""]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from romdask.cli.common import (HelpFormatter, add_cluster_options, cluster_context, fraction, is_reduced_model,
-                                positive_int, writable_folder)
+                                positive_float, positive_int, writable_folder)
 from romdask.cli.dictionary import criterion_lines, local_count, model_lines, replace_folder
 
 __all__ = ["register"]
@@ -25,6 +25,10 @@ def register(sub) -> None:
                      help="ECM tolerance, 0 < TOL < 1: relative error of the reduced forces and reactions")
     red.add_argument("--law", default=None,
                      help="law file (YAML or JSON, `romdask template law`; default: the law the runs carry)")
+    red.add_argument("--gappy-scales", type=positive_float, nargs="+", default=(), metavar="F",
+                     help="also build the Gappy-POD bases (the stress and plastic strain fields rebuilt from the "
+                          "reduced points) from the training runs' loadings times each F, solved by the reduced "
+                          "model and the law replayed at every point: e.g. 0.75 1.25 (docs/offline.md)")
     red.add_argument("--local", type=local_count, default=None, metavar="K|auto",
                      help="a dictionary of K local reduced models, one per cluster of similar training runs "
                           "(k-medoids on the runs' dissimilarity); auto: the K of the lowest expected online cost, "
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.local != "auto" and (args.k_max is not None or args.min_runs is not None):
         raise ValueError("--k-max and --min-runs bound --local auto; drop them or pass --local auto")
-    options = ReduceOptions(tol_pod=args.tol_pod, tol_ecm=args.tol_ecm)
+    options = ReduceOptions(tol_pod=args.tol_pod, tol_ecm=args.tol_ecm, gappy_scales=tuple(args.gappy_scales))
     if args.law:
         from romdask.problem.files import read_law_file
 

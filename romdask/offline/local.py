@@ -53,12 +53,11 @@ import numpy as np
 from romdask.materials import Material
 from romdask.online.scenario import Scenario
 from romdask.online.selection import temperature_features
-from romdask.store import SnapshotStore
 
 from romdask.threads import blas_single_thread
 from .pod import gram
 from .reduce import ReduceOptions, Reduction, reduce
-from .training import TrainingData, lift, training_data
+from .training import TrainingData, lift, training_data, training_scenarios
 
 __all__ = [
     "Clustering",
@@ -516,12 +515,3 @@ def training_temperatures(data: TrainingData) -> dict[str, np.ndarray] | None:
         history = temperature.local(None, sources).history(data.store_path, run, times)
         out[run] = temperature_features(history, temperature.initial)
     return out
-
-
-def training_scenarios(data: TrainingData) -> dict[str, Scenario]:
-    """Each training run's :class:`~romdask.online.Scenario` (its output times and load
-    description): the inputs a dictionary's selector is trained on."""
-    attrs = SnapshotStore.open(data.store_path, mode="r").runs(complete_only=True)
-    return {run: Scenario.from_description(np.unique(data.snapshot_time[data.snapshot_run == run]),
-                                           attrs[run]["metadata"]["loads"])
-            for run in data.runs}

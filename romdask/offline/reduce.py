@@ -35,7 +35,7 @@ from romdask.online.model import ReducedModel
 from romdask.threads import blas_single_thread
 from .hyperreduction import full_quadrature, hyperreduce
 from .pod import pod
-from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields
+from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields, replayed_snapshots
 from .training import lift, training_data
 
 __all__ = ["ReduceOptions", "Reduction", "reduce"]
@@ -63,6 +63,13 @@ class ReduceOptions:
     ecm_rows : "summed" (one integrand per snapshot and mode or lifting: the reduced forces) or
         "component" (one per Voigt component too: 6x the rows, 2.5-4.5x the points)
     pod_method : :func:`~romdask.offline.pod`'s method: "snapshots", "tsqr" or "randomized"
+    gappy_scales : factors (> 0) of the training runs' loadings whose reduced solutions, the law
+        replayed along them at every point, join the Gappy-POD snapshots
+        (:func:`~romdask.offline.stages.replayed_snapshots`): Gappy-POD then rebuilds the stress
+        and p of amplitudes between and around the training ones (plate with a hole, 1,105
+        nodes, trained on 0.004 and 0.008 mm, (0.8, 1.2): von Mises error at 0.006 mm 1.93 % ->
+        0.61 %, at 0.007 mm 2.13 % -> 1.02 %; docs/offline.md). Empty (default): the training
+        snapshots only.
 
     Raises
     ------
@@ -80,8 +87,12 @@ class ReduceOptions:
     ecm_scope: str = "auto"
     ecm_rows: str = "summed"
     pod_method: str = "snapshots"
+    gappy_scales: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "gappy_scales", tuple(float(f) for f in self.gappy_scales))
+        if not all(np.isfinite(f) and f > 0 for f in self.gappy_scales):
+            raise ValueError(f"gappy_scales must be positive finite factors; got {self.gappy_scales}")
         if not (self.tol_pod >= 0 and self.tol_ecm > 0 and self.gappy_tol >= 0):
             raise ValueError(f"need tol_pod >= 0, tol_ecm > 0, gappy_tol >= 0; got {self.tol_pod}, "
                              f"{self.tol_ecm}, {self.gappy_tol}")
@@ -104,8 +115,9 @@ class ReduceOptions:
 
     def settings(self) -> dict[str, Any]:
         """The options recorded at the head of the report."""
-        return {"tol_pod": self.tol_pod, "tol_ecm": self.tol_ecm, "gappy_tol": self.gappy_tol,
-                "product": self.product, "pod_method": self.pod_method}
+        settings = {"tol_pod": self.tol_pod, "tol_ecm": self.tol_ecm, "gappy_tol": self.gappy_tol,
+                    "product": self.product, "pod_method": self.pod_method}
+        return settings | ({"gappy_scales": list(self.gappy_scales)} if self.gappy_scales else {})
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,5 +248,13 @@ def _reduce(store_path, law, runs, options: ReduceOptions) -> Reduction:
     gathered = gather(fields, cubature)
     duals = dual_bases(gathered.fields.stress, gathered.fields.p, tol=options.gappy_tol)
     model = assemble(data, lifting, basis, gathered, duals, settings=options.settings())
+    if options.gappy_scales:  # Gappy bases from the training and the replayed snapshots
+        stress, p, skipped = replayed_snapshots(model, data, gathered.fields, options.gappy_scales)
+        fields = gathered.fields
+        if stress.shape[0]:
+            p_all = None if fields.p is None else fields.p if p is None else np.concatenate([fields.p, p])
+            duals = dual_bases(np.concatenate([fields.stress, stress]), p_all, tol=options.gappy_tol)
+        settings = options.settings() | {"gappy_replayed_snapshots": int(stress.shape[0]), "gappy_left_out": skipped}
+        model = assemble(data, lifting, basis, gathered, duals, settings=settings)
     timings = {k: float(v) for k, v in gathered.hyperreduction.report.items() if k in RUN_TIMINGS}
     return Reduction(model, full_bases(data, lifting, gathered, duals), layout.mesh, timings)

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from romdask.materials import Material, law_from_json
+from romdask.online.scenario import Scenario
 from romdask.problem.loads import Dirichlet, NodalForce, Pressure
 from romdask.problem.patterns import loads_from_description, pattern_signatures
 from romdask.store import SnapshotStore, StoreLayout, open_snapshots
@@ -349,3 +350,12 @@ def lift(data: TrainingData) -> Lifting:
         return lifting
     lazy_A = da.from_array(A, chunks=(U.chunks[0], (len(data.lifted),)))
     return Lifting(data.lifting_names, G, A, U - da.matmul(lazy_A, lifting.lazy_vectors()))
+
+
+def training_scenarios(data: TrainingData) -> dict[str, Scenario]:
+    """Each training run's :class:`~romdask.online.Scenario` (its output times and load
+    description): the inputs a dictionary's selector is trained on."""
+    attrs = SnapshotStore.open(data.store_path, mode="r").runs(complete_only=True)
+    return {run: Scenario.from_description(np.unique(data.snapshot_time[data.snapshot_run == run]),
+                                           attrs[run]["metadata"]["loads"])
+            for run in data.runs}
