@@ -28,7 +28,7 @@ def register(sub) -> None:
     red.add_argument("--gappy-scales", type=positive_float, nargs="+", default=(), metavar="F",
                      help="also build the Gappy-POD bases (the stress and plastic strain fields rebuilt from the "
                           "reduced points) from the training runs' loadings times each F, solved by the reduced "
-                          "model and the law replayed at every point: e.g. 0.75 1.25 (docs/offline.md)")
+                          "model and the law replayed at every point: e.g. 0.8 1.2 (docs/offline.md)")
     red.add_argument("--local", type=local_count, default=None, metavar="K|auto",
                      help="a dictionary of K local reduced models, one per cluster of similar training runs "
                           "(k-medoids on the runs' dissimilarity); auto: the K of the lowest expected online cost, "

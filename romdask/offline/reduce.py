@@ -249,11 +249,11 @@ def _reduce(store_path, law, runs, options: ReduceOptions) -> Reduction:
     duals = dual_bases(gathered.fields.stress, gathered.fields.p, tol=options.gappy_tol)
     model = assemble(data, lifting, basis, gathered, duals, settings=options.settings())
     if options.gappy_scales:  # Gappy bases from the training and the replayed snapshots
-        stress, p, skipped = replayed_snapshots(model, data, gathered.fields, options.gappy_scales)
-        fields = gathered.fields
+        got = gathered.fields
+        stress, p, skipped = replayed_snapshots(model, data, got, options.gappy_scales)
         if stress.shape[0]:
-            p_all = None if fields.p is None else fields.p if p is None else np.concatenate([fields.p, p])
-            duals = dual_bases(np.concatenate([fields.stress, stress]), p_all, tol=options.gappy_tol)
+            p_all = None if got.p is None else got.p if p is None else np.concatenate([got.p, p])
+            duals = dual_bases(np.concatenate([got.stress, stress]), p_all, tol=options.gappy_tol)
         settings = options.settings() | {"gappy_replayed_snapshots": int(stress.shape[0]), "gappy_left_out": skipped}
         model = assemble(data, lifting, basis, gathered, duals, settings=settings)
     timings = {k: float(v) for k, v in gathered.hyperreduction.report.items() if k in RUN_TIMINGS}

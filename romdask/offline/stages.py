@@ -46,6 +46,7 @@ __all__ = [
     "full_bases",
     "gather",
     "point_fields",
+    "replayed_snapshots",
     "thermal_rows",
 ]
 
@@ -243,8 +244,8 @@ def replayed_snapshots(model: ReducedModel, data: TrainingData, fields: PointFie
     Gappy error of 0.006 mm (trained on 0.004 and 0.008 mm) was 1.83 % at 10,360 nodes (best
     approximation in that basis 1.67 %), against 0.56 % for the law replay; with the replayed
     stresses of 0.005 and 0.007 mm added, 0.74 % (docs/offline.md). Cost: one online solve and
-    one law replay at every point per scaled loading (``n_t N`` law evaluations; 3.3 s for four at 10,360 nodes),
-    ``8 n_t N (6 + n_state)`` bytes each.
+    one law replay at every point per scaled loading (``n_t N`` law evaluations; 3.3 s for four
+    at 10,360 nodes), ``8 n_t N (6 + n_state)`` bytes each, all held until the Gappy bases.
     """
     if data.thermal:
         raise ValueError("gappy_scales: scaled loadings of thermal runs are not supported yet (the temperatures "
