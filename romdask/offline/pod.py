@@ -488,12 +488,17 @@ def _eig_pod(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.clip(lam, 0.0, None)), V
 
 
+def gram_accuracy(m: int) -> float:
+    """The smallest ``s_i / s_0`` the Gram method resolves for ``m`` snapshots: eigenvalue errors
+    ~ m eps lambda_0, so smaller ratios than ``sqrt(10 m eps)`` carry no digits."""
+    return float(np.sqrt(10 * m * np.finfo(float).eps))
+
+
 def _gram_floor(s: np.ndarray) -> np.ndarray:
-    """Zero the singular values below the Gram method's noise level (eigenvalue errors
-    ~ m eps lambda_0, so s_i / s_0 < sqrt(10 m eps) carry no digits)."""
+    """Zero the singular values below the Gram method's noise level (:func:`gram_accuracy`)."""
     if len(s) == 0 or s[0] <= 0:
         return s
-    floor = s[0] * np.sqrt(10 * len(s) * np.finfo(float).eps)
+    floor = s[0] * gram_accuracy(len(s))
     out = s.copy()
     if np.any((out > 0) & (out < floor)):
         log.info("method of snapshots: %d singular values below its accuracy floor s_0 * %.1e set to 0 "
