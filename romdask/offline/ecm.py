@@ -438,6 +438,7 @@ def ecm(
     max_points: int | None = None,
     candidates: np.ndarray | None = None,
     initial: np.ndarray | None = None,
+    eliminate: bool = False,
 ) -> ECMResult:
     """Empirical Cubature Method: few points with positive weights integrating every row of J.
 
@@ -457,6 +458,8 @@ def ecm(
     initial : ndarray of int, optional
         Warm start: points selected first (e.g. the previous ECM points after a basis
         enrichment); those that get a zero weight are dropped.
+    eliminate : after convergence, drop the points the others can do without
+        (:func:`eliminate_points`; skipped above :data:`ELIMINATION_MAX_FLOPS` per NNLS).
 
     Returns
     -------
@@ -616,6 +619,12 @@ def ecm(
         est_target = min(est_target, tol / 10)
         log.debug("ecm: basis exhausted at residual %.3e with %d points; tightening to %.1e",
                   residual, len(points), svd_tol)
+    if eliminate and converged(points, x, residual) and J.shape[0] * len(points) ** 2 <= ELIMINATION_MAX_FLOPS:
+        x_e = eliminate_points(J[:, points], b_full, np.asarray(x), volume, tol)
+        if np.count_nonzero(x_e) < len(points):
+            points, x = [p for p, v in zip(points, x_e) if v > 0], x_e[x_e > 0]
+            residual = full_residual(points, x)
+            history.append(residual)
     if not converged(points, x, residual):
         log.warning("ecm stopped at residual %.3e (volume error %.1e) > tol %.1e with %d points%s",
                     residual, abs(np.sum(x) / volume - 1), tol, len(points),
@@ -629,6 +638,62 @@ def ecm(
         n_iterations=n_iter,
         time=time.perf_counter() - t0,
     )
+
+
+#: point elimination after the ECM (:func:`eliminate_points`) when one NNLS on the selected
+#: columns costs at most this many flops (``n_rows * n_selected^2``; ~0.02 s)
+ELIMINATION_MAX_FLOPS = 2e8
+
+
+def eliminate_points(cols: np.ndarray, b: np.ndarray, x: np.ndarray, volume: float, tol: float,
+                     max_tries: int = 10) -> np.ndarray:
+    """Backward elimination after the greedy ECM: the weights (zeros at the dropped points) of
+    the fewest selected points found that still integrate every row and the volume within tol.
+
+    Parameters
+    ----------
+    cols : (n_rows, s) the integrands at the selected points
+    b : (n_rows,) their exact integrals; x : (s,) the ECM weights; volume : the exact volume
+    tol : relative tolerance, as :func:`ecm`'s (``||cols x - b|| <= tol ||b||`` and the volume)
+
+    Notes
+    -----
+    The greedy ECM adds points until the residual meets tol, each pick the best for the
+    residual at that time: some earlier picks become redundant. Here one point at a time is
+    dropped, trying first those of the smallest contribution ``x_k ||cols_k||``, (at most
+    ``max_tries`` per drop) and keeping a drop when the NNLS weights of the others meet tol
+    (integrals and volume, weighed alike: rows ``[cols; (||b|| / V) 1^T]``, unknowns ``x / x0``
+    so that the columns have the scale of their contributions). Plate with a hole (4,536 nodes,
+    11 modes, 228 compressed rows): 198 -> 159 points at tol 1e-5, 176 -> 128 at 1e-4,
+    151 -> 94 at 1e-3, 0.6-1.2 s. Cost ``O(drops * tries * n_rows * s^2)``.
+    """
+    nb = float(np.linalg.norm(b))
+    if nb == 0.0 or x.size < 2:
+        return x
+    scale = nb / volume
+    A = np.vstack([cols, np.full(cols.shape[1], scale)]) * x  # unknowns y = x / x0
+    target = np.append(b, scale * volume)
+    keep = np.flatnonzero(x > 0)
+    y = np.where(x > 0, 1.0, 0.0)
+
+    def fit(idx):
+        sol, _ = nnls(A[:, idx], target, maxiter=100 * max(idx.size, 10))
+        r = A[:, idx] @ sol - target
+        ok = np.linalg.norm(r[:-1]) <= tol * nb and abs(r[-1]) <= tol * scale * volume
+        return sol, ok
+
+    while keep.size > 1:
+        contribution = y[keep] * np.linalg.norm(A[:, keep], axis=0)
+        for k in np.argsort(contribution, kind="stable")[:max_tries]:
+            trial = np.delete(keep, k)
+            sol, ok = fit(trial)
+            if ok:
+                keep, y = trial[sol > 0], np.zeros_like(y)
+                y[keep] = sol[sol > 0]
+                break
+        else:
+            break
+    return np.where(np.isin(np.arange(x.size), keep), y * x, 0.0)
 
 
 def _check_indices(idx, n: int, name: str) -> np.ndarray:
@@ -705,6 +770,12 @@ def _merge(locals_, offsets, tol, global_correction, initial=None):
             keep = x_c > 0
             pts, x, cols = pts[keep], x_c[keep], cols[:, keep]
             history.append(res1)
+    if global_correction and pts.size and history[-1] <= tol and cols.shape[0] * pts.size**2 <= ELIMINATION_MAX_FLOPS:
+        x_e = eliminate_points(cols, b, x, volume, tol)
+        keep = x_e > 0
+        if np.count_nonzero(keep) < pts.size:
+            pts, x, cols = pts[keep], x_e[keep], cols[:, keep]
+            history.append(float(np.linalg.norm(cols @ x - b) / nb))
     residual = history[-1]
     if residual > tol:
         log.warning("ecm_subdomains: global residual %.3e > tol %.1e", residual, tol)

@@ -178,7 +178,7 @@ def integrand_block(stress: np.ndarray, fields: np.ndarray, transform: dict[str,
 
 @one_blas_thread
 def _global_ecm(J_blocks, weights, tol, initial=None) -> ECMResult:
-    return ecm(np.hstack(J_blocks), weights, tol=tol, initial=initial)
+    return ecm(np.hstack(J_blocks), weights, tol=tol, initial=initial, eliminate=True)
 
 
 def _result(out: tuple[ECMResult, dict[str, Any]], fields: str, scope: str, ip_offsets: np.ndarray) -> Hyperreduction:
