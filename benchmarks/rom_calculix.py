@@ -22,7 +22,9 @@ The plate with a hole (``plate_problem(n=plate_n_for_nodes(nodes))``, 40 increme
 5. a second model with ``ReduceOptions(gappy_scales=--gappy-scales)`` (the Gappy bases also from the
    training loadings times each factor, solved by the first model and replayed): its points, online
    time and Gappy-POD errors (``*_gappy_scales``); both models' Gappy-POD reconstruction of stress and
-   p at every output step, timed (``gappy_fields*_s``, median of 3).
+   p at every output step, timed (``gappy_fields*_s``, median of 3);
+6. one more model per ``--tol-ecm-sweep`` tolerance (the same POD): its points, online time (median of
+   ``--repeats``) and errors (``ecm_sweep``).
 
 Prints one JSON dict and writes it to ``--out``. No threshold is asserted. Runs in the current
 process with dask's default scheduler (no cluster is started). Temporary files go to
@@ -159,6 +161,25 @@ def benchmark(args, workdir: Path) -> dict:
                    online_wall_gappy_scales_s=float(np.median(scaled_times)),
                    error_von_mises_gappy_scales=scaled_errors["error_von_mises_gappy"],
                    error_p_gappy_scales=scaled_errors["error_p_gappy"])
+    # 6. looser ECM tolerances (issue 13, targets 1 and 6): points, online time and errors
+    sweep = []
+    for tol_ecm in args.tol_ecm_sweep:
+        t0 = time.perf_counter()
+        loose = reduce(store_path, law, runs=names, options=ReduceOptions(tol_pod=args.tol_pod, tol_ecm=tol_ecm))
+        offline = time.perf_counter() - t0
+        loose_path = loose.save(workdir / f"model-ecm-{tol_ecm:g}.zarr")
+        loose_model = ReducedModel.open(loose_path)
+        loose_times = []
+        for _ in range(args.repeats):
+            loose_rom = loose_model.solve(scenario)
+            loose_times.append(loose_rom.wall_time)
+        loose_errors, _ = compare(open_full(loose_path), loose_rom, hf, law)
+        sweep.append({"tol_ecm": tol_ecm, "offline_s": offline, "n_points": loose_model.n_points,
+                      "ecm_points": loose.report["ecm_points"], "ecm_residual": loose.report["ecm_residual"],
+                      "online_wall_s": float(np.median(loose_times)),
+                      "speedup_vs_ccx": reference.run.wall_time / float(np.median(loose_times)),
+                      **{k: v for k, v in loose_errors.items() if k.startswith("error_")}})
+    figures.update(tol_ecm=args.tol_ecm, ecm_points=report["ecm_points"], ecm_sweep=sweep)
     u_builtin = open_snapshots(store_path, runs=["builtin"]).displacement.values
     figures.update(
         errors,
@@ -187,6 +208,8 @@ def main(argv=None) -> dict:
                         help="a second model's ReduceOptions.gappy_scales (default 0.8 1.2)")
     parser.add_argument("--tol-pod", type=float, default=1e-6)
     parser.add_argument("--tol-ecm", type=float, default=1e-6)
+    parser.add_argument("--tol-ecm-sweep", type=float, nargs="*", default=[1e-4, 1e-3, 1e-2],
+                        help="further models at these ECM tolerances (points, online time, errors)")
     parser.add_argument("--workdir", type=Path, default=None, help="folder of the store and ccx runs (default: temporary)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--out", type=Path, default=HERE / "rom_calculix.json")

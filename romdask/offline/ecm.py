@@ -487,6 +487,10 @@ def ecm(
        that, the SVD truncation and the inner tolerance are tightened tenfold and the loop goes
        on from the current points (warm start).
 
+    4. With ``eliminate``: :func:`eliminate_points` drops the picks that later picks made
+       redundant, keeping the tolerance (the greedy selection ends with about 1.1-1.6x the rank
+       of the rows at ``tol``; the elimination brings it close to that rank).
+
     By the KKT conditions of the NNLS, points in ``S`` have zero correlation and dropped points
     a non-positive one, so every pick is new and strictly lowers the residual.
 
@@ -826,6 +830,7 @@ def ecm_subdomains_graph(
         local weights' integral, to the tolerance they leave (the residual may grow, up to
         ``tol``); when they miss it (a looser ``local_tol``), one NNLS against the global
         target (points whose weight drops to 0 are removed; it never increases the residual).
+        Then, when the global target is met, :func:`eliminate_points` on the union.
     initial : ndarray of int, optional
         Warm start (global point indices, e.g. the previous points after a basis enrichment):
         each subdomain's ECM selects its share of them first (see :func:`ecm`).

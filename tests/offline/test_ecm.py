@@ -307,3 +307,40 @@ def test_warm_started_nnls_is_the_nnls():
         assert fit == pytest.approx(optimum, rel=1e-9, abs=1e-12)
         np.testing.assert_allclose(greedy.Q.T @ greedy.Q, np.eye(len(x)), atol=1e-10)
     assert n_drops > 0  # the drop paths were exercised
+
+
+# ------------------------------------------------------------------ point elimination after the ECM
+@pytest.mark.parametrize("case", ["smooth_3d", "plate"])
+def test_elimination_keeps_the_tolerance_with_fewer_points(case, request):
+    """Backward elimination (``eliminate=True``): fewer points than the greedy selection, never
+    more, every remaining point a subset of it, the tolerance (integrals and volume) still met."""
+    if case == "plate":
+        stress, mode_strains, w = request.getfixturevalue("plate")
+        J, _ = integrand_matrix(stress, mode_strains, w)
+    else:
+        J, w = request.getfixturevalue(case)
+    fewer = 0
+    for tol in (1e-2, 1e-3, 1e-5):
+        greedy = ecm(J, w, tol=tol)
+        pruned = ecm(J, w, tol=tol, eliminate=True)
+        check(pruned, J, w, tol)
+        assert set(pruned.points) <= set(greedy.points) and pruned.n_points <= greedy.n_points
+        fewer += greedy.n_points - pruned.n_points
+    assert fewer > 0  # the greedy picks that later picks made redundant are dropped
+
+
+def test_eliminate_points_drops_what_the_others_integrate():
+    """Columns that repeat others' integrands: their weight can move onto the others."""
+    from romdask.offline.ecm import eliminate_points
+
+    rng = np.random.default_rng(0)
+    base = rng.random((6, 5))
+    cols = np.hstack([base, base[:, :3]])  # columns 5-7 repeat columns 0-2
+    x = np.full(8, 0.5)
+    b = cols @ x
+    kept = eliminate_points(cols, b, x, x.sum(), 1e-12)
+    assert np.count_nonzero(kept) == 5 and np.all(kept >= 0)
+    assert np.linalg.norm(cols @ kept - b) <= 1e-12 * np.linalg.norm(b)
+    assert kept.sum() == pytest.approx(x.sum(), rel=1e-12)
+    # nothing to drop: independent columns that each carry part of the integral
+    assert np.count_nonzero(eliminate_points(base, base @ x[:5], x[:5], 2.5, 1e-12)) == 5
