@@ -296,14 +296,16 @@ def rom_calculix_table(entry: dict) -> list[str]:
     if swept:
         lines += ["", "The same training runs and POD, the ECM at looser tolerances (with the point elimination after "
                   "the greedy ECM, docs/offline.md): ECM points per mode = ECM points / (modes + liftings); points = "
-                  "ECM + the Gappy bases' Q-DEIM points; online = median of repeated warm solves, the same 0.006 mm case:",
+                  "ECM + the Gappy bases' Q-DEIM points; online = median of warm solves of the same 0.006 mm case, the "
+                  "models' solves interleaved (so the first row's time differs from the table above):",
                   "", "| nodes | tol_ecm | ECM residual | ECM points (per mode) | points | online [s] | speedup vs ccx | "
                   "error u | error von Mises replay / Gappy | error p replay / Gappy |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in swept:
             fields = r["n_modes"] + 1  # one lifting (the prescribed displacement)
             base = {"tol_ecm": r.get("tol_ecm", 1e-6), "ecm_residual": r["ecm_residual"], "ecm_points": r["ecm_points"],
-                    "n_points": r["n_points"], "online_wall_s": r["online_wall_s"], "speedup_vs_ccx": r["speedup_vs_ccx"],
+                    "n_points": r["n_points"], "online_wall_s": r["online_wall_interleaved_s"],
+                    "speedup_vs_ccx": r["ccx_wall_s"] / r["online_wall_interleaved_s"],
                     **{k: r[k] for k in ("error_displacement", "error_von_mises", "error_von_mises_gappy", "error_p",
                                          "error_p_gappy")}}
             for m in [base, *r["ecm_sweep"]]:
