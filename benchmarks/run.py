@@ -17,6 +17,7 @@ Usage::
     python benchmarks/run.py pod [--cells 68] [--runs 4] [--steps 96] [--repeats 2]   (~3 GB in a temp dir)
     python benchmarks/run.py ecm [--nodes 1000]          (plate store, ECM vs tolerance, global / per subdomain)
     python benchmarks/run.py scaling [--nodes 10000] [--repeats 2]   (reduce end to end, 1 vs 2 workers)
+    python benchmarks/run.py driver_memory [--nodes 10000 25000 50000] [--steps 20]   (reduce's peak memory vs N)
     python benchmarks/run.py all                         (every case in turn, hours)
     python benchmarks/run.py all --smoke [--results PATH]   (every case at a tiny size: a few minutes)
     python benchmarks/run.py pod ecm --smoke             (several cases in turn)
@@ -654,9 +655,11 @@ def _pod_case(cells: int, n_runs: int, steps: int, repeats: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0.004), cycles: float = 1) -> dict:
-    """Two built-in-solver runs of the quarter plate (displacement loading, ``cycles`` cycles,
-    amplitudes 6 and 4 per mil) written to a store with K subdomains; returns figures + the law."""
+def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0.004), cycles: float = 1,
+                 increments: int = 40) -> dict:
+    """Two built-in-solver runs of the quarter plate (displacement loading, ``cycles`` cycles of
+    ``increments``, amplitudes 6 and 4 per mil) written to a store with K subdomains; returns figures
+    + the law."""
     from romdask.hifi import solve
     from romdask.problem.patterns import describe_loads
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
@@ -668,7 +671,8 @@ def _plate_store(path: Path, nodes: int, n_subdomains: int, amplitudes=(0.006, 0
     store = create_store(path, mesh, n_subdomains=n_subdomains)
     t0 = time.perf_counter()
     for name, amplitude in zip(("a", "b"), amplitudes):
-        problem = plate_problem(amplitude=amplitude, n=n, n_cycles=cycles, loading="displacement")
+        problem = plate_problem(amplitude=amplitude, n=n, n_cycles=cycles, loading="displacement",
+                                increments_per_cycle=increments)
         writer = store.writer(name, mesh=problem.mesh, times=problem.times, fields=fields,
                               metadata={"loads": describe_loads(problem)}, allow_nan=("state",))
         solve(problem, writer=writer, fields=fields)
@@ -775,6 +779,70 @@ def _scaling_case(nodes: int, repeats: int) -> dict:
         return {"store": info, "rows": rows}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _rss_kb() -> int:
+    """This process's resident memory now, in kB (``VmRSS``)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def _driver_memory_store(path: str, nodes: int, increments: int) -> dict:
+    """Run in a child process: the plate store that ``_driver_memory_reduce`` reduces (4 subdomains)."""
+    info = _plate_store(Path(path), nodes, 4, increments=increments)
+    info.pop("law")
+    return info
+
+
+def _driver_memory_reduce(path: str) -> dict:
+    """Run in a fresh child process: ``reduce`` on a LocalCluster of 2 worker processes (1 thread
+    each, 4 GB); the driver's (this process's) peak memory (VmHWM) against its memory just before
+    (the imports, the cluster started, the store opened), the workers' peaks, the arrays' sizes."""
+    from distributed import Client, LocalCluster
+
+    import romdask
+    from romdask.offline import ReduceOptions, reduce
+    from romdask.problems.plate import plate_problem
+
+    law = plate_problem(n=2).material  # the plate's law at every size
+    ds = romdask.open_snapshots(path)
+    n_snap, n_points = ds.stress.shape[:2]
+    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="4GB", dashboard_address=":0",
+                      processes=True) as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("romdask.offline") and None)
+        before = _rss_kb()
+        t0 = time.perf_counter()
+        reduction = reduce(path, law, options=ReduceOptions(tol_pod=1e-6, tol_ecm=1e-5))
+        wall = time.perf_counter() - t0
+        workers_mb = _peak_worker_mb(client)
+    report = reduction.report
+    n_modes, ranks = report["n_modes"], report["gappy_ranks"]
+    mb = 1 / 1e6
+    return {"snapshots": n_snap, "points": n_points, "dofs": int(ds.displacement.shape[1]), "modes": n_modes,
+            "gappy_ranks": ranks, "reduced_points": reduction.model.n_points, "reduce_s": wall,
+            "rss_before_mb": before / 1024, "peak_mb": _own_peak_kb() / 1024,
+            "reduce_peak_mb": (_own_peak_kb() - before) / 1024, "worker_peak_mb": workers_mb,
+            "stress_snapshots_mb": 48 * n_snap * n_points * mb, "mode_strains_mb": 48 * n_modes * n_points * mb,
+            "gappy_bases_mb": 8 * (6 * ranks["stress"] + ranks.get("p", 0)) * n_points * mb,
+            "load_avg": os.getloadavg()[0]}
+
+
+def run_driver_memory(args) -> list[dict]:
+    """Issue 13, target 5: the driver's peak memory in ``reduce`` against the mesh size (plate stores of
+    two built-in-solver runs, one cycle of ``--steps`` increments; store written, then reduced in a
+    fresh process on a 2-worker LocalCluster)."""
+    rows = []
+    for nodes in args.nodes:
+        with tempfile.TemporaryDirectory(prefix="romdask-bench-driver-") as tmp:
+            path = str(Path(tmp) / "plate.zarr")
+            out = subprocess.run([sys.executable, __file__, "_child", "driver_memory_store", str(nodes),
+                                  f"{path}:{args.steps}"], check=True, stdout=subprocess.PIPE, text=True)
+            store = json.loads(out.stdout.strip().splitlines()[-1])
+            out = subprocess.run([sys.executable, __file__, "_child", "driver_memory_reduce", str(nodes), path],
+                                 check=True, stdout=subprocess.PIPE, text=True)
+            rows.append({**store, **json.loads(out.stdout.strip().splitlines()[-1])})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _child_rows(name: str, nodes: int, extra: str) -> dict:
@@ -1126,7 +1194,7 @@ def check_rows(name: str, result: list[dict] | dict) -> list[str]:
 
 #: The cases, in the order ``all`` runs them.
 CASES = ("builtin_solver", "ingest", "calculix_ingest", "pod", "ecm", "scaling", "cluster", "rom", "rom_calculix",
-         "own_deck", "thermal", "local", "adaptive", "threads", "cyclic")
+         "own_deck", "thermal", "local", "adaptive", "threads", "cyclic", "driver_memory")
 
 #: The sizes of the published figures (docs/benchmarks.md), per case; an option given on the command line wins.
 DEFAULTS = {
@@ -1145,6 +1213,7 @@ DEFAULTS = {
     "adaptive": {},  # fixed in benchmarks/adaptive.py (plate n = 8, 2 training + 24 held-out runs)
     "threads": {},  # fixed in benchmarks/threads.py (plate n = 8, 4 training runs)
     "cyclic": {"nodes": [4000, 1100], "cycles": 100},  # built-in solver's plate, ccx's plate
+    "driver_memory": {"nodes": [10000, 25000, 50000], "steps": 20},
 }
 
 #: ``--smoke``: every case at a tiny size, seconds to a minute each; the figures only show that the
@@ -1165,13 +1234,14 @@ SMOKE = {
     "adaptive": {},  # adaptive.py --smoke: n = 4, 2 training + 5 held-out runs
     "threads": {},  # threads.py --smoke: n = 4, 20 increments, 2 repeats
     "cyclic": {"nodes": [100], "cycles": 3},  # 20 increments per cycle
+    "driver_memory": {"nodes": [100, 400], "steps": 8},
 }
 
 RUNNERS = {"builtin_solver": run_builtin_solver, "ingest": run_ingest, "calculix_ingest": run_calculix_ingest,
            "pod": run_pod, "ecm": run_ecm, "scaling": run_scaling, "rom": run_rom, "rom_calculix": run_rom_calculix,
            "cluster": run_cluster, "own_deck": run_own_deck, "thermal": run_thermal,
            "local": run_local, "adaptive": run_adaptive, "threads": run_threads,
-           "cyclic": run_cyclic}
+           "cyclic": run_cyclic, "driver_memory": run_driver_memory}
 
 SIZE_OPTIONS = ("nodes", "cycles", "runs", "cells", "steps", "plate_n", "repeats")
 
@@ -1221,6 +1291,11 @@ def main(argv=None) -> None:
             print(json.dumps(_cluster_case(int(nodes), int(extra))))
         elif name == "rom":
             print(json.dumps(_rom_case(int(nodes), float(extra))))
+        elif name == "driver_memory_store":
+            path, increments = extra.rsplit(":", 1)
+            print(json.dumps(_driver_memory_store(path, int(nodes), int(increments))))
+        elif name == "driver_memory_reduce":
+            print(json.dumps(_driver_memory_reduce(extra)))
         elif name == "calculix_ingest":
             print(json.dumps(_calculix_ingest_case(int(nodes), int(extra))))
         else:
@@ -1243,7 +1318,8 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=None, help="ingest: number of runs (default 2); pod: (default 4)")
     parser.add_argument("--cells", type=int, default=None,
                         help="pod: box((cells,)*3) C3D8 mesh (default 68: 328,509 nodes, 985,527 dofs)")
-    parser.add_argument("--steps", type=int, default=None, help="pod: frames per run (default 96)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="pod: frames per run (default 96); driver_memory: increments of the cycle (default 20)")
     parser.add_argument("--plate-n", type=int, nargs="+", default=None,
                         help="calculix_ingest: plate_problem n (default 8 18: 1,105 and 10,360 nodes)")
     parser.add_argument("--repeats", type=int, default=None,

@@ -727,7 +727,41 @@ def render(data: dict, source: Path | None = None) -> str:
         lines += threads_table(data["threads"])
     if "cyclic" in data:
         lines += cyclic_table(data["cyclic"])
+    if "driver_memory" in data:
+        lines += driver_memory_table(data["driver_memory"])
     return "\n".join(lines)
+
+
+def driver_memory_table(entry: dict) -> list[str]:
+    lines = [
+        f"## Driver memory of `reduce` against the mesh size ({entry['date']}, {entry['machine']})",
+        "",
+        "`python benchmarks/run.py driver_memory`: the plate, two built-in-solver runs of one cycle (amplitudes 6 and 4",
+        "per mil, the increments below), 4 subdomains; `reduce` (tol_pod 1e-6, tol_ecm 1e-5) from a fresh process on a",
+        "LocalCluster of 2 worker processes (1 thread, 4 GB each). Driver peak = that process's VmHWM; reduce's share =",
+        "peak minus its memory just before `reduce` (imports, cluster started, store opened); workers = the largest",
+        "worker VmHWM. Array sizes for reference: the stress snapshots (`48 n_snap N` bytes, N integration",
+        "points), the mode strains (`48 n N`) and the Gappy bases (`8 (6 m_stress + m_p) N`): the stress snapshots",
+        "are no longer gathered on the driver (their Gram matrices are summed in per-subdomain tasks, the bases formed",
+        "there); the modes, mode strains and Gappy bases still are.",
+        "",
+        "| nodes | dofs | points | snapshots | modes | Gappy ranks stress / p | stress snapshots [MB] | mode strains [MB] "
+        "| Gappy bases [MB] | reduce [s] | driver peak [MB] | reduce's share [MB] | workers' peak [MB] | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in entry["rows"]:
+        ranks = r["gappy_ranks"]
+        lines.append(
+            f"| {r['nodes']:,} | {r['dofs']:,} | {r['points']:,} | {r['snapshots']} | {r['modes']} | "
+            f"{ranks['stress']} / {ranks.get('p', '-')} | {r['stress_snapshots_mb']:,.0f} | {r['mode_strains_mb']:,.0f} | "
+            f"{r['gappy_bases_mb']:,.0f} | {r['reduce_s']:.1f} | {r['peak_mb']:,.0f} | {r['reduce_peak_mb']:,.0f} | "
+            f"{r['worker_peak_mb']:,.0f} | {r['load_avg']:.1f} |")
+    before = entry.get("before")
+    if before:
+        lines += ["", f"Before (commit {before['commit']}: the stress snapshots gathered; {before['date']}): " + "; ".join(
+            f"{r['nodes']:,} nodes: driver peak {r['peak_mb']:,.0f} MB, reduce's share {r['reduce_peak_mb']:,.0f} MB, "
+            f"workers {r['worker_peak_mb']:,.0f} MB, {r['reduce_s']:.1f} s" for r in before["rows"]) + "."]
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> None:

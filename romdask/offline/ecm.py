@@ -22,7 +22,7 @@ from scipy.linalg.lapack import dtrtrs as _trtrs
 from scipy.optimize import nnls
 from romdask.threads import aligned, one_blas_thread
 
-__all__ = ["ECMResult", "integrand_matrix", "ecm", "ecm_subdomains", "ecm_subdomains_graph"]
+__all__ = ["ECMResult", "integrand_matrix", "ecm", "ecm_subdomains", "ecm_subdomains_graph", "eliminate_points"]
 
 log = logging.getLogger(__name__)
 
