@@ -35,7 +35,7 @@ from romdask.online.model import ReducedModel
 from romdask.threads import blas_single_thread
 from .hyperreduction import full_quadrature, hyperreduce
 from .pod import pod
-from .stages import RUN_TIMINGS, assemble, dual_bases, full_bases, gather, point_fields, replayed_snapshots
+from .stages import RUN_TIMINGS, append_snapshots, assemble, dual_bases, full_bases, gather, point_fields, replayed_snapshots
 from .training import lift, training_data
 
 __all__ = ["ReduceOptions", "Reduction", "reduce"]
@@ -211,11 +211,12 @@ def reduce(
     ``value_i * amplitude_i(t)``. The ECM integrates the reduced internal forces AND the
     reactions of the liftings of every training snapshot.
 
-    Cost: the POD, the strains and the ECM are Dask graphs with one task per subdomain; only
-    Gram matrices, integrals, the selected columns and the results travel. The modes, the mode
-    strains and the stress snapshots are gathered in the driver for the Gappy bases and the
-    model (``48 (n + n_snap) N`` bytes for N integration points). Measurements and design
-    notes: docs/offline.md.
+    Cost: the POD, the strains, the ECM and the Gappy-POD bases are Dask graphs with one task
+    per subdomain; only Gram matrices, integrals, the selected columns and the results travel.
+    The modes, the mode strains and the Gappy bases are gathered in the driver for the model
+    (``48 (n + m_stress) N`` bytes for N integration points), not the stress snapshots; three
+    passes over them (strains, Gram matrices and ECM; the Gappy bases; the values at the reduced
+    points). Measurements and design notes: docs/offline.md.
 
     References
     ----------
@@ -246,14 +247,14 @@ def _reduce(store_path, law, runs, options: ReduceOptions) -> Reduction:
     else:
         cubature = full_quadrature(weights)
     gathered = gather(fields, cubature)
-    duals = dual_bases(gathered.fields.stress, gathered.fields.p, tol=options.gappy_tol)
+    duals = dual_bases(fields.stress, fields.p, tol=options.gappy_tol, grams=gathered.grams)
     model = assemble(data, lifting, basis, gathered, duals, settings=options.settings())
     if options.gappy_scales:  # Gappy bases from the training and the replayed snapshots
         got = gathered.fields
         stress, p, skipped = replayed_snapshots(model, data, got, options.gappy_scales)
         if stress.shape[0]:
-            p_all = None if got.p is None else got.p if p is None else np.concatenate([got.p, p])
-            duals = dual_bases(np.concatenate([got.stress, stress]), p_all, tol=options.gappy_tol)
+            p_all = None if got.p is None else got.p if p is None else append_snapshots(got.p, p)
+            duals = dual_bases(append_snapshots(got.stress, stress), p_all, tol=options.gappy_tol)
         settings = options.settings() | {"gappy_replayed_snapshots": int(stress.shape[0]), "gappy_left_out": skipped}
         model = assemble(data, lifting, basis, gathered, duals, settings=settings)
     timings = {k: float(v) for k, v in gathered.hyperreduction.report.items() if k in RUN_TIMINGS}

@@ -2,10 +2,12 @@
 Gappy-POD bases of the dual quantities, and the assembly of the :class:`ReducedModel`.
 
 :func:`point_fields` is lazy (strains of the modes and liftings, stress and cumulated plastic
-strain snapshots); :func:`gather` computes them together with the lazy ECM of
-:func:`~romdask.offline.hyperreduction.hyperreduce` in ONE ``dask.compute``, so that every block
-is read and every strain computed once; :func:`dual_bases`, :func:`assemble` and
-:func:`full_bases` work on the gathered numpy arrays.
+strain snapshots); :func:`gather` computes the strains and the snapshots' Gram matrices together
+with the lazy ECM of :func:`~romdask.offline.hyperreduction.hyperreduce` in ONE ``dask.compute``,
+so that every block is read and every strain computed once; the stress and p snapshots are never
+gathered: :func:`dual_bases` forms the Gappy-POD bases from the Gram matrices in per-subdomain
+tasks (a second pass), :func:`assemble` reads the snapshots at the reduced points (a third, for
+the indicator's scale) and :func:`full_bases` returns the gathered bases.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from romdask.problem.vectors import unit_load_vector
 from romdask.threads import aligned, one_blas_thread
 from .gappy import point_rows, qdeim_points
 from .hyperreduction import Hyperreduction
-from .pod import POD, _eig_pod, gram_accuracy
+from .pod import POD, _eig_pod, combine, gram, gram_accuracy, tsqr_r
 from .replay import integrate_history, replay, strains
 from .training import Lifting, TrainingData, training_scenarios
 
@@ -41,6 +43,7 @@ __all__ = [
     "DualBases",
     "Gathered",
     "PointFields",
+    "append_snapshots",
     "assemble",
     "dual_bases",
     "full_bases",
@@ -62,8 +65,9 @@ RUN_TIMINGS = ("ecm_time",)
 class PointFields:
     """The modes and the fields at the integration points a reduced model is built from.
 
-    Lazy dask arrays from :func:`point_fields`, numpy arrays once gathered (:func:`gather`).
-    Points in the store's ip-field order (``layout.ip_points``).
+    Lazy dask arrays from :func:`point_fields`; once gathered (:func:`gather`) the modes and
+    strains are numpy arrays, the stress and p snapshots stay lazy (mesh x snapshots sized: they
+    stay on the workers). Points in the store's ip-field order (``layout.ip_points``).
 
     Attributes
     ----------
@@ -126,10 +130,20 @@ def point_fields(data: TrainingData, modes: da.Array, lifting: Lifting) -> Point
 
 @dataclass(frozen=True, eq=False)
 class Gathered:
-    """The gathered :class:`PointFields` (numpy) and the computed reduced quadrature."""
+    """The gathered :class:`PointFields` (modes and strains numpy, snapshots lazy), the computed
+    reduced quadrature and the snapshots' Gram matrices (``"stress"``, ``"p"``: n_snap x n_snap)."""
 
     fields: PointFields
     hyperreduction: Hyperreduction
+    grams: Mapping[str, np.ndarray]
+
+
+def _snapshot_rows(values: Any) -> da.Array:
+    """Snapshots ``(n_snap, N)`` or ``(n_snap, N, c)`` (numpy or dask) as the dask matrix
+    ``(n_snap, c N)`` (components fastest), chunked like ``values`` along the points."""
+    if not isinstance(values, da.Array):
+        values = da.from_array(np.asarray(values, np.float64), chunks=-1)
+    return values.reshape(values.shape[0], -1) if values.ndim == 3 else values
 
 
 def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gathered:
@@ -148,18 +162,20 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
     Notes
     -----
     One ``dask.compute`` on the active scheduler: shared blocks (the stress, the mode strains)
-    are read / computed once for both the ECM and the gathered arrays. Memory in the driver:
-    the modes, mode strains (``48 n N`` bytes) and stress snapshots (``48 n_snap N`` bytes),
-    needed by the dense Gappy SVD and the model (see "Scale limit" in docs/offline.md).
+    are read / computed once for the ECM, the Gram matrices and the gathered arrays. Memory in
+    the driver: the modes and mode strains (``8 n n_dofs + 48 n N`` bytes) and the Gram matrices;
+    the stress and p snapshots stay lazy (their Gram matrices are summed over per-subdomain
+    tasks, :func:`~romdask.offline.pod.gram`), see "Scale limit" in docs/offline.md.
     """
-    lazy = {"modes": fields.modes, "mode_strain": fields.mode_strain, "stress": fields.stress}
+    lazy = {"modes": fields.modes, "mode_strain": fields.mode_strain,
+            "gram_stress": gram(_snapshot_rows(fields.stress))}
     if fields.lifting_strain is not None:
         lazy["lifting_strain"] = fields.lifting_strain
     if fields.p is not None:
-        lazy["p"] = fields.p
+        lazy["gram_p"] = gram(_snapshot_rows(fields.p))
     t0 = time.perf_counter()
     got, hyper = dask.compute(lazy, hyperreduction)
-    logger.info("strains, stresses%s: %.1f s", " and ECM" if isinstance(hyperreduction, Delayed) else "",
+    logger.info("strains, Gram matrices%s: %.1f s", " and ECM" if isinstance(hyperreduction, Delayed) else "",
                 time.perf_counter() - t0)
     if hyper.report.get("ecm_scope"):
         logger.info("ECM (%s, %s rows): %d points, residual %.3g, %.1f s in the ECM tasks", hyper.report["ecm_scope"],
@@ -168,9 +184,10 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
     # aligned copies of what arrived unaligned from the workers: the products below then give the
     # same bytes on any scheduler (romdask.threads.aligned)
     got = {k: aligned(v) for k, v in got.items()}
-    gathered = PointFields(got["modes"], got["mode_strain"], got["stress"], got.get("lifting_strain"),
-                           got.get("p"), fields.p_source)
-    return Gathered(gathered, hyper)
+    grams = {q: got[f"gram_{q}"] for q in DUAL_COMPONENTS if f"gram_{q}" in got}
+    gathered = PointFields(got["modes"], got["mode_strain"], fields.stress, got.get("lifting_strain"),
+                           fields.p, fields.p_source)
+    return Gathered(gathered, hyper, grams)
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,26 +211,13 @@ class DualBases:
         return {q: int(b.shape[1]) for q, b in self.bases.items()}
 
 
-def _dual_basis(values: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """POD basis (n_rows, m) of the columns of ``values.T`` with ``s_i / s_0 > tol``, and s.
-
-    The method of snapshots: eigenvectors ``V`` of the ``(n_snap, n_snap)`` Gram matrix
-    ``values values^T``, then ``values^T V_m / s_m`` made orthonormal by a thin QR (signs kept).
-    The basis is a combination of the snapshots, so it lies in their span whatever the round-off.
-    Its singular values carry digits down to ``s_0 sqrt(10 n_snap eps)`` (4e-7 s_0 for 80
-    snapshots; the smaller ones are set to 0); for a ``tol`` below that, the SVD of ``values``.
-    Plate, 29,120 points, 82 stress snapshots: 0.19 s against 3.0 s for the SVD, the same 18
-    modes (principal cosines 1 - 2e-12, projection residual equal to 10 digits).
-    """
-    floor = gram_accuracy(values.shape[0])
-    if tol < floor:  # below the Gram method's accuracy
-        _, s, vt = np.linalg.svd(values, full_matrices=False)
-        return vt[:_kept(s, tol)].T.copy(), s
-    s, V = _eig_pod(values @ values.T)
-    s[s < floor * s[:1].max(initial=0.0)] = 0.0
-    m = _kept(s, tol)
-    q, r = np.linalg.qr(values.T @ (V[:, :m] / s[:m]))
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0), s
+def _orthonormal(combination: np.ndarray) -> np.ndarray:
+    """The rows of ``combination (m, rows)`` made orthonormal columns ``(rows, m)`` by a thin QR
+    (signs kept: ``diag(R) > 0``)."""
+    if combination.shape[0] == 0:
+        return np.zeros((combination.shape[1], 0))
+    q, r = np.linalg.qr(combination.T)
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
 
 
 def _kept(s: np.ndarray, tol: float) -> int:
@@ -280,15 +284,28 @@ def replayed_snapshots(model: ReducedModel, data: TrainingData, fields: PointFie
     return np.concatenate(stresses), p, skipped
 
 
+def append_snapshots(snapshots: Any, extra: np.ndarray) -> da.Array:
+    """Lazy snapshots followed by in-memory ones, chunked alike along the points."""
+    snapshots = snapshots if isinstance(snapshots, da.Array) else da.from_array(np.asarray(snapshots, np.float64))
+    extra = da.from_array(np.asarray(extra, np.float64), chunks=((extra.shape[0],), *snapshots.chunks[1:]))
+    return da.concatenate([snapshots, extra], axis=0)
+
+
+_P_NOT_FINITE = ("the cumulated plastic strain p (the store's state[:, :, 0], its p field or the law replay) holds "
+                 "NaN or inf; re-run the replay or check the solver's state output.")
+
+
 @one_blas_thread
-def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -> DualBases:
+def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np.ndarray] | None = None) -> DualBases:
     """POD bases of the stress and cumulated-plastic-strain snapshots and their Q-DEIM points.
 
     Parameters
     ----------
-    stress : (n_snap, N, 6) stress snapshots
-    p : (n_snap, N) cumulated plastic strain snapshots, or None
+    stress : (n_snap, N, 6) stress snapshots, a dask array (one block per subdomain along the
+        points, as :func:`point_fields` gives them) or numpy
+    p : (n_snap, N) cumulated plastic strain snapshots (dask or numpy), or None
     tol : truncation, keep ``s_i / s_0 > tol`` (at least one mode)
+    grams : their Gram matrices when already computed (:attr:`Gathered.grams`), else computed here
 
     Returns
     -------
@@ -301,22 +318,47 @@ def dual_bases(stress: np.ndarray, p: np.ndarray | None, *, tol: float = 1e-6) -
 
     Notes
     -----
-    The method of snapshots on the ``(n_snap, 6 N)`` stress matrix in the driver (:func:`_dual_basis`):
-    ``6 n_snap^2 N`` flops for its Gram matrix, ``48 m N`` bytes for the basis. Q-DEIM (Drmac & Gugercin 2016) picks
-    ``m`` rows of each basis; all the components of their points are kept.
+    The method of snapshots, distributed as the displacement POD is
+    (:func:`~romdask.offline.pod.pod`): the eigenvectors ``V`` of the ``(n_snap, n_snap)`` Gram
+    matrix (summed over per-subdomain tasks), the basis ``values^T V_m / s_m`` formed in one
+    task per subdomain and gathered (``8 m c N`` bytes: the ``m`` kept modes, not the ``n_snap``
+    snapshots), made orthonormal by a thin QR (signs kept). The basis is a combination of the
+    snapshots, so it lies in their span whatever the round-off. The Gram method's singular values
+    carry digits down to ``s_0 sqrt(10 n_snap eps)`` (4e-7 s_0 for 80 snapshots; the smaller ones
+    are set to 0); for a ``tol`` below that, the R factor of a TSQR (:func:`~romdask.offline.pod.tsqr_r`)
+    and its SVD give them (the basis ``values^T V_m / s_m`` from its right singular vectors).
+    Plate, 29,120 points, 82 stress snapshots: 0.19 s against 3.0 s for a dense SVD, the same 18
+    modes (principal cosines 1 - 2e-12, projection residual equal to 10 digits). Two passes over
+    the snapshots when ``grams`` is not given (one with it). Q-DEIM (Drmac & Gugercin 2016)
+    picks ``m`` rows of each gathered basis; all the components of their points are kept.
 
     References
     ----------
     Z. Drmac, S. Gugercin, SISC 38 (2016) (Q-DEIM); F. Casenave et al., arXiv:1812.07228.
     """
-    n_snap = stress.shape[0]
-    basis_s, s_s = _dual_basis(stress.reshape(n_snap, -1), tol)
-    bases, values = {"stress": basis_s}, {"stress": s_s}
+    rows = {"stress": _snapshot_rows(stress)}
     if p is not None:
-        if not np.all(np.isfinite(p)):
-            raise ValueError("the cumulated plastic strain p (the store's state[:, :, 0], its p field or the law "
-                             "replay) holds NaN or inf; re-run the replay or check the solver's state output.")
-        bases["p"], values["p"] = _dual_basis(p, tol)
+        rows["p"] = _snapshot_rows(p)
+    grams = dict(grams or {})
+    deep = {q for q, U in rows.items() if tol < gram_accuracy(U.shape[0])}  # below the Gram method's accuracy
+    lazy = {q: tsqr_r(U) if q in deep else gram(U) for q, U in rows.items() if q in deep or q not in grams}
+    grams |= {q: aligned(v) for q, v in zip(lazy, dask.compute(*lazy.values()))}
+    if "p" in grams and not np.all(np.isfinite(grams["p"])):
+        raise ValueError(_P_NOT_FINITE)
+    weights, values = {}, {}
+    for q, U in rows.items():
+        if q in deep:  # grams[q] is the TSQR's R: U^T = Q R
+            _, s, vt = np.linalg.svd(grams[q])
+            V = vt.T
+        else:
+            s, V = _eig_pod(grams[q])
+            s[s < gram_accuracy(U.shape[0]) * s[:1].max(initial=0.0)] = 0.0
+        m = _kept(s, tol)
+        weights[q], values[q] = (V[:, :m] / s[:m]).T, s
+    kept = [q for q in rows if weights[q].shape[0]]
+    combinations = dict(zip(kept, dask.compute(*[combine(weights[q], rows[q]) for q in kept])))
+    bases = {q: _orthonormal(aligned(combinations[q]) if q in combinations else np.zeros((0, rows[q].shape[1])))
+             for q in rows}
     extra = [qdeim_points(b, DUAL_COMPONENTS[q]) for q, b in bases.items() if b.shape[1]]
     points = np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64)
     return DualBases(bases, values, points.astype(np.int64))
@@ -328,12 +370,14 @@ def _unit_load(mesh, load, n_dofs: int) -> np.ndarray:
 
 def indicator_scales(fields: PointFields, points: np.ndarray) -> dict[str, float]:
     """The training scale of the error indicator (:mod:`romdask.online.indicator`): the largest
-    norm over the snapshots of each dual quantity at the reduced ``points``."""
-    n_snap = fields.stress.shape[0]
-    scales = {"stress": float(np.linalg.norm(fields.stress[:, points, :].reshape(n_snap, -1), axis=1).max(initial=0.0))}
+    norm over the snapshots of each dual quantity at the reduced ``points`` (a pass over the
+    snapshot blocks that hold them; only the values at the points are gathered)."""
+    lazy = {"stress": fields.stress[:, points, :]}
     if fields.p is not None:
-        scales["p"] = float(np.linalg.norm(fields.p[:, points], axis=1).max(initial=0.0))
-    return scales
+        lazy["p"] = fields.p[:, points]
+    (got,) = dask.compute(lazy)
+    n_snap = fields.stress.shape[0]
+    return {q: float(np.linalg.norm(np.asarray(v).reshape(n_snap, -1), axis=1).max(initial=0.0)) for q, v in got.items()}
 
 
 def _report(data: TrainingData, basis: POD, gathered: Gathered, duals: DualBases, points: np.ndarray,

@@ -187,3 +187,45 @@ def test_reduction_saves_the_full_bases_the_mesh_and_the_signature(stores, tmp_p
     with pytest.raises(ValueError, match="mesh has"):
         reduction.model.save(tmp_path / "bad.zarr", full={"modes": reduction.full["modes"]},
                              mesh=plate_problem(n=2).mesh)
+
+
+def test_the_stress_snapshots_stay_on_the_workers(stores, monkeypatch):
+    """reduce gathers no array of the snapshots' size (their Gram matrices, the Gappy bases and the
+    values at the reduced points travel instead), and its Gappy bases are the optimal ones: the
+    snapshots' projection error onto them is the dense SVD's discarded energy (Eckart-Young)."""
+    import dask
+
+    import romdask.offline.stages as stages
+
+    store = stores[0]["state"]
+    ds = open_snapshots(store.path)
+    n_snap, n_points = ds.stress.shape[:2]
+    gathered = []
+    compute = dask.compute
+
+    def spy(*args, **kwargs):
+        out = compute(*args, **kwargs)
+        stack = [out]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack += item.values()
+            elif isinstance(item, (list, tuple)):
+                stack += item
+            elif isinstance(item, np.ndarray):
+                gathered.append(item.shape)
+        return out
+
+    monkeypatch.setattr(stages.dask, "compute", spy)
+    reduction = reduce(store.path, options=ReduceOptions(gappy_tol=1e-6))
+    assert gathered and not [s for s in gathered if s and s[0] == n_snap and int(np.prod(s)) >= n_snap * n_points]
+    stress = ds.stress.values.reshape(n_snap, -1)
+    full = reduction.full
+    for tol in (1e-6, 1e-10):  # the Gram route; below its accuracy floor, the TSQR route
+        basis = stages.dual_bases(ds.stress.data, None, tol=tol).bases["stress"] if tol < 1e-6 else full["gappy_stress"]
+        s = np.linalg.svd(stress, compute_uv=False)
+        m = int(np.count_nonzero(s / s[0] > tol))
+        assert basis.shape == (6 * n_points, m)
+        np.testing.assert_allclose(basis.T @ basis, np.eye(m), atol=1e-12)
+        residual = np.linalg.norm(stress.T - basis @ (basis.T @ stress.T))
+        assert residual == pytest.approx(np.sqrt(np.sum(s[m:] ** 2)), rel=1e-6)
