@@ -743,7 +743,10 @@ def driver_memory_table(entry: dict) -> list[str]:
         "worker VmHWM. Array sizes for reference: the stress snapshots (`48 n_snap N` bytes, N integration",
         "points), the mode strains (`48 n N`) and the Gappy bases (`8 (6 m_stress + m_p) N`): the stress snapshots",
         "are no longer gathered on the driver (their Gram matrices are summed in per-subdomain tasks, the bases formed",
-        "there); the modes, mode strains and Gappy bases still are.",
+        "there); the modes, mode strains and Gappy bases still are: they and their copies (the bases' QR, Q-DEIM's",
+        "pivoted QR, the full bases' layout) are the likely bulk of what remains (4.5x their size at 51k nodes; not",
+        "profiled further).",
+        *([entry["note"][0].upper() + entry["note"][1:] + "."] if entry.get("note") else []),
         "",
         "| nodes | dofs | points | snapshots | modes | Gappy ranks stress / p | stress snapshots [MB] | mode strains [MB] "
         "| Gappy bases [MB] | reduce [s] | driver peak [MB] | reduce's share [MB] | workers' peak [MB] | load |",
