@@ -483,10 +483,15 @@ def _own_peak_kb() -> int:
     spawned worker reports at least its parent's peak (a worker of a process that peaked at 800 MB
     says 790 MB where ``VmHWM`` says 28 MB)."""
     try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        return _status_kb("VmHWM")
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _status_kb(key: str) -> int:
+    """A memory figure of this process in kB from /proc/self/status (Linux): ``VmHWM``, ``VmRSS``."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{key}:"))
 
 
 def _peak_worker_mb(client) -> float:
@@ -781,12 +786,6 @@ def _scaling_case(nodes: int, repeats: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _rss_kb() -> int:
-    """This process's resident memory now, in kB (``VmRSS``)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-
-
 def _driver_memory_store(path: str, nodes: int, increments: int) -> dict:
     """Run in a child process: the plate store that ``_driver_memory_reduce`` reduces (4 subdomains)."""
     info = _plate_store(Path(path), nodes, 4, increments=increments)
@@ -810,7 +809,7 @@ def _driver_memory_reduce(path: str) -> dict:
     with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="4GB", dashboard_address=":0",
                       processes=True) as cluster, Client(cluster) as client:
         client.run(lambda: __import__("romdask.offline") and None)
-        before = _rss_kb()
+        before = _status_kb("VmRSS")
         t0 = time.perf_counter()
         reduction = reduce(path, law, options=ReduceOptions(tol_pod=1e-6, tol_ecm=1e-5))
         wall = time.perf_counter() - t0

@@ -339,19 +339,19 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
     rows = {"stress": _snapshot_rows(stress)}
     if p is not None:
         rows["p"] = _snapshot_rows(p)
-    grams = dict(grams or {})
-    deep = {q for q, U in rows.items() if tol < gram_accuracy(U.shape[0])}  # below the Gram method's accuracy
-    lazy = {q: tsqr_r(U) if q in deep else gram(U) for q, U in rows.items() if q in deep or q not in grams}
-    grams |= {q: aligned(v) for q, v in zip(lazy, dask.compute(*lazy.values()))}
-    if "p" in grams and not np.all(np.isfinite(grams["p"])):
+    # below the Gram method's accuracy, the R factor of a TSQR (U^T = Q R) instead of the Gram matrix
+    deep = {q for q, U in rows.items() if tol < gram_accuracy(U.shape[0])}
+    lazy = {q: tsqr_r(U) if q in deep else gram(U) for q, U in rows.items() if q in deep or q not in (grams or {})}
+    small = {**(grams or {}), **{q: aligned(v) for q, v in zip(lazy, dask.compute(*lazy.values()))}}
+    if "p" in small and not np.all(np.isfinite(small["p"])):
         raise ValueError(_P_NOT_FINITE)
     weights, values = {}, {}
     for q, U in rows.items():
-        if q in deep:  # grams[q] is the TSQR's R: U^T = Q R
-            _, s, vt = np.linalg.svd(grams[q])
+        if q in deep:
+            _, s, vt = np.linalg.svd(small[q])
             V = vt.T
         else:
-            s, V = _eig_pod(grams[q])
+            s, V = _eig_pod(small[q])
             s[s < gram_accuracy(U.shape[0]) * s[:1].max(initial=0.0)] = 0.0
         m = _kept(s, tol)
         weights[q], values[q] = (V[:, :m] / s[:m]).T, s
