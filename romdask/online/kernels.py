@@ -7,9 +7,13 @@ shear), ``w (r,)`` the weights, ``stress (r, 6)``, ``tangent (r, 6, 6)``.
 
 from __future__ import annotations
 
-import numba
+import math
 
-__all__ = ["total_strain", "internal_forces", "tangent_times", "gather", "scatter"]
+import numba
+import numpy as np
+
+__all__ = ["total_strain", "internal_forces", "tangent_times", "stiffness", "residual", "norm", "predictor_rhs",
+           "lu_solve", "gather", "scatter"]
 
 
 @numba.njit(cache=True)
@@ -79,6 +83,91 @@ def tangent_times(tangent, A, out):  # pragma: no cover - compiled
             for j in range(m):
                 out[k, i, j] = (d0 * A[k, 0, j] + d1 * A[k, 1, j] + d2 * A[k, 2, j]
                                 + d3 * A[k, 3, j] + d4 * A[k, 4, j] + d5 * A[k, 5, j])
+
+
+@numba.njit(cache=True)
+def stiffness(WEt, tangent, A, DA, out):  # pragma: no cover - compiled
+    """``out = sum_k w_k E_k^T D_k A_k`` (n, m): :func:`tangent_times` into ``DA (r, 6, m)``, then
+    one BLAS product ``WEt (n, 6 r) x DA (6 r, m)`` (``WEt`` the weighted modes, transposed).
+    Cost ``36 r m + 12 r n m``; nothing when ``n`` or ``m`` is 0."""
+    r, _, m = A.shape
+    if m == 0 or WEt.shape[0] == 0:
+        out[:] = 0.0
+        return
+    tangent_times(tangent, A, DA)
+    np.dot(WEt, DA.reshape((6 * r, m)), out)
+
+
+@numba.njit(cache=True)
+def norm(v):  # pragma: no cover - compiled
+    """Euclidean norm of a 1-D vector, summed in order."""
+    s = 0.0
+    for i in range(v.size):
+        s += v[i] * v[i]
+    return math.sqrt(s)
+
+
+@numba.njit(cache=True)
+def residual(f_ext, f_int, out):  # pragma: no cover - compiled
+    """``out = f_ext - f_int``; returns its Euclidean norm."""
+    for i in range(out.size):
+        out[i] = f_ext[i] - f_int[i]
+    return norm(out)
+
+
+@numba.njit(cache=True)
+def predictor_rhs(f_ext, f_int, K_L, a, a_n, out):  # pragma: no cover - compiled
+    """``out = f_ext - f_int - K_L (a - a_n)``, the right-hand side of the tangent predictor;
+    returns whether any entry is nonzero."""
+    nonzero = False
+    for i in range(out.size):
+        s = 0.0
+        for j in range(a.size):
+            s += K_L[i, j] * (a[j] - a_n[j])
+        out[i] = (f_ext[i] - f_int[i]) - s
+        nonzero = nonzero or out[i] != 0.0
+    return nonzero
+
+
+@numba.njit(cache=True)
+def lu_solve(K, b, lu, x):  # pragma: no cover - compiled
+    """``x = K^-1 b`` by Gaussian elimination with partial pivoting (LAPACK dgetf2's algorithm,
+    unblocked: the reduced systems have tens of unknowns) in the work array ``lu (n, n)``.
+
+    Returns 0, or the 1-based column of an exactly zero pivot (as dgesv's ``info``; ``x`` is then
+    meaningless). Cost ``2 n^3 / 3``; no allocation.
+    """
+    n = b.size
+    for i in range(n):
+        x[i] = b[i]
+        for j in range(n):
+            lu[i, j] = K[i, j]
+    for j in range(n):
+        p = j
+        largest = abs(lu[j, j])
+        for i in range(j + 1, n):
+            if abs(lu[i, j]) > largest:
+                largest = abs(lu[i, j])
+                p = i
+        if largest == 0.0:
+            return j + 1
+        if p != j:
+            for k in range(n):
+                lu[j, k], lu[p, k] = lu[p, k], lu[j, k]
+            x[j], x[p] = x[p], x[j]
+        pivot = lu[j, j]
+        for i in range(j + 1, n):
+            f = lu[i, j] / pivot
+            if f != 0.0:
+                for k in range(j + 1, n):
+                    lu[i, k] -= f * lu[j, k]
+                x[i] -= f * x[j]
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for k in range(i + 1, n):
+            s -= lu[i, k] * x[k]
+        x[i] = s / lu[i, i]
+    return 0
 
 
 @numba.njit(cache=True)

@@ -10,6 +10,7 @@ reduced points once when solving. No mesh is kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -306,10 +307,15 @@ class Scenario:
         out = np.empty(len(names)) if out is None else out
         for i, name in enumerate(names):
             c = self.coefficients[name]
-            value = c if isinstance(c, float) else np.asarray(c(t), dtype=np.float64)
-            if np.size(value) != 1 or not np.isfinite(value).all():
+            value = c if isinstance(c, float) else c(t)
+            if not isinstance(value, float):  # np.float64 (an Amplitude's) is one
+                value = np.asarray(value, dtype=np.float64)
+                if value.size != 1:
+                    raise ValueError(f"coefficient of {name!r} at t={t:g} must be one finite number; got {value!r}.")
+                value = float(value.reshape(()))
+            if not math.isfinite(value):
                 raise ValueError(f"coefficient of {name!r} at t={t:g} must be one finite number; got {value!r}.")
-            out[i] = float(np.reshape(value, ()))
+            out[i] = value
         return out
 
     def breakpoints(self) -> np.ndarray:

@@ -10,7 +10,6 @@ the new state, and
 from __future__ import annotations
 
 import logging
-import math
 import time as _time
 import warnings
 import weakref
@@ -18,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.linalg.lapack import dgesv
 
 from romdask.materials.base import von_mises
 from romdask.online.indicator import ERROR_MEASURES, INDICATOR_QUANTITIES, indicator_scale, misfit_indicator
-from romdask.online.kernels import gather, internal_forces, scatter, tangent_times, total_strain
+from romdask.online.kernels import gather, internal_forces, scatter, stiffness, total_strain
 from romdask.online.model import ReducedModel
+from romdask.online.newton import FAILURES, LAW_IDS, _newton, newton
 from romdask.online.scenario import Scenario
 from romdask.stepping import StepFailure, march
 from romdask.threads import solver_threads
@@ -139,7 +138,7 @@ class OnlineResult:
     flagged : (n_t,) bool, see :class:`OnlineOptions` (``indicator_threshold`` /
         ``error_tolerance``).
     max_von_mises : (n_t,) largest von Mises stress at the reduced points.
-    wall_time : seconds; timings splits the Newton loop ("law", "forces", "tangent", "linear").
+    wall_time : seconds; ``timings["newton"]``: the part in the Newton iterations (laws included).
     temperature : the scenario's :class:`~romdask.online.ScenarioTemperature` (thermal models;
         None otherwise), for :func:`~romdask.online.replay_law` (saved by ``save_result`` unless a
         temperature coefficient is a callable).
@@ -192,6 +191,13 @@ class TrainingEnvelopeWarning(UserWarning):
     (:func:`romdask.online.envelope.envelope_warnings`): the prediction extrapolates."""
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array``."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class _Laws:
     """Preallocated per-law buffers; evaluates every law on its reduced points."""
 
@@ -203,7 +209,7 @@ class _Laws:
             whole = points.size == r and np.array_equal(points, np.arange(r))
             n_g = points.size
             group = {
-                "law": law, "kernel": law.kernel, "params": law.params, "points": points, "whole": whole,
+                "law": law, "kernel": law.kernel, "params": _read_only(law.params), "points": points, "whole": whole,
                 "state": np.ascontiguousarray(model.initial_state[points, : law.n_state]),
                 "trial": np.empty((n_g, law.n_state)),
                 "temperature": temperature if whole else np.zeros((n_g, 3)),
@@ -245,12 +251,6 @@ class _Laws:
                 out[:, : g["law"].n_state] = g["state"]
             else:
                 out[g["points"], : g["law"].n_state] = g["state"]
-
-
-def _norm(v: np.ndarray) -> float:
-    """``np.linalg.norm`` of a 1-D float vector (the same bits: it computes ``sqrt(v . v)`` too)
-    without its Python-level checks, a third of a small online solve's Newton overhead."""
-    return math.sqrt(v.dot(v))
 
 
 def _gappy_operator(basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -438,9 +438,12 @@ def solve(model: ReducedModel, scenario: Scenario, options: OnlineOptions | None
 
     Cost per iteration: the laws at the r reduced points (their numba kernels),
     ``12 r n`` for F_int (serial numba, weight-0 points skipped), ``36 r n`` for ``D E`` and
-    one ``(n, 6 r) x (6 r, n)`` BLAS product for K, and one dense n x n solve (LAPACK dgesv).
-    Every r-sized buffer is allocated once; inside the Newton loop only the n-sized temporaries
-    of the dense solve are. After the steps: the Gappy-POD fits and the indicator, two
+    one ``(n, 6 r) x (6 r, n)`` BLAS product for K (per Newton correction and per commit), and
+    one dense n x n solve (LU with partial pivoting). A sub-increment's predictor and Newton
+    iterations are one compiled call (:func:`romdask.online.newton.newton`) for a model with one
+    built-in law; with several laws or a law of one's own, the same function runs interpreted
+    around the laws' kernels (same bits, ~10 % slower at 81 points, ~2 % at 229). Every buffer is
+    allocated once, none inside the loop. After the steps: the Gappy-POD fits and the indicator, two
     ``(n_t, 6 r) x (6 r, m)`` products each; their operators (thin QRs) are computed at a
     model's first solve and kept with it. Memory of the result: ``8 n_t r (6 + n_state)`` bytes.
 
@@ -480,9 +483,10 @@ class _Solver:
         self.lifting_names = lifting_names
         r, n = model.n_points, model.n_modes
         n_l = len(lifting_names)
-        self.E = model.modes_strain
-        self.L = model.lifting["lifting_modes_strain"] if n_l else np.zeros((r, 6, 0))
-        self.w = model.weights
+        # read-only views whatever the model's arrays: one compiled signature of newton (~4 s)
+        self.E = _read_only(model.modes_strain)
+        self.L = _read_only(model.lifting["lifting_modes_strain"] if n_l else np.zeros((r, 6, 0)))
+        self.w = _read_only(model.weights)
         self.strain, self.stress = np.zeros((r, 6)), np.zeros((r, 6))
         self.tangent = np.zeros((r, 6, 6))
         self.temperature = np.zeros((r, 3))  # [initial, T(t_old), T(t_new)] at each reduced point
@@ -506,9 +510,15 @@ class _Solver:
         self.WEt = np.ascontiguousarray((self.w[:, None, None] * self.E).reshape(6 * r, n).T)
         self.DE, self.DL = np.zeros((r, 6, n)), np.zeros((r, 6, n_l))
         self.reaction, self.reaction_abs = np.zeros(n_l), np.zeros(n_l)
-        self.rhs, self.lift_force, self.da = np.zeros(n), np.zeros(n), np.zeros(n_l)
+        self.rhs, self.x, self.lu = np.zeros(n), np.zeros(n), np.zeros((n, n))
+        self.history = np.zeros(options.max_iterations + 1)  # the relative residuals of one attempt
+        # one built-in law over every point: Newton compiled whole; else interpreted around _Laws
+        group = self.laws.groups[0] if len(self.laws.groups) == 1 else None
+        self.law_id = LAW_IDS.get(group["kernel"], -1) if group is not None and group["whole"] else -1
+        self.newton, self.python_law = (newton, None) if self.law_id >= 0 else (_newton, self.laws.evaluate)
+        self.no_law = {"params": np.zeros(0), "state": np.zeros((0, 0)), "trial": np.zeros((0, 0))}
         self.force_scale = 0.0
-        self.timings = dict.fromkeys(("law", "forces", "tangent", "linear"), 0.0)
+        self.timings = {"newton": 0.0}
         n_t = scenario.times.size  # the result rows, filled at every output time
         self.rows = {
             "coordinates": np.zeros((n_t, n)), "lifting": np.zeros((n_t, n_l)),
@@ -536,101 +546,54 @@ class _Solver:
         self.temperature[:, 2] = self.t_new
         self.temperature_changed = self.thermal_laws and bool(np.any(self.t_old != self.t_new))
 
-    def evaluate(self, t: float, dt: float, trial: bool = False) -> None:
-        """Laws, F_int and K at the current gamma (``trial``: at the committed lifting ``a_n``,
-        F_int only: the thermal predictor)."""
-        t0 = _time.perf_counter()
-        total_strain(self.E, self.gamma, self.L, self.a_n if trial else self.a, self.strain)
+    def evaluate(self, t: float, dt: float) -> None:
+        """Laws, F_int and K at the current gamma and lifting (the starting state; the Newton
+        iterations are :func:`~romdask.online.newton.newton`'s)."""
+        total_strain(self.E, self.gamma, self.L, self.a, self.strain)
         failed = self.laws.evaluate(self.strain, dt, t)
-        t1 = _time.perf_counter()
         if failed:
-            raise StepFailure(f"local integration failed at {failed} reduced point(s)")
+            raise StepFailure(FAILURES[1].format(detail=failed))
         internal_forces(self.E, self.w, self.stress, self.f_int, self.f_abs)
-        t2 = _time.perf_counter()
-        if not trial:
-            self.stiffness(self.E, self.DE, self.K)
-        t3 = _time.perf_counter()
-        self.timings["law"] += t1 - t0
-        self.timings["forces"] += t2 - t1
-        self.timings["tangent"] += t3 - t2
-
-    def stiffness(self, A: np.ndarray, DA: np.ndarray, out: np.ndarray) -> None:
-        """``out = sum_k w_k E_k^T D_k A_k`` with the current tangent (A: E or L)."""
-        tangent_times(self.tangent, A, DA)
-        np.dot(self.WEt, DA.reshape(self.WEt.shape[1], A.shape[2]), out=out)
-
-    def linear_solve(self, K: np.ndarray, rhs: np.ndarray) -> None:
-        """``gamma += K^-1 rhs``: LAPACK's dgesv (LU with partial pivoting, as np.linalg.solve,
-        without its per-call checks: 5x less time for n = 11); an exactly zero pivot is a
-        StepFailure."""
-        t0 = _time.perf_counter()
-        _, _, x, info = dgesv(K, rhs)
-        if info > 0:
-            raise StepFailure(f"singular reduced tangent (zero pivot {info})")
-        self.gamma += x
-        self.timings["linear"] += _time.perf_counter() - t0
+        stiffness(self.WEt, self.tangent, self.E, self.DE, self.K)
 
     # ---- the Stepper protocol (romdask.stepping) ---------------------------------------------
-    def predict(self, t_new: float, dt: float) -> int:
-        """The "tangent" predictor ``K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)``
-        (loads of t_new set); returns the number of linear solves (0 or 1).
+    def attempt(self, t_old: float, t_new: float, history: list[float]) -> int:
+        """Solve the sub-increment ``t_old -> t_new`` from the committed state (the predictor
+        and Newton, :func:`~romdask.online.newton.newton`); returns the number of linear solves
+        (the predictor included); raises StepFailure.
 
-        When the temperature changes over the increment, ``F_int_n`` is replaced by the internal
+        The "tangent" predictor solves ``K_n dgamma = F_ext(t_new) - F_int_n - K_L,n (a - a_n)``;
+        when the temperature changes over the increment, ``F_int_n`` is replaced by the internal
         force of the committed strain under the new temperatures (one law evaluation): the
         thermal strain jump enters the predictor exactly instead of through a first Newton
         iteration at a far-off trial state."""
-        if self.temperature_changed:
-            self.evaluate(t_new, dt, trial=True)
-            if not np.all(np.isfinite(self.f_int)):
-                raise StepFailure("non-finite internal force at the thermal predictor")
-        np.subtract(self.f_ext, self.f_int if self.temperature_changed else self.f_int_n, out=self.rhs)
-        np.subtract(self.a, self.a_n, out=self.da)
-        np.dot(self.K_L, self.da, out=self.lift_force)
-        self.rhs -= self.lift_force
-        if np.any(self.rhs != 0.0):
-            self.linear_solve(self.K_n, self.rhs)
-            return 1
-        return 0
-
-    def attempt(self, t_old: float, t_new: float, history: list[float]) -> int:
-        """Solve the sub-increment ``t_old -> t_new`` from the committed state; returns the
-        number of linear solves (the predictor included); raises StepFailure."""
         opts = self.options
-        dt = t_new - t_old
         self.set_loads(t_new)
         self.set_temperatures(t_old, t_new)
-        n_solves = 0
-        if opts.predictor == "tangent" and self.gamma.size:
-            n_solves = self.predict(t_new, dt)
-        norms: list[float] = []
-        ext = _norm(self.f_ext)  # the loads of t_new: fixed over the iterations
-        while True:
-            self.evaluate(t_new, dt)
-            np.subtract(self.f_ext, self.f_int, out=self.rhs)
-            norm = _norm(self.rhs)
-            scale = max(ext, _norm(self.f_abs), self.force_scale)
-            norms.append(norm)
-            history.append(norm / scale if scale > 0 else norm)
-            if not np.isfinite(norm):
-                raise StepFailure("non-finite residual")
-            if norm <= opts.rtol * scale or norm <= opts.atol:
-                self.force_scale = max(self.force_scale, scale)
-                return n_solves
-            if n_solves >= opts.max_iterations:
-                raise StepFailure(f"no convergence in {opts.max_iterations} iterations")
-            if len(norms) >= 3 and norms[-1] > norms[-2] > norms[-3]:
-                raise StepFailure("residual growing")
-            self.linear_solve(self.K, self.rhs)
-            n_solves += 1
+        law = self.no_law if self.law_id < 0 else self.laws.groups[0]
+        start = _time.perf_counter()
+        status, n_solves, n_history, force_scale, detail = self.newton(
+            self.law_id, self.python_law, law["params"], law["state"], law["trial"], self.E, self.L,
+            self.w, self.WEt, self.gamma, self.a, self.a_n, self.f_ext, self.f_int_n, self.K_n, self.K_L,
+            self.strain, self.stress, self.tangent, self.temperature, self.f_int, self.f_abs, self.K, self.DE,
+            self.rhs, self.x, self.lu, self.history, t_new - t_old, t_new, float(opts.rtol), float(opts.atol),
+            self.force_scale, int(opts.max_iterations), opts.predictor == "tangent", self.temperature_changed)
+        self.timings["newton"] += _time.perf_counter() - start
+        history.extend(self.history[:n_history].tolist())
+        if status:
+            raise StepFailure(FAILURES[status].format(detail=detail))
+        self.force_scale = force_scale
+        return n_solves
 
     def commit(self) -> None:
-        """The converged state becomes the committed one (laws, gamma, a, F_int, K, K_L)."""
+        """The converged state becomes the committed one (laws, gamma, a, F_int); its tangents
+        K_n, K_L from the converged laws' tangent (Newton forms K only to iterate)."""
         self.laws.commit()
         np.copyto(self.gamma_n, self.gamma)
         np.copyto(self.a_n, self.a)
         np.copyto(self.f_int_n, self.f_int)
-        np.copyto(self.K_n, self.K)
-        self.stiffness(self.L, self.DL, self.K_L)
+        stiffness(self.WEt, self.tangent, self.E, self.DE, self.K_n)
+        stiffness(self.WEt, self.tangent, self.L, self.DL, self.K_L)
 
     def restore(self) -> None:
         """Back to the committed gamma and a (the laws' trial states are simply overwritten)."""
@@ -682,7 +645,7 @@ class _Solver:
         """The evaluated starting state's tangent and internal force become the committed ones."""
         np.copyto(self.K_n, self.K)
         np.copyto(self.f_int_n, self.f_int)
-        self.stiffness(self.L, self.DL, self.K_L)
+        stiffness(self.WEt, self.tangent, self.L, self.DL, self.K_L)
 
     def output(self, step: int, t: float) -> None:
         """Store the committed state of output ``step`` (the :func:`march` ``on_step``)."""

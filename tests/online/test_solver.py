@@ -142,8 +142,10 @@ def test_scenario_validation(exact):
         Scenario(times, {"top_displacement": "fast"})
     with pytest.raises(ValueError, match="homogeneous"):
         Scenario(times, {"xsym": 1.0}, homogeneous=("xsym",))
-    with pytest.raises(ValueError, match="one finite number"):
-        model.solve(Scenario(times, {"top_displacement": lambda s: np.array([s, s])}))
+    for bad in (lambda s: np.array([s, s]), lambda s: np.nan, lambda s: np.array([np.inf]),
+                lambda s: np.float64(np.nan)):
+        with pytest.raises(ValueError, match="one finite number"):
+            model.solve(Scenario(times, {"top_displacement": bad}))
     # floats, callables and Amplitudes are equivalent; homogeneous names of a problem are ignored
     ramp = Amplitude([0.0, 1.0], [0.0, 0.002])
     a = model.solve(Scenario(times, {"top_displacement": ramp}))
@@ -181,9 +183,32 @@ def test_singular_reduced_tangent_is_a_step_failure(ecm_model):
     t, model, _ = ecm_model
     solver = _Solver(model, Scenario(np.array([0.0, 1.0]), {"top_displacement": 0.001}), OnlineOptions(),
                      ("top_displacement",))
-    with pytest.raises(StepFailure, match="singular"):
-        solver.linear_solve(np.zeros((model.n_modes, model.n_modes)), np.ones(model.n_modes))
+    solver.start()
+    solver.K_n[:] = 0.0  # the predictor's system
+    with pytest.raises(StepFailure, match=r"singular reduced tangent \(zero pivot 1\)"):
+        solver.attempt(0.0, 1.0, [])
     assert np.all(solver.gamma == 0.0)
+
+
+@pytest.mark.parametrize("predictor", ["tangent", "previous"])
+def test_compiled_and_interpreted_newton_give_the_same_bits(ecm_model, monkeypatch, predictor):
+    """A model with one built-in law runs the Newton iterations compiled (romdask.online.newton);
+    with the law unknown to it (here: LAW_IDS emptied) the same function runs in the interpreter
+    around the solver's _Laws, the path of custom laws and of models with several laws. Same
+    kernels in the same order: the same bits, cuts and residual histories included."""
+    t, model, _ = ecm_model
+    amplitude = Amplitude([0.0, 10.0, 20.0, 30.0, 40.0], [0.0, 0.009, 0.0, -0.009, 0.0])
+    scenario = Scenario(np.linspace(0, 40, 9), {"top_displacement": amplitude})
+    options = OnlineOptions(predictor=predictor)
+    compiled = model.solve(scenario, options)
+    assert _Solver(model, scenario, options, ("top_displacement",)).python_law is None
+    monkeypatch.setattr("romdask.online.solver.LAW_IDS", {})
+    assert _Solver(model, scenario, options, ("top_displacement",)).python_law is not None
+    interpreted = model.solve(scenario, options)
+    assert compiled.cuts.sum() > 0  # the steps are large: the cutting path is compared too
+    for name in ("coordinates", "stress", "state", "reactions", "iterations", "subincrements", "cuts"):
+        np.testing.assert_array_equal(getattr(interpreted, name), getattr(compiled, name), err_msg=name)
+    assert interpreted.residuals == compiled.residuals
 
 
 def test_indicator_rises_far_from_training(ecm_model):

@@ -244,6 +244,21 @@ def test_temperature_only_increments(bar, ecm):
     assert rel(U, hf["displacement"]) < 2e-2
 
 
+@pytest.mark.parametrize("case", ["ref_heat_only", "ref_shape"])
+def test_compiled_and_interpreted_newton_agree_under_temperatures(bar, ecm, monkeypatch, case):
+    """The thermal predictor (one law evaluation at the committed strain) runs inside the
+    compiled Newton too: the same bits as the interpreted path (LAW_IDS emptied)."""
+    _, problems = bar
+    reduction, _ = ecm
+    model = reduction.model
+    scenario = problem_scenario(model, problems[case])
+    compiled = model.solve(scenario)
+    monkeypatch.setattr("romdask.online.solver.LAW_IDS", {})
+    interpreted = model.solve(scenario)
+    for name in ("coordinates", "stress", "state", "iterations", "cuts"):
+        np.testing.assert_array_equal(getattr(interpreted, name), getattr(compiled, name), err_msg=name)
+
+
 def test_thermal_and_athermal_runs_do_not_mix(bar, tmp_path):
     """One reduced model is thermal or not: a clear error names the runs."""
     import dataclasses
