@@ -28,6 +28,11 @@ The plate with a hole (``plate_problem(n=plate_n_for_nodes(nodes))``, 40 increme
    ``--repeats`` rounds, in each the second of two solves of a model in a row; the first one's:
    ``online_wall_interleaved_s``).
 
+``--train-solver builtin`` trains on the built-in solver's runs instead of ccx's (the same law; an
+hour less at 100k nodes); ``--lean`` stops after the online timing with the displacement error
+against ccx (steps 4-6 skipped: the law replay over a 100k-node mesh's 41 steps is the memory
+peak), the figures of target 1 of issue 13 at large N (``run.py rom_calculix_large``).
+
 Prints one JSON dict and writes it to ``--out``. No threshold is asserted. Runs in the current
 process with dask's default scheduler (no cluster is started). Temporary files go to
 ``--workdir`` (default: a temporary folder, removed at the end unless ``--keep``).
@@ -61,7 +66,8 @@ def benchmark(args, workdir: Path) -> dict:
     from romdask.problem.patterns import run_metadata
     from romdask.offline import ReduceOptions, reduce
     from romdask.offline.replay import replay
-    from romdask.online import ReducedModel, Scenario, open_full, reconstruct_dual
+    from romdask.online import ReducedModel, Scenario, open_full, reconstruct_displacement, reconstruct_dual
+    from romdask.online.compare import field_errors
     from romdask.problems.plate import plate_n_for_nodes, plate_problem
     from romdask.store import create_store, open_snapshots
 
@@ -91,10 +97,17 @@ def benchmark(args, workdir: Path) -> dict:
                               metadata=run_metadata(p))
         return solve_calculix(p, workdir / "ccx" / name, writer=writer, threads=args.threads, **deck_options)
 
-    # 1. ccx training runs, one after the other (each uses --threads cores)
+    # 1. training runs, one after the other: ccx (each uses --threads cores) or the built-in solver
     names = [f"train-{a:g}" for a in args.train]
-    runs = [ccx(p, name) for p, name in zip(training, names)]
-    figures["ccx_training_wall_s"] = [r.run.wall_time for r in runs]
+    if args.train_solver == "builtin":
+        solve(plate_problem(n=2, n_cycles=0.5))  # numba caches warm
+        runs = [solve(p, writer=store.writer(name, mesh=p.mesh, times=p.times, fields=("displacement",),
+                                             solver="romdask", metadata=run_metadata(p)))
+                for p, name in zip(training, names)]
+        figures.update(train_solver="builtin", builtin_training_wall_s=[r.wall_time for r in runs])
+    else:
+        runs = [ccx(p, name) for p, name in zip(training, names)]
+        figures.update(train_solver="calculix", ccx_training_wall_s=[r.run.wall_time for r in runs])
 
     # 2. offline
     t0 = time.perf_counter()
@@ -110,11 +123,13 @@ def benchmark(args, workdir: Path) -> dict:
     reference = ccx(target, "reference")
     figures.update(ccx_wall_s=reference.run.wall_time, ccx_total_s=reference.wall_time,
                    ccx_timings_s=reference.timings)
-    solve(plate_problem(n=2, n_cycles=0.5))  # numba caches warm: the figure is the solve
-    builtin_writer = store.writer("builtin", mesh=mesh, times=target.times, fields=("displacement",), solver="romdask",
-                                  metadata=run_metadata(target))
-    builtin = solve(target, writer=builtin_writer)
-    figures.update(builtin_wall_s=builtin.wall_time, builtin_newton_iterations=int(np.sum(builtin.newton_iterations)))
+    if not args.lean:
+        solve(plate_problem(n=2, n_cycles=0.5))  # numba caches warm: the figure is the solve
+        builtin_writer = store.writer("builtin", mesh=mesh, times=target.times, fields=("displacement",),
+                                      solver="romdask", metadata=run_metadata(target))
+        builtin = solve(target, writer=builtin_writer)
+        figures.update(builtin_wall_s=builtin.wall_time,
+                       builtin_newton_iterations=int(np.sum(builtin.newton_iterations)))
     scenario = Scenario.from_problem(target)
     t0 = time.perf_counter()
     model.solve(Scenario(scenario.times[:2], scenario.coefficients, scenario.homogeneous))
@@ -125,8 +140,15 @@ def benchmark(args, workdir: Path) -> dict:
         times.append(rom.wall_time)
     figures.update(online_wall_s=float(np.median(times)), online_wall_min_s=min(times), online_repeats=args.repeats,
                    online_iterations=int(np.sum(rom.iterations)),
-                   speedup_vs_ccx=reference.run.wall_time / float(np.median(times)),
-                   speedup_vs_builtin=builtin.wall_time / float(np.median(times)))
+                   speedup_vs_ccx=reference.run.wall_time / float(np.median(times)))
+    if args.lean:  # the displacement error only (no law replay over the whole mesh)
+        hf = open_snapshots(store_path, runs=["reference"])
+        u_rom = reconstruct_displacement(open_full(model_path), rom).compute()
+        figures.update(field_errors({"displacement": u_rom}, {"displacement": hf.displacement.values}),
+                       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        figures["error_displacement"] = figures.pop("displacement")
+        return figures
+    figures["speedup_vs_builtin"] = builtin.wall_time / float(np.median(times))
 
     # 4. errors in the store's order (HF stress: the law replayed on ccx's displacements)
     t0 = time.perf_counter()
@@ -217,6 +239,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--tol-ecm", type=float, default=1e-6)
     parser.add_argument("--tol-ecm-sweep", type=float, nargs="*", default=[1e-4, 1e-3, 1e-2],
                         help="further models at these ECM tolerances (points, online time, errors)")
+    parser.add_argument("--train-solver", choices=("calculix", "builtin"), default="calculix",
+                        help="solver of the training runs (default calculix; builtin: romdask's, same law)")
+    parser.add_argument("--lean", action="store_true",
+                        help="only the ROM against ccx on the target: no built-in solve of it, displacement error "
+                             "only (no law replay, no gappy_scales model, no tol_ecm sweep): for large meshes")
     parser.add_argument("--workdir", type=Path, default=None, help="folder of the store and ccx runs (default: temporary)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--out", type=Path, default=HERE / "rom_calculix.json")
