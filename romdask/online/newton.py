@@ -125,7 +125,7 @@ def _newton(law, python_law, params, state, trial, E, L, w, WEt, gamma, a, a_n, 
         if size > last > before:
             return 4, n_solves, n_history, force_scale, 0
         before, last = last, size
-        stiffness(WEt, tangent, E, DE, K)  # of a converged state: at the commit (the next predictor's)
+        stiffness(WEt, tangent, E, DE, K)  # the iterate's (a converged state's is formed at the commit)
         info = lu_solve(K, rhs, lu, x)
         if info:
             return 5, n_solves, n_history, force_scale, info
