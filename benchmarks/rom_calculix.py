@@ -28,8 +28,9 @@ The plate with a hole (``plate_problem(n=plate_n_for_nodes(nodes))``, 40 increme
    ``--repeats`` rounds, in each the second of two solves of a model in a row; the first one's:
    ``online_wall_interleaved_s``).
 
-``--train-solver builtin`` trains on the built-in solver's runs instead of ccx's (the same law; an
-hour less at 100k nodes); ``--lean`` stops after the online timing with the displacement error
+``--train-solver builtin`` trains on the built-in solver's runs instead of ccx's (the same law; at
+103,761 nodes not faster: its 0.004 mm run took 11 min, its 0.008 mm run more than 39 min and 13 GB);
+``--lean`` stops after the online timing with the displacement error
 against ccx (steps 4-6 skipped: the law replay over a 100k-node mesh's 41 steps is the memory
 peak), the figures of target 1 of issue 13 at large N (``run.py rom_calculix_large``).
 
