@@ -11,7 +11,7 @@ solver's ``_Laws.evaluate``), calling the same numba kernels, so both give the s
 Measured (ccx-trained 10,360-node plate, one cycle, 40 increments, warm, medians of interleaved
 runs): 81 reduced points 5.2 -> 3.7 ms per solve against the former Python loop (dgesv, numpy
 norms, K at every iterate), 229 points 13.4 -> 9.2 ms; of that, running this function compiled
-rather than interpreted is ~10 % at 81 points and ~2 % at 229 (5.6 vs 5.1 ms, 8.9 vs 8.7 ms): most
+rather than interpreted is ~10 % at 81 points and ~2 % at 229 (5.1 vs 5.6 ms, 8.7 vs 8.9 ms): most
 of the gain is forming K only where it is used (Newton corrections and commits: 71 instead of 111
 products per solve), the small LU and norms without wrappers and a faster coefficient lookup.
 """

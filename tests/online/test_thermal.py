@@ -22,6 +22,7 @@ from romdask.online import (
     reconstruct_displacement,
     replay_law,
 )
+from romdask.online.newton import LAW_IDS
 from romdask.online.results import load_result, save_result
 
 #: the training runs, then references of unseen cases: a new amplitude (same shape as train_a,
@@ -252,6 +253,7 @@ def test_compiled_and_interpreted_newton_agree_under_temperatures(bar, ecm, monk
     reduction, _ = ecm
     model = reduction.model
     scenario = problem_scenario(model, problems[case])
+    assert model.materials[0][0].kernel in LAW_IDS and len(model.materials) == 1  # compiled first
     compiled = model.solve(scenario)
     monkeypatch.setattr("romdask.online.solver.LAW_IDS", {})
     interpreted = model.solve(scenario)
