@@ -8,6 +8,7 @@ reconstructs the full field and gives the relative fit residual used as an error
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,23 @@ def _check_basis(basis) -> np.ndarray:
     return basis
 
 
-def qdeim(basis: np.ndarray) -> np.ndarray:
+def _pivots(rows_t: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` pivots of a column-pivoted QR of ``rows_t`` (r, n)."""
+    _, piv = scipy.linalg.qr(rows_t, mode="r", pivoting=True, check_finite=False)
+    return piv[:k].astype(np.int64)
+
+
+def qdeim(basis: np.ndarray, blocks: np.ndarray | None = None) -> np.ndarray:
     """Q-DEIM row selection: the first ``r`` pivots of a column-pivoted QR of ``basis^T``.
 
     Parameters
     ----------
     basis : ndarray, shape (n, r)
         Basis with linearly independent columns (need not be orthonormal).
+    blocks : optional row bounds ``0 = b_0 < b_1 < ... < b_k = n`` (e.g. the subdomains' rows):
+        the selection is then a tournament -- each block's first ``r`` pivots are the
+        candidates, and the pivoted QR of the candidate rows picks the ``r`` rows -- so that no
+        copy of the whole basis is made (the pivoted QR of one block at a time).
 
     Returns
     -------
@@ -40,23 +51,34 @@ def qdeim(basis: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    Cost of the pivoted QR of the ``(r, n)`` matrix: ``O(n r^2)``. Guarantee (Drmac & Gugercin):
-    for orthonormal ``basis``, ``||basis[idx]^-1||_2 <= sqrt(n - r + 1) * O(2^r)``, in practice
-    ``O(sqrt(n r))`` -- the interpolation error is at most that factor times the best
-    approximation error.
+    Cost of the pivoted QR of the ``(r, n)`` matrix: ``O(n r^2)``, and two copies of it (the
+    Fortran-ordered input and R); by blocks, two copies of the largest block. Guarantee (Drmac &
+    Gugercin): for orthonormal ``basis``, ``||basis[idx]^-1||_2 <= sqrt(n - r + 1) * O(2^r)``, in
+    practice ``O(sqrt(n r))`` -- the interpolation error is at most that factor times the best
+    approximation error. The tournament keeps the first pick (the row of largest norm is the
+    first pivot of its block); its later picks can differ, with bounds of the same kind
+    (tournament pivoting, Demmel et al. 2015). One block: the plain selection.
 
     References
     ----------
     Z. Drmac, S. Gugercin, "A new selection operator for the discrete empirical interpolation
     method -- improved a priori error bound and extensions", SIAM J. Sci. Comput. 38(2) (2016)
-    A631-A648.
+    A631-A648. J. Demmel, L. Grigori, M. Gu, H. Xiang, "Communication avoiding rank revealing QR
+    factorization with column pivoting", SIAM J. Matrix Anal. Appl. 36(1) (2015) 55-89.
     """
     basis = _check_basis(basis)
-    _, piv = scipy.linalg.qr(basis.T, mode="r", pivoting=True, check_finite=False)
-    return np.sort(piv[: basis.shape[1]].astype(np.int64))
+    r = basis.shape[1]
+    bounds = np.asarray([0, basis.shape[0]] if blocks is None else blocks, np.int64)
+    if bounds.ndim != 1 or bounds.size < 2 or bounds[0] != 0 or bounds[-1] != basis.shape[0] or np.any(np.diff(bounds) <= 0):
+        raise ValueError(f"blocks must rise strictly from 0 to {basis.shape[0]}; got {bounds.tolist()}")
+    if bounds.size == 2:
+        return np.sort(_pivots(basis.T, r))
+    candidates = np.concatenate([lo + _pivots(basis[lo:hi].T, min(r, hi - lo))
+                                 for lo, hi in itertools.pairwise(bounds)])
+    return np.sort(candidates[_pivots(basis[candidates].T, r)])
 
 
-def qdeim_points(basis: np.ndarray, n_components: int) -> np.ndarray:
+def qdeim_points(basis: np.ndarray, n_components: int, blocks: np.ndarray | None = None) -> np.ndarray:
     """Integration points chosen by Q-DEIM, keeping all components of each chosen point.
 
     Parameters
@@ -65,6 +87,7 @@ def qdeim_points(basis: np.ndarray, n_components: int) -> np.ndarray:
         Rows point-major, component-minor (row ``n_components * k + c``).
     n_components : int
         Components per point (6 for stress, 1 for the cumulated plastic strain).
+    blocks : optional row bounds of a tournament selection (:func:`qdeim`)
 
     Returns
     -------
@@ -86,7 +109,7 @@ def qdeim_points(basis: np.ndarray, n_components: int) -> np.ndarray:
     if n_components < 1 or basis.shape[0] % n_components:
         raise ValueError(f"basis has {basis.shape[0]} rows, not a multiple of n_components="
                          f"{n_components} (rows must be point-major, component-minor)")
-    return np.unique(qdeim(basis) // n_components)
+    return np.unique(qdeim(basis, blocks) // n_components)
 
 
 def point_rows(points: np.ndarray, n_components: int) -> np.ndarray:

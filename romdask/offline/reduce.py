@@ -214,7 +214,8 @@ def reduce(
     Cost: the POD, the strains, the ECM and the Gappy-POD bases are Dask graphs with one task
     per subdomain; only Gram matrices, integrals, the selected columns and the results travel.
     The modes, the mode strains and the Gappy bases are gathered in the driver for the model
-    (``48 (n + m_stress) N`` bytes for N integration points), not the stress snapshots; three
+    (``48 (n + m_stress) N`` bytes for N integration points, each held once: joined block by
+    block, orthonormalized and Q-DEIM'd in place), not the stress snapshots; three
     passes over them (strains, Gram matrices and ECM; the Gappy bases; the values at the reduced
     points). Measurements and design notes: docs/offline.md.
 

@@ -22,6 +22,8 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import scipy.linalg
+import scipy.linalg.blas
 from dask.delayed import Delayed
 
 from romdask.fem.temperature import temperature_operator
@@ -146,6 +148,76 @@ def _snapshot_rows(values: Any) -> da.Array:
     return values.reshape(values.shape[0], -1) if values.ndim == 3 else values
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """A dask array's blocks, to compute with other things and join by :meth:`join`."""
+
+    blocks: list
+    shape: tuple[int, ...]
+    axis: int  # the one chunked axis (-1: a single block)
+
+    @classmethod
+    def of(cls, x: da.Array) -> _Blocks:
+        chunked = [a for a, n in enumerate(x.numblocks) if n > 1]
+        if len(chunked) != 1:
+            return cls([x], x.shape, -1)
+        # blocks as dask arrays: Delayed blocks (to_delayed) computed in one dask.compute with arrays
+        # and a Delayed came back in the wrong places (dask 2026.11.0)
+        axis = chunked[0]
+        index = [0] * x.ndim
+        blocks = []
+        for i in range(x.numblocks[axis]):
+            index[axis] = i
+            blocks.append(x.blocks[tuple(index)])
+        return cls(blocks, x.shape, axis)
+
+    def join(self, computed: Sequence[Any]) -> np.ndarray:
+        """The computed blocks (arrays, or distributed futures fetched one at a time) copied into
+        one aligned array, each block let go once copied: the memory holds the array and the
+        blocks not yet copied, not twice the array as a concatenation does."""
+        computed = list(computed)
+        if self.axis < 0:
+            return aligned(_result(computed[0]))
+        out = np.empty(self.shape)
+        index = [slice(None)] * out.ndim
+        start = 0
+        for i in range(len(computed)):
+            block, computed[i] = _result(computed[i]), None
+            index[self.axis] = slice(start, start + block.shape[self.axis])
+            out[tuple(index)] = block
+            start += block.shape[self.axis]
+            del block
+        return out
+
+
+def _result(item: Any) -> Any:
+    """A computed value, or a distributed future's result (the future released)."""
+    if not hasattr(item, "result") or isinstance(item, np.ndarray):
+        return item
+    value = item.result()
+    item.release()
+    return value
+
+
+def _compute_joined(joined: Mapping[str, _Blocks], *lazy: Any) -> tuple[dict[str, np.ndarray], list]:
+    """``dask.compute`` of ``lazy`` and of the blocks of ``joined`` in one graph (shared blocks
+    computed once); the blocks joined (:meth:`_Blocks.join`). On a distributed client the blocks
+    stay on the workers until each is fetched and copied: the driver holds one block at a time."""
+    scheduler = dask.base.get_scheduler()
+    client = getattr(scheduler, "__self__", None)
+    if client is None or type(client).__name__ != "Client":
+        blocks, *rest = dask.compute({k: b.blocks for k, b in joined.items()}, *lazy)
+        return {k: joined[k].join(blocks.pop(k)) for k in joined}, rest
+    flat = [block for b in joined.values() for block in b.blocks]
+    futures = client.compute(flat + list(lazy))
+    rest = client.gather(futures[len(flat):])
+    out, start = {}, 0
+    for k, b in joined.items():
+        out[k] = b.join(futures[start:start + len(b.blocks)])
+        start += len(b.blocks)
+    return out, rest
+
+
 def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gathered:
     """Compute the lazy fields and the lazy ECM together: the ONE compute of a reduction.
 
@@ -163,18 +235,20 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
     -----
     One ``dask.compute`` on the active scheduler: shared blocks (the stress, the mode strains)
     are read / computed once for the ECM, the Gram matrices and the gathered arrays. Memory in
-    the driver: the modes and mode strains (``8 n n_dofs + 48 n N`` bytes) and the Gram matrices;
+    the driver: the modes and mode strains (``8 n n_dofs + 48 n N`` bytes, joined block by block:
+    :func:`_compute_joined`; the strains gathered as ``(N, 6, n)``, ``mode_strain`` a view) and the Gram matrices;
     the stress and p snapshots stay lazy (their Gram matrices are summed over per-subdomain
     tasks, :func:`~romdask.offline.pod.gram`), see "Scale limit" in docs/offline.md.
     """
-    lazy = {"modes": fields.modes, "mode_strain": fields.mode_strain,
-            "gram_stress": gram(_snapshot_rows(fields.stress))}
+    # the strains gathered points first, (N, 6, n): full_bases' (6 N, n) layout is then a view
+    joined = {"modes": _Blocks.of(fields.modes), "mode_strain": _Blocks.of(fields.mode_strain.transpose(1, 2, 0))}
     if fields.lifting_strain is not None:
-        lazy["lifting_strain"] = fields.lifting_strain
+        joined["lifting_strain"] = _Blocks.of(fields.lifting_strain.transpose(1, 2, 0))
+    lazy = {"gram_stress": gram(_snapshot_rows(fields.stress))}
     if fields.p is not None:
         lazy["gram_p"] = gram(_snapshot_rows(fields.p))
     t0 = time.perf_counter()
-    got, hyper = dask.compute(lazy, hyperreduction)
+    arrays, (got, hyper) = _compute_joined(joined, lazy, hyperreduction)
     logger.info("strains, Gram matrices%s: %.1f s", " and ECM" if isinstance(hyperreduction, Delayed) else "",
                 time.perf_counter() - t0)
     if hyper.report.get("ecm_scope"):
@@ -184,6 +258,10 @@ def gather(fields: PointFields, hyperreduction: Delayed | Hyperreduction) -> Gat
     # aligned copies of what arrived unaligned from the workers: the products below then give the
     # same bytes on any scheduler (romdask.threads.aligned)
     got = {k: aligned(v) for k, v in got.items()}
+    got.update(arrays)
+    for k in ("mode_strain", "lifting_strain"):
+        if k in got:
+            got[k] = got[k].transpose(2, 0, 1)  # (n, N, 6) view
     grams = {q: got[f"gram_{q}"] for q in DUAL_COMPONENTS if f"gram_{q}" in got}
     gathered = PointFields(got["modes"], got["mode_strain"], fields.stress, got.get("lifting_strain"),
                            fields.p, fields.p_source)
@@ -212,12 +290,27 @@ class DualBases:
 
 
 def _orthonormal(combination: np.ndarray) -> np.ndarray:
-    """The rows of ``combination (m, rows)`` made orthonormal columns ``(rows, m)`` by a thin QR
-    (signs kept: ``diag(R) > 0``)."""
+    """The rows of ``combination (m, rows)`` made orthonormal columns ``(rows, m)``, in place: the
+    Q of a thin QR with ``diag(R) > 0`` (signs kept), returned as the transposed view.
+
+    Cholesky QR twice (CholeskyQR2, Yamamoto et al. 2015): ``R = chol(C C^T)``, ``C^T <- C^T R^-1``
+    (a triangular solve in place), again; orthonormal to round-off for ``cond(C) < 1e8`` (here
+    ~1: the method of snapshots' combination is orthonormal up to the Gram matrix's round-off).
+    No copy of the ``(m, rows)`` matrix (a Householder QR needed ~4 of them: the driver's peak of
+    a reduction). A Cholesky failure (a rank-deficient combination) falls back to the
+    Householder QR.
+    """
     if combination.shape[0] == 0:
         return np.zeros((combination.shape[1], 0))
-    q, r = np.linalg.qr(combination.T)
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    columns = combination.T  # (rows, m), Fortran-ordered view: the solves below write into it
+    try:
+        for _ in range(2):
+            r = scipy.linalg.cholesky(columns.T @ columns, lower=False, check_finite=False)
+            scipy.linalg.blas.dtrsm(1.0, r, columns, side=1, lower=0, overwrite_b=1)
+    except np.linalg.LinAlgError:
+        q, r = np.linalg.qr(combination.T)
+        return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return columns
 
 
 def _kept(s: np.ndarray, tol: float) -> int:
@@ -321,16 +414,19 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
     The method of snapshots, distributed as the displacement POD is
     (:func:`~romdask.offline.pod.pod`): the eigenvectors ``V`` of the ``(n_snap, n_snap)`` Gram
     matrix (summed over per-subdomain tasks), the basis ``values^T V_m / s_m`` formed in one
-    task per subdomain and gathered (``8 m c N`` bytes: the ``m`` kept modes, not the ``n_snap``
-    snapshots), made orthonormal by a thin QR (signs kept). The basis is a combination of the
-    snapshots, so it lies in their span whatever the round-off. The Gram method's singular values
+    task per subdomain and gathered block by block into one array (``8 m c N`` bytes: the ``m``
+    kept modes, not the ``n_snap`` snapshots), made orthonormal in place (:func:`_orthonormal`:
+    the thin QR's Q, signs kept), its Q-DEIM points chosen by subdomain blocks
+    (:func:`~romdask.offline.gappy.qdeim`'s tournament): the driver holds the basis once. The
+    basis is a combination of the snapshots, so it lies in their span whatever the round-off.
+    The Gram method's singular values
     carry digits down to ``s_0 sqrt(10 n_snap eps)`` (4e-7 s_0 for 80 snapshots; the smaller ones
     are set to 0); for a ``tol`` below that, the R factor of a TSQR (:func:`~romdask.offline.pod.tsqr_r`)
     and its SVD give them (the basis ``values^T V_m / s_m`` from its right singular vectors).
     Plate, 29,120 points, 82 stress snapshots: 0.19 s against 3.0 s for a dense SVD, the same 18
     modes (principal cosines 1 - 2e-12, projection residual equal to 10 digits). Two passes over
     the snapshots when ``grams`` is not given (one with it). Q-DEIM (Drmac & Gugercin 2016)
-    picks ``m`` rows of each gathered basis; all the components of their points are kept.
+    picks ``m`` rows of each gathered basis, by subdomain blocks; all the components of their points are kept.
 
     References
     ----------
@@ -355,11 +451,12 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
             s[s < gram_accuracy(U.shape[0]) * s[:1].max(initial=0.0)] = 0.0
         m = _kept(s, tol)
         weights[q], values[q] = (V[:, :m] / s[:m]).T, s
-    kept = [q for q in rows if weights[q].shape[0]]
-    combinations = dict(zip(kept, dask.compute(*[combine(weights[q], rows[q]) for q in kept])))
-    bases = {q: _orthonormal(aligned(combinations[q]) if q in combinations else np.zeros((0, rows[q].shape[1])))
+    combinations, _ = _compute_joined({q: _Blocks.of(combine(weights[q], rows[q])) for q in rows if weights[q].shape[0]})
+    bases = {q: _orthonormal(combinations.pop(q) if q in combinations else np.zeros((0, rows[q].shape[1])))
              for q in rows}
-    extra = [qdeim_points(b, DUAL_COMPONENTS[q]) for q, b in bases.items() if b.shape[1]]
+    # Q-DEIM by subdomain blocks (a tournament): no copy of a whole basis
+    extra = [qdeim_points(b, DUAL_COMPONENTS[q], np.cumsum((0,) + rows[q].chunks[1]))
+             for q, b in bases.items() if b.shape[1]]
     points = np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64)
     return DualBases(bases, values, points.astype(np.int64))
 

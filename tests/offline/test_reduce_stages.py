@@ -229,3 +229,62 @@ def test_the_stress_snapshots_stay_on_the_workers(stores, monkeypatch):
         np.testing.assert_allclose(basis.T @ basis, np.eye(m), atol=1e-12)
         residual = np.linalg.norm(stress.T - basis @ (basis.T @ stress.T))
         assert residual == pytest.approx(np.sqrt(np.sum(s[m:] ** 2)), rel=1e-6)
+
+
+def test_orthonormal_in_place_as_a_householder_qr():
+    """CholeskyQR2 in place: the Q of the thin QR with diag(R) > 0 (to round-off), also for a
+    combination of condition 1e6; a rank-deficient one falls back to the Householder QR."""
+    from romdask.offline.stages import _orthonormal
+
+    rng = np.random.default_rng(5)
+    for scales in (np.ones(9), np.logspace(0, -6, 9)):
+        combination = rng.normal(size=(9, 5000)) * scales[:, None]
+        q, r = np.linalg.qr(combination.T)
+        expected = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+        work = combination.copy()
+        basis = _orthonormal(work)
+        assert basis.shape == (5000, 9) and np.shares_memory(basis, work)
+        np.testing.assert_allclose(basis, expected, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(basis.T @ basis, np.eye(9), rtol=0, atol=1e-14)
+    deficient = np.vstack([combination[:3], combination[:1]])
+    basis = _orthonormal(deficient.copy())
+    assert basis.shape == (5000, 4) and np.all(np.isfinite(basis))
+    assert _orthonormal(np.zeros((0, 7))).shape == (7, 0)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "distributed"])
+def test_blocks_joined_as_the_concatenation(scheduler):
+    """_compute_joined: blocks along one chunked axis joined into one aligned array equal to the
+    dask result, computed in one graph with other collections (and on a client fetched one block
+    at a time, each future released); an array chunked along two axes is computed whole."""
+    import dask
+    import dask.array as da
+    import distributed
+
+    from romdask.offline.stages import _Blocks, _compute_joined
+
+    x = da.from_array(np.arange(4 * 30 * 6, dtype=float).reshape(4, 30, 6), chunks=(4, (7, 13, 10), 6))
+    y = da.from_array(np.arange(40.0).reshape(8, 5), chunks=(4, 3))
+    joined = {"x": _Blocks.of(x), "xt": _Blocks.of(x.transpose(1, 2, 0)), "y": _Blocks.of(y)}
+    assert joined["x"].axis == 1 and joined["xt"].axis == 0 and joined["y"].axis == -1
+    lazy = (x.sum(), dask.delayed(lambda: "last")())
+
+    def check():
+        arrays, rest = _compute_joined(joined, *lazy)
+        for key, ref in (("x", x), ("xt", x.transpose(1, 2, 0)), ("y", y)):
+            got = arrays[key]
+            assert got.flags.c_contiguous and got.flags.aligned
+            np.testing.assert_array_equal(got, ref.compute(scheduler="sync"))
+        assert rest == [x.sum().compute(scheduler="sync"), "last"]
+
+    if scheduler == "threads":
+        check()
+        return
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        submitted = []
+        compute = client.compute
+        client.compute = lambda items: submitted.append(len(items)) or compute(items)
+        check()
+        assert submitted == [(3 + 3 + 1) + 2]  # one graph: the blocks of x, x^T and y, and lazy
+        assert not client.futures  # every block's future released
