@@ -388,6 +388,22 @@ _P_NOT_FINITE = ("the cumulated plastic strain p (the store's state[:, :, 0], it
                  "NaN or inf; re-run the replay or check the solver's state output.")
 
 
+#: largest block of a Gappy basis in its Q-DEIM tournament (bytes): scipy's pivoted QR takes ~6x
+#: its input, so the driver's transient stays ~100 MB whatever the mesh
+QDEIM_BLOCK_BYTES = 16 * 2**20
+
+
+def _qdeim_blocks(chunks: Sequence[int], m: int) -> np.ndarray:
+    """Row bounds of the Q-DEIM tournament of an ``m``-column basis chunked by ``chunks``: the
+    subdomain blocks, each split into pieces of at most :data:`QDEIM_BLOCK_BYTES`."""
+    most = max(m, QDEIM_BLOCK_BYTES // (8 * m))
+    bounds = [0]
+    for size in chunks:
+        pieces = -(-size // most)
+        bounds += (bounds[-1] + np.linspace(0, size, pieces + 1).astype(np.int64)[1:]).tolist()
+    return np.asarray(bounds, np.int64)
+
+
 @one_blas_thread
 def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np.ndarray] | None = None) -> DualBases:
     """POD bases of the stress and cumulated-plastic-strain snapshots and their Q-DEIM points.
@@ -454,8 +470,7 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
     combinations, _ = _compute_joined({q: _Blocks.of(combine(weights[q], rows[q])) for q in rows if weights[q].shape[0]})
     bases = {q: _orthonormal(combinations.pop(q) if q in combinations else np.zeros((0, rows[q].shape[1])))
              for q in rows}
-    # Q-DEIM by subdomain blocks (a tournament): no copy of a whole basis
-    extra = [qdeim_points(b, DUAL_COMPONENTS[q], np.cumsum((0,) + rows[q].chunks[1]))
+    extra = [qdeim_points(b, DUAL_COMPONENTS[q], _qdeim_blocks(rows[q].chunks[1], b.shape[1]))
              for q, b in bases.items() if b.shape[1]]
     points = np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64)
     return DualBases(bases, values, points.astype(np.int64))

@@ -288,3 +288,14 @@ def test_blocks_joined_as_the_concatenation(scheduler):
         check()
         assert submitted == [(3 + 3 + 1) + 2]  # one graph: the blocks of x, x^T and y, and lazy
         assert not client.futures  # every block's future released
+
+
+def test_qdeim_blocks_split_the_subdomains_to_a_bounded_size():
+    from romdask.offline.stages import QDEIM_BLOCK_BYTES, _qdeim_blocks
+
+    chunks, m = (10, 700_000, 5, 300_000), 9
+    bounds = _qdeim_blocks(chunks, m)
+    assert bounds[0] == 0 and bounds[-1] == sum(chunks) and np.all(np.diff(bounds) > 0)
+    assert set(np.cumsum((0,) + chunks).tolist()) <= set(bounds.tolist())  # subdomain bounds kept
+    assert np.diff(bounds).max() * 8 * m <= QDEIM_BLOCK_BYTES
+    np.testing.assert_array_equal(_qdeim_blocks((40, 60), 3), [0, 40, 100])
