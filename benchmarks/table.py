@@ -778,10 +778,12 @@ def driver_memory_table(entry: dict) -> list[str]:
         "peak minus its memory just before `reduce` (imports, cluster started, store opened); workers = the largest",
         "worker VmHWM. Array sizes for reference: the stress snapshots (`48 n_snap N` bytes, N integration",
         "points), the mode strains (`48 n N`) and the Gappy bases (`8 (6 m_stress + m_p) N`): the stress snapshots",
-        "are no longer gathered on the driver (their Gram matrices are summed in per-subdomain tasks, the bases formed",
-        "there); the modes, mode strains and Gappy bases still are: they and their copies (the bases' QR, Q-DEIM's",
-        "pivoted QR, the full bases' layout) are the likely bulk of what remains (4.5x their size at 51k nodes; not",
-        "profiled further).",
+        "are not gathered on the driver (their Gram matrices are summed in per-subdomain tasks, the bases formed",
+        "there); the modes, mode strains and Gappy bases still are (the model's full bases), each held once: joined",
+        "block by block into one array (a worker's block fetched and released one at a time), the Gappy bases made",
+        "orthonormal in place (Cholesky QR twice) and their Q-DEIM points chosen by a tournament over blocks of at",
+        "most 16 MB. Above those arrays, the driver's share holds memory freed but kept by the C allocator and",
+        "dask's buffers.",
         *([entry["note"][0].upper() + entry["note"][1:] + "."] if entry.get("note") else []),
         "",
         "| nodes | dofs | points | snapshots | modes | Gappy ranks stress / p | stress snapshots [MB] | mode strains [MB] "
@@ -795,9 +797,10 @@ def driver_memory_table(entry: dict) -> list[str]:
             f"{ranks['stress']} / {ranks.get('p', '-')} | {r['stress_snapshots_mb']:,.0f} | {r['mode_strains_mb']:,.0f} | "
             f"{r['gappy_bases_mb']:,.0f} | {r['reduce_s']:.1f} | {r['peak_mb']:,.0f} | {r['reduce_peak_mb']:,.0f} | "
             f"{r['worker_peak_mb']:,.0f} | {r['load_avg']:.1f} |")
-    before = entry.get("before")
-    if before:
-        lines += ["", f"Before (commit {before['commit']}: the stress snapshots gathered; {before['date']}): " + "; ".join(
+    befores = entry.get("before") or []
+    for before in [befores] if isinstance(befores, dict) else befores:
+        what = before.get("what", "the stress snapshots gathered")
+        lines += ["", f"Before (commit {before['commit']}: {what}; {before['date']}): " + "; ".join(
             f"{r['nodes']:,} nodes: driver peak {r['peak_mb']:,.0f} MB, reduce's share {r['reduce_peak_mb']:,.0f} MB, "
             f"workers {r['worker_peak_mb']:,.0f} MB, {r['reduce_s']:.1f} s" for r in before["rows"]) + "."]
     return lines + [""]

@@ -297,20 +297,24 @@ def _orthonormal(combination: np.ndarray) -> np.ndarray:
     (a triangular solve in place), again; orthonormal to round-off for ``cond(C) < 1e8`` (here
     ~1: the method of snapshots' combination is orthonormal up to the Gram matrix's round-off).
     No copy of the ``(m, rows)`` matrix (a Householder QR needed ~4 of them: the driver's peak of
-    a reduction). A Cholesky failure (a rank-deficient combination) falls back to the
-    Householder QR.
+    a reduction). A Cholesky failure or a result not orthonormal to 1e-10 (a (nearly)
+    rank-deficient combination) falls back to the Householder QR of the columns (the same span,
+    and the same Q: each pass multiplies them by an upper triangle of positive diagonal).
     """
-    if combination.shape[0] == 0:
+    m = combination.shape[0]
+    if m == 0:
         return np.zeros((combination.shape[1], 0))
     columns = combination.T  # (rows, m), Fortran-ordered view: the solves below write into it
     try:
         for _ in range(2):
             r = scipy.linalg.cholesky(columns.T @ columns, lower=False, check_finite=False)
             scipy.linalg.blas.dtrsm(1.0, r, columns, side=1, lower=0, overwrite_b=1)
+        if np.abs(columns.T @ columns - np.eye(m)).max() <= 1e-10:
+            return columns
     except np.linalg.LinAlgError:
-        q, r = np.linalg.qr(combination.T)
-        return q * np.where(np.diag(r) < 0, -1.0, 1.0)
-    return columns
+        pass
+    q, r = np.linalg.qr(columns)
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
 
 
 def _kept(s: np.ndarray, tol: float) -> int:
@@ -432,8 +436,9 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
     matrix (summed over per-subdomain tasks), the basis ``values^T V_m / s_m`` formed in one
     task per subdomain and gathered block by block into one array (``8 m c N`` bytes: the ``m``
     kept modes, not the ``n_snap`` snapshots), made orthonormal in place (:func:`_orthonormal`:
-    the thin QR's Q, signs kept), its Q-DEIM points chosen by subdomain blocks
-    (:func:`~romdask.offline.gappy.qdeim`'s tournament): the driver holds the basis once. The
+    the thin QR's Q, signs kept), its Q-DEIM points chosen by blocks (the subdomains, cut to at
+    most :data:`QDEIM_BLOCK_BYTES`: :func:`~romdask.offline.gappy.qdeim`'s tournament): the
+    driver holds the basis once. The
     basis is a combination of the snapshots, so it lies in their span whatever the round-off.
     The Gram method's singular values
     carry digits down to ``s_0 sqrt(10 n_snap eps)`` (4e-7 s_0 for 80 snapshots; the smaller ones
@@ -442,7 +447,7 @@ def dual_bases(stress: Any, p: Any, *, tol: float = 1e-6, grams: Mapping[str, np
     Plate, 29,120 points, 82 stress snapshots: 0.19 s against 3.0 s for a dense SVD, the same 18
     modes (principal cosines 1 - 2e-12, projection residual equal to 10 digits). Two passes over
     the snapshots when ``grams`` is not given (one with it). Q-DEIM (Drmac & Gugercin 2016)
-    picks ``m`` rows of each gathered basis, by subdomain blocks; all the components of their points are kept.
+    picks ``m`` rows of each gathered basis; all the components of their points are kept.
 
     References
     ----------

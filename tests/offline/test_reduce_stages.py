@@ -246,9 +246,11 @@ def test_orthonormal_in_place_as_a_householder_qr():
         assert basis.shape == (5000, 9) and np.shares_memory(basis, work)
         np.testing.assert_allclose(basis, expected, rtol=0, atol=1e-13)
         np.testing.assert_allclose(basis.T @ basis, np.eye(9), rtol=0, atol=1e-14)
-    deficient = np.vstack([combination[:3], combination[:1]])
-    basis = _orthonormal(deficient.copy())
-    assert basis.shape == (5000, 4) and np.all(np.isfinite(basis))
+    for deficient in (np.vstack([combination[:3], combination[:1]]),  # exactly: Cholesky fails
+                      np.vstack([combination[:3], combination[:1] + 1e-9 * combination[3:4]])):  # nearly
+        basis = _orthonormal(deficient.copy())
+        assert basis.shape == (5000, 4)
+        np.testing.assert_allclose(basis.T @ basis, np.eye(4), rtol=0, atol=1e-12)
     assert _orthonormal(np.zeros((0, 7))).shape == (7, 0)
 
 
