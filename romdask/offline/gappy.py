@@ -51,8 +51,8 @@ def qdeim(basis: np.ndarray, blocks: np.ndarray | None = None) -> np.ndarray:
 
     Notes
     -----
-    Cost of the pivoted QR of the ``(r, n)`` matrix: ``O(n r^2)``, and two copies of it (the
-    Fortran-ordered input and R); by blocks, two copies of the largest block. Guarantee (Drmac &
+    Cost of the pivoted QR of the ``(r, n)`` matrix: ``O(n r^2)``, and about six times its size
+    in memory (scipy's ``qr(pivoting=True)``, measured); by blocks, six times the largest block. Guarantee (Drmac &
     Gugercin): for orthonormal ``basis``, ``||basis[idx]^-1||_2 <= sqrt(n - r + 1) * O(2^r)``, in
     practice ``O(sqrt(n r))`` -- the interpolation error is at most that factor times the best
     approximation error. The tournament keeps the first pick (the row of largest norm is the
